@@ -118,7 +118,8 @@ class Graph:
         for i, op in enumerate(self.ops):
             ins = [self.tensors[n] for n in op.inputs]
             out = self.tensors[op.output]
-            k = f"{op.kernel[0]}x{op.kernel[1]}" if op.kind not in ("add", "fully_connected") else ""
+            spatial = op.kind not in ("add", "fully_connected")
+            k = f"{op.kernel[0]}x{op.kernel[1]}" if spatial else ""
             s = str(op.stride[0]) if k else ""
             act_bytes = sum(t.size for t in ins) + out.size
             rows.append(f"{i:>3} {op.kind:<18} {k:<7} {s:<3} {op.activation:<5} "

@@ -1,0 +1,30 @@
+# patchcam - every user-facing command. `make help` lists them.
+# Each target depends on the set-up stamp, so a fresh clone needs no separate set-up step.
+
+PY      := .venv/bin/python
+STAMP   := .venv/.setup-done
+JOBS    ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast lint clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+setup: $(STAMP)  ## install Debian packages (if missing) and the Python deps into .venv
+
+lint: $(STAMP)  ## ruff on all Python code
+	$(PY) -m ruff check .
+
+test: $(STAMP) lint  ## run the whole test suite (what CI runs)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile
+
+test-fast: $(STAMP)  ## the tests not marked slow
+	$(PY) -m pytest -n $(JOBS) --dist loadfile -m "not slow"
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf build

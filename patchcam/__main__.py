@@ -1,0 +1,3 @@
+from patchcam.cli import main
+
+raise SystemExit(main())
