@@ -64,6 +64,9 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
     x = np.asarray(x, dtype=np.int64) * (np.int64(1) << left)
+    # TFLite computes `x * (1 << left_shift)` in int32, and TFLite Micro's builds wrap on
+    # overflow (a real multiplier >= 1 times an accumulator whose true result saturates).
+    x = (x + 2**31) % 2**32 - 2**31
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), right)
 
 
