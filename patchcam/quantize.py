@@ -220,7 +220,8 @@ def _fold_bn(op: FloatOp, bn: nn.BatchNorm2d, params: dict[str, torch.Tensor]) -
 def qparams_from_range(lo: float, hi: float) -> tuple[float, int]:
     """Asymmetric int8 (scale, zero point) covering [lo, hi] and exactly representing 0."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = float(np.float32(max(hi - lo, 1e-8) / 255.0))
+    # A dead tensor (all zeros) still needs a scale with which 6.0 fits int32 (TFLite checks).
+    scale = float(np.float32(max(hi - lo, 1e-3) / 255.0))
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return scale, zp
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 
-from patchcam import ir, reference
+from patchcam import ir, qmath, reference
 from patchcam.builder import GraphBuilder
 from patchcam.ir import Graph, Op
 from patchcam.randgraph import random_graph, random_input
@@ -215,3 +215,29 @@ def test_missing_tflm_names_the_install_command(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "tflite_micro.python.tflite_micro", None)
     with pytest.raises(ImportError, match="pip install tflite-micro"):
         run_tflm(export_tflite(random_graph(0)), random_input(random_graph(0)))
+
+
+def test_fully_connected_multiplier_uses_double_product_like_tflite_micro():
+    """TFLite Micro derives the FC multiplier from double(in_scale) * double(w_scale); the
+    float32 product gives a Q31 multiplier a few LSB away. Biases are picked at accumulator
+    values where the two round differently, so this fails if the reference used float32."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(60):
+        si, sw = (float(np.float32(v)) for v in rng.uniform(0.001, 0.1, 2))
+        so = float(np.float32(si * sw * rng.uniform(200, 400)))
+        exact = qmath.quantize_multiplier(si * sw / so)
+        f32 = qmath.quantize_multiplier(float(np.float32(np.float32(si) * np.float32(sw))) / so)
+        acc = np.arange(-40000, 40000)
+        ya = qmath.multiply_by_quantized_multiplier(acc, *exact)
+        yb = qmath.multiply_by_quantized_multiplier(acc, *f32)
+        bias = acc[(ya != yb) & (np.abs(ya) < 120)][:8].astype(np.int32)
+        if len(bias) == 0:
+            continue
+        b = GraphBuilder("fc", (1, 1, 1), si, 0)
+        out = b.fully_connected(b.input, np.zeros((len(bias), 1), np.int8), sw, bias, so, 0)
+        g = b.finish(out)
+        x = np.zeros((1, 1, 1), np.int8)
+        np.testing.assert_array_equal(reference.run(g, x), run_tflm(export_tflite(g), x))
+        checked += 1
+    assert checked >= 1
