@@ -23,10 +23,19 @@ def preset_graph(name: str, seed: int = 0, calib_images: int = 4) -> Graph:
     """A zoo preset with random weights, quantised after calibration on random images."""
     cfg = zoo.preset(name)
     torch.manual_seed(seed)
-    model = zoo.build_classifier(cfg).eval()
+    model = zoo.build_classifier(cfg)
     shape = (cfg.in_channels, *cfg.resolution)
     gen = torch.Generator().manual_seed(seed)
     calib = [torch.rand(calib_images, *shape, generator=gen)]
+    # Give BatchNorm the statistics of these inputs, as training would: without it random
+    # weights shrink or blow up the activations layer after layer, and the int8 scales with
+    # them, which is nothing like a trained network.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the batches below
+    with torch.no_grad():
+        model.train()(calib[0])
+    model.eval()
     return quantize.quantize(model, shape, calib, name,
                              {"source": "preset", "preset": name, "weights": "random"})
 

@@ -80,6 +80,40 @@ PRESETS: dict[str, Config] = {
 }
 
 
+def redistribute(cfg: Config, patch_stages: int, small_kernel: int = 3, later_kernel: int = 7,
+                 patch_repeats: tuple[int, ...] | None = None, name: str | None = None,
+                 description: str = "") -> Config:
+    """Receptive-field redistribution (MCUNetV2 §3.2): the first `patch_stages` stages (those
+    a patch schedule runs patch by patch) get `small_kernel` depthwise kernels and, with
+    `patch_repeats`, fewer blocks; the blocks taken out are appended to the first later stage,
+    and every later stage gets `later_kernel`. A smaller receptive field in the patch stage
+    means smaller halos, so less recomputation (or smaller caches); the later stages, which
+    run layer by layer at low resolution, get the receptive field back cheaply."""
+    if not 0 < patch_stages < len(cfg.stages):
+        raise ValueError(f"patch_stages must be in 1..{len(cfg.stages) - 1}, got {patch_stages}")
+    for k in (small_kernel, later_kernel):
+        if k not in (3, 5, 7):
+            raise ValueError(f"depthwise kernels are 3, 5 or 7, got {k}")
+    reps = patch_repeats or tuple(st.repeats for st in cfg.stages[:patch_stages])
+    if len(reps) != patch_stages or any(r < 1 for r in reps):
+        raise ValueError(f"patch_repeats needs {patch_stages} counts >= 1, got {reps}")
+    moved = sum(st.repeats - r for st, r in zip(cfg.stages, reps, strict=False))
+    early = tuple(replace(st, kernel=small_kernel, repeats=r)
+                  for st, r in zip(cfg.stages, reps, strict=False))
+    later = [replace(st, kernel=later_kernel) for st in cfg.stages[patch_stages:]]
+    later[0] = replace(later[0], repeats=later[0].repeats + max(0, moved))
+    return replace(cfg, name=name or f"{cfg.name}-rd", stages=early + tuple(later),
+                   description=description or f"{cfg.name} with receptive-field "
+                   f"redistribution after stage {patch_stages}")
+
+
+PRESETS[MBV2_RD.name] = (MBV2_RD := redistribute(
+    PRESETS["mbv2-1.0-224"], 3, 3, 5, patch_repeats=(1, 1, 2), name="mbv2-rd-224",
+    description="MobileNetV2 1.0 @224 with receptive-field redistribution: the stride-8 "
+                "patch stage keeps 3x3 kernels with one block fewer in stages 2 and 3 (moved to "
+                "stage 4), later stages use 5x5 depthwise kernels"))
+
+
 def preset(name: str) -> Config:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")

@@ -1,0 +1,196 @@
+"""C runtime on the host == numpy reference, bit for bit (DESIGN §5.2), under ASan + UBSan,
+on both code paths (portable C and the Cortex-M DSP algorithms, emulated), with every op of
+the arena fenced off from the others; plus the generated C's hygiene on gcc and
+arm-none-eabi-gcc."""
+
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from patchcam import codegen, hostbuild, reference
+from patchcam.builder import GraphBuilder
+from patchcam.ir import Graph, Op
+from patchcam.randgraph import random_graph, random_input
+
+VARIANTS = [hostbuild.HostConfig(variant=v) for v in hostbuild.VARIANTS]
+N_RANDOM = 48
+WORKERS = max(2, os.cpu_count() or 2)
+
+
+def _w(rng, shape):
+    return rng.integers(-127, 128, size=shape).astype(np.int8)
+
+
+def _scale(b: GraphBuilder, x: str, w_scales, fan_in: int) -> float:
+    """An output scale that puts about +-3 sigma of the accumulator into int8 (no saturation):
+    the spread of x is measured by running the graph built so far."""
+    t = b.tensors[x]
+    partial = Graph(b.name, dict(b.tensors), list(b.ops), b.input, x)
+    v = reference.run_all(partial, random_input(partial))[x].astype(np.float64) - t.zero_point
+    x_std = max(float(v.std()), 1.0)
+    return float(np.sqrt(fan_in) * x_std * 60 * t.scale * np.mean(w_scales) * 6 / 255)
+
+
+def edge_graph(seed: int) -> Graph:
+    """Shapes the random graphs rarely reach: channel counts around multiples of 4, odd
+    pixel counts, explicit asymmetric pads, a padded 1x1 conv, non-square kernels,
+    depthwise 5x5 / 7x7 with stride 2, pooling with padding, a long FC."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder(f"edge{seed}", (15, 13, 3), 0.02, -5)
+
+    def conv(x, cout, kh, kw, **kw_args):
+        cin = b.tensors[x].shape[2]
+        ws = rng.uniform(0.002, 0.02, cout)
+        return b.conv2d(x, _w(rng, (cout, kh, kw, cin)), ws, rng.integers(-3000, 3000, cout),
+                        _scale(b, x, ws, kh * kw * cin), int(rng.integers(-20, 20)), **kw_args)
+
+    def dw(x, k, **kw_args):
+        c = b.tensors[x].shape[2]
+        ws = rng.uniform(0.002, 0.02, c)
+        return b.depthwise_conv2d(x, _w(rng, (k, k, c)), ws, rng.integers(-3000, 3000, c),
+                                  _scale(b, x, ws, k * k), int(rng.integers(-20, 20)), **kw_args)
+
+    x = conv(b.input, 13, 3, 3, stride=2, activation="relu6")  # like a stem: K = 27
+    x = conv(x, 9, 1, 1, padding=(1, 0, 0, 1))
+    x = conv(x, 8, 2, 3, padding=(0, 2, 1, 0))
+    x = dw(x, 5, stride=2)
+    x = conv(x, 21, 1, 1, activation="relu")
+    x = dw(x, 7)
+    x = b.pool2d("max", x, 3, 2, "same")
+    x = b.pool2d("avg", x, (2, 3), 1, (1, 1, 0, 2))
+    y = conv(x, 21, 1, 1)
+    x = b.add(x, y, 1.5 * max(b.tensors[x].scale, b.tensors[y].scale), -10, "relu")
+    n = b.tensors[x].size
+    x = b.fully_connected(x, _w(rng, (7, n)), 0.01, rng.integers(-3000, 3000, 7),
+                          _scale(b, x, [0.01], n), 3)
+    return b.finish(x)
+
+
+def _graphs() -> list[Graph]:
+    gs = [random_graph(s) for s in range(N_RANDOM)]
+    gs += [random_graph(100 + s, channels=c, n_blocks=6) for s, c in enumerate((4, 5, 12, 16))]
+    gs += [edge_graph(s) for s in range(3)]
+    return gs
+
+
+def _check(g: Graph, tmp: Path) -> list[str]:
+    """Build g for every variant, run two inputs each; return the mismatches."""
+    errors = []
+    xs = [random_input(g, s) for s in range(2)]
+    want = [reference.run(g, x).reshape(-1) for x in xs]
+    for cfg in VARIANTS:
+        exe = hostbuild.build_host(g, tmp / g.name, cfg)
+        for x, w in zip(xs, want, strict=True):
+            y = hostbuild.run_host(exe, x)
+            if not np.array_equal(y, w):
+                errors.append(f"{g.name} [{cfg.tag}]: {int((y != w).sum())} of {w.size} differ")
+    return errors
+
+
+def test_random_graphs_bit_exact(tmp_path):
+    graphs = _graphs()
+    kinds = {op.kind for g in graphs for op in g.ops}
+    assert kinds == set(codegen.SUPPORTED)
+    ks = {op.kernel for g in graphs for op in g.ops if op.kind == "depthwise_conv2d"}
+    assert {(3, 3), (5, 5), (7, 7)} <= ks
+    assert {op.stride for g in graphs for op in g.ops if op.kind != "fully_connected"} \
+        >= {(1, 1), (2, 2)}
+    hostbuild.build_libs(VARIANTS[0])  # compile each runtime once, before the threads
+    hostbuild.build_libs(VARIANTS[1])
+    with ThreadPoolExecutor(WORKERS) as pool:
+        errors = [e for errs in pool.map(lambda g: _check(g, tmp_path), graphs) for e in errs]
+    assert not errors, "\n".join(errors)
+
+
+def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):
+    """Shrink one op's output region in the fence table: ASan must stop the run."""
+    g = random_graph(3)
+    files = codegen.generate(g, tmp_path / "model")
+    text = files["model.c"].read_text()
+    head, table = text.split("model_op_regions[", 1)
+    first_row = table.split("\n", 2)[1]  # op 0: { in }, { out }, { scratch }, ...
+    regions = first_row.split("}, {")
+    out_off, out_size = regions[1].strip(" {}").split(", ")
+    regions[1] = f"{out_off}, {int(out_size) - 1}"
+    files["model.c"].write_text(head + "model_op_regions[" + table.replace(
+        first_row, "}, {".join(regions), 1))
+    exe = hostbuild.build_host(tmp_path / "model", tmp_path)
+    with pytest.raises(hostbuild.HostRunError, match="AddressSanitizer"):
+        hostbuild.run_host(exe, random_input(g))
+
+
+def test_wrong_input_size_exits_2_with_message(tmp_path):
+    g = random_graph(1)
+    exe = hostbuild.build_host(g, tmp_path, hostbuild.HostConfig(sanitize=False))
+    n = g.tensors[g.input].size
+    for data in (b"\0" * (n - 1), b"\0" * (n + 1)):
+        (tmp_path / "in.bin").write_bytes(data)
+        r = subprocess.run([str(exe)], env=dict(os.environ, PATCHCAM_INPUT=str(tmp_path / "in.bin"),
+                                                PATCHCAM_OUTPUT=str(tmp_path / "out.bin")),
+                           capture_output=True, text=True)
+        assert r.returncode == 2
+        assert f"input must be exactly {n} bytes" in r.stdout
+    # and the right size over stdin/stdout, with the report line on the serial port
+    x = random_input(g)
+    r = subprocess.run([str(exe)], input=x.tobytes(), capture_output=True,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("PATCHCAM")})
+    out = r.stdout[:g.tensors[g.output].size]
+    assert r.returncode == 0
+    assert np.array_equal(np.frombuffer(out, np.int8), reference.run(g, x).reshape(-1))
+    assert b"infer: model=random1 invoke_us=" in r.stdout
+
+
+def test_unsupported_op_names_op_and_supported_kinds():
+    g = random_graph(0)
+    g.ops.insert(1, Op("softmax", "probs", [g.ops[0].output], g.ops[0].output))
+    with pytest.raises(codegen.CodegenError, match=r"'probs'.*'softmax'.*conv2d.*max_pool2d"):
+        codegen.render(g)
+
+
+ARM_GCC = shutil.which("arm-none-eabi-gcc")
+ARM_TARGETS = {  # (flags, expected kernel variant)
+    "m7-dsp": ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"],
+    "m7-portable": ["-mcpu=cortex-m7", "-mthumb", "-DPC_PORTABLE"],
+    "m0": ["-mcpu=cortex-m0", "-mthumb"],
+}
+
+
+@pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
+@pytest.mark.parametrize("target", ARM_TARGETS)
+def test_runtime_and_model_compile_warning_free_for_cortex_m(target, tmp_path):
+    files = codegen.generate(edge_graph(0), tmp_path)
+    inc = [f"-I{d}" for d in [tmp_path, *codegen.runtime_include_dirs(), hostbuild.BOARD_INCLUDE]]
+    srcs = [*codegen.runtime_sources(), files["model.c"], *hostbuild.APP_SOURCES]
+    for src in srcs:
+        subprocess.run([ARM_GCC, *hostbuild.WARNINGS, "-O2", *ARM_TARGETS[target], *inc, "-c",
+                        str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True)
+    # the DSP path really uses the SIMD MACs where the core has them
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "pc_conv.o")],
+                         capture_output=True, text=True).stdout
+    assert ("smlad" in dis) == (target == "m7-dsp")
+
+
+def test_generated_code_is_warning_free_on_host_gcc(tmp_path):
+    files = codegen.generate(edge_graph(1), tmp_path)
+    inc = [f"-I{d}" for d in [tmp_path, *codegen.runtime_include_dirs()]]
+    subprocess.run(["gcc", *hostbuild.WARNINGS, "-Wconversion", "-Wshadow", "-O2", *inc,
+                    "-c", str(files["model.c"]), "-o", str(tmp_path / "m.o")], check=True)
+
+
+def test_zoo_preset_backbone_bit_exact(tmp_path):
+    """A real network (mcu-s-96, random weights): every op but the classifier FC. (With random
+    weights the quantiser saturates the FC's bias at +-2^31, whose int32 sum then overflows
+    in C as it would in TFLite; a trained model does not.)"""
+    models = pytest.importorskip("patchcam.models")
+    g0 = models.preset_graph("mcu-s-96")
+    g = Graph(f"{g0.name}_backbone", g0.tensors, g0.ops[:-1], g0.input, g0.ops[-2].output)
+    x = random_input(g, 5)
+    want = reference.run(g, x).reshape(-1)
+    for cfg in VARIANTS:
+        y = hostbuild.run_host(hostbuild.build_host(g, tmp_path, cfg), x)
+        assert np.array_equal(y, want), cfg.tag
