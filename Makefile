@@ -6,7 +6,8 @@ STAMP   := .venv/.setup-done
 JOBS    ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint clean
+.PHONY: help setup test test-fast lint bench plan clean
+APP     ?= vww
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +26,12 @@ test: $(STAMP) lint  ## run the whole test suite (what CI runs)
 
 test-fast: $(STAMP)  ## the tests not marked slow
 	$(PY) -m pytest -n $(JOBS) --dist loadfile -m "not slow"
+
+bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions -> build/bench.json
+	$(PY) -m patchcam.bench
+
+plan: $(STAMP)  ## memory of layer-by-layer vs patch-based inference for APP (table + plot)
+	$(PY) -m patchcam plan $(APP) --plot build/plan/$(APP).png
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build

@@ -1,8 +1,9 @@
 """Resolve what a user names on the command line into an int8 graph.
 
-A model is named by a zoo preset (`mbv2-1.0-224`: random weights, calibrated on random
-images - right for memory, MACs and speed, meaningless for accuracy), an IR file (`.json`,
-what `make export` writes) or an app name whose exported IR exists.
+A model is named by a zoo preset (`mbv2-1.0-224`), an IR file (`.json`, what `make export`
+writes) or an app (`vww`): its exported IR when there is one, else its untrained network.
+Untrained networks get random weights, calibrated on random images: right for memory, MACs
+and speed, meaningless for accuracy (the graph's meta says `"weights": "random"`).
 """
 
 from __future__ import annotations
@@ -10,34 +11,53 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from patchcam import quantize, zoo
 from patchcam.ir import Graph
+
+APPS = Path(__file__).resolve().parents[1] / "apps"
 
 
 class ModelNotFound(ValueError):
     pass
 
 
-def preset_graph(name: str, seed: int = 0, calib_images: int = 4) -> Graph:
-    """A zoo preset with random weights, quantised after calibration on random images."""
-    cfg = zoo.preset(name)
-    torch.manual_seed(seed)
-    model = zoo.build_classifier(cfg)
-    shape = (cfg.in_channels, *cfg.resolution)
+def random_weights_graph(model: nn.Module, shape: tuple[int, int, int], name: str,
+                         meta: dict, seed: int = 0, calib_images: int = 4) -> Graph:
+    """Quantise an untrained float model; shape is (C, H, W)."""
     gen = torch.Generator().manual_seed(seed)
-    calib = [torch.rand(calib_images, *shape, generator=gen)]
+    calib = torch.rand(calib_images, *shape, generator=gen)
     # Give BatchNorm the statistics of these inputs, as training would: without it random
     # weights shrink or blow up the activations layer after layer, and the int8 scales with
     # them, which is nothing like a trained network.
     for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None  # cumulative average over the batches below
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the batch below
     with torch.no_grad():
-        model.train()(calib[0])
-    model.eval()
-    return quantize.quantize(model, shape, calib, name,
-                             {"source": "preset", "preset": name, "weights": "random"})
+        model.train()(calib)
+    return quantize.quantize(model.eval(), shape, [calib], name, {**meta, "weights": "random"})
+
+
+def preset_graph(name: str, seed: int = 0) -> Graph:
+    """A zoo preset with random weights."""
+    cfg = zoo.preset(name)
+    torch.manual_seed(seed)
+    return random_weights_graph(zoo.build_classifier(cfg), (cfg.in_channels, *cfg.resolution),
+                                name, {"source": "preset", "preset": name}, seed)
+
+
+def app_graph(app: str) -> Graph:
+    """The app's exported model, or its untrained network when it has not been exported."""
+    exported = APPS / app / "generated" / "model.json"
+    if exported.is_file():
+        return Graph.load(exported)
+    from patchcam.apps import load_app
+    cfg = load_app(app)
+    zc = cfg.zoo_config()
+    torch.manual_seed(0)
+    return random_weights_graph(cfg.build_model(), (zc.in_channels, *zc.resolution), app,
+                                {"source": "app", "app": app, "preset": cfg.model.preset})
 
 
 def load_graph(spec: str) -> Graph:
@@ -46,8 +66,11 @@ def load_graph(spec: str) -> Graph:
     p = Path(spec)
     if p.suffix == ".json" and p.is_file():
         return Graph.load(p)
-    app_ir = Path("apps") / spec / "generated" / "model.json"
-    if app_ir.is_file():
-        return Graph.load(app_ir)
-    raise ModelNotFound(f"no model {spec!r}: name a preset ({', '.join(zoo.PRESETS)}), "
-                        "an IR file (.json) or an app with an exported model")
+    if (APPS / spec / "app.toml").is_file():
+        return app_graph(spec)
+    if p.suffix == ".tflite":
+        raise ModelNotFound(f"{spec}: importing .tflite models is not supported yet; export "
+                            "your model to patchcam's IR, or name a preset")
+    apps = sorted(d.parent.name for d in APPS.glob("*/app.toml"))
+    raise ModelNotFound(f"no model {spec!r}: name a preset ({', '.join(zoo.PRESETS)}), an app "
+                        f"({', '.join(apps)}) or an IR file (.json)")
