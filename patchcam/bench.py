@@ -118,8 +118,9 @@ def table(records: list[Record]) -> str:
     for r in records:
         patch = f"{r.patch_mode} {r.patch_grid[0]}x{r.patch_grid[1]}@{r.patch_split}" \
             if r.patch_mode != "layer" else "layer"
+        fits = "yes" if r.fits_stm32f746 else "no"
         rows.append(f"{r.model:<14} {r.kernels:<8} {r.macs:>12,} {r.params:>9,} "
-                    f"{r.arena_bytes:>9,} {r.flash_bytes:>9,} {'yes' if r.fits_stm32f746 else 'no':>4} "
+                    f"{r.arena_bytes:>9,} {r.flash_bytes:>9,} {fits:>4} "
                     f"{r.m7_instructions:>13,} {r.instr_per_mac:>6.2f} "
                     f"{r.patch_arena_bytes:>11,} {patch:>16} "
                     f"{r.tflm_arena_bytes if r.tflm_arena_bytes is not None else '-':>10}")
