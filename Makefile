@@ -6,8 +6,10 @@ STAMP   := .venv/.setup-done
 JOBS    ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint bench plan clean
+.PHONY: help setup test test-fast lint bench plan demo view clean
 APP     ?= vww
+BAUD    ?= 921600
+FRAMES  ?= 12
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +34,13 @@ bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions 
 
 plan: $(STAMP)  ## memory of layer-by-layer vs patch-based inference for APP (table + plot)
 	$(PY) -m patchcam plan $(APP) --plot build/plan/$(APP).png
+
+demo: $(STAMP)  ## person detection on the virtual Cortex-M7 (QEMU), recorded to build/demo/ [IMAGES=dir]
+	$(PY) host_viewer/demo.py --frames $(FRAMES) $(if $(IMAGES),--images "$(IMAGES)")
+
+view: $(STAMP)  ## the viewer on a real board: make view APP=person_detect PORT=/dev/ttyACM0 [SOURCE=0]
+	@test -n "$(PORT)" || { echo "make view needs PORT=/dev/ttyACM0 (or PORT=socket://HOST:PORT); no board? try make demo"; exit 2; }
+	$(PY) host_viewer/viewer.py --port "$(PORT)" --baud $(BAUD) $(if $(filter command line,$(origin APP)),--app $(APP)) $(if $(SOURCE),--source "$(SOURCE)") $(VIEW_ARGS)
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build

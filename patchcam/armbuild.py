@@ -26,6 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 BOARD_DIR = FIRMWARE / "boards" / "qemu_m7"
 DEFAULT_MAIN = FIRMWARE / "app" / "infer_main.c"
+# The protocol app loop (firmware/app/app_main.c) and what it links besides the model and the
+# runtime; hostbuild uses the same lists. Its model folder also holds app_config.h
+# (patchcam.appgen).
+APP_MAIN = FIRMWARE / "app" / "app_main.c"
+APP_LOOP_SOURCES = (FIRMWARE / "app" / "pc_preprocess.c", FIRMWARE / "app" / "pc_detect.c",
+                    FIRMWARE / "protocol" / "pc_proto.c")
+APP_LOOP_INCLUDES = (FIRMWARE / "app", FIRMWARE / "protocol")
 
 CC = "arm-none-eabi-gcc"
 INSTALL_HINT = ("sudo apt-get install --no-install-recommends gcc-arm-none-eabi "
@@ -114,8 +121,8 @@ def _runtime() -> tuple[list[Path], list[Path]]:
     return codegen.runtime_sources(), codegen.runtime_include_dirs()
 
 
-def sources(model_dir: Path, main_c: Path) -> list[Path]:
-    return [*sorted(model_dir.glob("*.c")), *_runtime()[0], main_c,
+def sources(model_dir: Path, main_c: Path, extra: tuple[Path, ...] = ()) -> list[Path]:
+    return [*sorted(model_dir.glob("*.c")), *_runtime()[0], main_c, *extra,
             *sorted(BOARD_DIR.glob("*.c"))]
 
 
@@ -149,12 +156,15 @@ def _budget_message(model: str, need: Sizes, budget: Budget, what: str) -> str:
 
 def build(model_dir: str | Path, out_dir: str | Path | None = None, *, portable: bool = False,
           budget: Budget = STM32F746, opt: str = "-O2", main_c: str | Path | None = None,
-          defines: tuple[str, ...] = ()) -> ArmBuild:
+          defines: tuple[str, ...] = (), extra_sources: tuple[str | Path, ...] = (),
+          include_dirs: tuple[str | Path, ...] = (), elf_name: str | None = None) -> ArmBuild:
     """Compile and link the qemu_m7 image of the model in model_dir; return its ELF and sizes.
 
     portable: build the runtime's portable C kernels (-DPC_PORTABLE) instead of the DSP ones.
     main_c: the app (default firmware/app/infer_main.c); tests pass their own.
-    defines: extra -D macros (NAME or NAME=VALUE)."""
+    defines: extra -D macros (NAME or NAME=VALUE).
+    extra_sources, include_dirs: more C files and include folders (build_app uses them).
+    elf_name: the image's file name (default <model>[_portable].elf)."""
     model_dir = Path(model_dir).resolve()
     model = model_name(model_dir)
     main = Path(main_c).resolve() if main_c is not None else DEFAULT_MAIN
@@ -162,12 +172,14 @@ def build(model_dir: str | Path, out_dir: str | Path | None = None, *, portable:
         raise BuildError(f"{model}: no app source {main}")
     out = Path(out_dir) if out_dir is not None else ROOT / "build" / "qemu_m7" / model
     out.mkdir(parents=True, exist_ok=True)
-    elf = out.resolve() / f"{model}{'_portable' if portable else ''}.elf"
+    elf = out.resolve() / (elf_name or f"{model}{'_portable' if portable else ''}.elf")
 
-    includes = [model_dir, *_runtime()[1], FIRMWARE / "app", FIRMWARE / "boards", BOARD_DIR]
+    includes = [model_dir, *_runtime()[1], FIRMWARE / "app", FIRMWARE / "boards", BOARD_DIR,
+                *(Path(d).resolve() for d in include_dirs)]
+    extra = tuple(Path(s).resolve() for s in extra_sources)
     cmd = [_tool(CC), *CFLAGS, opt, *(f"-I{d}" for d in includes),
            *(["-DPC_PORTABLE"] if portable else []), *(f"-D{d}" for d in defines),
-           *(str(s) for s in sources(model_dir, main)), *LDFLAGS]
+           *(str(s) for s in sources(model_dir, main, extra)), *LDFLAGS]
     res = _link(cmd, budget, elf)
     if res.returncode != 0:
         over = re.search(r"patchcam: (RAM|FLASH) budget exceeded", res.stderr)
@@ -194,6 +206,23 @@ def build(model_dir: str | Path, out_dir: str | Path | None = None, *, portable:
     if allocators:
         raise BuildError(f"{model}: image links a heap allocator ({', '.join(allocators)})")
     return ArmBuild(model, elf, sizes, budget, portable)
+
+
+def build_app(model_dir: str | Path, out_dir: str | Path | None = None, *,
+              portable: bool = False, budget: Budget = STM32F746, opt: str = "-O2",
+              defines: tuple[str, ...] = ()) -> ArmBuild:
+    """The protocol firmware (firmware/app/app_main.c: HELLO, FRAME -> RESULT, ...) of the model
+    in model_dir, which must hold app_config.h (patchcam.appgen) beside model.h / model.c.
+    The ELF is <out_dir>/<model>_app.elf; serve it with patchcam.boards.start_board."""
+    model_dir = Path(model_dir).resolve()
+    if not (model_dir / "app_config.h").is_file():
+        raise BuildError(f"{model_dir}: no app_config.h (generate it with patchcam.appgen)")
+    model = model_name(model_dir)
+    out = Path(out_dir) if out_dir is not None else ROOT / "build" / "qemu_m7" / model
+    return build(model_dir, out, portable=portable, budget=budget, opt=opt, main_c=APP_MAIN,
+                 defines=('PC_BOARD_NAME="qemu_m7"', *defines), extra_sources=APP_LOOP_SOURCES,
+                 include_dirs=APP_LOOP_INCLUDES,
+                 elf_name=f"{model}_app{'_portable' if portable else ''}.elf")
 
 
 def main(argv: list[str] | None = None) -> None:

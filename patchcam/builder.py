@@ -92,6 +92,12 @@ class GraphBuilder:
         h, w, _ = self.tensors[x].shape
         return self.pool2d("avg", x, (h, w), 1, "valid", name=name or "global_pool")
 
+    def mean(self, x: str, scale: float, zero_point: int, name: str | None = None) -> str:
+        """TFLite's MEAN over H and W (requantises to scale / zero_point; see `ir`)."""
+        h, w, c = self.tensors[x].shape
+        op = Op("mean", self._name("mean", name), [x], "", (h, w))
+        return self._emit(op, (1, 1, c), scale, zero_point)
+
     def finish(self, output: str, meta: dict | None = None) -> Graph:
         return Graph(self.name, self.tensors, self.ops, self.input, output, meta or {}).check()
 

@@ -14,7 +14,7 @@ from patchcam.quantize import CalibrationError, ConversionError
 from patchcam.reference import InputError
 
 USER_ERRORS = (IRError, ModelNotFound, ConversionError, CalibrationError, DatasetError,
-               InputError, FileNotFoundError, PlanError)
+               InputError, FileNotFoundError, PlanError)  # IRError covers TFLiteImportError
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
@@ -37,6 +37,51 @@ def cmd_save_ir(args: argparse.Namespace) -> None:
     g = load_graph(args.model)
     g.save(args.out)
     print(f"wrote {args.out}")
+
+
+def _floats_arg(text: str) -> list[float]:
+    """0.5 or 0.485,0.456,0.406 (one value, or one per channel)."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"cannot read {text!r}: write one number or one per channel (0.485,0.456,0.406)"
+        ) from None
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """The numpy reference on one image: resize, quantise, run, print the top classes."""
+    import numpy as np
+
+    from patchcam import reference
+    from patchcam.imagesets import load_image
+    from patchcam.tflite_import import image_to_input
+
+    g = load_graph(args.model)
+    x_t, y_t = g.tensors[g.input], g.tensors[g.output]
+    if len(x_t.shape) != 3:
+        raise InputError(f"{g.name}: input {x_t.shape} is not an image")
+    h, w, c = x_t.shape
+    img = load_image(args.image, (h, w), gray=(c == 1))
+    if img is None:
+        raise FileNotFoundError(f"{args.image}: not a readable image")
+    x = image_to_input(g, img[..., 0] if c == 1 else img, args.mean, args.std)
+    y = reference.run(g, x).reshape(-1)
+    scores = (y.astype(np.float64) - y_t.zero_point) * y_t.scale
+    layout = g.meta.get("input_layout", "HWC")
+    how = "(p/255 - mean) / std" if args.mean or args.std else "p - 128"
+    print(f"{g.name}: input {h}x{w}x{c} ({layout}), pixels {how}, quantised with scale "
+          f"{x_t.scale:.6g}, zero point {x_t.zero_point}")
+    for note in g.meta.get("dropped", []):
+        print(f"note: dropped {note}")
+    classes = g.meta.get("classes") or []
+    probs = np.exp(scores - scores.max())
+    probs /= probs.sum()
+    print(f"{'rank':>4} {'class':>6} {'int8':>5} {'score':>9} {'softmax':>8}  name")
+    for rank, k in enumerate(np.argsort(-y, kind="stable")[:args.top], 1):
+        label = classes[k] if k < len(classes) else ""
+        print(f"{rank:>4} {k:>6} {int(y[k]):>5} {scores[k]:>9.4f} {probs[k]:>8.4f}  {label}")
+    print("(score = int8 output dequantised; softmax in float over the scores)")
 
 
 def _size_arg(text: str) -> int:
@@ -73,9 +118,6 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
     from patchcam import patchplan
 
-    if args.model.endswith(".tflite"):
-        raise ModelNotFound(f"{args.model}: importing .tflite models is not supported yet; "
-                            "plan a preset or an IR file (.json)")
     g = load_graph(args.model)
     opts = {"fuse_input": args.fuse_input, "inplace_dw": args.inplace_dw}
     if (args.split is None) != (args.grid is None):
@@ -108,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m patchcam",
         description="patchcam: int8, patch-based CNN inference for microcontrollers. "
-                    "MODEL is a zoo preset (see `presets`), an IR file (.json) or an app name.")
+                    "MODEL is a zoo preset (see `presets`), an IR file (.json), an int8 .tflite "
+                    "or an app name.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = sub.add_parser("presets", help="list the zoo presets")
     s.set_defaults(func=cmd_presets)
@@ -147,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plot", nargs="?", const="", metavar="OUT.png",
                    help="write a PNG of per-op memory (default build/plan/MODEL.png)")
     s.set_defaults(func=cmd_plan)
+    s = sub.add_parser("run", help="run MODEL (e.g. a .tflite) on an image with the numpy "
+                       "integer reference and print the top classes")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("image", metavar="IMAGE", help="an image file (png, jpg, bmp, ...)")
+    s.add_argument("--mean", type=_floats_arg, metavar="M", help="float input = (p/255 - M) / "
+                   "S per channel, then quantised (ImageNet: 0.485,0.456,0.406); default: "
+                   "the int8 pixel p - 128")
+    s.add_argument("--std", type=_floats_arg, metavar="S", help="see --mean (ImageNet: "
+                   "0.229,0.224,0.225)")
+    s.add_argument("--top", type=int, default=5, metavar="N", help="classes to print (5)")
+    s.set_defaults(func=cmd_run)
     return p
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from patchcam import codegen
+from patchcam import armbuild, codegen
 from patchcam.ir import Graph
 
 ROOT = codegen.ROOT
@@ -118,13 +118,14 @@ def _includes(model_dir: Path | None = None) -> list[str]:
 
 
 def build_host(model: Graph | str | Path, out_dir: str | Path | None = None,
-               cfg: HostConfig = HostConfig()) -> Path:
-    """Build the test runner for a model: a Graph (generated into out_dir/model first) or a
-    directory holding a generated model.c / model.h. Returns the executable's path."""
+               cfg: HostConfig = HostConfig(), schedule=None) -> Path:
+    """Build the test runner for a model: a Graph (generated into out_dir/model first, as a
+    patch schedule's code when `schedule` (a patchplan.Schedule) is given) or a directory
+    holding a generated model.c / model.h. Returns the executable's path."""
     if isinstance(model, Graph):
         out = Path(out_dir) if out_dir else BUILD_DIR / "models" / _safe(model.name)
         model_dir = out / "model"
-        codegen.generate(model, model_dir)
+        codegen.generate(model, model_dir, schedule=schedule)
     else:
         model_dir = Path(model)
         out = Path(out_dir) if out_dir else model_dir
@@ -135,6 +136,26 @@ def build_host(model: Graph | str | Path, out_dir: str | Path | None = None,
     libs = build_libs(cfg)
     _run([cfg.cc, *cfg.cflags(), *_includes(model_dir), str(model_dir / "model.c"),
           *map(str, APP_SOURCES), *map(str, libs), "-o", str(exe)])
+    return exe
+
+
+def build_host_app(model_dir: str | Path, out_dir: str | Path | None = None,
+                   cfg: HostConfig = HostConfig(), defines: tuple[str, ...] = ()) -> Path:
+    """The protocol app loop (firmware/app/app_main.c) for the host board, for the model in
+    model_dir (model.c / model.h / app_config.h, see patchcam.appgen). Returns the executable
+    (<out_dir>/app-<tag>); serve it with patchcam.boards.start_board("host", ...)."""
+    model_dir = Path(model_dir)
+    for f in ("model.c", "model.h", "app_config.h"):
+        if not (model_dir / f).is_file():
+            raise BuildError(f"{model_dir}: no {f} (generate it with patchcam.codegen / appgen)")
+    out = Path(out_dir) if out_dir else model_dir
+    out.mkdir(parents=True, exist_ok=True)
+    exe = out / f"app-{cfg.tag}"
+    libs = build_libs(cfg)
+    _run([cfg.cc, *cfg.cflags(), *_includes(model_dir),
+          *(f"-I{d}" for d in armbuild.APP_LOOP_INCLUDES), '-DPC_BOARD_NAME="host"',
+          *(f"-D{d}" for d in defines), str(model_dir / "model.c"), str(armbuild.APP_MAIN),
+          *map(str, armbuild.APP_LOOP_SOURCES), *map(str, libs), "-o", str(exe)])
     return exe
 
 

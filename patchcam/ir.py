@@ -12,10 +12,14 @@ Tensors are HWC, batch 1, int8 with a per-tensor scale and zero point. Ops run i
 | `add`              | 2      | -                     | -                  | -            |
 | `avg_pool2d`       | 1      | -                     | -                  | -            |
 | `max_pool2d`       | 1      | -                     | -                  | -            |
+| `mean`             | 1      | -                     | -                  | -            |
 
 A pointwise convolution is a `conv2d` with a 1x1 kernel; global average pooling is an
 `avg_pool2d` whose kernel covers the whole input. Pooling keeps its input's scale and zero
-point (as TFLite requires). `activation` (`none` / `relu` / `relu6`) is folded into the
+point (as TFLite requires). `mean` is TFLite's MEAN over H and W (output 1x1xC): the sum
+minus the zero points, rescaled to the output's scale and zero point by a multiplier that
+folds in 1/(H*W) (`qparams.MeanParams`); it rounds differently from `avg_pool2d`, so imported
+MEAN ops keep their own kind. `activation` (`none` / `relu` / `relu6`) is folded into the
 output clamp by `qmath.activation_range`.
 
 Files: `save`/`load` write one JSON document: the graph is readable and diffable; each array
@@ -36,7 +40,8 @@ from patchcam import qmath
 
 FORMAT = "patchcam-ir"
 VERSION = 1
-OP_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool2d", "max_pool2d")
+OP_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool2d", "max_pool2d",
+            "mean")
 ACTIVATIONS = ("none", "relu", "relu6")
 
 
@@ -234,6 +239,11 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
         if ins[1].shape != x.shape or out.shape != x.shape:
             raise IRError(f"{where}: add needs equal shapes, got {x.shape}, {ins[1].shape} "
                           f"-> {out.shape}")
+    elif op.kind == "mean":
+        if len(x.shape) != 3 or out.shape != (1, 1, x.shape[2]):
+            raise IRError(f"{where}: mean reduces HxWxC to 1x1xC, got {x.shape} -> {out.shape}")
+        if op.activation != "none":
+            raise IRError(f"{where}: mean has no fused activation")
     else:
         if len(x.shape) != 3:
             raise IRError(f"{where}: input must be HxWxC, got {x.shape}")

@@ -1,7 +1,8 @@
 """Resolve what a user names on the command line into an int8 graph.
 
 A model is named by a zoo preset (`mbv2-1.0-224`), an IR file (`.json`, what `make export`
-writes) or an app (`vww`): its exported IR when there is one, else its untrained network.
+writes), an int8 `.tflite` (imported by `patchcam.tflite_import`) or an app (`vww`): its
+exported IR when there is one, else its untrained network.
 Untrained networks get random weights, calibrated on random images: right for memory, MACs
 and speed, meaningless for accuracy (the graph's meta says `"weights": "random"`).
 """
@@ -69,8 +70,10 @@ def load_graph(spec: str) -> Graph:
     if (APPS / spec / "app.toml").is_file():
         return app_graph(spec)
     if p.suffix == ".tflite":
-        raise ModelNotFound(f"{spec}: importing .tflite models is not supported yet; export "
-                            "your model to patchcam's IR, or name a preset")
+        if not p.is_file():
+            raise ModelNotFound(f"{spec}: no such .tflite file")
+        from patchcam.tflite_import import import_tflite
+        return import_tflite(p)
     apps = sorted(d.parent.name for d in APPS.glob("*/app.toml"))
     raise ModelNotFound(f"no model {spec!r}: name a preset ({', '.join(zoo.PRESETS)}), an app "
-                        f"({', '.join(apps)}) or an IR file (.json)")
+                        f"({', '.join(apps)}), an IR file (.json) or an int8 .tflite")

@@ -420,6 +420,9 @@ class Schedule:
     buffers: dict[str, Buffer] = field(default_factory=dict)
     rows: AxisRegions | None = None
     cols: AxisRegions | None = None
+    # every buffer name of the timeline -> the name of the placed buffer holding it (in-place
+    # ops and op K's output share storage); `buffers` is keyed by the latter
+    owners: dict[str, str] = field(default_factory=dict)
 
     @property
     def mac_overhead(self) -> float:
@@ -463,7 +466,7 @@ def layer_schedule(g: Graph, fuse_input: bool = False, inplace_dw: bool = False)
     macs = g.total_macs
     return Schedule(g.name, "layer", -1, (1, 1), macs, macs, arena, arena,
                     g.tensors[g.input].size if fuse_input else 0, fuse_input, inplace_dw,
-                    max(live, default=0), op_bytes, op_bytes, placed)
+                    max(live, default=0), op_bytes, op_bytes, placed, owners=dict(tl.owner))
 
 
 def plan_patches(g: Graph, split: int, grid: tuple[int, int], mode: str = "recompute",
@@ -492,7 +495,8 @@ def plan_patches(g: Graph, split: int, grid: tuple[int, int], mode: str = "recom
     return Schedule(g.name, mode, split, (len(rows.parts), len(cols.parts)), macs,
                     layer.layer_macs, arena, layer.arena_bytes,
                     g.tensors[g.input].size if fuse_input else 0, fuse_input, inplace_dw,
-                    lower, op_bytes, layer.layer_op_bytes, placed, rows, cols)
+                    lower, op_bytes, layer.layer_op_bytes, placed, rows, cols,
+                    owners=dict(tl.owner))
 
 
 def _pixels_mac(g: Graph, op: Op) -> int:

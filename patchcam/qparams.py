@@ -50,12 +50,28 @@ class PoolParams:
     act_max: int
 
 
+@dataclass(frozen=True)
+class MeanParams:
+    """mean over H and W, TFLite's int8 MEAN (`reference_ops::QuantizedMeanOrSum`):
+    out = MultiplyByQuantizedMultiplier(sum - count * input zp, multiplier, shift) + output zp,
+    where (multiplier, shift) is QuantizeMultiplier(input scale / output scale) with 1/count
+    folded in: k = min(floor(log2 count), 32, 31 + shift), multiplier = (m << k) // count
+    (integer division), shift -= k."""
+    count: int  # H * W
+    input_offset: int  # -input zero point
+    output_offset: int
+    multiplier: int
+    shift: int
+    act_min: int
+    act_max: int
+
+
 def f32(x: float) -> float:
     """The value a float32 field holds (what TFLite reads back from a .tflite)."""
     return float(np.float32(x))
 
 
-def op_params(g: Graph, op: Op) -> MacParams | AddParams | PoolParams:
+def op_params(g: Graph, op: Op) -> MacParams | AddParams | PoolParams | MeanParams:
     out = g.tensors[op.output]
     act_min, act_max = clamp_range(g, op)
     if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
@@ -74,4 +90,11 @@ def op_params(g: Graph, op: Op) -> MacParams | AddParams | PoolParams:
         mo, so = qmath.quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * f32(out.scale)))
         return AddParams(-a.zero_point, -b.zero_point, out.zero_point, ADD_LEFT_SHIFT,
                          m1, s1, m2, s2, mo, so, act_min, act_max)
+    if op.kind == "mean":
+        x = g.tensors[op.inputs[0]]
+        count = x.shape[0] * x.shape[1]
+        m, shift = qmath.quantize_multiplier(f32(x.scale) / f32(out.scale))
+        k = min(count.bit_length() - 1, 32, 31 + shift)
+        return MeanParams(count, -x.zero_point, out.zero_point, (m << k) // count, shift - k,
+                          act_min, act_max)
     return PoolParams(act_min, act_max)

@@ -32,9 +32,11 @@ def _act(rng: np.random.Generator) -> str:
 
 
 def random_graph(seed: int, size: tuple[int, int] | None = None, channels: int | None = None,
-                 n_blocks: int = 4) -> Graph:
+                 n_blocks: int = 4, mean_head: bool = False) -> Graph:
     """A chain of random blocks ending in global pooling + FC. Every op kind, kernel size
-    (1/3/5/7), stride 1/2, 'same'/'valid' padding and residual adds appear across seeds."""
+    (1/3/5/7), stride 1/2, 'same'/'valid' padding and residual adds appear across seeds.
+    mean_head: the global pooling is a `mean` that requantises (imported .tflite models'
+    MEAN) instead of an `avg_pool2d`; the rest of the graph is the same."""
     rng = np.random.default_rng(seed)
     h, w = size or (int(rng.integers(9, 33)), int(rng.integers(9, 33)))
     c = channels or int(rng.integers(1, 9))
@@ -85,7 +87,12 @@ def random_graph(seed: int, size: tuple[int, int] | None = None, channels: int |
             k = max(min(k, 3), 2) if min(hh, ww) >= 2 else 1
             x = b.pool2d("max" if kind == "maxpool" else "avg", x, k, stride,
                          padding, _act(rng) if kind == "maxpool" else "none")
-    x = b.global_avg_pool(x)
+    if mean_head:
+        t = b.tensors[x]
+        mrng = np.random.default_rng(seed + 7_777_777)  # keeps rng's draws as without it
+        x = b.mean(x, t.scale * float(mrng.uniform(0.4, 1.2)), int(mrng.integers(-30, 30)))
+    else:
+        x = b.global_avg_pool(x)
     t = b.tensors[x]
     n = int(rng.integers(2, 11))
     wts, ws, _ = _mac_args(rng, (n, t.size), 1, t.scale)

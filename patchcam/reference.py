@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from patchcam import qmath
 from patchcam.ir import Graph, Op
-from patchcam.qparams import AddParams, MacParams, PoolParams, op_params
+from patchcam.qparams import AddParams, MacParams, MeanParams, PoolParams, op_params
 
 
 class InputError(ValueError):
@@ -51,6 +51,8 @@ def run_op(g: Graph, op: Op, ins: list[np.ndarray]) -> np.ndarray:
         return _avg_pool(ins[0], op, p)
     elif op.kind == "max_pool2d":
         return _max_pool(ins[0], op, p)
+    elif op.kind == "mean":
+        return _mean(ins[0], p)
     else:
         raise ValueError(f"op '{op.name}': unsupported kind {op.kind}")
     acc = np.rint(acc).astype(np.int64) + op.bias.astype(np.int64)
@@ -102,3 +104,10 @@ def _avg_pool(x: np.ndarray, op: Op, p: PoolParams) -> np.ndarray:
 def _max_pool(x: np.ndarray, op: Op, p: PoolParams) -> np.ndarray:
     m = _windows(x.astype(np.int16), op, -129).max(axis=(3, 4))
     return np.clip(m, p.act_min, p.act_max).astype(np.int8)
+
+
+def _mean(x: np.ndarray, p: MeanParams) -> np.ndarray:
+    """TFLite's int8 MEAN over H and W (see `qparams.MeanParams`)."""
+    total = x.astype(np.int64).sum(axis=(0, 1)) + p.input_offset * p.count
+    out = qmath.multiply_by_quantized_multiplier(total, p.multiplier, p.shift) + p.output_offset
+    return np.clip(out, p.act_min, p.act_max).astype(np.int8).reshape(1, 1, -1)

@@ -27,6 +27,7 @@ _OPERATORS = {
     "add": (fb.BuiltinOperator.ADD, 2),
     "avg_pool2d": (fb.BuiltinOperator.AVERAGE_POOL_2D, 2),
     "max_pool2d": (fb.BuiltinOperator.MAX_POOL_2D, 2),
+    "mean": (fb.BuiltinOperator.MEAN, 2),
 }
 _PAD = (fb.BuiltinOperator.PAD, 3)
 SUPPORTED = tuple(_OPERATORS)
@@ -155,6 +156,14 @@ def _export_op(w: _Writer, op: Op) -> None:
         opts.fusedActivationFunction, opts.keepNumDims = act, False
         ins = [w.activation(op.inputs[0]), *w.constants(op, op.weights, 0)]
         w.operator(code, ins, out, fb.BuiltinOptions.FullyConnectedOptions, opts)
+        return
+    if op.kind == "mean":  # over H and W, keeping them (1x1xC)
+        axes = w.tensor(f"{op.name}/axes", (2,), fb.TensorType.INT32, [], [], 0,
+                        np.array([1, 2], np.int32))
+        opts = fb.ReducerOptionsT()
+        opts.keepDims = True
+        w.operator(code, [w.activation(op.inputs[0]), axes], out,
+                   fb.BuiltinOptions.ReducerOptions, opts)
         return
     if op.kind == "add":
         opts = fb.AddOptionsT()

@@ -1,33 +1,50 @@
-"""`make bench` records: every field the issue names, measured on the emulated Cortex-M7."""
+"""`make bench` records: every field the issue names, measured on the emulated Cortex-M7,
+for layer-by-layer and patch-based code (bench itself refuses a Cortex-M7 output that
+differs from the reference, or a declared arena that differs from the plan)."""
 
 import json
 
 import pytest
 
-from patchcam import bench
+from patchcam import bench, patchplan
 from patchcam.randgraph import random_graph
 
 
 @pytest.mark.slow
 def test_bench_records_have_measured_fields(tmp_path):
-    g = random_graph(3, size=(24, 24), channels=4)
+    g = random_graph(4, size=(32, 32), channels=4, n_blocks=6)
+    assert patchplan.search(g, max_overhead=bench.MAX_OVERHEAD, mode="recompute").mode \
+        == "recompute"  # the planner finds a patch schedule for this graph
     path = tmp_path / "rand.json"
     g.save(path)
     records = bench.bench_model(str(path))
-    assert [r.kernels for r in records] == ["dsp", "portable"]
+    by = {(r.schedule, r.kernels): r for r in records}
+    assert sorted(by) == sorted((s, k) for s in bench.SCHEDULES for k in ("dsp", "portable"))
     for r in records:
-        assert r.model == g.name and r.schedule == "layer"
-        assert r.macs == g.total_macs and r.params == g.total_params
+        assert r.model == g.name and r.params == g.total_params
         assert r.m7_instructions > r.macs  # every MAC costs at least one instruction
         assert r.instr_per_mac == pytest.approx(r.m7_instructions / r.macs, abs=1e-3)
         assert r.flash_bytes > r.params and r.fits_stm32f746
         assert r.tflm_arena_bytes > r.arena_bytes > 0
-        assert r.patch_arena_bytes <= r.arena_bytes  # never worse than layer by layer
-    dsp, portable = records
-    assert dsp.m7_instructions < portable.m7_instructions
-    assert "instr" in bench.table(records).splitlines()[0]
+        assert r.tflm_ratio == pytest.approx(r.arena_bytes / r.tflm_arena_bytes)
+    for k in ("dsp", "portable"):
+        layer, patch, fused = by["layer", k], by["patch", k], by["patch-fused", k]
+        cache = by["cache-fused", k]
+        assert cache.mode == "cache" and cache.macs == layer.macs  # nothing recomputed
+        assert cache.arena_bytes < layer.arena_bytes
+        assert layer.macs == g.total_macs and layer.mode == "layer"
+        assert patch.mode == "recompute" and patch.grid and patch.split >= 0
+        assert patch.arena_bytes < layer.arena_bytes  # the point of patches
+        assert fused.arena_bytes <= patch.arena_bytes and fused.frame_buffer_bytes > 0
+    assert by["layer", "dsp"].m7_instructions < by["layer", "portable"].m7_instructions
+    assert by["patch", "dsp"].m7_instructions < by["patch", "portable"].m7_instructions
+    head = bench.table(records).splitlines()[0]
+    assert "instr" in head and "arena / TFLM" in head
     out = tmp_path / "bench.json"
-    assert bench.main([str(path), "--no-tflm", "--out", str(out)]) == 0
+    assert bench.main([str(path), "--no-tflm", "--kernels", "dsp", "--schedules",
+                       "layer,patch", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
     keys = {"model", "schedule", "kernels", "macs", "params", "arena_bytes", "flash_bytes",
-            "m7_instructions", "instr_per_mac"}
-    assert keys <= set(json.loads(out.read_text())[0])
+            "m7_instructions", "instr_per_mac", "mode", "split", "grid", "tflm_arena_bytes"}
+    assert keys <= set(saved[0])
+    assert [r["schedule"] for r in saved] == ["layer", "patch"]

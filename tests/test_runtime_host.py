@@ -75,6 +75,7 @@ def _graphs() -> list[Graph]:
     gs = [random_graph(s) for s in range(N_RANDOM)]
     gs += [random_graph(100 + s, channels=c, n_blocks=6) for s, c in enumerate((4, 5, 12, 16))]
     gs += [edge_graph(s) for s in range(3)]
+    gs += [random_graph(200 + s, mean_head=True) for s in range(2)]  # imported MEAN
     return gs
 
 

@@ -209,6 +209,8 @@ def test_tflm_min_arena_is_the_smallest_that_works() -> None:
     np.testing.assert_array_equal(run_tflm(model, x, arena_size=n), reference.run(g, x))
     with pytest.raises(RuntimeError):
         run_tflm(model, x, arena_size=n - 1)
+    # the search allocates only; invoking at every try finds the same arena
+    assert tflm_min_arena(model, invoke=True) == n
 
 
 def test_missing_tflm_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

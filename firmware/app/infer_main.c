@@ -1,8 +1,11 @@
 /* infer_main.c - the board-independent test runner: one input in, one inference, output out.
  *
  * Reads MODEL_INPUT_BYTES from board_read_input() straight into the model's input (inside the
- * arena), times model_invoke() with board_time_us(), writes MODEL_OUTPUT_BYTES with
- * board_write_output(), prints one report line on the serial port and exits with status 0.
+ * arena; for a patch schedule with fused input, MODEL_FUSED_INPUT, model_input() is a frame
+ * buffer outside the arena and model_invoke() = model_invoke_frame(model_input()), so this
+ * runner is the same for both), times model_invoke() with board_time_us(), writes
+ * MODEL_OUTPUT_BYTES with board_write_output(), prints one report line on the serial port and
+ * exits with status 0.
  * Input of the wrong size: a message on the serial port and exit status 2.
  *
  * board_read_input() is read as a stream: after the input, a second read must return 0 bytes

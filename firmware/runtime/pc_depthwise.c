@@ -1,14 +1,401 @@
 /* pc_depthwise.c - depthwise conv (channel multiplier 1), int8, any kernel and stride.
  *
  * No scratch: taps outside the image are skipped by clipping the kernel window, so the inner
- * loops never test for padding. DSP path: four channels at a time; per tap one input word and
- * one filter word are widened by SXTAB16 / SXTB16 (the input offset rides along in SXTAB16)
- * and accumulated with SMLABB / SMLATT into four int32 sums (10 instructions / 4 MACs).
+ * loops never test for padding.
+ *
+ * DSP path: four channels at a time, in an outer loop, so everything that belongs to those
+ * channels is done once per layer rather than once per pixel: their kh*kw filter words are
+ * widened to int16 pairs into a stack buffer (SXTB16: channels 0, 2 and 1, 3) and their
+ * requantisation constants prepared (pc_rq_t, pc_dsp.h). Per tap and pixel that leaves one
+ * input load, two SXTAB16 (which also add the input offset), one LDRD of the widened weights
+ * and four SMLABB / SMLATT: 8 instructions for 4 MACs. The four results are requantised,
+ * packed, clamped and stored as one word. Pixels whose window lies inside the image (all but
+ * a border of about kernel/2) take a path without clipping, unrolled for 3x3.
  */
 #include "pc_kernels.h"
 
 #include "pc_dsp.h"
 #include "pc_requant.h"
+
+#if PC_USE_DSP
+
+/* Channels [c_begin, C) of the layer in plain C: those left over after the groups of four,
+ * or all of them for kernels over DW_MAX_TAPS taps. */
+static void depthwise_scalar(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                             const int8_t *input, const int8_t *filter, const int32_t *bias,
+                             int8_t *output, int32_t c_begin)
+{
+    const int32_t ch = p->input.c;
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t row = p->input.w * ch; /* bytes per input row */
+    const int32_t off = p->input_offset;
+    const int32_t out_off = p->output_offset;
+    const int32_t lo = p->act_min;
+    const int32_t hi = p->act_max;
+    for (int32_t oy = 0; oy < p->output.h; oy++) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
+        const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;
+        for (int32_t ox = 0; ox < p->output.w; ox++) {
+            const int32_t ix0 = ox * p->stride_w - p->pad_left;
+            const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
+            const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
+            const int32_t taps_x = kx1 - kx0;
+            /* first tap inside the image, for channel 0 */
+            const int8_t *x_base = input + (iy0 + ky0) * row + (ix0 + kx0) * ch;
+            const int8_t *w_base = filter + (ky0 * kw + kx0) * ch;
+            for (int32_t c = c_begin; c < ch; c++) {
+                int32_t acc = bias[c];
+                const int8_t *xr = x_base + c;
+                const int8_t *wr = w_base + c;
+                for (int32_t ky = ky0; ky < ky1; ky++) {
+                    for (int32_t n = 0; n < taps_x; n++) {
+                        acc += (xr[n * ch] + off) * wr[n * ch];
+                    }
+                    xr += row;
+                    wr += kw * ch;
+                }
+                output[c] = PC_REQUANTIZE_S8(acc, q->multiplier[c], q->shift[c], out_off, lo, hi);
+            }
+            output += ch;
+        }
+    }
+}
+
+/* Most kernel taps (kh * kw) whose widened weights the stack buffer holds (512 bytes). */
+#define DW_MAX_TAPS 64
+
+/* Everything about one group of four channels that does not change from pixel to pixel. */
+typedef struct {
+    uint32_t w[2 * DW_MAX_TAPS]; /* per tap: channels (0, 2) and (1, 3) as int16 pairs */
+    pc_rq_t rq[4];
+    int32_t bias_inside[4]; /* bias + input_offset * sum of the channel's weights */
+    int32_t fast; /* all four rq are fast */
+    uint32_t off2; /* input offset in both int16 lanes */
+    uint32_t lo4, hi4;
+    const int32_t *mult, *shift; /* the group's q->multiplier / q->shift (generic route) */
+    int32_t out_off, lo, hi;
+} group_t;
+
+typedef struct {
+    int32_t s0, s1, s2, s3;
+} acc4_t;
+
+/* One tap of four channels: x points at channel 0 of the input pixel, w at the tap's two
+ * widened weight words; SXTAB16 adds the input offset (off2) while widening. */
+PC_INLINE void tap(acc4_t *a, const int8_t *x, const uint32_t *w, uint32_t off2)
+{
+    const uint32_t xv = pc_read_u32(x);
+    const uint32_t x02 = pc_sxtab16(off2, xv);
+    const uint32_t x13 = pc_sxtab16_ror8(off2, xv);
+    a->s0 = pc_smlabb(x02, w[0], a->s0);
+    a->s2 = pc_smlatt(x02, w[0], a->s2);
+    a->s1 = pc_smlabb(x13, w[1], a->s1);
+    a->s3 = pc_smlatt(x13, w[1], a->s3);
+}
+
+/* The same without the offset, for pixels whose taps are all inside the image: there the
+ * offset's share, input_offset * sum(weights), is constant and sits in group_t.bias_inside
+ * (one register less in the hot loop). */
+PC_INLINE void tap_raw(acc4_t *a, const int8_t *x, const uint32_t *w)
+{
+    const uint32_t xv = pc_read_u32(x);
+    const uint32_t x02 = pc_sxtb16(xv);
+    const uint32_t x13 = pc_sxtb16_ror8(xv);
+    a->s0 = pc_smlabb(x02, w[0], a->s0);
+    a->s2 = pc_smlatt(x02, w[0], a->s2);
+    a->s1 = pc_smlabb(x13, w[1], a->s1);
+    a->s3 = pc_smlatt(x13, w[1], a->s3);
+}
+
+PC_INLINE void store4(const group_t *g, const acc4_t *a, int8_t *out)
+{
+    uint32_t packed;
+    if (g->fast) {
+        packed = pc_pack_s8x4(pc_rq_fast(a->s0, &g->rq[0]), pc_rq_fast(a->s1, &g->rq[1]),
+                              pc_rq_fast(a->s2, &g->rq[2]), pc_rq_fast(a->s3, &g->rq[3]));
+        packed = pc_min_s8x4(pc_max_s8x4(packed, g->lo4), g->hi4);
+    } else {
+        const int32_t s[4] = {a->s0, a->s1, a->s2, a->s3};
+        int32_t v[4];
+        for (int32_t i = 0; i < 4; i++) {
+            v[i] = PC_REQUANTIZE_S8(s[i], g->mult[i], g->shift[i], g->out_off, g->lo, g->hi);
+        }
+        packed = pc_pack_s8x4(v[0], v[1], v[2], v[3]);
+    }
+    memcpy(out, &packed, 4);
+}
+
+/* A run of n output pixels of one row whose taps are all inside the image; x: the top-left
+ * tap of the first, step: bytes between the top-left taps of neighbours (stride_w * C).
+ * Not inlined: in a function of its own the accumulators and pointers stay in registers. */
+static void run_inside(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                       int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+{
+    const int32_t out_step = ch;
+    for (; n > 0; n--) {
+        const uint32_t *w = g->w;
+        const int8_t *xp = x;
+        acc4_t a;
+        a.s0 = g->bias_inside[0];
+        a.s1 = g->bias_inside[1];
+        a.s2 = g->bias_inside[2];
+        a.s3 = g->bias_inside[3];
+        if (kh == 3 && kw == 3) { /* unrolled: the weights are at fixed offsets from g */
+            const int32_t ch2 = 2 * ch;
+            tap_raw(&a, xp, w);
+            tap_raw(&a, xp + ch, w + 2);
+            tap_raw(&a, xp + ch2, w + 4);
+            xp += row;
+            tap_raw(&a, xp, w + 6);
+            tap_raw(&a, xp + ch, w + 8);
+            tap_raw(&a, xp + ch2, w + 10);
+            xp += row;
+            tap_raw(&a, xp, w + 12);
+            tap_raw(&a, xp + ch, w + 14);
+            tap_raw(&a, xp + ch2, w + 16);
+        } else {
+            for (int32_t ky = 0; ky < kh; ky++) {
+                const int8_t *xr = xp;
+                for (int32_t kx = 0; kx < kw; kx++) {
+                    tap_raw(&a, xr, w);
+                    xr += ch;
+                    w += 2;
+                }
+                xp += row;
+            }
+        }
+        store4(g, &a, out);
+        x += step;
+        out += out_step;
+    }
+}
+
+/* One kernel row of two neighbouring output pixels (stride 1), for the channel pair
+ * (odd, odd + 2) only: the four input columns the two pixels read are loaded and widened once
+ * (the middle two serve both), and each of the row's three weight words is used for both
+ * pixels. a0 / a2: pixel A's accumulators of channels odd / odd + 2; b0 / b2: pixel B's. */
+PC_INLINE void row_pair(int32_t *a0, int32_t *a2, int32_t *b0, int32_t *b2,
+                        const int8_t **xp, int32_t ch, const uint32_t *w, int odd)
+{
+    /* *xp walks the four columns (one register, no precomputed offsets to spill) */
+    const int8_t *x = *xp;
+    const uint32_t w0 = w[odd];
+    const uint32_t w1 = w[2 + odd];
+    const uint32_t w2 = w[4 + odd];
+    uint32_t v = pc_read_u32(x);
+    uint32_t e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+    x += ch;
+    *a0 = pc_smlabb(e, w0, *a0);
+    *a2 = pc_smlatt(e, w0, *a2);
+    v = pc_read_u32(x);
+    e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+    x += ch;
+    *a0 = pc_smlabb(e, w1, *a0);
+    *a2 = pc_smlatt(e, w1, *a2);
+    *b0 = pc_smlabb(e, w0, *b0);
+    *b2 = pc_smlatt(e, w0, *b2);
+    v = pc_read_u32(x);
+    e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+    x += ch;
+    *a0 = pc_smlabb(e, w2, *a0);
+    *a2 = pc_smlatt(e, w2, *a2);
+    *b0 = pc_smlabb(e, w1, *b0);
+    *b2 = pc_smlatt(e, w1, *b2);
+    v = pc_read_u32(x);
+    e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+    x += ch;
+    *b0 = pc_smlabb(e, w2, *b0);
+    *b2 = pc_smlatt(e, w2, *b2);
+    *xp = x;
+}
+
+/* The 3x3 taps of channels (odd, odd + 2) for pixels A and B, requantised (before the
+ * act_min / act_max clamp): va[odd], va[odd + 2], vb[odd], vb[odd + 2]. Doing the two channel
+ * pairs one after the other keeps 4 accumulators live instead of 8 (8 spill on Cortex-M). */
+PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t ch, int odd,
+                         int32_t *va, int32_t *vb)
+{
+    int32_t a0 = g->bias_inside[odd];
+    int32_t a2 = g->bias_inside[odd + 2];
+    int32_t b0 = a0;
+    int32_t b2 = a2;
+    const int32_t skip = row - 4 * ch; /* from past a row's 4th column to the next row */
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w, odd);
+    x += skip;
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 6, odd);
+    x += skip;
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 12, odd);
+    va[odd] = pc_rq_fast(a0, &g->rq[odd]);
+    vb[odd] = pc_rq_fast(b0, &g->rq[odd]);
+    va[odd + 2] = pc_rq_fast(a2, &g->rq[odd + 2]);
+    vb[odd + 2] = pc_rq_fast(b2, &g->rq[odd + 2]);
+}
+
+/* run_inside for a 3x3 kernel with stride 1, two neighbouring output pixels per step (per
+ * pixel ~1.5 instead of 2 instructions per MAC, and each requantisation constant loaded once
+ * for both). */
+PC_NOINLINE void run_inside_3x3_s1(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
+                                   int8_t *out, int32_t n)
+{
+    if (!g->fast) {
+        run_inside(g, x, ch, row, ch, 3, 3, out, n);
+        return;
+    }
+    for (; n >= 2; n -= 2) {
+        int32_t va[4], vb[4];
+        uint32_t pa, pb;
+        pair_half(g, x, row, ch, 0, va, vb);
+        PC_BARRIER(); /* a second pass over the same inputs, not one with 8 accumulators */
+        pair_half(g, x, row, ch, 1, va, vb);
+        pa = pc_pack_s8x4(va[0], va[1], va[2], va[3]);
+        pb = pc_pack_s8x4(vb[0], vb[1], vb[2], vb[3]);
+        pa = pc_min_s8x4(pc_max_s8x4(pa, g->lo4), g->hi4);
+        pb = pc_min_s8x4(pc_max_s8x4(pb, g->lo4), g->hi4);
+        memcpy(out, &pa, 4);
+        memcpy(out + ch, &pb, 4);
+        x += 2 * ch;
+        out += 2 * ch;
+    }
+    if (n > 0) {
+        run_inside(g, x, ch, row, ch, 3, 3, out, 1);
+    }
+}
+
+/* A pixel at the border: only the taps [ky0, ky1) x [kx0, kx1) are inside the image; x: the
+ * input pixel of tap (ky0, kx0). */
+static void pixel_clipped(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
+                          int32_t kw, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1,
+                          int8_t *out)
+{
+    acc4_t a;
+    a.s0 = g->rq[0].bias;
+    a.s1 = g->rq[1].bias;
+    a.s2 = g->rq[2].bias;
+    a.s3 = g->rq[3].bias;
+    for (int32_t ky = ky0; ky < ky1; ky++) {
+        const int8_t *xr = x;
+        const uint32_t *w = g->w + 2 * (ky * kw + kx0);
+        for (int32_t kx = kx0; kx < kx1; kx++) {
+            tap(&a, xr, w, g->off2);
+            xr += ch;
+            w += 2;
+        }
+        x += row;
+    }
+    store4(g, &a, out);
+}
+
+static void group_prepare(group_t *g, const pc_conv_params_t *p,
+                          const pc_per_channel_quant_t *q, const int8_t *filter,
+                          const int32_t *bias, int32_t c)
+{
+    const int32_t ch = p->input.c;
+    const int32_t taps = p->kernel_h * p->kernel_w;
+    int32_t wsum[4] = {0, 0, 0, 0};
+    for (int32_t t = 0; t < taps; t++) {
+        const uint32_t wv = pc_read_u32(filter + t * ch + c);
+        g->w[2 * t] = pc_sxtb16(wv);
+        g->w[2 * t + 1] = pc_sxtb16_ror8(wv);
+        for (int32_t i = 0; i < 4; i++) {
+            wsum[i] += filter[t * ch + c + i];
+        }
+    }
+    g->fast = 1;
+    for (int32_t i = 0; i < 4; i++) {
+        g->fast &= pc_rq_prepare(&g->rq[i], bias[c + i], q->multiplier[c + i],
+                                 q->shift[c + i], p->output_offset, taps);
+        /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
+        g->bias_inside[i] =
+            (int32_t)((uint32_t)bias[c + i] + (uint32_t)(p->input_offset * wsum[i]));
+    }
+    g->off2 = pc_dup16(p->input_offset);
+    g->lo4 = pc_dup8(p->act_min);
+    g->hi4 = pc_dup8(p->act_max);
+    g->mult = q->multiplier + c;
+    g->shift = q->shift + c;
+    g->out_off = p->output_offset;
+    g->lo = p->act_min;
+    g->hi = p->act_max;
+}
+
+/* ceil(a / b) for b > 0, any a. */
+static int32_t div_ceil(int32_t a, int32_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                            const int8_t *input, const int8_t *filter, const int32_t *bias,
+                            int8_t *output)
+{
+    const int32_t ch = p->input.c;
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t sh = p->stride_h;
+    const int32_t sw = p->stride_w;
+    const int32_t row = p->input.w * ch;
+    const int32_t wo = p->output.w;
+    /* Output columns [ox_in0, ox_in1) have every tap column inside the image:
+     * ix0 = ox * sw - pad_left >= 0 and ix0 + kw <= input.w. */
+    int32_t ox_in0 = div_ceil(p->pad_left, sw);
+    int32_t ox_in1 = p->input.w - kw + p->pad_left >= 0
+                         ? (p->input.w - kw + p->pad_left) / sw + 1
+                         : 0;
+    int32_t c = 0;
+    group_t g;
+    ox_in0 = ox_in0 < wo ? ox_in0 : wo;
+    ox_in1 = ox_in1 < ox_in0 ? ox_in0 : ox_in1 > wo ? wo : ox_in1;
+    if (kh * kw <= DW_MAX_TAPS) {
+        for (; c + 4 <= ch; c += 4) {
+            group_prepare(&g, p, q, filter, bias, c);
+            for (int32_t oy = 0; oy < p->output.h; oy++) {
+                const int32_t iy0 = oy * sh - p->pad_top;
+                const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
+                const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;
+                const int8_t *x_row = input + (iy0 + ky0) * row + c; /* row of tap ky0 */
+                int8_t *out = output + oy * wo * ch + c;
+                int32_t ox = 0;
+                int32_t ox_clip_end = ox_in0; /* columns before it need clipping */
+                if (ky0 != 0 || ky1 != kh) {
+                    ox_clip_end = wo; /* the whole row is at the top / bottom border */
+                }
+                for (; ox < ox_clip_end; ox++) {
+                    const int32_t ix0 = ox * sw - p->pad_left;
+                    const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
+                    const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
+                    pixel_clipped(&g, x_row + (ix0 + kx0) * ch, row, ch, kw, ky0, ky1, kx0,
+                                  kx1, out + ox * ch);
+                }
+                if (ox < ox_in1) {
+                    const int8_t *x = x_row + (ox * sw - p->pad_left) * ch;
+                    if (kh == 3 && kw == 3 && sw == 1) {
+                        run_inside_3x3_s1(&g, x, row, ch, out + ox * ch, ox_in1 - ox);
+                    } else if (kh == 3 && kw == 3) { /* constant kernel size: unrolled copy */
+                        run_inside(&g, x, sw * ch, row, ch, 3, 3, out + ox * ch, ox_in1 - ox);
+                    } else {
+                        run_inside(&g, x, sw * ch, row, ch, kh, kw, out + ox * ch, ox_in1 - ox);
+                    }
+                    ox = ox_in1;
+                }
+                for (; ox < wo; ox++) {
+                    const int32_t ix0 = ox * sw - p->pad_left;
+                    const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
+                    const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
+                    pixel_clipped(&g, x_row + (ix0 + kx0) * ch, row, ch, kw, ky0, ky1, kx0,
+                                  kx1, out + ox * ch);
+                }
+            }
+        }
+    }
+    if (c < ch) {
+        depthwise_scalar(p, q, input, filter, bias, output, c);
+    }
+}
+
+#else /* portable C: the loops of depthwise_scalar, kept apart (sharing the function costs
+       * the portable build ~20%: worse register allocation) */
 
 void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                             const int8_t *input, const int8_t *filter, const int32_t *bias,
@@ -22,9 +409,6 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t out_off = p->output_offset;
     const int32_t lo = p->act_min;
     const int32_t hi = p->act_max;
-#if PC_USE_DSP
-    const uint32_t off2 = pc_dup16(off);
-#endif
     for (int32_t oy = 0; oy < p->output.h; oy++) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
         const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
@@ -38,43 +422,6 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
             const int8_t *x_base = input + (iy0 + ky0) * row + (ix0 + kx0) * ch;
             const int8_t *w_base = filter + (ky0 * kw + kx0) * ch;
             int32_t c = 0;
-#if PC_USE_DSP
-            for (; c + 4 <= ch; c += 4) {
-                int32_t s0 = bias[c];
-                int32_t s1 = bias[c + 1];
-                int32_t s2 = bias[c + 2];
-                int32_t s3 = bias[c + 3];
-                const int8_t *xr = x_base + c;
-                const int8_t *wr = w_base + c;
-                for (int32_t ky = ky0; ky < ky1; ky++) {
-                    const int8_t *x = xr;
-                    const int8_t *w = wr;
-                    for (int32_t n = taps_x; n > 0; n--) {
-                        const uint32_t xv = pc_read_u32(x);
-                        const uint32_t wv = pc_read_u32(w);
-                        const uint32_t x02 = pc_sxtab16(off2, xv);
-                        const uint32_t x13 = pc_sxtab16_ror8(off2, xv);
-                        const uint32_t w02 = pc_sxtb16(wv);
-                        const uint32_t w13 = pc_sxtb16_ror8(wv);
-                        s0 = pc_smlabb(x02, w02, s0);
-                        s2 = pc_smlatt(x02, w02, s2);
-                        s1 = pc_smlabb(x13, w13, s1);
-                        s3 = pc_smlatt(x13, w13, s3);
-                        x += ch;
-                        w += ch;
-                    }
-                    xr += row;
-                    wr += kw * ch;
-                }
-                output[c] = PC_REQUANTIZE_S8(s0, q->multiplier[c], q->shift[c], out_off, lo, hi);
-                output[c + 1] =
-                    PC_REQUANTIZE_S8(s1, q->multiplier[c + 1], q->shift[c + 1], out_off, lo, hi);
-                output[c + 2] =
-                    PC_REQUANTIZE_S8(s2, q->multiplier[c + 2], q->shift[c + 2], out_off, lo, hi);
-                output[c + 3] =
-                    PC_REQUANTIZE_S8(s3, q->multiplier[c + 3], q->shift[c + 3], out_off, lo, hi);
-            }
-#endif
             for (; c < ch; c++) {
                 int32_t acc = bias[c];
                 const int8_t *xr = x_base + c;
@@ -92,3 +439,5 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
         }
     }
 }
+
+#endif /* PC_USE_DSP */

@@ -24,6 +24,31 @@
 
 #if PC_USE_DSP
 
+/* For the small helpers of hot loops: gcc -O2 otherwise sometimes calls them out of line,
+ * passing accumulators through memory. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PC_INLINE static inline __attribute__((always_inline))
+#else
+#define PC_INLINE static inline
+#endif
+
+/* For hot loops kept in a function of their own: inlined into a big caller they lose
+ * registers to its variables and spill accumulators. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PC_NOINLINE static __attribute__((noinline))
+#else
+#define PC_NOINLINE static
+#endif
+
+/* A compiler-only memory barrier (no instruction): loads after it are not merged with loads
+ * before it. Used where gcc would otherwise keep a whole block's loaded inputs live across a
+ * second pass over them and spill them. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PC_BARRIER() __asm__ __volatile__("" ::: "memory")
+#else
+#define PC_BARRIER() ((void)0)
+#endif
+
 /* Unaligned little-endian loads (one LDR / LDRH on Cortex-M7). */
 static inline uint32_t pc_read_u32(const void *p)
 {
@@ -32,9 +57,12 @@ static inline uint32_t pc_read_u32(const void *p)
     return v;
 }
 
-#if defined(PC_DSP_EMULATE)
-
+/* int16 lanes in plain C (the stand-ins, and odd tails outside the SIMD loops). */
 static inline uint32_t pc_lane16(int32_t v) { return (uint32_t)v & 0xffffu; }
+static inline int32_t pc_lo16(uint32_t x) { return (int16_t)(x & 0xffffu); }
+static inline int32_t pc_hi16(uint32_t x) { return (int16_t)(x >> 16); }
+
+#if defined(PC_DSP_EMULATE)
 
 /* SXTB16: bytes 0 and 2, sign-extended to the two int16 lanes. */
 static inline uint32_t pc_sxtb16(uint32_t x)
@@ -57,8 +85,6 @@ static inline uint32_t pc_sxtab16_ror8(uint32_t a, uint32_t x)
     return pc_sxtab16(a, (x >> 8) | (x << 24));
 }
 
-static inline int32_t pc_lo16(uint32_t x) { return (int16_t)(x & 0xffffu); }
-static inline int32_t pc_hi16(uint32_t x) { return (int16_t)(x >> 16); }
 
 /* SMLAD: acc + x.lo * y.lo + x.hi * y.hi (wrapping like the instruction). */
 static inline int32_t pc_smlad(uint32_t x, uint32_t y, int32_t acc)
@@ -84,6 +110,34 @@ static inline int32_t pc_smmulr(int32_t a, int32_t b)
 {
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
 }
+
+/* SMMLAR: acc + the top word of a * b, rounded: (acc * 2^32 + a * b + 2^31) >> 32, computed
+ * modulo 2^64 like the instruction. */
+static inline int32_t pc_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    const uint64_t s = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * b) +
+                       0x80000000u;
+    return (int32_t)(uint32_t)(s >> 32);
+}
+
+/* SSAT #8: v saturated to [-128, 127]. */
+static inline int32_t pc_ssat8(int32_t v) { return v < -128 ? -128 : v > 127 ? 127 : v; }
+
+/* Bytewise signed max / min of two int8x4 (SSUB8 + SEL on the chip). */
+static inline uint32_t pc_bytewise(uint32_t a, uint32_t b, int want_max)
+{
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int8_t x = (int8_t)((a >> i) & 0xffu);
+        const int8_t y = (int8_t)((b >> i) & 0xffu);
+        const int8_t m = (x >= y) == (want_max != 0) ? x : y;
+        r |= (uint32_t)(uint8_t)m << i;
+    }
+    return r;
+}
+
+static inline uint32_t pc_max_s8x4(uint32_t a, uint32_t b) { return pc_bytewise(a, b, 1); }
+static inline uint32_t pc_min_s8x4(uint32_t a, uint32_t b) { return pc_bytewise(a, b, 0); }
 
 #else /* real Arm DSP instructions */
 
@@ -132,6 +186,31 @@ static inline int32_t pc_smmulr(int32_t a, int32_t b)
     return r;
 }
 
+static inline int32_t pc_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
+static inline int32_t pc_ssat8(int32_t v) { return __ssat(v, 8); }
+
+/* SEL picks bytes by the GE flags the SSUB8 just before it set; one asm statement keeps the
+ * pair together (the compiler does not track GE). */
+static inline uint32_t pc_max_s8x4(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+static inline uint32_t pc_min_s8x4(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
 #endif /* PC_DSP_EMULATE */
 
 /* An int16x2 with both lanes = v (for SXTAB16's offset operand). */
@@ -139,6 +218,79 @@ static inline uint32_t pc_dup16(int32_t v)
 {
     const uint32_t lane = (uint32_t)v & 0xffffu;
     return lane | (lane << 16);
+}
+
+/* Four values in [-128, 127] as an int8x4 (a = byte 0): three BFI on the chip (the compiler
+ * makes 8 instructions of the C form). */
+static inline uint32_t pc_pack_s8x4(int32_t a, int32_t b, int32_t c, int32_t d)
+{
+#if defined(PC_DSP_EMULATE)
+    return ((uint32_t)a & 0xffu) | (((uint32_t)b & 0xffu) << 8) |
+           (((uint32_t)c & 0xffu) << 16) | ((uint32_t)d << 24);
+#else
+    uint32_t r = (uint32_t)a;
+    __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8"
+            : "+&r"(r) : "r"(b), "r"(c), "r"(d));
+    return r;
+#endif
+}
+
+/* An int8x4 with all four bytes = v. */
+static inline uint32_t pc_dup8(int32_t v) { return ((uint32_t)v & 0xffu) * 0x01010101u; }
+
+
+/* ---- requantisation with per-channel constants prepared once per layer ----
+ *
+ * pc_requantize_s8 needs ~a dozen instructions and a handful of branches per output, which
+ * dominates layers with few MACs per output (pointwise convs with 8..32 input channels,
+ * depthwise 3x3). The kernels therefore prepare each channel's constants once (pc_rq_prepare)
+ * and requantise with pc_rq_fast: LSL, ADD, SMMLAR, ASR, SSAT (5 instructions); the
+ * act_min / act_max clamp is then done four outputs at a time on the packed bytes.
+ *
+ * Why it is exact (acc -> x = acc << left, e = right shift >= 1, o = output offset):
+ *   h = SaturatingRoundingDoublingHighMul(x, m) = SMMULR(2x, m) while |x| < 2^30;
+ *   RoundingDivideByPOT(h, e) + o = (h + 2^(e-1) - [h < 0] + o * 2^e) >> e.
+ * [h < 0] may be replaced by [x < 0]: they differ only when h == 0, and then both give
+ * (2^(e-1) - 1 or 2^(e-1)) >> e = 0. So with rnd = 2^(e-1) + o * 2^e the result is
+ *   SMMLAR(2x, m, rnd - [x < 0]) >> e     (SMMLAR adds its accumulator to the rounded top word).
+ * The bounds that make this safe are checked per channel in pc_rq_prepare: |acc| can reach at
+ * most |bias| + K * 255 * 128 (K MACs per output), and that shifted left must stay < 2^30;
+ * 1 <= e <= 22 keeps |h + rnd| < 2^31. A channel outside them ("not fast", in practice never)
+ * makes its caller use the generic pc_requantize_s8_dsp for the whole chunk. */
+typedef struct {
+    int32_t lsh; /* left shift + 1 (the doubling of SMMULR(2x, m)) */
+    int32_t rnd; /* 2^(rsh-1) + output_offset * 2^rsh */
+    int32_t mult;
+    int32_t rsh; /* right shift, >= 1 when fast */
+    int32_t bias;
+    int32_t fast;
+} pc_rq_t;
+
+/* Channels whose constants a kernel prepares at a time (on the stack: 24 bytes each). */
+#define PC_RQ_CHUNK 64
+
+/* Prepare one channel for outputs of k MACs; returns r->fast. */
+static inline int32_t pc_rq_prepare(pc_rq_t *r, int32_t bias, int32_t mult, int32_t shift,
+                                    int32_t output_offset, int32_t k)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int64_t abs_bias = bias < 0 ? -(int64_t)bias : (int64_t)bias;
+    const int64_t bound = (abs_bias + (int64_t)k * 255 * 128) * ((int64_t)1 << left);
+    r->bias = bias;
+    r->mult = mult;
+    r->lsh = left + 1;
+    r->rsh = right;
+    r->fast = right >= 1 && right <= 22 && bound < ((int64_t)1 << 30);
+    r->rnd = r->fast ? (int32_t)(1 << (right - 1)) + output_offset * (int32_t)(1 << right) : 0;
+    return r->fast;
+}
+
+/* acc -> requantised value + output offset, saturated to int8 (before act_min / act_max). */
+PC_INLINE int32_t pc_rq_fast(int32_t acc, const pc_rq_t *r)
+{
+    const int32_t x2 = (int32_t)((uint32_t)acc << r->lsh);
+    return pc_ssat8(pc_smmlar(x2, r->mult, r->rnd + (x2 >> 31)) >> r->rsh);
 }
 
 /* pc_requantize_s8 (pc_requant.h) in about a dozen instructions, bit-exact:

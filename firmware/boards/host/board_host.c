@@ -3,11 +3,20 @@
  * Environment:
  *   PATCHCAM_INPUT   file board_read_input() reads (default: stdin)
  *   PATCHCAM_OUTPUT  file board_write_output() writes (default: stdout)
- *   PATCHCAM_SERIAL  device or file for the serial port, e.g. a pseudo-terminal
- *                    (default: read stdin, write stdout)
- * Camera: none. LED: no-op. board_exit() flushes and exits the process.
+ *   PATCHCAM_SERIAL  the serial port: a device or file (e.g. /dev/pts/3), or `pty` to open
+ *                    a new pseudo-terminal (its slave's name is printed on stderr as
+ *                    "board_host: serial on /dev/pts/N"; `pty:PATH` also makes PATH a
+ *                    symlink to it). Default: read stdin, write stdout; end of stdin exits
+ *                    the process with status 0 (so a pipe can drive the app loop).
+ *   PATCHCAM_CAMERA  a virtual camera file: 16-byte PCAM header + frames, the same format as
+ *                    the qemu_m7 board's camera.raw (docs/qemu_m7.md). Default: no camera.
+ * LED: no-op. board_exit() flushes and exits the process.
+ *
+ * With a pty the board keeps the slave side open itself (in raw mode), so a host may open,
+ * close and reopen it (a host-side reset) without the board seeing a hangup; bytes the board
+ * writes while no host reads are dropped after 2 s, as a UART with nobody listening would.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,12 +34,80 @@ static FILE *input_file;
 static FILE *output_file;
 static int serial_in = STDIN_FILENO;
 static int serial_out = STDOUT_FILENO;
+static int serial_is_pty;
+static int serial_is_stdin = 1;
+static int pty_slave = -1;
 static struct timespec t_start;
+
+static struct {
+    FILE *file;
+    uint16_t width, height;
+    board_pixfmt_t format;
+} camera;
 
 static void fail(const char *what, const char *path)
 {
     fprintf(stderr, "board_host: %s %s: %s\n", what, path, strerror(errno));
     exit(3);
+}
+
+static void open_pty(const char *link)
+{
+    const int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        fail("cannot open a pseudo-terminal", "/dev/ptmx");
+    }
+    const char *name = ptsname(master);
+    if (name == NULL) {
+        fail("cannot name the pseudo-terminal", "/dev/ptmx");
+    }
+    /* Hold the slave open in raw mode: no echo, no line editing, 8 bits through. */
+    pty_slave = open(name, O_RDWR | O_NOCTTY);
+    struct termios t;
+    if (pty_slave < 0 || tcgetattr(pty_slave, &t) != 0) {
+        fail("cannot open", name);
+    }
+    t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+    t.c_oflag &= ~(tcflag_t)OPOST;
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+    t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB);
+    t.c_cflag |= CS8;
+    if (tcsetattr(pty_slave, TCSANOW, &t) != 0) {
+        fail("cannot set raw mode on", name);
+    }
+    fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+    serial_in = serial_out = master;
+    serial_is_pty = 1;
+    serial_is_stdin = 0;
+    if (link != NULL && link[0] != '\0') {
+        unlink(link);
+        if (symlink(name, link) != 0) {
+            fail("cannot create the symlink", link);
+        }
+    }
+    fprintf(stderr, "board_host: serial on %s\n", name);
+    fflush(stderr);
+}
+
+static void open_camera(const char *path)
+{
+    uint8_t h[16];
+    if (path == NULL || path[0] == '\0') {
+        return;
+    }
+    if ((camera.file = fopen(path, "rb")) == NULL) {
+        fail("cannot open camera", path);
+    }
+    if (fread(h, 1, sizeof h, camera.file) != sizeof h || memcmp(h, "PCAM", 4) != 0 ||
+        h[8] < BOARD_PIXFMT_GRAY8 || h[8] > BOARD_PIXFMT_RGB888) {
+        fprintf(stderr, "board_host: camera file %s has no valid PCAM header\n", path);
+        fclose(camera.file);
+        camera.file = NULL;
+        return;
+    }
+    camera.width = (uint16_t)(h[4] | h[5] << 8);
+    camera.height = (uint16_t)(h[6] | h[7] << 8);
+    camera.format = (board_pixfmt_t)h[8];
 }
 
 void board_init(void)
@@ -46,12 +124,16 @@ void board_init(void)
     if (out != NULL && out[0] != '\0' && (output_file = fopen(out, "wb")) == NULL) {
         fail("cannot create output", out);
     }
-    if (serial != NULL && serial[0] != '\0') {
+    if (serial != NULL && (strcmp(serial, "pty") == 0 || strncmp(serial, "pty:", 4) == 0)) {
+        open_pty(serial[3] == ':' ? serial + 4 : NULL);
+    } else if (serial != NULL && serial[0] != '\0') {
         serial_in = serial_out = open(serial, O_RDWR | O_NOCTTY);
+        serial_is_stdin = 0;
         if (serial_in < 0) {
             fail("cannot open serial port", serial);
         }
     }
+    open_camera(getenv("PATCHCAM_CAMERA"));
 }
 
 uint32_t board_time_us(void)
@@ -70,6 +152,9 @@ size_t board_serial_read(uint8_t *buf, size_t cap, uint32_t timeout_us)
         return 0;
     }
     const ssize_t n = read(serial_in, buf, cap);
+    if (n == 0 && serial_is_stdin) {
+        board_exit(0); /* the host closed the pipe: nothing more will come */
+    }
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -83,6 +168,13 @@ void board_serial_write(const uint8_t *buf, size_t len)
         if (n < 0 && errno == EINTR) {
             continue;
         }
+        if (n < 0 && serial_is_pty && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {serial_out, POLLOUT, 0};
+            if (poll(&pfd, 1, 2000) > 0) {
+                continue;
+            }
+            return; /* nobody reads: drop the rest, like a UART */
+        }
         if (n <= 0) {
             return;
         }
@@ -93,16 +185,22 @@ void board_serial_write(const uint8_t *buf, size_t len)
 
 board_pixfmt_t board_camera_format(uint16_t *width, uint16_t *height)
 {
-    *width = 0;
-    *height = 0;
-    return BOARD_PIXFMT_NONE;
+    *width = camera.file != NULL ? camera.width : 0;
+    *height = camera.file != NULL ? camera.height : 0;
+    return camera.file != NULL ? camera.format : BOARD_PIXFMT_NONE;
 }
 
 size_t board_camera_capture(uint8_t *buf, size_t cap)
 {
-    (void)buf;
-    (void)cap;
-    return 0;
+    if (camera.file == NULL) {
+        return 0;
+    }
+    const size_t bytes = (size_t)camera.width * camera.height * (size_t)camera.format;
+    if (bytes > cap) {
+        return 0;
+    }
+    /* A partial frame at the end of the file counts as no frame. */
+    return fread(buf, 1, bytes, camera.file) == bytes ? bytes : 0;
 }
 
 size_t board_read_input(uint8_t *buf, size_t cap)

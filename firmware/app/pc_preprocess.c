@@ -1,0 +1,56 @@
+/* pc_preprocess.c - see pc_preprocess.h. */
+#include "pc_preprocess.h"
+
+size_t pc_pixfmt_bytes(uint8_t format)
+{
+    return format == 1 ? 1u : format == 2 ? 2u : format == 3 ? 3u : 0u;
+}
+
+/* Source index of destination index d: ((2d + 1) * src) / (2 * dst). */
+static uint32_t sample(uint32_t d, uint32_t src, uint32_t dst)
+{
+    return ((2u * d + 1u) * src) / (2u * dst);
+}
+
+int pc_preprocess(const uint8_t *src, uint16_t src_w, uint16_t src_h, uint8_t format,
+                  int8_t *dst, uint16_t dst_w, uint16_t dst_h, uint8_t dst_c)
+{
+    const size_t bpp = pc_pixfmt_bytes(format);
+    if (bpp == 0 || src_w == 0 || src_h == 0 || dst_w == 0 || dst_h == 0 ||
+        (dst_c != 1 && dst_c != 3)) {
+        return -1;
+    }
+    for (uint32_t dy = 0; dy < dst_h; dy++) {
+        const uint8_t *row = src + (size_t)sample(dy, src_h, dst_h) * src_w * bpp;
+        for (uint32_t dx = 0; dx < dst_w; dx++) {
+            const uint8_t *p = row + (size_t)sample(dx, src_w, dst_w) * bpp;
+            uint32_t r, g, b;
+            if (format == 1) {
+                if (dst_c == 1) {
+                    *dst++ = (int8_t)((int32_t)p[0] - 128);
+                    continue;
+                }
+                r = g = b = p[0];
+            } else if (format == 2) {
+                const uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+                const uint32_t r5 = (v >> 11) & 31u, g6 = (v >> 5) & 63u, b5 = v & 31u;
+                r = (r5 << 3) | (r5 >> 2);
+                g = (g6 << 2) | (g6 >> 4);
+                b = (b5 << 3) | (b5 >> 2);
+            } else {
+                r = p[0];
+                g = p[1];
+                b = p[2];
+            }
+            if (dst_c == 1) {
+                const uint32_t y = (77u * r + 150u * g + 29u * b + 128u) >> 8;
+                *dst++ = (int8_t)((int32_t)y - 128);
+            } else {
+                *dst++ = (int8_t)((int32_t)r - 128);
+                *dst++ = (int8_t)((int32_t)g - 128);
+                *dst++ = (int8_t)((int32_t)b - 128);
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,301 @@
+"""The wire protocol (docs/protocol.md): shared vectors, round trips, fuzzing, Python == C.
+
+The same tests/vectors/protocol.json is checked here against patchcam/protocol.py and by the C
+test program (tests/c/test_pc_proto.c, AddressSanitizer + UBSan) against pc_proto.c; the C
+decoder also runs 100k random / mutated inputs, and a long random stream is decoded by both
+decoders, which must return the same items.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from patchcam import protocol as pp
+
+ROOT = Path(__file__).resolve().parents[1]
+VECTORS = ROOT / "tests" / "vectors" / "protocol.json"
+C_TEST = ROOT / "tests" / "c" / "test_pc_proto.c"
+PROTO_DIR = ROOT / "firmware" / "protocol"
+FUZZ_INPUTS = 100_000
+COUNTS: dict[str, int] = {}  # hypothesis examples run, by test (printed with -s)
+
+
+def _vectors() -> list[dict]:
+    return json.loads(VECTORS.read_text())["vectors"]
+
+
+def _count(name: str) -> None:
+    COUNTS[name] = COUNTS.get(name, 0) + 1
+
+
+# ---- shared vectors ------------------------------------------------------------------------
+def test_vector_file_matches_the_constants():
+    doc = json.loads(VECTORS.read_text())
+    assert (doc["version"], doc["max_payload"], doc["max_encoded"]) == \
+        (pp.VERSION, pp.MAX_PAYLOAD, pp.MAX_ENCODED)
+    header = (PROTO_DIR / "pc_proto.h").read_text()
+    for name, value in (("VERSION", pp.VERSION), ("MAX_PAYLOAD", pp.MAX_PAYLOAD),
+                        ("HEADER_BYTES", pp.HEADER_BYTES), ("CRC_BYTES", pp.CRC_BYTES),
+                        ("CHUNK_HEADER_BYTES", pp.CHUNK_HEADER_BYTES)):
+        assert f"#define PC_PROTO_{name} {value}\n" in header
+
+
+@pytest.mark.parametrize("v", _vectors(), ids=lambda v: v["name"])
+def test_python_decodes_vector(v):
+    wire = bytes.fromhex(v["wire"])
+    assert [pp.describe(i) for i in pp.Decoder().feed(wire)] == v["decoded"]
+    # byte by byte: the same items
+    dec = pp.Decoder()
+    items = [i for b in wire for i in dec.feed(bytes([b]))]
+    assert [pp.describe(i) for i in items] == v["decoded"]
+    if v["roundtrip"]:
+        (msg,) = pp.Decoder().feed(wire)
+        assert pp.encode(msg) == wire
+
+
+def test_crc_check_value():
+    assert pp.crc32(b"123456789") == 0xCBF43926
+
+
+@pytest.fixture(scope="module")
+def c_test(tmp_path_factory) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    exe = tmp_path_factory.mktemp("proto") / "test_pc_proto"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g",
+                    "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                    f"-I{PROTO_DIR}", str(C_TEST), str(PROTO_DIR / "pc_proto.c"), "-o", str(exe)],
+                   check=True)
+    return exe
+
+
+def test_c_decodes_vectors(c_test):
+    r = subprocess.run([str(c_test), "vectors", str(VECTORS)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"vectors: {len(_vectors())} checked, 0 failed" in r.stdout
+
+
+def test_c_decoder_fuzz(c_test):
+    """100k random byte strings, valid packets and mutated packets (flipped bits, dropped /
+    inserted bytes, truncation) under ASan + UBSan; after each one a PING must decode."""
+    r = subprocess.run([str(c_test), "fuzz", str(FUZZ_INPUTS), "1"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"fuzz: {FUZZ_INPUTS} inputs" in r.stdout
+    print(r.stdout.strip())
+
+
+def _random_stream(seed: int, pieces: int) -> bytes:
+    """Valid messages, valid-CRC packets with random payloads, mutations and garbage."""
+    rng = np.random.default_rng(seed)
+    out = bytearray()
+    for _ in range(pieces):
+        k = rng.integers(0, 6)
+        if k == 0:
+            out += bytes(rng.integers(0, 256, rng.integers(0, 80), dtype=np.uint8))
+        elif k == 1:  # random payload for the types without text fields
+            t = int(rng.choice([2, 3, 4, 7, 8, 9, 0, 10, 200]))
+            n = int(rng.integers(0, 40))
+            out += pp.frame_bytes(pp.packet(t, bytes(rng.integers(0, 256, n, dtype=np.uint8))))
+        else:
+            msg = _random_message(rng)
+            w = bytearray(pp.encode(msg))
+            if k == 5 and len(w) > 2:
+                at = int(rng.integers(0, len(w)))
+                w[at] ^= 1 << int(rng.integers(0, 8))
+            if k == 4:
+                w = w[:int(rng.integers(0, len(w)))]
+            out += w
+    return bytes(out)
+
+
+def _random_message(rng: np.random.Generator) -> pp.Message:
+    text = "".join(chr(c) for c in rng.integers(32, 127, rng.integers(0, 30)))
+    u32 = int(rng.integers(0, 2**32))
+    choice = rng.integers(0, 8)
+    if choice == 0:
+        return pp.Frame(u32, int(rng.integers(1, 60)), int(rng.integers(1, 60)),
+                        pp.PixFmt(int(rng.integers(1, 4))), int(rng.integers(0, 5000)),
+                        bytes(rng.integers(0, 256, rng.integers(1, 1010), dtype=np.uint8)))
+    if choice == 1:
+        dets = [pp.Detection(*(int(v) for v in rng.integers(0, 65536, 4)),
+                             int(rng.integers(0, 256)), int(rng.integers(-128, 128)))
+                for _ in range(rng.integers(0, 10))]
+        return pp.Result(u32, pp.Task.DETECT, detections=dets, latency_us=u32 // 3,
+                         total_us=u32 // 2, source=pp.Source(int(rng.integers(0, 2))))
+    if choice == 2:
+        return pp.Result(u32, pp.Task.CLASSIFY,
+                         [int(v) for v in rng.integers(-128, 128, rng.integers(0, 20))])
+    if choice == 3:
+        return pp.Log(pp.LogLevel(int(rng.integers(0, 4))), text)
+    if choice == 4:
+        return pp.Error(int(rng.integers(0, 65536)), text, u32)
+    if choice == 5:
+        return pp.Set(int(rng.integers(0, 256)), int(rng.integers(-2**31, 2**31)))
+    if choice == 6:
+        return pp.Hello(pp.Task(int(rng.integers(0, 2))), *(int(v) for v in
+                        rng.integers(0, 65536, 2)), 3, pp.PixFmt.RGB888,
+                        output_scale=float(np.float32(rng.uniform(0, 1))),
+                        output_zero_point=int(rng.integers(-128, 128)), board=text, app="a",
+                        model=text[:5], classes=[text[:i] for i in range(rng.integers(0, 5))])
+    return pp.Ping(u32)
+
+
+def test_python_and_c_decode_the_same_stream(c_test):
+    stream = _random_stream(7, 3000)
+    r = subprocess.run([str(c_test), "describe"], input=stream, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    c_lines = r.stdout.decode().splitlines()
+    py_lines = [pp.describe(i) for i in pp.Decoder().feed(stream)]
+    assert len(py_lines) > 2000
+    assert c_lines == py_lines
+
+
+# ---- round trips and hypothesis fuzzing of the Python decoder -------------------------------
+u32 = st.integers(0, 2**32 - 1)
+u16 = st.integers(0, 2**16 - 1)
+i8 = st.integers(-128, 127)
+text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40).filter(
+    lambda s: len(s.encode()) <= 255)
+fmt = st.sampled_from(list(pp.PixFmt)[1:])
+messages = st.one_of(
+    st.builds(pp.Ping, u32),
+    st.builds(pp.Pong, u32, u32, u32, u32),
+    st.builds(pp.Set, st.sampled_from(list(pp.SetKey)), st.integers(-2**31, 2**31 - 1)),
+    st.builds(pp.Log, st.sampled_from(list(pp.LogLevel)), text),
+    st.builds(pp.Error, st.sampled_from(list(pp.ErrorCode)), text, u32),
+    st.builds(pp.Frame, u32, u16, u16, fmt, u32, st.binary(min_size=1, max_size=1010)),
+    st.builds(pp.Preview, u32, u16, u16, fmt, u32, st.binary(min_size=1, max_size=1010)),
+    st.builds(pp.Result, u32, st.just(pp.Task.CLASSIFY), st.lists(i8, max_size=255),
+              latency_us=u32, total_us=u32),
+    st.builds(pp.Result, u32, st.just(pp.Task.DETECT), st.just([]),
+              st.lists(st.builds(pp.Detection, u16, u16, u16, u16, st.integers(0, 255), i8),
+                       max_size=90), latency_us=u32, total_us=u32,
+              source=st.sampled_from(list(pp.Source))),
+    st.builds(pp.Hello, st.sampled_from(list(pp.Task)), u16, u16, st.sampled_from([1, 3]),
+              fmt, u16, u16, fmt, u32, u32, u32, u32,
+              st.floats(width=32, allow_nan=False), i8, text, text, text,
+              st.lists(text, max_size=8)),
+    st.just(pp.HelloRequest()),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(messages, min_size=1, max_size=4))
+def test_round_trip(msgs):
+    _count("round_trip")
+    wire = b"".join(pp.encode(m) for m in msgs)
+    assert pp.Decoder().feed(wire) == msgs
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.binary(max_size=3000), u32)
+def test_any_garbage_then_a_valid_message(garbage, token):
+    """Whatever came before (garbage, a half frame), the next message decodes, and the
+    decoder's output is the same however the bytes are split."""
+    _count("garbage")
+    wire = garbage + pp.encode(pp.Ping(token))
+    items = pp.Decoder().feed(wire)
+    assert items[-1] == pp.Ping(token)
+    assert all(isinstance(i, pp.DecodeError) or isinstance(i, pp.Message) for i in items)
+    dec = pp.Decoder()
+    split = len(wire) // 3
+    assert dec.feed(wire[:split]) + dec.feed(wire[split:]) == items
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(messages, min_size=1, max_size=3), st.data())
+def test_mutated_frames_resynchronise(msgs, data):
+    """Flip bits, drop / insert bytes or cut a frame short (a reset mid-frame): that frame
+    is lost (a DecodeError, or at worst nothing), the next message always decodes."""
+    _count("mutations")
+    wire = bytearray(b"".join(pp.encode(m) for m in msgs))
+    for _ in range(data.draw(st.integers(1, 4))):
+        if not wire:
+            break
+        at = data.draw(st.integers(0, len(wire) - 1))
+        how = data.draw(st.sampled_from(["flip", "drop", "insert", "truncate"]))
+        if how == "flip":
+            wire[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif how == "drop":
+            del wire[at]
+        elif how == "insert":
+            wire.insert(at, data.draw(st.integers(0, 255)))
+        else:
+            del wire[at:]
+    sentinel = pp.Ping(0xC0FFEE)
+    items = pp.Decoder().feed(bytes(wire) + pp.encode(sentinel))
+    assert items[-1] == sentinel
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(pp.MAX_ENCODED + 1, 5000), u32)
+def test_oversized_frames_are_dropped(n, token):
+    _count("oversized")
+    items = pp.Decoder().feed(b"\x01" * n + pp.encode(pp.Ping(token)))
+    assert [type(i) for i in items] == [pp.DecodeError, pp.Ping]
+    assert items[0].code == pp.ErrorCode.TOO_LONG
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 255).filter(lambda v: v != pp.VERSION), u32)
+def test_wrong_version_is_reported(version, token):
+    _count("version")
+    pkt = pp.packet(pp.MsgType.PING, struct.pack("<I", token), version)
+    items = pp.Decoder().feed(pp.frame_bytes(pkt) + pp.encode(pp.Ping(token)))
+    assert items[0].code == pp.ErrorCode.VERSION and items[1] == pp.Ping(token)
+
+
+def test_encode_refuses_oversized_payloads():
+    with pytest.raises(ValueError, match="MAX_PAYLOAD"):
+        pp.encode(pp.Frame(1, 2000, 1, pp.PixFmt.GRAY8, 0, bytes(2000)))
+    assert len(pp.encode(pp.Frame(1, 1010, 1, pp.PixFmt.GRAY8, 0, b"\xff" * 1010))) \
+        <= pp.MAX_ENCODED + 2
+
+
+def test_frame_chunks_and_image_assembler():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    chunks = pp.frame_chunks(5, img, 40, 50, pp.PixFmt.RGB888)
+    assert len(chunks) == 6 and all(len(pp.encode(c)) <= pp.MAX_ENCODED + 2 for c in chunks)
+    asm = pp.ImageAssembler()
+    done = [asm.add(c) for c in chunks]
+    assert done[:-1] == [None] * 5
+    assert done[-1] == (5, 40, 50, pp.PixFmt.RGB888, img.tobytes())
+    # a lost chunk loses that image only
+    assert [asm.add(c) for c in chunks[:2] + chunks[3:]] == [None] * 5
+    assert [asm.add(c) for c in chunks][-1] is not None
+
+
+def test_link_over_a_loopback_port():
+    with pp.Link("loop://") as link:
+        link.write(b"junk\x00")
+        link.send(pp.Ping(3))
+        link.send_frame(9, bytes(3000), 100, 30, pp.PixFmt.GRAY8)
+        assert isinstance(link.receive(1), pp.DecodeError)
+        assert link.wait_for(pp.Ping, 1) == pp.Ping(3)
+        frames = [link.receive(1) for _ in range(3)]
+        assert [f.offset for f in frames] == [0, 1010, 2020]
+        assert link.receive(0.05) is None
+
+
+def test_score_threshold_q_matches_decode_params():
+    from patchcam.detect import DecodeParams
+    for scale, zp, p in ((0.08, 0, 0.4), (0.02, -10, 0.9), (0.5, 3, 0.01), (0.001, 0, 0.99)):
+        d = DecodeParams.prepare(scale, zp, 1, 8, (2, 2), (16, 16), p, 0.5)
+        assert pp.score_threshold_q(p, scale, zp) == d.q_threshold
+
+
+def test_report_hypothesis_counts():
+    """Runs last in this file: prints how many hypothesis examples ran (pytest -s)."""
+    print(f"hypothesis examples run: {COUNTS}")
