@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if not trained:
         print(f"demo: note: {APP} has no trained weights yet, so its boxes are meaningless; "
-              f"`make train APP={APP}` then `make export APP={APP}` gives real ones", flush=True)
+              f"once apps/{APP}/generated/ holds an exported model, the demo runs it",
+              flush=True)
     return 0 if viewer.view.stats.frames else 1
 
 

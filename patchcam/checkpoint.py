@@ -36,7 +36,8 @@ def config_from_dict(d: dict) -> zoo.Config:
 def load_classifier(path: str | Path) -> tuple[zoo.Classifier, dict]:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint; train one with `make train APP=...`")
+        raise CheckpointError(f"{path}: no such checkpoint; train one with "
+                              "training/train_classifier.py")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
         if doc.get("format") != "patchcam-classifier":

@@ -1,7 +1,7 @@
 """Resolve what a user names on the command line into an int8 graph.
 
-A model is named by a zoo preset (`mbv2-1.0-224`), an IR file (`.json`, what `make export`
-writes), an int8 `.tflite` (imported by `patchcam.tflite_import`) or an app (`vww`): its
+A model is named by a zoo preset (`mbv2-1.0-224`), an IR file (`.json`, what `python -m patchcam
+save-ir` writes), an int8 `.tflite` (imported by `patchcam.tflite_import`) or an app (`vww`): its
 exported IR when there is one, else its untrained network.
 Untrained networks get random weights, calibrated on random images: right for memory, MACs
 and speed, meaningless for accuracy (the graph's meta says `"weights": "random"`).

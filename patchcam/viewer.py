@@ -139,7 +139,7 @@ def info_line(hello: pp.Hello | None) -> str:
 
 
 def stats_line(v: View) -> str:
-    parts = [f"FPS {v.stats.fps:4.1f}"]
+    parts = [f"FPS {v.stats.fps:4.1f}" if v.stats.fps else "FPS --"]
     if v.stats.latency_us is not None:
         parts.append(f"device {v.stats.latency_us / 1000:.1f} ms")
     if v.stats.total_us is not None:
@@ -1051,7 +1051,7 @@ def app_model_dir(app: str, model_dir: Path | None = None,
     if model_dir is not None:
         if not (model_dir / "model.c").is_file():
             raise SystemExit(f"viewer: {model_dir}: no model.c (a folder written by "
-                             "patchcam.codegen or `make export`)")
+                             "patchcam.codegen)")
         return model_dir, True, f"generated model in {model_dir}"
     toml = REPO / "apps" / app / "app.toml"
     if not toml.is_file():

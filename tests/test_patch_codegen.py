@@ -193,7 +193,10 @@ def test_fused_input_api(tmp_path):
 @pytest.mark.slow
 def test_more_random_patch_schedules_bit_exact(tmp_path):
     graphs = [random_graph(s, n_blocks=8) for s in range(300, 340)]
-    _run_all(_cases(graphs) + _cases(_graphs(range(24, 48))), tmp_path)
+    cases = _cases(graphs) + _cases(_graphs(range(24, 48)))
+    _run_all(cases, tmp_path)
+    _run_all(cases[::2], tmp_path, mode="cache")
+    _run_all(cases[1::2], tmp_path, fuse=True, mode="cache")
 
 
 def test_declared_arena_symbol_equals_planned(tmp_path):

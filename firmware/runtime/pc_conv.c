@@ -376,15 +376,15 @@ static void mat_mult_pw(const chunk_t *ch, const int8_t *filter, int32_t k,
     }
 }
 
-/* ---- pointwise with few input channels (K <= 64, K % 4 == 0): four pixels at a time ----
+/* ---- pointwise with few input channels (8 or 16): four pixels at a time ----
  *
  * With K = 8 or 16 MACs per output the 2x2 path spends more on each output (its channels'
  * constants, the loop setup, the requantisation) than on its MACs. Four pixels per pass share
  * the per-channel work over twice the outputs; K is a compile-time constant in each copy, so
  * the MAC code is fully unrolled at fixed offsets (no loop counter or second filter pointer)
  * and fits the registers with 8 accumulators. The four widened pixels live on the stack
- * (8 * K bytes <= 512): the scratch stays 4 * Cin. */
-#define PW_QUAD_MAX_K 64
+ * (8 * K bytes <= 128): the scratch stays 4 * Cin. */
+#define PW_QUAD_MAX_K 16
 
 typedef struct {
     int32_t a0, b0, c0, d0; /* channel co, pixels 0..3 */
@@ -478,13 +478,6 @@ PC_NOINLINE void mat_mult_quad8(const chunk_t *ch, const int8_t *filter, const u
     mat_mult_quad(ch, filter, col, out, 8);
 }
 
-/* Any other K (a multiple of 4, <= PW_QUAD_MAX_K): the same with loops over the groups. */
-PC_NOINLINE void mat_mult_quad_k(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
-                                 int8_t *const out[4], int32_t k)
-{
-    mat_mult_quad(ch, filter, col, out, k);
-}
-
 PC_NOINLINE void mat_mult_quad16(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
                                  int8_t *const out[4])
 {
@@ -515,7 +508,7 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
         const int8_t *px_b;
         int32_t i = 0;
         chunk_prepare(&ch, p, q, bias, co0, cin);
-        if (cin <= PW_QUAD_MAX_K && (cin & 3) == 0 && ch.fast && (ch.n & 1) == 0) {
+        if ((cin == 8 || cin == 16) && ch.fast && (ch.n & 1) == 0) {
             uint32_t col4[2 * PW_QUAD_MAX_K];
             for (; i + 4 <= pixels; i += 4) {
                 const int8_t *px[4];
@@ -527,10 +520,8 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
                 widen_quad(px, col4, cin, p->input_offset);
                 if (cin == 8) {
                     mat_mult_quad8(&ch, w, col4, out);
-                } else if (cin == 16) {
-                    mat_mult_quad16(&ch, w, col4, out);
                 } else {
-                    mat_mult_quad_k(&ch, w, col4, out, cin);
+                    mat_mult_quad16(&ch, w, col4, out);
                 }
             }
         }
