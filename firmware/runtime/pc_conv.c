@@ -4,7 +4,10 @@
  * pixels is widened to int16 with the input offset added ("im2col"), in the order SXTB16
  * leaves the filter bytes in (x0 x2 x1 x3 per group of four), so the inner loop per four
  * input channels is: 2 filter loads, 4 SXTB16, 4 column loads, 8 SMLAD for 16 MACs
- * (2 output channels x 2 pixels). The portable path is direct loops.
+ * (2 output channels x 2 pixels). Pointwise convs (and convs with patches of <= 64 values,
+ * such as the RGB first layer) keep the two pixels' columns interleaved so one LDRD fetches
+ * both (see widen_pair); pointwise convs with 8 or 16 input channels take four pixels at a
+ * time (see mat_mult_quad). The portable path is direct loops.
  */
 #include "pc_kernels.h"
 
@@ -81,6 +84,50 @@ static void im2col(const pc_conv_params_t *p, const int8_t *input, int32_t oy, i
         const int16_t t = col[i + 1];
         col[i + 1] = col[i + 2];
         col[i + 2] = t;
+    }
+}
+
+/* The patch of output pixel (oy, ox) as int8 (natural order), padding taps = the zero point
+ * (-input_offset, so that after the offset they are 0), for widen_pair. */
+/* n bytes, a word at a time (unaligned LDR / STR are fine on Armv7E-M): a memcpy call costs
+ * more than the copy for the few bytes of a kernel row. */
+static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t v = pc_read_u32(src + i);
+        memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i];
+    }
+}
+
+static void im2col_s8(const pc_conv_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
+                      int8_t *patch)
+{
+    const int32_t cin = p->input.c;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top;
+    const int32_t ix0 = ox * p->stride_w - p->pad_left;
+    const int32_t run = p->kernel_w * cin;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    for (int32_t ky = 0; ky < p->kernel_h; ky++) {
+        const int32_t iy = iy0 + ky;
+        if (iy < 0 || iy >= p->input.h) {
+            memset(patch, zp, (size_t)run);
+        } else if (ix0 >= 0 && ix0 + p->kernel_w <= p->input.w) {
+            copy_bytes(patch, input + (iy * p->input.w + ix0) * cin, run);
+        } else {
+            for (int32_t kx = 0; kx < p->kernel_w; kx++) {
+                const int32_t ix = ix0 + kx;
+                if (ix < 0 || ix >= p->input.w) {
+                    memset(patch + kx * cin, zp, (size_t)cin);
+                } else {
+                    memcpy(patch + kx * cin, input + (iy * p->input.w + ix) * cin, (size_t)cin);
+                }
+            }
+        }
+        patch += run;
     }
 }
 
@@ -218,37 +265,6 @@ static void mat_mult_2x2(const chunk_t *ch, const int8_t *filter, int32_t k,
     }
 }
 
-void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
-                  const int8_t *input, const int8_t *filter, const int32_t *bias,
-                  int8_t *output, void *scratch)
-{
-    const int32_t k = p->kernel_h * p->kernel_w * p->input.c;
-    const int32_t wo = p->output.w;
-    const int32_t pixels = p->output.h * wo;
-    const int32_t cout = p->output.c;
-    int16_t *col_a = (int16_t *)scratch;
-    int16_t *col_b = col_a + k;
-    chunk_t ch;
-    /* Output channels in chunks (usually one), so each channel's constants are prepared once
-     * per layer; the patches are rebuilt per chunk. */
-    for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
-        const int8_t *w = filter + co0 * k;
-        int32_t i = 0;
-        chunk_prepare(&ch, p, q, bias, co0, k);
-        for (; i + 2 <= pixels; i += 2) {
-            im2col(p, input, i / wo, i % wo, col_a);
-            im2col(p, input, (i + 1) / wo, (i + 1) % wo, col_b);
-            mat_mult_2x2(&ch, w, k, col_a, col_b, output + i * cout + co0,
-                         output + (i + 1) * cout + co0);
-        }
-        if (i < pixels) {
-            im2col(p, input, i / wo, i % wo, col_a);
-            mat_mult_2x2(&ch, w, k, col_a, col_a, output + i * cout + co0,
-                         output + i * cout + co0);
-        }
-    }
-}
-
 /* Pointwise columns: the two pixels' widened channels interleaved per group of four,
  * [a x0 x2 | b x0 x2 | a x1 x3 | b x1 x3] (int16x2 words), then the cin % 4 tail as
  * (a, b) int16 pairs. Both pixels' words for one filter word sit side by side, so the inner
@@ -277,8 +293,26 @@ static void widen_pair(const int8_t *px_a, const int8_t *px_b, uint32_t *col, in
  * advance from pair to pair (the filter rows of a pair are consecutive) instead of being
  * recomputed, and `fast` is a compile-time constant in each of the two inlined copies, so
  * the ~25 instructions around each inner loop stay few. */
+/* The last k % 4 (= n, 1..3) filter bytes of a row as a word, upper bytes 0: a 4-byte read
+ * could run past the end of the filter. */
+static inline uint32_t read_tail(const int8_t *w, int32_t n)
+{
+    uint32_t v = (uint8_t)w[0];
+    if (n > 1) {
+        v |= (uint32_t)(uint8_t)w[1] << 8;
+    }
+    if (n > 2) {
+        v |= (uint32_t)(uint8_t)w[2] << 16;
+    }
+    return v;
+}
+
+/* padded: the columns' k % 4 tail is a full group of four, zero-filled (widen_pair of
+ * patches padded with the zero point), so it costs one more SIMD step instead of a scalar
+ * loop (the RGB first layer: k = 27). */
 PC_INLINE void mat_mult_pw_pairs(const chunk_t *ch, const int8_t *filter, int32_t k,
-                                 const uint32_t *col, int8_t *out_a, int8_t *out_b, int fast)
+                                 const uint32_t *col, int8_t *out_a, int8_t *out_b, int fast,
+                                 int padded)
 {
     const uint32_t *col_end = col + 4 * (k >> 2);
     const int32_t tail = k & 3;
@@ -318,12 +352,32 @@ PC_INLINE void mat_mult_pw_pairs(const chunk_t *ch, const int8_t *filter, int32_
             w1 += 4;
             c += 4;
         }
-        for (int32_t n = tail; n > 0; n--) {
-            const uint32_t x = *c++;
-            a0 += *w0 * pc_lo16(x);
-            a1 += *w1 * pc_lo16(x);
-            b0 += *w0++ * pc_hi16(x);
-            b1 += *w1++ * pc_hi16(x);
+        if (padded) {
+            if (tail > 0) {
+                const uint32_t wa = read_tail(w0, tail);
+                const uint32_t wb = read_tail(w1, tail);
+                uint32_t we = pc_sxtb16(wa);
+                uint32_t wf = pc_sxtb16(wb);
+                a0 = pc_smlad(we, c[0], a0);
+                a1 = pc_smlad(wf, c[0], a1);
+                b0 = pc_smlad(we, c[1], b0);
+                b1 = pc_smlad(wf, c[1], b1);
+                we = pc_sxtb16_ror8(wa);
+                wf = pc_sxtb16_ror8(wb);
+                a0 = pc_smlad(we, c[2], a0);
+                a1 = pc_smlad(wf, c[2], a1);
+                b0 = pc_smlad(we, c[3], b0);
+                b1 = pc_smlad(wf, c[3], b1);
+                w1 += tail;
+            }
+        } else {
+            for (int32_t n = tail; n > 0; n--) {
+                const uint32_t x = *c++;
+                a0 += *w0 * pc_lo16(x);
+                a1 += *w1 * pc_lo16(x);
+                b0 += *w0++ * pc_hi16(x);
+                b1 += *w1++ * pc_hi16(x);
+            }
         }
         w0 = w1; /* the next pair's first row */
         if (fast) {
@@ -343,13 +397,19 @@ PC_INLINE void mat_mult_pw_pairs(const chunk_t *ch, const int8_t *filter, int32_
 }
 
 static void mat_mult_pw(const chunk_t *ch, const int8_t *filter, int32_t k,
-                        const uint32_t *col, int8_t *out_a, int8_t *out_b)
+                        const uint32_t *col, int8_t *out_a, int8_t *out_b, int padded)
 {
     const int32_t co = ch->n & ~1;
-    if (ch->fast) {
-        mat_mult_pw_pairs(ch, filter, k, col, out_a, out_b, 1);
+    if (padded) {
+        if (ch->fast) {
+            mat_mult_pw_pairs(ch, filter, k, col, out_a, out_b, 1, 1);
+        } else {
+            mat_mult_pw_pairs(ch, filter, k, col, out_a, out_b, 0, 1);
+        }
+    } else if (ch->fast) {
+        mat_mult_pw_pairs(ch, filter, k, col, out_a, out_b, 1, 0);
     } else {
-        mat_mult_pw_pairs(ch, filter, k, col, out_a, out_b, 0);
+        mat_mult_pw_pairs(ch, filter, k, col, out_a, out_b, 0, 0);
     }
     if (co < ch->n) { /* an odd last channel: plain dot products */
         const int8_t *w = filter + co * k;
@@ -366,13 +426,82 @@ static void mat_mult_pw(const chunk_t *ch, const int8_t *filter, int32_t k,
             b0 = pc_smlad(wo, c[3], b0);
             c += 4;
         }
-        for (int32_t i = k & ~3; i < k; i++) {
-            const uint32_t x = *c++;
-            a0 += w[i] * pc_lo16(x);
-            b0 += w[i] * pc_hi16(x);
+        if (padded && (k & 3) != 0) {
+            const uint32_t wv = read_tail(w + (k & ~3), k & 3);
+            a0 = pc_smlad(pc_sxtb16(wv), c[0], a0);
+            b0 = pc_smlad(pc_sxtb16(wv), c[1], b0);
+            a0 = pc_smlad(pc_sxtb16_ror8(wv), c[2], a0);
+            b0 = pc_smlad(pc_sxtb16_ror8(wv), c[3], b0);
+        } else {
+            for (int32_t i = k & ~3; i < k; i++) {
+                const uint32_t x = *c++;
+                a0 += w[i] * pc_lo16(x);
+                b0 += w[i] * pc_hi16(x);
+            }
         }
         out_a[co] = (int8_t)requant_generic(ch, co, a0);
         out_b[co] = (int8_t)requant_generic(ch, co, b0);
+    }
+}
+
+/* Patches up to this many values take the int8-gather + pointwise route (stack: 2 x this). */
+#define CONV_SMALL_K 64
+
+void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                  const int8_t *input, const int8_t *filter, const int32_t *bias,
+                  int8_t *output, void *scratch)
+{
+    const int32_t k = p->kernel_h * p->kernel_w * p->input.c;
+    const int32_t wo = p->output.w;
+    const int32_t pixels = p->output.h * wo;
+    const int32_t cout = p->output.c;
+    int16_t *col_a = (int16_t *)scratch;
+    int16_t *col_b = col_a + k;
+    chunk_t ch;
+    /* Output channels in chunks (usually one), so each channel's constants are prepared once
+     * per layer; the patches are rebuilt per chunk. */
+    for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
+        const int8_t *w = filter + co0 * k;
+        int32_t i = 0;
+        chunk_prepare(&ch, p, q, bias, co0, k);
+        if (k <= CONV_SMALL_K) {
+            /* Small patches (the RGB first layer: 27): gathered as int8 on the stack, then
+             * widened and multiplied like a pointwise layer (interleaved columns, LDRD).
+             * The patches are padded to a multiple of 4 with the zero point, so the columns
+             * (on the stack: the padded size can exceed the scratch) end in a full group. */
+            const int32_t kpad = (k + 3) & ~3;
+            const int8_t zp = (int8_t)(-p->input_offset);
+            int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K];
+            uint32_t colbuf[CONV_SMALL_K];
+            for (int32_t j = k; j < kpad; j++) {
+                pa[j] = pb[j] = zp;
+            }
+            for (; i + 2 <= pixels; i += 2) {
+                im2col_s8(p, input, i / wo, i % wo, pa);
+                im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
+                widen_pair(pa, pb, colbuf, kpad, p->input_offset);
+                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
+                            output + (i + 1) * cout + co0, 1);
+            }
+            if (i < pixels) {
+                im2col_s8(p, input, i / wo, i % wo, pa);
+                widen_pair(pa, pa, colbuf, kpad, p->input_offset);
+                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
+                            output + i * cout + co0, 1);
+            }
+            continue;
+        }
+        for (; i + 2 <= pixels; i += 2) {
+            im2col(p, input, i / wo, i % wo, col_a);
+            im2col(p, input, (i + 1) / wo, (i + 1) % wo, col_b);
+            mat_mult_2x2(&ch, w, k, col_a, col_b, output + i * cout + co0,
+                         output + (i + 1) * cout + co0);
+        }
+        if (i < pixels) {
+            im2col(p, input, i / wo, i % wo, col_a);
+            mat_mult_2x2(&ch, w, k, col_a, col_a, output + i * cout + co0,
+                         output + i * cout + co0);
+        }
     }
 }
 
@@ -537,12 +666,13 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
             }
             widen_pair(px_a, px_b, col, cin, p->input_offset);
             mat_mult_pw(&ch, w, cin, col, output + i * cout + co0,
-                        output + (i + 1) * cout + co0);
+                        output + (i + 1) * cout + co0, 0);
         }
         if (i < pixels) {
             px_a = input + ((i / wo) * p->stride_h * p->input.w + (i % wo) * p->stride_w) * cin;
             widen_pair(px_a, px_a, col, cin, p->input_offset);
-            mat_mult_pw(&ch, w, cin, col, output + i * cout + co0, output + i * cout + co0);
+            mat_mult_pw(&ch, w, cin, col, output + i * cout + co0, output + i * cout + co0,
+                        0);
         }
     }
 }

@@ -10,7 +10,9 @@
  * input load, two SXTAB16 (which also add the input offset), one LDRD of the widened weights
  * and four SMLABB / SMLATT: 8 instructions for 4 MACs. The four results are requantised,
  * packed, clamped and stored as one word. Pixels whose window lies inside the image (all but
- * a border of about kernel/2) take a path without clipping, unrolled for 3x3.
+ * a border of about kernel/2) take a path without clipping: for 3x3 (stride 1 or 2) two
+ * neighbouring pixels at a time, which share input loads, weight words and requantisation
+ * constants; for 5x5 / 7x7 with each kernel row unrolled.
  */
 #include "pc_kernels.h"
 
@@ -172,12 +174,44 @@ static void run_inside(const group_t *g, const int8_t *x, int32_t step, int32_t 
     }
 }
 
+/* run_inside for kw = 5 or 7 with each kernel row unrolled (no per-tap loop overhead, ~25%
+ * of a tap). A function of its own: added to run_inside it costs the 3x3 copy registers. */
+PC_NOINLINE void run_inside_wide(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                                 int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+{
+    for (; n > 0; n--) {
+        const uint32_t *w = g->w;
+        const int8_t *xp = x;
+        acc4_t a;
+        a.s0 = g->bias_inside[0];
+        a.s1 = g->bias_inside[1];
+        a.s2 = g->bias_inside[2];
+        a.s3 = g->bias_inside[3];
+        for (int32_t ky = 0; ky < kh; ky++) {
+            tap_raw(&a, xp, w);
+            tap_raw(&a, xp + ch, w + 2);
+            tap_raw(&a, xp + 2 * ch, w + 4);
+            tap_raw(&a, xp + 3 * ch, w + 6);
+            tap_raw(&a, xp + 4 * ch, w + 8);
+            if (kw == 7) {
+                tap_raw(&a, xp + 5 * ch, w + 10);
+                tap_raw(&a, xp + 6 * ch, w + 12);
+            }
+            xp += row;
+            w += 2 * kw;
+        }
+        store4(g, &a, out);
+        x += step;
+        out += ch;
+    }
+}
+
 /* One kernel row of two neighbouring output pixels (stride 1), for the channel pair
  * (odd, odd + 2) only: the four input columns the two pixels read are loaded and widened once
  * (the middle two serve both), and each of the row's three weight words is used for both
  * pixels. a0 / a2: pixel A's accumulators of channels odd / odd + 2; b0 / b2: pixel B's. */
 PC_INLINE void row_pair(int32_t *a0, int32_t *a2, int32_t *b0, int32_t *b2,
-                        const int8_t **xp, int32_t ch, const uint32_t *w, int odd)
+                        const int8_t **xp, int32_t ch, const uint32_t *w, int odd, int s2)
 {
     /* *xp walks the four columns (one register, no precomputed offsets to spill) */
     const int8_t *x = *xp;
@@ -189,20 +223,41 @@ PC_INLINE void row_pair(int32_t *a0, int32_t *a2, int32_t *b0, int32_t *b2,
     x += ch;
     *a0 = pc_smlabb(e, w0, *a0);
     *a2 = pc_smlatt(e, w0, *a2);
-    v = pc_read_u32(x);
-    e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
-    x += ch;
-    *a0 = pc_smlabb(e, w1, *a0);
-    *a2 = pc_smlatt(e, w1, *a2);
-    *b0 = pc_smlabb(e, w0, *b0);
-    *b2 = pc_smlatt(e, w0, *b2);
-    v = pc_read_u32(x);
-    e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
-    x += ch;
-    *a0 = pc_smlabb(e, w2, *a0);
-    *a2 = pc_smlatt(e, w2, *a2);
-    *b0 = pc_smlabb(e, w1, *b0);
-    *b2 = pc_smlatt(e, w1, *b2);
+    if (s2) {
+        /* stride 2: B's columns are 2..4, so only column 2 is shared */
+        v = pc_read_u32(x);
+        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        x += ch;
+        *a0 = pc_smlabb(e, w1, *a0);
+        *a2 = pc_smlatt(e, w1, *a2);
+        v = pc_read_u32(x);
+        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        x += ch;
+        *a0 = pc_smlabb(e, w2, *a0);
+        *a2 = pc_smlatt(e, w2, *a2);
+        *b0 = pc_smlabb(e, w0, *b0);
+        *b2 = pc_smlatt(e, w0, *b2);
+        v = pc_read_u32(x);
+        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        x += ch;
+        *b0 = pc_smlabb(e, w1, *b0);
+        *b2 = pc_smlatt(e, w1, *b2);
+    } else {
+        v = pc_read_u32(x);
+        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        x += ch;
+        *a0 = pc_smlabb(e, w1, *a0);
+        *a2 = pc_smlatt(e, w1, *a2);
+        *b0 = pc_smlabb(e, w0, *b0);
+        *b2 = pc_smlatt(e, w0, *b2);
+        v = pc_read_u32(x);
+        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        x += ch;
+        *a0 = pc_smlabb(e, w2, *a0);
+        *a2 = pc_smlatt(e, w2, *a2);
+        *b0 = pc_smlabb(e, w1, *b0);
+        *b2 = pc_smlatt(e, w1, *b2);
+    }
     v = pc_read_u32(x);
     e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
     x += ch;
@@ -215,18 +270,18 @@ PC_INLINE void row_pair(int32_t *a0, int32_t *a2, int32_t *b0, int32_t *b2,
  * act_min / act_max clamp): va[odd], va[odd + 2], vb[odd], vb[odd + 2]. Doing the two channel
  * pairs one after the other keeps 4 accumulators live instead of 8 (8 spill on Cortex-M). */
 PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t ch, int odd,
-                         int32_t *va, int32_t *vb)
+                         int32_t *va, int32_t *vb, int s2)
 {
     int32_t a0 = g->bias_inside[odd];
     int32_t a2 = g->bias_inside[odd + 2];
     int32_t b0 = a0;
     int32_t b2 = a2;
-    const int32_t skip = row - 4 * ch; /* from past a row's 4th column to the next row */
-    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w, odd);
+    const int32_t skip = row - (s2 ? 5 : 4) * ch; /* from past a row's last column to the next */
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w, odd, s2);
     x += skip;
-    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 6, odd);
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 6, odd, s2);
     x += skip;
-    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 12, odd);
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 12, odd, s2);
     va[odd] = pc_rq_fast(a0, &g->rq[odd]);
     vb[odd] = pc_rq_fast(b0, &g->rq[odd]);
     va[odd + 2] = pc_rq_fast(a2, &g->rq[odd + 2]);
@@ -236,31 +291,45 @@ PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t
 /* run_inside for a 3x3 kernel with stride 1, two neighbouring output pixels per step (per
  * pixel ~1.5 instead of 2 instructions per MAC, and each requantisation constant loaded once
  * for both). */
-PC_NOINLINE void run_inside_3x3_s1(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
-                                   int8_t *out, int32_t n)
+PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t row,
+                                    int32_t ch, int8_t *out, int32_t n, int s2)
 {
+    const int32_t step = s2 ? 2 * ch : ch; /* between neighbouring pixels' first columns */
     if (!g->fast) {
-        run_inside(g, x, ch, row, ch, 3, 3, out, n);
+        run_inside(g, x, step, row, ch, 3, 3, out, n);
         return;
     }
     for (; n >= 2; n -= 2) {
         int32_t va[4], vb[4];
         uint32_t pa, pb;
-        pair_half(g, x, row, ch, 0, va, vb);
+        pair_half(g, x, row, ch, 0, va, vb, s2);
         PC_BARRIER(); /* a second pass over the same inputs, not one with 8 accumulators */
-        pair_half(g, x, row, ch, 1, va, vb);
+        pair_half(g, x, row, ch, 1, va, vb, s2);
         pa = pc_pack_s8x4(va[0], va[1], va[2], va[3]);
         pb = pc_pack_s8x4(vb[0], vb[1], vb[2], vb[3]);
         pa = pc_min_s8x4(pc_max_s8x4(pa, g->lo4), g->hi4);
         pb = pc_min_s8x4(pc_max_s8x4(pb, g->lo4), g->hi4);
         memcpy(out, &pa, 4);
         memcpy(out + ch, &pb, 4);
-        x += 2 * ch;
+        x += 2 * step;
         out += 2 * ch;
     }
     if (n > 0) {
-        run_inside(g, x, ch, row, ch, 3, 3, out, 1);
+        run_inside(g, x, step, row, ch, 3, 3, out, 1);
     }
+}
+
+PC_NOINLINE void run_inside_3x3_s1(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
+                                   int8_t *out, int32_t n)
+{
+    run_inside_3x3_pairs(g, x, row, ch, out, n, 0);
+}
+
+/* Stride 2: the pair shares one input column per row (5 loads instead of 6). */
+PC_NOINLINE void run_inside_3x3_s2(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
+                                   int8_t *out, int32_t n)
+{
+    run_inside_3x3_pairs(g, x, row, ch, out, n, 1);
 }
 
 /* A pixel at the border: only the taps [ky0, ky1) x [kx0, kx1) are inside the image; x: the
@@ -372,8 +441,16 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
                     const int8_t *x = x_row + (ox * sw - p->pad_left) * ch;
                     if (kh == 3 && kw == 3 && sw == 1) {
                         run_inside_3x3_s1(&g, x, row, ch, out + ox * ch, ox_in1 - ox);
+                    } else if (kh == 3 && kw == 3 && sw == 2) {
+                        run_inside_3x3_s2(&g, x, row, ch, out + ox * ch, ox_in1 - ox);
                     } else if (kh == 3 && kw == 3) { /* constant kernel size: unrolled copy */
                         run_inside(&g, x, sw * ch, row, ch, 3, 3, out + ox * ch, ox_in1 - ox);
+                    } else if (kw == 5) {
+                        run_inside_wide(&g, x, sw * ch, row, ch, kh, 5, out + ox * ch,
+                                        ox_in1 - ox);
+                    } else if (kw == 7) {
+                        run_inside_wide(&g, x, sw * ch, row, ch, kh, 7, out + ox * ch,
+                                        ox_in1 - ox);
                     } else {
                         run_inside(&g, x, sw * ch, row, ch, kh, kw, out + ox * ch, ox_in1 - ox);
                     }
