@@ -1,0 +1,185 @@
+"""Detector training: a few steps on a tiny generated YOLO set, checkpoint + resume; AP50."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from patchcam import apps, evaluate, imagesets
+from patchcam import train_detect as td
+
+TOML = """
+[app]
+name = "tiny_detect"
+task = "detect"
+[input]
+width = 32
+height = 32
+color = "rgb"
+[classes]
+names = ["person"]
+[thresholds]
+score = 0.4
+[board]
+arena_kb = 128
+flash_kb = 1024
+[model]
+preset = "mcu-m-128"
+[model.overrides]
+width = 0.25
+num_stages = 3
+stage_strides = [1, 2, 2]
+[model.head]
+stride = 8
+channels = 8
+blocks = 1
+kernel = 3
+[train]
+epochs = 2
+lr = 0.003
+batch = 4
+qat_epochs = 0
+[[data]]
+path = "{data}"
+format = "yolo"
+class_map = {{ pedestrian = "person" }}
+"""
+
+
+def _tiny_yolo(root: Path, n: int = 12) -> None:
+    """n 64x48 images, each with one bright rectangle labelled in YOLO txt (train/test)."""
+    rng = np.random.default_rng(0)
+    (root / "labels").mkdir(parents=True)
+    (root / "classes.txt").write_text("pedestrian\n")
+    for split in ("train", "test"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+    for i in range(n):
+        split = "test" if i % 4 == 0 else "train"
+        img = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+        x0, y0 = int(rng.integers(0, 40)), int(rng.integers(0, 24))
+        img[y0:y0 + 20, x0:x0 + 16] = 230
+        cv2.imwrite(str(root / "images" / split / f"im{i}.png"), img)
+        cx, cy = (x0 + 8) / 64, (y0 + 10) / 48
+        (root / "labels" / split / f"im{i}.txt").write_text(
+            f"0 {cx:.5f} {cy:.5f} {16 / 64:.5f} {20 / 48:.5f}\n")
+
+
+@pytest.fixture
+def tiny_app(tmp_path, monkeypatch):
+    monkeypatch.setattr(imagesets, "CACHE", tmp_path / "cache")
+    data = tmp_path / "tiny"
+    _tiny_yolo(data)
+    toml = tmp_path / "app.toml"
+    toml.write_text(TOML.format(data=data))
+    return apps.load_app(toml)
+
+
+def test_load_split_scales_boxes_to_the_input(tiny_app):
+    train = td.load_split(tiny_app, "train")
+    test = td.load_split(tiny_app, "test")
+    assert train.images.shape[1:] == (32, 32, 3) and len(test) == 3
+    val = td.load_split(tiny_app, "val")  # carved out of the set's train split by hash
+    assert len(train) + len(val) + len(test) == 12
+    b = train.boxes[0]
+    assert b.shape == (1, 4) and np.all(b >= 0) and np.all(b <= 32)
+    assert b[0, 2] - b[0, 0] == pytest.approx(16 * 32 / 64, abs=0.01)  # 64 px wide -> 32
+    assert b[0, 3] - b[0, 1] == pytest.approx(20 * 32 / 48, abs=0.01)
+
+
+def test_augment_keeps_boxes_in_frame():
+    rng = np.random.default_rng(1)
+    img = np.zeros((32, 40, 3), np.uint8)
+    boxes = np.array([[0, 0, 10, 30], [30, 5, 40, 20]], np.float32)
+    for _ in range(50):
+        out, b, lb = td.augment_one(img, boxes, np.array([0, 0]), rng)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert len(b) == len(lb) <= 2
+        assert np.all(b >= 0) and np.all(b[:, [0, 2]] <= 40) and np.all(b[:, [1, 3]] <= 32)
+        assert np.all(b[:, 2] - b[:, 0] >= td.MIN_BOX_PX)
+
+
+def test_fit_writes_checkpoint_and_resumes(tiny_app, tmp_path):
+    torch.set_num_threads(1)
+    train = td.load_split(tiny_app, "train")
+    o = td.FitOptions(epochs=1, lr=3e-3, batch=4, seed=0, max_steps=2)
+    out = tmp_path / "run"
+    model, hist = td.fit(tiny_app.build_model(), train, o, out)
+    assert (out / "last.pt").is_file() and len(hist) == 1 and np.isfinite(hist[0]["loss"])
+    o2 = td.FitOptions(epochs=2, lr=3e-3, batch=4, seed=0, max_steps=2)
+    # a resumed run continues at epoch 2 from the saved weights and history
+    model2, hist2 = td.fit(tiny_app.build_model(), train, o2, out, resume=True)
+    assert [h["epoch"] for h in hist2] == [1, 2]
+    m, doc = td.load_checkpoint(out / "last.pt")
+    assert doc["epoch"] == 2
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, model2.state_dict()[k])
+    res = td.evaluate_float(m, td.load_split(tiny_app, "test"), tiny_app)
+    assert 0.0 <= res["map"] <= 1.0 and res["boxes"] == 3
+
+
+def test_resume_without_checkpoint_says_so(tiny_app, tmp_path):
+    train = td.load_split(tiny_app, "train")
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        td.fit(tiny_app.build_model(), train, td.FitOptions(1, 1e-3, 4, max_steps=1),
+               tmp_path / "none", resume=True)
+
+
+# ---- AP50 ---------------------------------------------------------------------------------
+GT = [(np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([0, 0])),
+      (np.array([[5, 5, 15, 15]]), np.array([0]))]
+
+
+def test_ap50_perfect_predictions_are_one():
+    preds = [(b, np.ones(len(b)), c) for b, c in GT]
+    assert evaluate.ap50(preds, GT) == {0: 1.0}
+    assert evaluate.map50(preds, GT) == 1.0
+
+
+def test_ap50_one_miss():
+    # 2 of 3 boxes found, both at precision 1: AP = 2/3
+    preds = [(GT[0][0], np.array([0.9, 0.8]), GT[0][1]),
+             (np.zeros((0, 4)), np.zeros(0), np.zeros(0))]
+    assert evaluate.ap50(preds, GT)[0] == pytest.approx(2 / 3)
+
+
+def test_ap50_duplicates_are_false_positives():
+    # image 0: the first box twice (the copy ranks second: a false positive), then the second
+    # box; image 1 found. Ranked: TP, FP?... scores decide: 0.9 TP, 0.8 dup FP, 0.7 TP, 0.6 TP
+    preds = [(np.array([[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30]]),
+              np.array([0.9, 0.8, 0.7]), np.array([0, 0, 0])),
+             (np.array([[5, 5, 15, 15]]), np.array([0.6]), np.array([0]))]
+    # precision/recall: (1, 1/3), (1/2, 1/3), (2/3, 2/3), (3/4, 1); envelope: 1, 3/4, 3/4
+    assert evaluate.ap50(preds, GT)[0] == pytest.approx(1 / 3 + 1 / 3 * 0.75 + 1 / 3 * 0.75)
+
+
+def test_ap50_low_iou_wrong_class_and_extra_classes():
+    preds = [(np.array([[0, 0, 10, 4]]), np.array([0.9]), np.array([0])),  # IoU 0.4: FP
+             (np.array([[5, 5, 15, 15]]), np.array([0.8]), np.array([1]))]  # wrong class
+    gts = [(GT[0][0], GT[0][1]), (GT[1][0], np.array([1]))]
+    per = evaluate.ap50(preds, gts)
+    assert per[0] == 0.0 and per[1] == 1.0
+    assert evaluate.map50(preds, gts) == 0.5
+    with pytest.raises(ValueError):
+        evaluate.ap50(preds[:1], gts)
+
+
+def test_export_int8_and_generated_files(tiny_app, tmp_path):
+    torch.set_num_threads(1)
+    train = td.load_split(tiny_app, "train")
+    model, _ = td.fit(tiny_app.build_model(), train,
+                      td.FitOptions(1, 3e-3, 4, max_steps=2), tmp_path / "run")
+    g = td.quantize_model(model, tiny_app, train, n=8)
+    test = td.load_split(tiny_app, "test")
+    res = td.evaluate_int8(g, test, tiny_app, model.stride)
+    assert 0.0 <= res["map"] <= 1.0
+    out = td.write_generated(g, tiny_app, tmp_path / "generated")
+    assert all((out / f).is_file() for f in ("model.json", "model.h", "model.c",
+                                             "app_config.h"))
+    td.save_weights(model, tmp_path / "float.pt", {"ap50": res})
+    m, doc = td.load_checkpoint(tmp_path / "float.pt")
+    assert doc["meta"]["ap50"]["images"] == 3
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k])

@@ -1,0 +1,176 @@
+"""Train a detect app's detector (float), evaluate AP50, quantise to int8 and export it.
+
+What it does, in order:
+
+  1. reads the app's [[data]] sources (apps/<app>/app.toml) with patchcam.readers, each in
+     its own train / val / test split (the test split is never trained on), resizes every
+     image to the app input (plain resize, boxes scaled) and caches the arrays in build/cache;
+  2. trains the float Detector (focal + GIoU loss, patchcam.detect) with box-aware
+     augmentation, AdamW and a one-cycle cosine schedule, writing a resumable checkpoint to
+     build/train/<app>/last.pt after every epoch (best.pt: best val mAP with --eval-every);
+  3. evaluates AP50 (PASCAL VOC all-point) per class and mAP of the float model on the test
+     split of every source that has one (else its val split);
+  4. with --export: post-training quantisation calibrated on --calib train images, the int8
+     AP50 with the integer reference + the firmware's integer decoder on the same images,
+     then apps/<app>/generated/ (model.json, model.h, model.c, app_config.h: what `make demo`
+     and the firmware build use) and apps/<app>/weights/float.pt (float weights + meta).
+
+The shipped person_detect model comes from (about 30 minutes on 2 busy CPU cores; an epoch
+is 20 batches of 32, 9 s on 2 idle cores, 60-80 s when they are shared):
+
+    .venv/bin/python training/train_detector.py person_detect --epochs 24 --eval-every 4 \
+        --export
+
+Time one epoch first:  --epochs 1 --out build/train/timing
+Continue a run:        the same command with --resume (e.g. after Ctrl-C)
+Export a checkpoint:   --epochs 0 --from build/train/person_detect/last.pt --export
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from patchcam import readers  # noqa: E402
+from patchcam import train_detect as td  # noqa: E402
+from patchcam.apps import AppConfigError, load_app  # noqa: E402
+
+
+def eval_sets(cfg, sources: list[int] | None = None) -> dict[str, td.DetData]:
+    """Per source with boxes: its test split, else its val split ("name/split" -> data)."""
+    out = {}
+    for i, src in enumerate(cfg.data):
+        if src.format == "folder" or (sources is not None and i not in sources):
+            continue
+        for split in ("test", "val"):
+            try:
+                d = td.load_split(cfg, split, sources=[i])
+            except readers.DatasetError:
+                continue
+            out[f"{Path(src.path).name}/{split}"] = d
+            break
+    return out
+
+
+def report(title: str, results: dict[str, dict]) -> None:
+    print(title)
+    for name, r in results.items():
+        per = ", ".join(f"{k} {v:.3f}" for k, v in r["ap50"].items())
+        print(f"  {name:40s} mAP50 {r['map']:.3f}  ({per}; {r['images']} images, "
+              f"{r['boxes']} boxes)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("app", help="a detect app under apps/ (e.g. person_detect)")
+    p.add_argument("--epochs", type=int, help="float epochs (default: the app's train.epochs)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the app's train.lr)")
+    p.add_argument("--batch", type=int, help="batch size (default: the app's train.batch)")
+    p.add_argument("--seed", type=int, help="random seed (default: the app's train.seed)")
+    p.add_argument("--neg-ratio", type=float, default=0.5,
+                   help="box-free (negative) images drawn per epoch per image with boxes "
+                        "(default 0.5)")
+    p.add_argument("--eval-every", type=int, default=5,
+                   help="float mAP on the val splits every n epochs, best.pt keeps the best "
+                        "(default 5; 0: never)")
+    p.add_argument("--max-steps", type=int, help="at most this many batches per epoch")
+    p.add_argument("--out", type=Path, help="checkpoint folder (default build/train/<app>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--from", dest="from_ckpt", type=Path,
+                   help="start from this checkpoint's weights (with --epochs 0: just "
+                        "evaluate / export it)")
+    p.add_argument("--export", action="store_true",
+                   help="quantise, evaluate int8 and write apps/<app>/generated/ + weights")
+    p.add_argument("--calib", type=int, default=128,
+                   help="train images to calibrate the int8 ranges on (default 128)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    a = p.parse_args(argv)
+
+    torch.set_num_threads(a.threads)
+    try:
+        cfg = load_app(a.app)
+    except AppConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if cfg.app.task != "detect":
+        print(f"error: {a.app} is a {cfg.app.task} app; use training/train_classifier.py",
+              file=sys.stderr)
+        return 2
+    r = cfg.train
+    o = td.FitOptions(epochs=r.epochs if a.epochs is None else a.epochs,
+                      lr=a.lr or r.lr, batch=a.batch or r.batch,
+                      seed=r.seed if a.seed is None else a.seed, neg_ratio=a.neg_ratio,
+                      eval_every=a.eval_every, max_steps=a.max_steps)
+    out = a.out or ROOT / "build" / "train" / cfg.app.name
+    try:
+        train = td.load_split(cfg, "train")
+        val = td.load_split(cfg, "val", boxes_only=True)
+        tests = eval_sets(cfg)
+    except readers.DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{cfg.app.name}: train {train.summary()}; val {val.summary()}", flush=True)
+    for name, d in train.by_source().items():
+        print(f"  train {name}: {d.summary()}")
+    print(f"  evaluation: {', '.join(f'{k} ({len(v)})' for k, v in tests.items())}")
+
+    torch.manual_seed(o.seed)
+    if a.from_ckpt:
+        model, _ = td.load_checkpoint(a.from_ckpt)
+    else:
+        model = cfg.build_model()
+    history: list[dict] = []
+    t0 = time.time()
+    if o.epochs > 0:
+        print(f"training {o.epochs} epochs x {td.steps_per_epoch(train, o)} batches of "
+              f"{o.batch}, lr {o.lr}; checkpoints in {out}", flush=True)
+        model, history = td.fit(model, train, o, out, resume=a.resume, val=val, cfg=cfg,
+                                extra={"app": cfg.app.name})
+    train_s = time.time() - t0
+
+    float_res = {k: td.evaluate_float(model, d, cfg) for k, d in tests.items()}
+    report("float AP50 (VOC all-point, IoU 0.5, score >= 0.05):", float_res)
+    if not a.export:
+        return 0
+
+    recipe = {"epochs": o.epochs, "lr": o.lr, "batch": o.batch, "seed": o.seed,
+              "neg_ratio": o.neg_ratio, "optimizer": "AdamW wd 5e-4, one-cycle cosine",
+              "augment": "flip, scale 0.7-1.3 + shift 0.2, brightness/contrast",
+              "calibration_images": a.calib,
+              "command": "python training/train_detector.py " + " ".join(argv or sys.argv[1:])}
+    data = {"train": {k: len(v) for k, v in train.by_source().items()},
+            "evaluated_on": list(tests), "split": "each source's own train/val/test "
+            "(readers); test never trained on"}
+    g = td.quantize_model(model, cfg, train, a.calib, o.seed)
+    int8_res = {k: td.evaluate_int8(g, d, cfg, model.stride) for k, d in tests.items()}
+    report("int8 AP50 (integer reference + integer decoder):", int8_res)
+    summary = {k: {"float_map50": round(float_res[k]["map"], 4),
+                   "int8_map50": round(int8_res[k]["map"], 4),
+                   "float_ap50": float_res[k]["ap50"], "int8_ap50": int8_res[k]["ap50"]}
+               for k in tests}
+    g.meta.update({"source": "trained", "app": cfg.app.name, "weights": "trained",
+                   "preset": cfg.model.preset, "classes": list(cfg.classes.names),
+                   "ap50": summary})
+    gen = td.write_generated(g, cfg)
+    weights = ROOT / "apps" / cfg.app.name / "weights" / "float.pt"
+    td.save_weights(model, weights, {"app": cfg.app.name, "data": data, "recipe": recipe,
+                                     "ap50": summary, "history": history,
+                                     "train_seconds": round(train_s)})
+    print(f"wrote {gen}/ (model.json, model.h, model.c, app_config.h) and {weights}")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
