@@ -15,11 +15,13 @@ What it does, in order:
      then apps/<app>/generated/ (model.json, model.h, model.c, app_config.h: what `make demo`
      and the firmware build use) and apps/<app>/weights/float.pt (float weights + meta).
 
-The shipped person_detect model comes from (about 30 minutes on 2 busy CPU cores; an epoch
-is 20 batches of 32, 9 s on 2 idle cores, 60-80 s when they are shared):
+The shipped person_detect model is epoch 60 (best val mAP50) of the app's 120-epoch recipe,
+stopped after epoch 72 (an epoch is 20 batches of 32: 9 s on 2 idle cores, 60-90 s when they
+are shared), then exported:
 
-    .venv/bin/python training/train_detector.py person_detect --epochs 24 --eval-every 4 \
-        --export
+    .venv/bin/python training/train_detector.py person_detect --eval-every 10
+    .venv/bin/python training/train_detector.py person_detect --epochs 0 \\
+        --from build/train/person_detect/best.pt --export
 
 Time one epoch first:  --epochs 1 --out build/train/timing
 Continue a run:        the same command with --resume (e.g. after Ctrl-C)
@@ -126,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  evaluation: {', '.join(f'{k} ({len(v)})' for k, v in tests.items())}")
 
     torch.manual_seed(o.seed)
+    source_doc: dict = {}
     if a.from_ckpt:
-        model, _ = td.load_checkpoint(a.from_ckpt)
+        model, source_doc = td.load_checkpoint(a.from_ckpt)
     else:
         model = cfg.build_model()
     history: list[dict] = []
@@ -149,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
               "augment": "flip, scale 0.7-1.3 + shift 0.2, brightness/contrast",
               "calibration_images": a.calib,
               "command": "python training/train_detector.py " + " ".join(argv or sys.argv[1:])}
+    if source_doc.get("format") == td.CKPT_FORMAT:  # exporting a training checkpoint
+        history = history or source_doc.get("history", [])
+        recipe["checkpoint"] = {"path": str(a.from_ckpt), "epoch": source_doc["epoch"],
+                                "options": source_doc.get("options", {})}
     data = {"train": {k: len(v) for k, v in train.by_source().items()},
             "evaluated_on": list(tests), "split": "each source's own train/val/test "
             "(readers); test never trained on"}

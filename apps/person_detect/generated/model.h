@@ -18,8 +18,8 @@
 #define MODEL_ARENA_BYTES 225280 /* activations + scratch: the peak SRAM */
 #define MODEL_INPUT_SCALE 3.921569e-03f
 #define MODEL_INPUT_ZERO_POINT -128
-#define MODEL_OUTPUT_SCALE 5.1765326e-02f
-#define MODEL_OUTPUT_ZERO_POINT -41
+#define MODEL_OUTPUT_SCALE 5.2118536e-02f
+#define MODEL_OUTPUT_ZERO_POINT -42
 #define MODEL_MACS 46474240UL
 #define MODEL_PARAM_BYTES 158732UL /* weights, biases, multipliers, shifts (flash) */
 
