@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from patchcam.ir import same_pads
+
 INPUT_SCALE = 1.0 / 255.0
 INPUT_ZERO_POINT = -128
 
@@ -133,11 +135,8 @@ class SameConv2d(nn.Conv2d):
 
 
 def same_pad_torch(hw, k, s) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) for F.pad, TFLite 'SAME' rule."""
-    def one(n: int, k: int, s: int) -> tuple[int, int]:
-        total = max((-(-n // s) - 1) * s + k - n, 0)
-        return total // 2, total - total // 2
-    (t, b), (left, r) = one(int(hw[0]), k[0], s[0]), one(int(hw[1]), k[1], s[1])
+    """(left, right, top, bottom) for F.pad: the IR's TFLite 'SAME' rule, in F.pad's order."""
+    t, left, b, r = same_pads(int(hw[0]), int(hw[1]), tuple(k), tuple(s))
     return left, r, t, b
 
 
