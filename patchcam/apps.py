@@ -75,6 +75,7 @@ class ZooOverrides:
     last: int | None = None
     num_stages: int | None = None  # keep the first n stages
     stage_strides: list[int] | None = None  # first stride of each kept stage
+    stage_expand: list[int] | None = None  # expansion ratio of each kept stage
 
 
 @dataclass(frozen=True)
@@ -131,15 +132,19 @@ class AppConfig:
         stages = cfg.stages
         if o.num_stages is not None:
             stages = stages[:o.num_stages]
-        if o.stage_strides is not None:
-            strides = o.stage_strides
-            stages = tuple(replace(st, stride=strides[i]) if i < len(strides) else st
-                           for i, st in enumerate(stages))
+        for key, values in (("stride", o.stage_strides), ("expand", o.stage_expand)):
+            if values is not None:
+                stages = tuple(replace(st, **{key: values[i]}) if i < len(values) else st
+                               for i, st in enumerate(stages))
         kw = {k: getattr(o, k) for k in ("width", "stem", "last") if getattr(o, k) is not None}
         return cfg.with_(name=f"{self.app.name}-{cfg.name}", stages=stages,
                          resolution=(self.input.height, self.input.width),
                          in_channels=1 if self.input.color == "gray" else 3,
                          num_classes=len(self.classes.names), **kw)
+
+    def with_data(self, paths: list[str]) -> AppConfig:
+        """The app with its [[data]] sources replaced by these folders (format detected)."""
+        return replace(self, data=[DataSource(path=str(Path(p).resolve())) for p in paths])
 
     def data_path(self, src: DataSource) -> Path:
         p = (REPO / src.path).resolve()
@@ -283,6 +288,8 @@ def _check(c: AppConfig, path: Path) -> None:
         raise _err(path, "model.overrides.num_stages", f"must be in 1..{n_stages}")
     if o.stage_strides is not None and any(s not in (1, 2) for s in o.stage_strides):
         raise _err(path, "model.overrides.stage_strides", "strides must be 1 or 2")
+    if o.stage_expand is not None and any(not 1 <= e <= 8 for e in o.stage_expand):
+        raise _err(path, "model.overrides.stage_expand", "expansion ratios must be in 1..8")
     if c.app.task == "detect":
         if c.model.head is None:
             raise _err(path, "model.head", "missing (a detect app needs a [model.head] table)")

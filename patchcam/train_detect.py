@@ -19,6 +19,7 @@ draws the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +30,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from patchcam import appgen, codegen, detect, evaluate, imagesets, quantize, readers, reference
+from patchcam import (
+    appgen,
+    codegen,
+    detect,
+    evaluate,
+    imagesets,
+    patchplan,
+    quantize,
+    readers,
+    reference,
+)
 from patchcam.apps import REPO, AppConfig
 from patchcam.checkpoint import config_from_dict
 from patchcam.ir import Graph
@@ -39,6 +50,7 @@ MIN_VISIBLE = 0.4  # ... and boxes with less than this fraction of their area le
 EVAL_SCORE = 0.05  # score threshold for AP (the app's threshold is for the board's output)
 CKPT_FORMAT = "patchcam-detector-train"
 WEIGHTS_FORMAT = "patchcam-detector"
+QAT_FORMAT = "patchcam-detector-qat"
 
 
 @dataclass
@@ -187,52 +199,130 @@ def steps_per_epoch(data: DetData, o: FitOptions) -> int:
 def fit(model: detect.Detector, data: DetData, o: FitOptions, out_dir: Path,
         resume: bool = False, val: DetData | None = None, cfg: AppConfig | None = None,
         extra: dict | None = None) -> tuple[detect.Detector, list[dict]]:
-    """Train with AdamW + one-cycle (cosine) schedule; checkpoint out_dir/last.pt every epoch.
+    """Float training with AdamW + one-cycle (cosine); checkpoint out_dir/last.pt every epoch.
 
     resume: continue from out_dir/last.pt (model, optimiser, schedule, epoch, history).
+    With --eval-every, best.pt keeps the epoch with the best val mAP.
     Returns the model (eval mode) and the per-epoch history.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    def doc(epoch: int, history: list[dict]) -> dict:
+        return {"format": CKPT_FORMAT, "config": asdict(model.cfg), "head": head_dict(model),
+                "state": model.state_dict(), "epoch": epoch, "history": history,
+                "options": asdict(o), "extra": extra or {}}
+
+    def restore(d: dict) -> None:
+        model.load_state_dict(d["state"])
+
+    val_fn = None
+    if val is not None and cfg is not None and o.eval_every:
+        def val_fn() -> float:
+            return round(evaluate_float(model, val, cfg)["map"], 4)
+    history = _train(model, model.stride, data, o, Path(out_dir) / "last.pt", doc, restore,
+                     resume, val_fn)
+    return model.eval(), history
+
+
+def qat_finetune(model: detect.Detector, cfg: AppConfig, data: DetData, o: FitOptions,
+                 out_dir: Path, calib_n: int = 128, resume: bool = False
+                 ) -> quantize.FusedNet:
+    """Quantisation-aware fine-tuning: the float model is folded into a FusedNet (BN folded,
+    ranges calibrated on calib_n images as for post-training quantisation), then trained for
+    o.epochs with weights and activations fake-quantised, so it learns around the int8
+    rounding; the ranges follow the activations (EMA). Checkpoints out_dir/qat_last.pt every
+    epoch (resumable). quantize.to_int8 turns the result into the int8 graph."""
+    fused = calibrated(model, cfg, data, calib_n, o.seed)
+    fused.qat = True
+
+    def doc(epoch: int, history: list[dict]) -> dict:
+        return {"format": QAT_FORMAT, "state": fused.state_dict(), "ranges": fused.ranges,
+                "epoch": epoch, "history": history, "options": asdict(o)}
+
+    def restore(d: dict) -> None:
+        fused.load_state_dict(d["state"])
+        fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
+
+    _train(fused, model.stride, data, o, Path(out_dir) / "qat_last.pt", doc, restore, resume,
+           None, desc="qat")
+    return fused.eval()
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size): torchrun sets WORLD_SIZE; a plain run is rank 0 of 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def _device() -> torch.device:
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _train(net: nn.Module, stride: int, data: DetData, o: FitOptions, ckpt: Path,
+           doc, restore, resume: bool, val_fn, desc: str = "epoch") -> list[dict]:
+    """The loop fit and qat_finetune share: per-epoch seeded batches, one checkpoint per
+    epoch, resume, a GPU when present, and data parallelism under torchrun.
+
+    Every image's augmentation is drawn from its own seeded stream (seed, epoch, position),
+    so a resumed run, a single-process run and an n-process torchrun all see the same
+    augmented views; under torchrun each rank trains on its 1/n of every batch and
+    DistributedDataParallel averages the gradients. Only rank 0 prints and writes files.
+    """
+    rank, world = _distributed()
+    device = _device()
+    net.to(device)
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.index
+                                        is not None else None)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(o.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     spe = steps_per_epoch(data, o)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, o.lr, total_steps=o.epochs * spe,
                                                 pct_start=0.1, anneal_strategy="cos")
     start, history, best = 0, [], -1.0
-    last = out_dir / "last.pt"
     if resume:
-        if not last.is_file():
-            raise FileNotFoundError(f"{last}: nothing to resume; start without --resume")
-        doc = torch.load(last, map_location="cpu", weights_only=True)
-        model.load_state_dict(doc["state"])
-        opt.load_state_dict(doc["optim"])
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt}: nothing to resume; start without --resume")
+        d = torch.load(ckpt, map_location="cpu", weights_only=True)
+        restore(d)
+        net.to(device)
+        opt.load_state_dict(d["optim"])
         fresh = sched.total_steps, sched._schedule_phases
-        sched.load_state_dict(doc["sched"])
+        sched.load_state_dict(d["sched"])
         # --epochs may differ from the interrupted run's: keep this run's schedule length
         sched.total_steps, sched._schedule_phases = fresh
-        start, history = doc["epoch"], doc["history"]
+        start, history = d["epoch"], d["history"]
         best = max((h.get("val_map", -1.0) for h in history), default=-1.0)
-        print(f"resuming {last} after epoch {start}/{o.epochs}", flush=True)
-    stride = model.stride
+        if rank == 0:
+            print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
     for epoch in range(start, o.epochs):
-        rng = np.random.default_rng([o.seed, epoch])  # per epoch: resumable, reproducible
+        order = epoch_order(data, np.random.default_rng([o.seed, epoch]), o.neg_ratio)
         torch.manual_seed(o.seed * 100003 + epoch)
-        order = epoch_order(data, rng, o.neg_ratio)
         model.train()
         t0 = time.time()
-        bar = tqdm(range(spe), desc=f"epoch {epoch + 1}/{o.epochs}", unit="b", leave=False)
+        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False,
+                   disable=rank != 0)
         total = {"loss": 0.0, "focal": 0.0, "giou": 0.0}
         for i in bar:
-            idx = order[i * o.batch:(i + 1) * o.batch]
-            aug = [augment_one(data.images[j], data.boxes[j], data.labels[j], rng) for j in idx]
-            x = to_batch(np.stack([a[0] for a in aug]))
-            out = model(x)
-            loss, parts = detect.detection_loss(out, targets([a[1] for a in aug],
-                                                             [a[2] for a in aug]), stride)
+            pos = np.arange(i * o.batch, min((i + 1) * o.batch, len(order)))[rank::world]
+            aug = [augment_one(data.images[order[k]], data.boxes[order[k]],
+                               data.labels[order[k]], np.random.default_rng([o.seed, epoch, k]))
+                   for k in pos]
+            out = model(to_batch(np.stack([a[0] for a in aug])).to(device))
+            # targets are assigned on the CPU; the output map is small, so move it there
+            loss, parts = detect.detection_loss(out.cpu(), targets([a[1] for a in aug],
+                                                                   [a[2] for a in aug]), stride)
             opt.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            nn.utils.clip_grad_norm_(net.parameters(), 10.0)
             opt.step()
             sched.step()
             total["loss"] += float(loss.detach())
@@ -243,21 +333,26 @@ def fit(model: detect.Detector, data: DetData, o: FitOptions, out_dir: Path,
         rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
                "lr": float(sched.get_last_lr()[0]),
                **{k: round(v / spe, 4) for k, v in total.items()}}
-        if val is not None and cfg is not None and o.eval_every and \
-                ((epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs):
-            rec["val_map"] = round(evaluate_float(model, val, cfg)["map"], 4)
+        if rank != 0:
+            history.append(rec)
+            continue
+        if val_fn is not None and ((epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs):
+            net.to("cpu")
+            rec["val_map"] = val_fn()
+            net.to(device)
         history.append(rec)
         print(" ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
-        doc = {"format": CKPT_FORMAT, "config": asdict(model.cfg), "head": head_dict(model),
-               "state": model.state_dict(), "optim": opt.state_dict(),
-               "sched": sched.state_dict(), "epoch": epoch + 1, "history": history,
-               "options": asdict(o), "extra": extra or {}}
-        torch.save(doc, out_dir / "last.tmp")
-        (out_dir / "last.tmp").replace(last)
+        net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
+        d = {**doc(epoch + 1, history), "optim": opt.state_dict(), "sched": sched.state_dict()}
+        net.to(device)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save(d, tmp)
+        tmp.replace(ckpt)
         if rec.get("val_map", -1.0) > best:
             best = rec["val_map"]
-            torch.save(doc, out_dir / "best.pt")
-    return model.eval(), history
+            torch.save(d, ckpt.parent / "best.pt")
+    net.to("cpu")
+    return history
 
 
 def head_dict(model: detect.Detector) -> dict:
@@ -348,23 +443,42 @@ def evaluate_int8(g: Graph, data: DetData, cfg: AppConfig, stride: int) -> dict:
 
 
 # ---- export -------------------------------------------------------------------------------
-def quantize_model(model: detect.Detector, cfg: AppConfig, calibration: DetData,
-                   n: int = 128, seed: int = 0, meta: dict | None = None) -> Graph:
-    """Post-training quantisation, calibrated on n (unaugmented) images."""
+def calibrated(model: detect.Detector, cfg: AppConfig, calibration: DetData, n: int = 128,
+               seed: int = 0) -> quantize.FusedNet:
+    """The model folded for int8, its ranges observed on n (unaugmented) images."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(calibration), min(n, len(calibration)), replace=False)
     x = to_batch(calibration.images[np.sort(idx)])
     shape = (x.shape[1], cfg.input.height, cfg.input.width)
-    fused = quantize.calibrate(quantize.fuse(model.eval(), shape),
-                               [x[i:i + 32] for i in range(0, len(x), 32)])
-    return quantize.to_int8(fused, cfg.app.name, meta or {})
+    return quantize.calibrate(quantize.fuse(model.eval(), shape),
+                              [x[i:i + 32] for i in range(0, len(x), 32)])
+
+
+def quantize_model(model: detect.Detector, cfg: AppConfig, calibration: DetData,
+                   n: int = 128, seed: int = 0, meta: dict | None = None) -> Graph:
+    """Post-training quantisation, calibrated on n (unaugmented) images."""
+    return quantize.to_int8(calibrated(model, cfg, calibration, n, seed), cfg.app.name,
+                            meta or {})
 
 
 def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Path:
-    """model.json (the IR), model.h / model.c (codegen) and app_config.h into the folder."""
+    """model.json (the IR), model.h / model.c (codegen) and app_config.h into the folder.
+
+    The C runs the schedule the planner picks for the app's arena budget (board.arena_kb):
+    layer by layer when that fits (fastest), else the patch schedule with the fewest MACs
+    that fits;
+    a model no schedule fits raises patchplan.PlanError naming the smallest arena reachable.
+    """
     out = out_dir or REPO / "apps" / cfg.app.name / "generated"
+    budget = cfg.board.arena_kb * 1024
+    schedule = patchplan.layer_schedule(g)
+    if schedule.arena_bytes > budget:  # patch code only where it is needed: it costs time
+        schedule = patchplan.search(g, budget)
+    g.meta["schedule"] = {"mode": schedule.mode, "split": schedule.split,
+                          "grid": list(schedule.grid), "arena_bytes": schedule.arena_bytes,
+                          "macs": schedule.macs, "budget_bytes": budget}
     out.mkdir(parents=True, exist_ok=True)
     g.save(out / "model.json")
-    codegen.generate(g, out)
+    codegen.generate(g, out, schedule=schedule)
     appgen.generate(appgen.AppSpec.from_app(cfg, g), out)
     return out

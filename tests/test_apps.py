@@ -58,7 +58,9 @@ def _variant(tmp_path: Path, old: str, new: str, app: str = "person_detect") -> 
      r"key 'data\[0\].class_map.pedestrian': 'human' is not one of person"),
     ('format = "yolo"', 'format = "kitti"', r"key 'data\[0\].format': 'kitti'"),
     ("[train]", "[training]", r"key 'training': unknown key"),
-    ("epochs = 120", "epochs = true", r"key 'train.epochs': expected an integer, got bool"),
+    ("epochs = 80", "epochs = true", r"key 'train.epochs': expected an integer, got bool"),
+    ("stage_expand = [1, 4, 4, 4, 3]", "stage_expand = [1, 4, 4, 4, 9]",
+     r"key 'model.overrides.stage_expand': expansion ratios must be in 1..8"),
     ('names = ["person"]', 'names = "person"', r"key 'classes.names': expected a list"),
     ("[model.head]", "[model.neck]", r"key 'model.neck': unknown key"),
 ])

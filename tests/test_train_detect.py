@@ -1,5 +1,8 @@
 """Detector training: a few steps on a tiny generated YOLO set, checkpoint + resume; AP50."""
 
+import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -7,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from patchcam import apps, evaluate, imagesets
+from patchcam import apps, evaluate, imagesets, patchplan, quantize, reference
 from patchcam import train_detect as td
+from patchcam.ir import Graph
 
 TOML = """
 [app]
@@ -183,3 +187,76 @@ def test_export_int8_and_generated_files(tiny_app, tmp_path):
     assert doc["meta"]["ap50"]["images"] == 3
     for k, v in m.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
+
+
+def test_qat_finetune_learns_around_int8_and_resumes(tiny_app, tmp_path):
+    torch.set_num_threads(1)
+    train = td.load_split(tiny_app, "train")
+    model, _ = td.fit(tiny_app.build_model(), train,
+                      td.FitOptions(1, 3e-3, 4, max_steps=2), tmp_path / "run")
+    before = {k: v.clone() for k, v in td.calibrated(model, tiny_app, train, 8).state_dict()
+              .items()}
+    qo = td.FitOptions(epochs=1, lr=1e-3, batch=4, max_steps=2)
+    fused = td.qat_finetune(model, tiny_app, train, qo, tmp_path / "run", calib_n=8)
+    assert fused.qat and (tmp_path / "run" / "qat_last.pt").is_file()
+    changed = [k for k, v in fused.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "QAT did not update any folded weight"
+    g = quantize.to_int8(fused, "tiny", {})
+    # the int8 graph computes what the fake-quantised network computed
+    x = train.images[0]
+    q = reference.run(g, (x.astype(np.int16) - 128).astype(np.int8))
+    with torch.no_grad():
+        y = fused(td.to_batch(x[None]))[0].permute(1, 2, 0).numpy()
+    out = g.tensors[g.output]
+    deq = (q.astype(np.float32) - out.zero_point) * out.scale
+    assert np.abs(deq - y).max() <= 3 * out.scale
+    # resuming the QAT phase continues after its saved epoch
+    qo2 = td.FitOptions(epochs=2, lr=1e-3, batch=4, max_steps=2)
+    td.qat_finetune(model, tiny_app, train, qo2, tmp_path / "run", calib_n=8, resume=True)
+    doc = torch.load(tmp_path / "run" / "qat_last.pt", weights_only=True)
+    assert doc["epoch"] == 2 and [h["epoch"] for h in doc["history"]] == [1, 2]
+
+
+def test_generated_code_runs_the_schedule_that_fits_the_budget(tiny_app, tmp_path):
+    g = td.quantize_model(tiny_app.build_model(), tiny_app, td.load_split(tiny_app, "train"),
+                          n=4)
+    out = td.write_generated(g, tiny_app, tmp_path / "gen")
+    s = Graph.load(out / "model.json").meta["schedule"]
+    assert s["arena_bytes"] <= 128 * 1024 and s["mode"] == "layer"  # tiny: layer fits
+    tight = dataclasses.replace(tiny_app, board=dataclasses.replace(tiny_app.board,
+                                                                    arena_kb=1))
+    with pytest.raises(patchplan.PlanError):
+        td.write_generated(g, tight, tmp_path / "gen2")
+
+
+@pytest.mark.slow
+def test_torchrun_data_parallel_two_processes(tiny_app, tmp_path):
+    """Two CPU processes (gloo) train one epoch together; rank 0 writes the checkpoint and
+    both ranks end with identical parameters (DDP averaged the gradients; BatchNorm's running
+    statistics are buffers, each rank's own until DDP broadcasts rank 0's at a forward)."""
+    script = tmp_path / "ddp.py"
+    script.write_text(f"""
+import os, sys, torch
+from patchcam import apps, imagesets
+from patchcam import train_detect as td
+imagesets.CACHE = __import__("pathlib").Path({str(tmp_path / "cache")!r})
+torch.set_num_threads(1)
+cfg = apps.load_app({str(tiny_app.path)!r})
+train = td.load_split(cfg, "train")
+torch.manual_seed(0)
+m, hist = td.fit(cfg.build_model(), train, td.FitOptions(1, 3e-3, 4, max_steps=2),
+                 {str(tmp_path / "ddp")!r})
+torch.save(m.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
+""")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_port", "29517", str(script)], capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "ddp" / "last.pt").is_file()
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    torch.manual_seed(0)
+    fresh = tiny_app.build_model()
+    params = [k for k, _ in fresh.named_parameters()]
+    assert all(torch.equal(a[k], b[k]) for k in params)
+    assert any(not torch.equal(a[k], fresh.state_dict()[k]) for k in params)

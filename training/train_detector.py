@@ -10,10 +10,14 @@ What it does, in order:
      build/train/<app>/last.pt after every epoch (best.pt: best val mAP with --eval-every);
   3. evaluates AP50 (PASCAL VOC all-point) per class and mAP of the float model on the test
      split of every source that has one (else its val split);
-  4. with --export: post-training quantisation calibrated on --calib train images, the int8
-     AP50 with the integer reference + the firmware's integer decoder on the same images,
-     then apps/<app>/generated/ (model.json, model.h, model.c, app_config.h: what `make demo`
-     and the firmware build use) and apps/<app>/weights/float.pt (float weights + meta).
+  4. quantisation-aware fine-tuning (the app's train.qat_epochs at train.qat_lr, fake-quant
+     int8, checkpoint <out>/qat_last.pt every epoch; 0 epochs: post-training quantisation),
+     starting from best.pt when the run evaluated val mAP, calibrated on --calib train
+     images; then the int8 AP50 with the integer reference + the firmware's integer decoder
+     on the same images;
+  5. with --export: apps/<app>/generated/ (model.json, model.h, model.c with the patch
+     schedule that fits the app's arena budget, app_config.h: what `make demo` and the
+     firmware build use) and apps/<app>/weights/float.pt (float weights + meta).
 
 The shipped person_detect model is epoch 60 (best val mAP50) of the app's 120-epoch recipe,
 stopped after epoch 72 (an epoch is 20 batches of 32: 9 s on 2 idle cores, 60-90 s when they
@@ -42,7 +46,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from patchcam import readers  # noqa: E402
+from patchcam import patchplan, quantize, readers  # noqa: E402
 from patchcam import train_detect as td  # noqa: E402
 from patchcam.apps import AppConfigError, load_app  # noqa: E402
 
@@ -92,10 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from", dest="from_ckpt", type=Path,
                    help="start from this checkpoint's weights (with --epochs 0: just "
                         "evaluate / export it)")
+    p.add_argument("--qat-epochs", type=int,
+                   help="quantisation-aware fine-tuning epochs (default: the app's "
+                        "train.qat_epochs; 0: post-training quantisation)")
+    p.add_argument("--data", nargs="+", metavar="DIR",
+                   help="train on these dataset folders instead of the app's [[data]] "
+                        "(format detected: VOC, YOLO, COCO or image folders)")
+    p.add_argument("--float-only", action="store_true", help="stop after the float model")
     p.add_argument("--export", action="store_true",
-                   help="quantise, evaluate int8 and write apps/<app>/generated/ + weights")
+                   help="write the int8 model to apps/<app>/generated/ and the float "
+                        "weights to apps/<app>/weights/ (what make demo / flash use)")
     p.add_argument("--calib", type=int, default=128,
                    help="train images to calibrate the int8 ranges on (default 128)")
+    p.add_argument("--eval-limit", type=int, metavar="N",
+                   help="evaluate on the first N images of each test set (quick checks)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     a = p.parse_args(argv)
 
@@ -105,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except AppConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if a.data:
+        cfg = cfg.with_data(a.data)
     if cfg.app.task != "detect":
         print(f"error: {a.app} is a {cfg.app.task} app; use training/train_classifier.py",
               file=sys.stderr)
@@ -119,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         train = td.load_split(cfg, "train")
         val = td.load_split(cfg, "val", boxes_only=True)
         tests = eval_sets(cfg)
+        if a.eval_limit:
+            tests = {k: d.subset(range(min(a.eval_limit, len(d)))) for k, d in tests.items()}
     except readers.DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -134,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model = cfg.build_model()
     history: list[dict] = []
+    last = out / "last.pt"
+    # a QAT run can only be resumed if the float model under it is the one it started from
+    float_was_done = a.resume and last.is_file() and \
+        torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= o.epochs
     t0 = time.time()
     if o.epochs > 0:
         print(f"training {o.epochs} epochs x {td.steps_per_epoch(train, o)} batches of "
@@ -141,16 +163,42 @@ def main(argv: list[str] | None = None) -> int:
         model, history = td.fit(model, train, o, out, resume=a.resume, val=val, cfg=cfg,
                                 extra={"app": cfg.app.name})
     train_s = time.time() - t0
+    if o.epochs > 0 and o.eval_every and (out / "best.pt").is_file():
+        model, best = td.load_checkpoint(out / "best.pt")
+        print(f"using best.pt (epoch {best['epoch']}, val mAP50 "
+              f"{best['history'][-1].get('val_map')})")
 
     float_res = {k: td.evaluate_float(model, d, cfg) for k, d in tests.items()}
     report("float AP50 (VOC all-point, IoU 0.5, score >= 0.05):", float_res)
+    if a.float_only:
+        return 0
+
+    qat_epochs = r.qat_epochs if a.qat_epochs is None else a.qat_epochs
+    if qat_epochs > 0:
+        qo = td.FitOptions(epochs=qat_epochs, lr=r.qat_lr, batch=o.batch, seed=o.seed,
+                           neg_ratio=o.neg_ratio, max_steps=o.max_steps)
+        print(f"quantisation-aware fine-tuning: {qat_epochs} epochs, lr {r.qat_lr}",
+              flush=True)
+        fused = td.qat_finetune(model, cfg, train, qo, out, a.calib,
+                                resume=float_was_done and (out / "qat_last.pt").is_file())
+        g = quantize.to_int8(fused, cfg.app.name, {})
+    else:
+        g = td.quantize_model(model, cfg, train, a.calib, o.seed)
+    int8_res = {k: td.evaluate_int8(g, d, cfg, model.stride) for k, d in tests.items()}
+    report(f"int8 AP50 ({'QAT' if qat_epochs else 'post-training quantisation'}; integer "
+           "reference + integer decoder):", int8_res)
+    summary = {k: {"float_map50": round(float_res[k]["map"], 4),
+                   "int8_map50": round(int8_res[k]["map"], 4),
+                   "float_ap50": float_res[k]["ap50"], "int8_ap50": int8_res[k]["ap50"]}
+               for k in tests}
+    print(json.dumps(summary, indent=1))
     if not a.export:
         return 0
 
     recipe = {"epochs": o.epochs, "lr": o.lr, "batch": o.batch, "seed": o.seed,
               "neg_ratio": o.neg_ratio, "optimizer": "AdamW wd 5e-4, one-cycle cosine",
               "augment": "flip, scale 0.7-1.3 + shift 0.2, brightness/contrast",
-              "calibration_images": a.calib,
+              "calibration_images": a.calib, "qat_epochs": qat_epochs, "qat_lr": r.qat_lr,
               "command": "python training/train_detector.py " + " ".join(argv or sys.argv[1:])}
     if source_doc.get("format") == td.CKPT_FORMAT:  # exporting a training checkpoint
         history = history or source_doc.get("history", [])
@@ -159,23 +207,20 @@ def main(argv: list[str] | None = None) -> int:
     data = {"train": {k: len(v) for k, v in train.by_source().items()},
             "evaluated_on": list(tests), "split": "each source's own train/val/test "
             "(readers); test never trained on"}
-    g = td.quantize_model(model, cfg, train, a.calib, o.seed)
-    int8_res = {k: td.evaluate_int8(g, d, cfg, model.stride) for k, d in tests.items()}
-    report("int8 AP50 (integer reference + integer decoder):", int8_res)
-    summary = {k: {"float_map50": round(float_res[k]["map"], 4),
-                   "int8_map50": round(int8_res[k]["map"], 4),
-                   "float_ap50": float_res[k]["ap50"], "int8_ap50": int8_res[k]["ap50"]}
-               for k in tests}
     g.meta.update({"source": "trained", "app": cfg.app.name, "weights": "trained",
                    "preset": cfg.model.preset, "classes": list(cfg.classes.names),
                    "ap50": summary})
-    gen = td.write_generated(g, cfg)
+    try:
+        gen = td.write_generated(g, cfg)
+    except patchplan.PlanError as e:
+        print(f"error: {cfg.app.name} does not fit its arena budget "
+              f"(board.arena_kb = {cfg.board.arena_kb}): {e}", file=sys.stderr)
+        return 2
     weights = ROOT / "apps" / cfg.app.name / "weights" / "float.pt"
     td.save_weights(model, weights, {"app": cfg.app.name, "data": data, "recipe": recipe,
                                      "ap50": summary, "history": history,
                                      "train_seconds": round(train_s)})
     print(f"wrote {gen}/ (model.json, model.h, model.c, app_config.h) and {weights}")
-    print(json.dumps(summary, indent=1))
     return 0
 
 
