@@ -17,6 +17,10 @@
 Both take `camera=`: bytes of a PCAM camera file, or a path to one (a FIFO works for qemu_m7).
 `VirtualBoard.close()` (or leaving the `with`) stops the board; `.log()` returns what it
 printed (ASan reports, QEMU messages).
+
+`BOARD_SPECS` holds the facts about every board, virtual or real (SRAM, flash, camera, Mbed
+target) that `make firmware` / `make flash` (patchcam.flash, docs/boards.md) check a model
+against.
 """
 
 from __future__ import annotations
@@ -41,6 +45,59 @@ from patchcam.ir import Graph
 from patchcam.protocol import Hello, Link, PixFmt
 
 KINDS = ("host", "qemu_m7")
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """Facts about a board that `make firmware` / `make flash` (patchcam.flash) rely on.
+
+    sram_bytes / flash_bytes: what the firmware image may use (the Nano's Arduino bootloader
+    keeps the first 64 kB of flash). firmware_ram_bytes / firmware_flash_bytes: what the image
+    needs besides the model's arena, its frame buffer and its parameters (Mbed OS, the app loop,
+    the runtime's code, the stack), measured from `arm-none-eabi-size` of the built images
+    (docs/boards.md) and rounded up; the fit check adds the model's own numbers to them."""
+    name: str
+    title: str  # what to buy
+    mcu: str
+    cpu_hz: int
+    sram_bytes: int
+    flash_bytes: int
+    camera: str  # "" for none
+    camera_width: int = 0
+    camera_height: int = 0
+    camera_bytes_per_pixel: int = 2  # what the sensor sends (RGB565 / YUV422: 2)
+    firmware_ram_bytes: int = 0
+    firmware_flash_bytes: int = 0
+    mbed_target: str | None = None  # Mbed OS Community Edition target; None: not an Mbed board
+    virtual: bool = False
+
+    @property
+    def camera_frame_bytes(self) -> int:
+        return self.camera_width * self.camera_height * self.camera_bytes_per_pixel
+
+
+BOARD_SPECS: dict[str, BoardSpec] = {
+    "qemu_m7": BoardSpec(
+        "qemu_m7", "virtual Cortex-M7 (QEMU mps2-an500), budgeted as an STM32F746",
+        "Cortex-M7 under QEMU", 216_000_000, armbuild.STM32F746.ram_bytes,
+        armbuild.STM32F746.flash_bytes, "", virtual=True),
+    "disco_f746ng": BoardSpec(
+        "disco_f746ng", "STM32F746G-DISCO + Arducam Mini 2MP Plus (OV2640, SPI)",
+        "STM32F746NG, Cortex-M7, 216 MHz", 216_000_000, 320 * 1024, 1024 * 1024,
+        "Arducam Mini 2MP Plus (OV2640)", 160, 120, 2,
+        # measured 22,408..23,400 B RAM (incl. the 8 kB stack, 5 kB of UART buffers) and
+        # 77,116..77,488 B flash besides the model (docs/boards.md)
+        firmware_ram_bytes=24 * 1024, firmware_flash_bytes=96 * 1024,
+        mbed_target="DISCO_F746NG"),
+    "nano33ble_sense": BoardSpec(
+        "nano33ble_sense", "Arduino Nano 33 BLE Sense + OV7675 (Arduino TinyML kit)",
+        "nRF52840, Cortex-M4F, 64 MHz", 64_000_000, 256 * 1024, 1024 * 1024 - 64 * 1024,
+        "OV7675 (TinyML kit shield)", 160, 120, 2,
+        # measured 15,992..16,992 B RAM (incl. the 8 kB stack) and 78,352..81,032 B flash
+        # besides the model (docs/boards.md)
+        firmware_ram_bytes=18 * 1024, firmware_flash_bytes=96 * 1024,
+        mbed_target="ARDUINO_NANO33BLE"),
+}
 
 
 class BoardError(RuntimeError):
