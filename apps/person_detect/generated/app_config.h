@@ -9,7 +9,7 @@
 #define PC_APP_TASK 1 /* detect: PC_TASK_DETECT of pc_proto.h */
 #define PC_APP_NUM_CLASSES 1
 #define PC_APP_CLASS_NAMES { "person" }
-#define PC_APP_MODEL_HASH 0x59b24718u /* SHA-256 of model.h + model.c, first 4 bytes LE */
+#define PC_APP_MODEL_HASH 0xac75966bu /* SHA-256 of model.h + model.c, first 4 bytes LE */
 
 /* Detection decode (patchcam.detect.DecodeParams): score threshold 0.4,
  * NMS IoU 0.45. */
@@ -21,7 +21,7 @@
 #define PC_DET_IMAGE_H 128
 #define PC_DET_ZERO_POINT -42
 #define PC_DET_Q_THRESHOLD -49
-#define PC_DET_BOX_MULTIPLIER 27325
+#define PC_DET_BOX_MULTIPLIER 27545
 #define PC_DET_FRAC_BITS 16
 #define PC_DET_IOU_Q10 461
 #define PC_DET_MAX_CANDIDATES 64

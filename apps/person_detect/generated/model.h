@@ -15,13 +15,13 @@
 #define MODEL_INPUT_C 3
 #define MODEL_INPUT_BYTES 61440
 #define MODEL_OUTPUT_BYTES 1600
-#define MODEL_ARENA_BYTES 225280 /* activations + scratch: the peak SRAM */
+#define MODEL_ARENA_BYTES 115200 /* activations + scratch: the peak SRAM */
 #define MODEL_INPUT_SCALE 3.921569e-03f
 #define MODEL_INPUT_ZERO_POINT -128
-#define MODEL_OUTPUT_SCALE 5.2118536e-02f
+#define MODEL_OUTPUT_SCALE 5.2538663e-02f
 #define MODEL_OUTPUT_ZERO_POINT -42
-#define MODEL_MACS 46474240UL
-#define MODEL_PARAM_BYTES 158732UL /* weights, biases, multipliers, shifts (flash) */
+#define MODEL_MACS 37393920UL
+#define MODEL_PARAM_BYTES 123636UL /* weights, biases, multipliers, shifts (flash) */
 
 #ifdef __cplusplus
 extern "C" {
