@@ -33,6 +33,10 @@ test-fast: $(STAMP)  ## the tests not marked slow
 train: $(STAMP)  ## train APP, float then QAT: make train APP=vww [EPOCHS=1] [DATA=dir] [TEACHER=none] [RESUME=1] [INSTALL=1]
 	$(PY) training/train.py $(APP) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(QAT_EPOCHS),--qat-epochs $(QAT_EPOCHS)) $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(RESUME),--resume) $(if $(INSTALL),--export)
 
+.PHONY: eval
+eval: $(STAMP)  ## float vs int8 vs the OpenCV baseline on APP's test photos -> build/eval/APP.json [EVAL_ARGS=--card]
+	$(PY) training/evaluate.py $(APP) $(EVAL_ARGS)
+
 bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions -> build/bench.json
 	$(PY) -m patchcam.bench
 
