@@ -466,16 +466,21 @@ def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Pa
 
     The C runs the schedule the planner picks for the app's arena budget (board.arena_kb):
     layer by layer when that fits (fastest), else the patch schedule with the fewest MACs
-    that fits;
-    a model no schedule fits raises patchplan.PlanError naming the smallest arena reachable.
+    that fits, else one whose patch stage reads the input from its own buffer outside the
+    arena (model_input(); the app loop writes the preprocessed frame there); a model that
+    no schedule fits raises patchplan.PlanError naming the smallest arena reachable.
     """
     out = out_dir or REPO / "apps" / cfg.app.name / "generated"
     budget = cfg.board.arena_kb * 1024
     schedule = patchplan.layer_schedule(g)
     if schedule.arena_bytes > budget:  # patch code only where it is needed: it costs time
-        schedule = patchplan.search(g, budget)
+        try:
+            schedule = patchplan.search(g, budget)
+        except patchplan.PlanError:
+            schedule = patchplan.search(g, budget, fuse_input=True)
     g.meta["schedule"] = {"mode": schedule.mode, "split": schedule.split,
                           "grid": list(schedule.grid), "arena_bytes": schedule.arena_bytes,
+                          "input_outside_arena": schedule.fuse_input,
                           "macs": schedule.macs, "budget_bytes": budget}
     out.mkdir(parents=True, exist_ok=True)
     g.save(out / "model.json")

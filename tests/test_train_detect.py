@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from patchcam import apps, evaluate, imagesets, patchplan, quantize, reference
+from patchcam import apps, evaluate, imagesets, models, patchplan, quantize, reference
 from patchcam import train_detect as td
 from patchcam.ir import Graph
 
@@ -260,3 +260,16 @@ torch.save(m.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt"
     params = [k for k, _ in fresh.named_parameters()]
     assert all(torch.equal(a[k], b[k]) for k in params)
     assert any(not torch.equal(a[k], fresh.state_dict()[k]) for k in params)
+
+
+def test_generated_code_moves_the_input_out_of_the_arena_when_only_that_fits(tmp_path):
+    """vww's network needs 34,104 B with its input in the arena, over the app's 32 kB: the
+    export then takes a schedule whose patch stage reads the input from its own buffer."""
+    vww = apps.load_app("vww")
+    g = models.preset_graph("mcu-s-96")
+    with pytest.raises(patchplan.PlanError):
+        patchplan.search(g, vww.board.arena_kb * 1024)
+    out = td.write_generated(g, vww, tmp_path / "gen")
+    s = Graph.load(out / "model.json").meta["schedule"]
+    assert s["input_outside_arena"] and s["arena_bytes"] <= vww.board.arena_kb * 1024
+    assert f"#define MODEL_ARENA_BYTES {s['arena_bytes']}" in (out / "model.h").read_text()
