@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from patchcam import imagesets, quantize, readers, reference, zoo
+from patchcam import imagesets, parallel, quantize, readers, reference, zoo
 from patchcam.apps import REPO, AppConfig
 from patchcam.teacher import SIZE as TEACHER_SIZE
 from patchcam.teacher import Probe, Teacher, TeacherCache
@@ -254,10 +254,6 @@ def steps_per_epoch(n: int, o: FitOptions) -> int:
     return min(steps, o.max_steps) if o.max_steps else steps
 
 
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def to_batch(images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC -> float NCHW p / 255 (the float view of the int8 input)."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
@@ -287,9 +283,12 @@ def train_loop(net: nn.Module, data: ClassData, o: FitOptions, ckpt: Path,
            doc: Callable[[int, list[dict]], dict], restore: Callable[[dict], None],
            resume: bool, val: tuple[np.ndarray, np.ndarray] | None, desc: str) -> list[dict]:
     """The loop float training and QAT share: AdamW + one-cycle cosine, one checkpoint per
-    epoch, resume, a GPU when present, a progress bar with loss / accuracy, val accuracy."""
-    dev = device()
+    epoch, resume, a GPU when present, a progress bar with loss / accuracy, val accuracy;
+    under torchrun each rank trains on its share of every batch (patchcam.parallel)."""
+    rank, world = parallel.rank_world()
+    dev = parallel.device()
     net.to(dev)
+    model = parallel.wrap(net, dev, world)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(o.seed)
     opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
@@ -315,17 +314,18 @@ def train_loop(net: nn.Module, data: ClassData, o: FitOptions, ckpt: Path,
         order = rng.permutation(len(data))
         which = rng.integers(0, k_views, len(data))  # the view of each image this epoch
         torch.manual_seed(o.seed * 100003 + epoch)
-        net.train()
+        model.train()
         t0 = time.time()
-        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False)
+        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False,
+                   disable=rank != 0)
         tot = {"loss": 0.0, "kd": 0.0, "correct": 0, "seen": 0}
         for i in bar:
-            idx = order[i * o.batch:(i + 1) * o.batch]
+            idx = order[i * o.batch:(i + 1) * o.batch][rank::world]
             x = to_batch(data.views[idx, which[idx]]).to(dev)
             y = y_all[idx].to(dev)
             soft = (torch.from_numpy(data.soft[idx, which[idx]]).float().to(dev)
                     if data.soft is not None else None)
-            out = net(x)
+            out = model(x)
             loss, kd = loss_fn(out, y, soft, o)
             opt.zero_grad()
             loss.backward()
@@ -342,6 +342,9 @@ def train_loop(net: nn.Module, data: ClassData, o: FitOptions, ckpt: Path,
                "train_acc": round(tot["correct"] / max(1, tot["seen"]), 4)}
         if data.soft is not None:
             rec["kd"] = round(tot["kd"] / spe, 4)
+        if rank != 0:
+            history.append(rec)
+            continue
         if val is not None:
             rec["val_acc"] = round(float((predict(net, val[0]).argmax(1) == val[1]).mean()), 4)
         history.append(rec)

@@ -19,7 +19,6 @@ draws the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from patchcam import (
     detect,
     evaluate,
     imagesets,
+    parallel,
     patchplan,
     quantize,
     readers,
@@ -246,23 +246,6 @@ def qat_finetune(model: detect.Detector, cfg: AppConfig, data: DetData, o: FitOp
     return fused.eval()
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size): torchrun sets WORLD_SIZE; a plain run is rank 0 of 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
-def _device() -> torch.device:
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def _train(net: nn.Module, stride: int, data: DetData, o: FitOptions, ckpt: Path,
            doc, restore, resume: bool, val_fn, desc: str = "epoch") -> list[dict]:
     """The loop fit and qat_finetune share: per-epoch seeded batches, one checkpoint per
@@ -273,14 +256,10 @@ def _train(net: nn.Module, stride: int, data: DetData, o: FitOptions, ckpt: Path
     augmented views; under torchrun each rank trains on its 1/n of every batch and
     DistributedDataParallel averages the gradients. Only rank 0 prints and writes files.
     """
-    rank, world = _distributed()
-    device = _device()
+    rank, world = parallel.rank_world()
+    device = parallel.device()
     net.to(device)
-    model = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.index
-                                        is not None else None)
+    model = parallel.wrap(net, device, world)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(o.seed)
     opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
