@@ -116,15 +116,13 @@ SCHEDULES = ("patch", "app")
 def plan(g: Graph, arena_budget: int, schedule: str = "patch") -> patchplan.Schedule:
     """"patch": the planner's smallest patch arena within MAX_OVERHEAD extra MACs (what the
     camera runs by default: its arena competes with camera frames for frame-buffer RAM);
-    "app": the rule of the app's own generated C (patchcam.train_detect.write_generated:
-    layer by layer when it fits the app's arena budget, else the patch schedule with the
-    fewest MACs that fits), which makes the C, and HELLO's model hash, those of the other
-    boards."""
+    "app": the rule of the app's own generated C (patchcam.train_detect.app_schedule), which
+    makes the C, and HELLO's model hash, those of the other boards."""
     if schedule == "patch":
         return patchplan.search(g, max_overhead=MAX_OVERHEAD, mode="recompute")
     if schedule == "app":
-        layer = patchplan.layer_schedule(g)
-        return layer if layer.arena_bytes <= arena_budget else patchplan.search(g, arena_budget)
+        from patchcam.train_detect import app_schedule
+        return app_schedule(g, arena_budget)
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
