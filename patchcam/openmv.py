@@ -18,9 +18,10 @@ generated model.c, the C runtime, pc_preprocess.c and pc_detect.c, built either 
 `.mpy` (MicroPython's natmod tooling, py/dynruntime.mk) or compiled into an OpenMV firmware
 as a user C module (docs/boards.md, "OpenMV Cam H7"). Outputs go under build/openmv/<app>/.
 
-MicroPython's source tree is not part of this repository: `--micropython DIR` or
-$PATCHCAM_MICROPYTHON (default: ../micropython next to the repository) must hold a checkout
-with mpy-cross and the unix port built (`make -C mpy-cross`; `make -C ports/unix
+MicroPython's source tree is not part of this repository: `--micropython DIR`,
+$PATCHCAM_MICROPYTHON, ../micropython next to the repository, or else a clone at the pinned
+commit that `natmod` makes in ~/.cache/patchcam on first use. `check` also needs mpy-cross
+and the unix port built in it (`make -C mpy-cross`; `make -C ports/unix
 MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 FROZEN_MANIFEST=` needs no submodules),
 and the Python running mpy_ld.py needs pyelftools (test extra; or $PATCHCAM_MPY_PYTHON).
 """
@@ -62,8 +63,36 @@ class OpenMVError(RuntimeError):
     """A build or check step failed; the message says which command and why."""
 
 
+MICROPYTHON_URL = "https://github.com/micropython/micropython"
+MICROPYTHON_PIN = "1c3c201149f37fe8d81246191b3127bb198d6306"  # the commit measured with
+MICROPYTHON_CACHE = Path("~/.cache/patchcam").expanduser() / f"micropython-{MICROPYTHON_PIN[:12]}"
+
+
 def micropython_dir(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get("PATCHCAM_MICROPYTHON") or ROOT.parent / "micropython")
+    """--micropython, else $PATCHCAM_MICROPYTHON, else ../micropython when it exists, else the
+    pinned clone in ~/.cache/patchcam (made by `fetch_micropython` on first use)."""
+    p = path or os.environ.get("PATCHCAM_MICROPYTHON")
+    if p:
+        return Path(p)
+    local = ROOT.parent / "micropython"
+    return local if local.is_dir() else MICROPYTHON_CACHE
+
+
+def fetch_micropython(mpy: Path) -> None:
+    """Clone MicroPython at the pinned commit into the cache folder (what a fresh clone of
+    patchcam needs to build the native module; nothing of it enters the repository)."""
+    if mpy != MICROPYTHON_CACHE or (mpy / "py" / "dynruntime.mk").is_file():
+        return
+    clone = (f"git clone {MICROPYTHON_URL} {mpy} && git -C {mpy} checkout {MICROPYTHON_PIN}")
+    if shutil.which("git") is None:
+        raise OpenMVError(f"no MicroPython source tree and no git to fetch it: {clone}")
+    print(f"openmv: fetching MicroPython into {mpy} (once)")
+    mpy.parent.mkdir(parents=True, exist_ok=True)
+    for cmd in (["git", "clone", "--filter=blob:none", MICROPYTHON_URL, str(mpy)],
+                ["git", "-C", str(mpy), "checkout", "--quiet", MICROPYTHON_PIN]):
+        if subprocess.run(cmd).returncode != 0:
+            raise OpenMVError(f"`{' '.join(cmd)}` failed; fetch it yourself ({clone}) and "
+                              "pass --micropython DIR")
 
 
 def make_arena_external(model_c: Path) -> None:
@@ -158,6 +187,7 @@ def natmod_command(model_dir: Path, arch: str, mpy_dir: Path | None = None,
     """The make command that builds pcmodel.mpy, run in a folder whose Makefile includes
     firmware/boards/openmv_h7/natmod.mk."""
     mpy = micropython_dir(mpy_dir)
+    fetch_micropython(mpy)
     if not (mpy / "py" / "dynruntime.mk").is_file():
         raise OpenMVError(f"{mpy}: no MicroPython source tree (py/dynruntime.mk); fetch "
                           "micropython and pass --micropython DIR or set PATCHCAM_MICROPYTHON")
