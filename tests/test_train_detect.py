@@ -273,3 +273,22 @@ def test_generated_code_moves_the_input_out_of_the_arena_when_only_that_fits(tmp
     s = Graph.load(out / "model.json").meta["schedule"]
     assert s["input_outside_arena"] and s["arena_bytes"] <= vww.board.arena_kb * 1024
     assert f"#define MODEL_ARENA_BYTES {s['arena_bytes']}" in (out / "model.h").read_text()
+
+
+def test_detector_training_starts_from_a_pretrained_backbone(tiny_app, tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    import train_detector
+    torch.manual_seed(7)
+    donor = tiny_app.build_model()
+    torch.save(donor.backbone.state_dict(), tmp_path / "backbone.pt")
+    out = tmp_path / "run"
+    assert train_detector.main([str(tiny_app.path), "--epochs", "1", "--max-steps", "1",
+                                "--lr", "1e-9", "--eval-every", "0", "--float-only",
+                                "--threads", "1", "--out", str(out),
+                                "--backbone", str(tmp_path / "backbone.pt")]) == 0
+    assert "backbone from" in capsys.readouterr().out
+    trained = torch.load(out / "last.pt", weights_only=True)["state"]
+    # one step at lr 1e-9 leaves the donor's backbone weights (BN statistics move)
+    for k, v in donor.backbone.state_dict().items():
+        if k.endswith("weight"):
+            assert torch.allclose(trained[f"backbone.{k}"], v, atol=1e-6), k

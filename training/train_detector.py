@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="train on these dataset folders instead of the app's [[data]] "
                         "(format detected: VOC, YOLO, COCO or image folders)")
     p.add_argument("--float-only", action="store_true", help="stop after the float model")
+    p.add_argument("--backbone", type=Path,
+                   help="start the backbone from these weights (training/pretrain_backbone.py)")
     p.add_argument("--export", action="store_true",
                    help="write the int8 model to apps/<app>/generated/ and the float "
                         "weights to apps/<app>/weights/ (what make demo / flash use)")
@@ -151,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         model, source_doc = td.load_checkpoint(a.from_ckpt)
     else:
         model = cfg.build_model()
+        if a.backbone:
+            model.backbone.load_state_dict(torch.load(a.backbone, map_location="cpu",
+                                                      weights_only=True))
+            print(f"backbone from {a.backbone}")
     history: list[dict] = []
     last = out / "last.pt"
     # a QAT run can only be resumed if the float model under it is the one it started from
