@@ -50,3 +50,29 @@ def load_classifier(path: str | Path) -> tuple[zoo.Classifier, dict]:
         raise CheckpointError(f"{path}: cannot load checkpoint ({type(e).__name__}: {e})") \
             from None
     return model.eval(), doc["meta"]
+
+
+# ---- training checkpoints (float and QAT loops of both training scripts) ------------------
+def save_training(path: Path, doc: dict, opt: torch.optim.Optimizer,
+                  sched: torch.optim.lr_scheduler.LRScheduler) -> dict:
+    """Write doc + the optimiser and schedule state to path, atomically (a crash mid-write
+    leaves the previous checkpoint); returns what was written. Tensors must be on the CPU."""
+    d = {**doc, "optim": opt.state_dict(), "sched": sched.state_dict()}
+    tmp = path.with_suffix(".tmp")
+    torch.save(d, tmp)
+    tmp.replace(path)
+    return d
+
+
+def resume_training(path: Path, restore, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.OneCycleLR) -> dict:
+    """Load a checkpoint written by save_training: restore(doc) puts the weights back, the
+    optimiser and the schedule's position follow. The schedule keeps this run's length, so
+    a run resumed with another --epochs anneals to its own end. Returns the doc."""
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    restore(d)
+    opt.load_state_dict(d["optim"])
+    fresh = sched.total_steps, sched._schedule_phases
+    sched.load_state_dict(d["sched"])
+    sched.total_steps, sched._schedule_phases = fresh
+    return d

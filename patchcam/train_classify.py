@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from patchcam import imagesets, parallel, quantize, readers, reference, zoo
+from patchcam import checkpoint, imagesets, parallel, quantize, readers, reference, zoo
 from patchcam.apps import REPO, AppConfig
 from patchcam.teacher import SIZE as TEACHER_SIZE
 from patchcam.teacher import Probe, Teacher, TeacherCache
@@ -297,14 +297,8 @@ def train_loop(net: nn.Module, data: ClassData, o: FitOptions, ckpt: Path,
                                                 pct_start=0.15, anneal_strategy="cos")
     start, history = 0, []
     if resume and ckpt.is_file():
-        d = torch.load(ckpt, map_location="cpu", weights_only=True)
-        restore(d)
+        d = checkpoint.resume_training(ckpt, restore, opt, sched)
         net.to(dev)
-        opt.load_state_dict(d["optim"])
-        fresh = sched.total_steps, sched._schedule_phases
-        sched.load_state_dict(d["sched"])
-        # --epochs may differ from the interrupted run's: keep this run's schedule length
-        sched.total_steps, sched._schedule_phases = fresh
         start, history = d["epoch"], d["history"]
         print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
     y_all = torch.from_numpy(data.labels)
@@ -350,10 +344,7 @@ def train_loop(net: nn.Module, data: ClassData, o: FitOptions, ckpt: Path,
         history.append(rec)
         print(f"{desc} " + " ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
         net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
-        d = {**doc(epoch + 1, history), "optim": opt.state_dict(), "sched": sched.state_dict()}
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save(d, tmp)
-        tmp.replace(ckpt)
+        checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
         net.to(dev)
     net.to("cpu")
     return history
@@ -409,11 +400,10 @@ def qat_finetune(model: zoo.Classifier, data: ClassData, o: FitOptions, out_dir:
 
 
 def load_train_checkpoint(path: Path) -> tuple[zoo.Classifier, dict]:
-    from patchcam.checkpoint import config_from_dict
     d = torch.load(path, map_location="cpu", weights_only=True)
     if d.get("format") != CKPT_FORMAT:
         raise ValueError(f"{path}: not a classifier training checkpoint")
-    m = zoo.Classifier(config_from_dict(d["config"]))
+    m = zoo.Classifier(checkpoint.config_from_dict(d["config"]))
     m.load_state_dict(d["state"])
     return m.eval(), d
 

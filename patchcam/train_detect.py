@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from patchcam import (
     appgen,
+    checkpoint,
     codegen,
     detect,
     evaluate,
@@ -270,14 +271,8 @@ def _train(net: nn.Module, stride: int, data: DetData, o: FitOptions, ckpt: Path
     if resume:
         if not ckpt.is_file():
             raise FileNotFoundError(f"{ckpt}: nothing to resume; start without --resume")
-        d = torch.load(ckpt, map_location="cpu", weights_only=True)
-        restore(d)
+        d = checkpoint.resume_training(ckpt, restore, opt, sched)
         net.to(device)
-        opt.load_state_dict(d["optim"])
-        fresh = sched.total_steps, sched._schedule_phases
-        sched.load_state_dict(d["sched"])
-        # --epochs may differ from the interrupted run's: keep this run's schedule length
-        sched.total_steps, sched._schedule_phases = fresh
         start, history = d["epoch"], d["history"]
         best = max((h.get("val_map", -1.0) for h in history), default=-1.0)
         if rank == 0:
@@ -322,11 +317,8 @@ def _train(net: nn.Module, stride: int, data: DetData, o: FitOptions, ckpt: Path
         history.append(rec)
         print(" ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
         net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
-        d = {**doc(epoch + 1, history), "optim": opt.state_dict(), "sched": sched.state_dict()}
+        d = checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
         net.to(device)
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save(d, tmp)
-        tmp.replace(ckpt)
         if rec.get("val_map", -1.0) > best:
             best = rec["val_map"]
             torch.save(d, ckpt.parent / "best.pt")
