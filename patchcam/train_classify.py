@@ -399,15 +399,6 @@ def qat_finetune(model: zoo.Classifier, data: ClassData, o: FitOptions, out_dir:
     return fused.eval(), hist
 
 
-def load_train_checkpoint(path: Path) -> tuple[zoo.Classifier, dict]:
-    d = torch.load(path, map_location="cpu", weights_only=True)
-    if d.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path}: not a classifier training checkpoint")
-    m = zoo.Classifier(checkpoint.config_from_dict(d["config"]))
-    m.load_state_dict(d["state"])
-    return m.eval(), d
-
-
 # ---- evaluation ---------------------------------------------------------------------------
 def int8_predict(g, images: np.ndarray) -> np.ndarray:
     """Top-1 of the integer reference (the firmware's arithmetic) per image."""
