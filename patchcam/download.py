@@ -4,6 +4,7 @@ only (urllib). Used by `datasets/prepare_*.py`; the tests never touch the networ
 from __future__ import annotations
 
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 import zipfile
@@ -64,4 +65,23 @@ def unzip(archive: str | Path, dest: str | Path, members: list[str] | None = Non
             target.parent.mkdir(parents=True, exist_ok=True)
             with z.open(m) as src, target.open("wb") as out:
                 shutil.copyfileobj(src, out)
+    return dest
+
+
+class CloneError(RuntimeError):
+    """A pinned source tree could not be fetched (the message says how to do it by hand)."""
+
+
+def clone_pinned(url: str, dest: Path, commit: str, what: str) -> Path:
+    """Clone url at commit into dest (blobless, once): the third-party source trees a build
+    needs and the repository never holds (Mbed CE, MicroPython)."""
+    by_hand = f"git clone {url} {dest} && git -C {dest} checkout {commit}"
+    if shutil.which("git") is None:
+        raise CloneError(f"no {what} and no git to fetch it: install git, or run {by_hand}")
+    print(f"fetching {what} into {dest} (once)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for cmd in (["git", "clone", "--filter=blob:none", url, str(dest)],
+                ["git", "-C", str(dest), "checkout", "--quiet", commit]):
+        if subprocess.run(cmd).returncode != 0:
+            raise CloneError(f"`{' '.join(cmd)}` failed; fetch {what} yourself: {by_hand}")
     return dest

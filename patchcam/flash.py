@@ -34,6 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchcam import download as dl
 from patchcam.boards import BOARD_SPECS, BoardSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,16 +231,10 @@ def resolve_mbed_os(path: str | None, clone: bool = True) -> Path:
     clone_cmd = (f"git clone {MBED_OS_URL} {p} && git -C {p} checkout {MBED_OS_PIN}")
     if not clone:
         raise FlashError(f"no Mbed OS CE: set MBED_OS_PATH=DIR, or run {clone_cmd}")
-    if shutil.which("git") is None:
-        raise FlashError(f"no Mbed OS CE and no git to fetch it: {APT} git, or set "
-                         "MBED_OS_PATH=DIR to an Mbed CE checkout")
-    print(f"flash: fetching Mbed OS Community Edition into {p} (once)")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    for cmd in (["git", "clone", "--filter=blob:none", MBED_OS_URL, str(p)],
-                ["git", "-C", str(p), "checkout", "--quiet", MBED_OS_PIN]):
-        if subprocess.run(cmd).returncode != 0:
-            raise FlashError(f"`{' '.join(cmd)}` failed; fetch it yourself: {clone_cmd}, or "
-                             "set MBED_OS_PATH=DIR")
+    try:
+        dl.clone_pinned(MBED_OS_URL, p, MBED_OS_PIN, "Mbed OS CE")
+    except dl.CloneError as e:
+        raise FlashError(f"{e} (or set MBED_OS_PATH=DIR to an Mbed CE checkout)") from None
     return p
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from patchcam import appgen, codegen, patchplan, reference, tflite_export
+from patchcam import download as dl
 from patchcam.apps import load_app
 from patchcam.ir import Graph
 from patchcam.models import app_graph
@@ -83,16 +84,10 @@ def fetch_micropython(mpy: Path) -> None:
     patchcam needs to build the native module; nothing of it enters the repository)."""
     if mpy != MICROPYTHON_CACHE or (mpy / "py" / "dynruntime.mk").is_file():
         return
-    clone = (f"git clone {MICROPYTHON_URL} {mpy} && git -C {mpy} checkout {MICROPYTHON_PIN}")
-    if shutil.which("git") is None:
-        raise OpenMVError(f"no MicroPython source tree and no git to fetch it: {clone}")
-    print(f"openmv: fetching MicroPython into {mpy} (once)")
-    mpy.parent.mkdir(parents=True, exist_ok=True)
-    for cmd in (["git", "clone", "--filter=blob:none", MICROPYTHON_URL, str(mpy)],
-                ["git", "-C", str(mpy), "checkout", "--quiet", MICROPYTHON_PIN]):
-        if subprocess.run(cmd).returncode != 0:
-            raise OpenMVError(f"`{' '.join(cmd)}` failed; fetch it yourself ({clone}) and "
-                              "pass --micropython DIR")
+    try:
+        dl.clone_pinned(MICROPYTHON_URL, mpy, MICROPYTHON_PIN, "MicroPython")
+    except dl.CloneError as e:
+        raise OpenMVError(f"{e} (or pass --micropython DIR)") from None
 
 
 def make_arena_external(model_c: Path) -> None:
