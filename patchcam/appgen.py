@@ -7,6 +7,10 @@ The header names the app, its task and classes, the model's hash (what HELLO rep
 for detectors, every `patchcam.detect.DecodeParams` constant as a `PC_DET_*` macro. Codegen
 writes model.h / model.c; this module only adds app_config.h beside them, so models and apps
 stay independent. `model_hash(model_dir)` is the hash both sides compute.
+
+`write_generated(graph, app_config)` writes an app's whole generated folder (model.json,
+model.h / model.c with the schedule `app_schedule` picks for the app's arena budget, and
+app_config.h): what the training scripts export and the firmware builds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 
 import jinja2
 
+from patchcam import codegen, patchplan
+from patchcam.apps import REPO, AppConfig
 from patchcam.detect import DecodeParams
 from patchcam.ir import Graph
 
@@ -109,3 +115,35 @@ def generate(spec: AppSpec, model_dir: str | Path) -> Path:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
+
+
+def app_schedule(g: Graph, budget: int) -> patchplan.Schedule:
+    """How an app's exported C runs its model within `budget` bytes of arena: layer by layer
+    when that fits (fastest), else the patch schedule with the fewest MACs that fits, else
+    one whose patch stage reads the input from its own buffer outside the arena
+    (model_input(); the app loop writes the preprocessed frame there); a model that no
+    schedule fits raises patchplan.PlanError naming the smallest arena reachable."""
+    layer = patchplan.layer_schedule(g)
+    if layer.arena_bytes <= budget:  # patch code only where it is needed: it costs time
+        return layer
+    try:
+        return patchplan.search(g, budget)
+    except patchplan.PlanError:
+        return patchplan.search(g, budget, fuse_input=True)
+
+
+def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Path:
+    """model.json (the IR), model.h / model.c (codegen) and app_config.h into the folder,
+    running the schedule `app_schedule` picks for the app's arena budget (board.arena_kb)."""
+    out = out_dir or REPO / "apps" / cfg.app.name / "generated"
+    budget = cfg.board.arena_kb * 1024
+    schedule = app_schedule(g, budget)
+    g.meta["schedule"] = {"mode": schedule.mode, "split": schedule.split,
+                          "grid": list(schedule.grid), "arena_bytes": schedule.arena_bytes,
+                          "input_outside_arena": schedule.fuse_input,
+                          "macs": schedule.macs, "budget_bytes": budget}
+    out.mkdir(parents=True, exist_ok=True)
+    g.save(out / "model.json")
+    codegen.generate(g, out, schedule=schedule)
+    generate(AppSpec.from_app(cfg, g), out)
+    return out

@@ -140,13 +140,12 @@ SCHEDULES = ("patch", "app")
 def plan(g: Graph, arena_budget: int, schedule: str = "patch") -> patchplan.Schedule:
     """"patch": the planner's smallest patch arena within MAX_OVERHEAD extra MACs (what the
     camera runs by default: its arena competes with camera frames for frame-buffer RAM);
-    "app": the rule of the app's own generated C (patchcam.train_detect.app_schedule), which
+    "app": the rule of the app's own generated C (patchcam.appgen.app_schedule), which
     makes the C, and HELLO's model hash, those of the other boards."""
     if schedule == "patch":
         return patchplan.search(g, max_overhead=MAX_OVERHEAD, mode="recompute")
     if schedule == "app":
-        from patchcam.train_detect import app_schedule
-        return app_schedule(g, arena_budget)
+        return appgen.app_schedule(g, arena_budget)
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 

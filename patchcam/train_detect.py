@@ -30,19 +30,16 @@ from torch import nn
 from tqdm import tqdm
 
 from patchcam import (
-    appgen,
     checkpoint,
-    codegen,
     detect,
     evaluate,
     imagesets,
     parallel,
-    patchplan,
     quantize,
     readers,
     reference,
 )
-from patchcam.apps import REPO, AppConfig
+from patchcam.apps import AppConfig
 from patchcam.checkpoint import config_from_dict
 from patchcam.ir import Graph
 
@@ -430,35 +427,3 @@ def quantize_model(model: detect.Detector, cfg: AppConfig, calibration: DetData,
     """Post-training quantisation, calibrated on n (unaugmented) images."""
     return quantize.to_int8(calibrated(model, cfg, calibration, n, seed), cfg.app.name,
                             meta or {})
-
-
-def app_schedule(g: Graph, budget: int) -> patchplan.Schedule:
-    """How an app's exported C runs its model within `budget` bytes of arena: layer by layer
-    when that fits (fastest), else the patch schedule with the fewest MACs that fits, else
-    one whose patch stage reads the input from its own buffer outside the arena
-    (model_input(); the app loop writes the preprocessed frame there); a model that no
-    schedule fits raises patchplan.PlanError naming the smallest arena reachable."""
-    layer = patchplan.layer_schedule(g)
-    if layer.arena_bytes <= budget:  # patch code only where it is needed: it costs time
-        return layer
-    try:
-        return patchplan.search(g, budget)
-    except patchplan.PlanError:
-        return patchplan.search(g, budget, fuse_input=True)
-
-
-def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Path:
-    """model.json (the IR), model.h / model.c (codegen) and app_config.h into the folder,
-    running the schedule `app_schedule` picks for the app's arena budget (board.arena_kb)."""
-    out = out_dir or REPO / "apps" / cfg.app.name / "generated"
-    budget = cfg.board.arena_kb * 1024
-    schedule = app_schedule(g, budget)
-    g.meta["schedule"] = {"mode": schedule.mode, "split": schedule.split,
-                          "grid": list(schedule.grid), "arena_bytes": schedule.arena_bytes,
-                          "input_outside_arena": schedule.fuse_input,
-                          "macs": schedule.macs, "budget_bytes": budget}
-    out.mkdir(parents=True, exist_ok=True)
-    g.save(out / "model.json")
-    codegen.generate(g, out, schedule=schedule)
-    appgen.generate(appgen.AppSpec.from_app(cfg, g), out)
-    return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from patchcam import apps, evaluate, imagesets, models, patchplan, quantize, reference
+from patchcam import appgen, apps, evaluate, imagesets, models, patchplan, quantize, reference
 from patchcam import train_detect as td
 from patchcam.ir import Graph
 
@@ -179,7 +179,7 @@ def test_export_int8_and_generated_files(tiny_app, tmp_path):
     test = td.load_split(tiny_app, "test")
     res = td.evaluate_int8(g, test, tiny_app, model.stride)
     assert 0.0 <= res["map"] <= 1.0
-    out = td.write_generated(g, tiny_app, tmp_path / "generated")
+    out = appgen.write_generated(g, tiny_app, tmp_path / "generated")
     assert all((out / f).is_file() for f in ("model.json", "model.h", "model.c",
                                              "app_config.h"))
     td.save_weights(model, tmp_path / "float.pt", {"ap50": res})
@@ -220,13 +220,13 @@ def test_qat_finetune_learns_around_int8_and_resumes(tiny_app, tmp_path):
 def test_generated_code_runs_the_schedule_that_fits_the_budget(tiny_app, tmp_path):
     g = td.quantize_model(tiny_app.build_model(), tiny_app, td.load_split(tiny_app, "train"),
                           n=4)
-    out = td.write_generated(g, tiny_app, tmp_path / "gen")
+    out = appgen.write_generated(g, tiny_app, tmp_path / "gen")
     s = Graph.load(out / "model.json").meta["schedule"]
     assert s["arena_bytes"] <= 128 * 1024 and s["mode"] == "layer"  # tiny: layer fits
     tight = dataclasses.replace(tiny_app, board=dataclasses.replace(tiny_app.board,
                                                                     arena_kb=1))
     with pytest.raises(patchplan.PlanError):
-        td.write_generated(g, tight, tmp_path / "gen2")
+        appgen.write_generated(g, tight, tmp_path / "gen2")
 
 
 @pytest.mark.slow
@@ -269,7 +269,7 @@ def test_generated_code_moves_the_input_out_of_the_arena_when_only_that_fits(tmp
     g = models.preset_graph("mcu-s-96")
     with pytest.raises(patchplan.PlanError):
         patchplan.search(g, vww.board.arena_kb * 1024)
-    out = td.write_generated(g, vww, tmp_path / "gen")
+    out = appgen.write_generated(g, vww, tmp_path / "gen")
     s = Graph.load(out / "model.json").meta["schedule"]
     assert s["input_outside_arena"] and s["arena_bytes"] <= vww.board.arena_kb * 1024
     assert f"#define MODEL_ARENA_BYTES {s['arena_bytes']}" in (out / "model.h").read_text()

@@ -171,8 +171,8 @@ def app_main(a: argparse.Namespace, argv: list[str] | None) -> int:
     g.meta.update({"source": "trained", "app": cfg.app.name, "weights": "trained (QAT)",
                    "preset": cfg.model.preset, "classes": list(cfg.classes.names),
                    "test_accuracy": {k: res.get(k) for k in ("float", "int8")}})
+    from patchcam.appgen import write_generated
     from patchcam.patchplan import PlanError
-    from patchcam.train_detect import write_generated
     weights = ROOT / "apps" / cfg.app.name / "weights" / "float.pt"
     checkpoint.save_classifier(st.model, weights, meta)
     (out / "export.json").write_text(json.dumps(meta, indent=1, default=str))

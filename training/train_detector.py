@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from patchcam import patchplan, quantize, readers  # noqa: E402
+from patchcam import appgen, patchplan, quantize, readers  # noqa: E402
 from patchcam import train_detect as td  # noqa: E402
 from patchcam.apps import AppConfigError, load_app  # noqa: E402
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                    "preset": cfg.model.preset, "classes": list(cfg.classes.names),
                    "ap50": summary})
     try:
-        gen = td.write_generated(g, cfg)
+        gen = appgen.write_generated(g, cfg)
     except patchplan.PlanError as e:
         print(f"error: {cfg.app.name} does not fit its arena budget "
               f"(board.arena_kb = {cfg.board.arena_kb}): {e}", file=sys.stderr)
