@@ -109,23 +109,10 @@ static struct {
 
 size_t arducam_ov2640_size(arducam_res_t res, uint16_t *w, uint16_t *h)
 {
-    uint16_t ww, hh;
-    if (res == ARDUCAM_QVGA) {
-        ww = 320;
-        hh = 240;
-    } else if (res == ARDUCAM_QQVGA) {
-        ww = 160;
-        hh = 120;
-    } else {
+    if (res != ARDUCAM_QVGA && res != ARDUCAM_QQVGA) {
         return 0;
     }
-    if (w) {
-        *w = ww;
-    }
-    if (h) {
-        *h = hh;
-    }
-    return (size_t)ww * hh * 2u;
+    return cam_qvga_size(res == ARDUCAM_QQVGA, w, h);
 }
 
 static int chip_write(const cam_bus_t *bus, uint8_t reg, uint8_t val)

@@ -101,4 +101,20 @@ static inline void cam_swap16(uint8_t *buf, size_t n_pixels)
     }
 }
 
+/* Both drivers offer QVGA (320x240) and QQVGA (160x120) at 2 bytes per pixel (RGB565 or
+ * YUV422 as the sensor sends it): writes the size to *w / *h (either may be NULL) and returns
+ * the frame's bytes. */
+static inline size_t cam_qvga_size(int qqvga, uint16_t *w, uint16_t *h)
+{
+    const uint16_t ww = qqvga ? 160u : 320u;
+    const uint16_t hh = qqvga ? 120u : 240u;
+    if (w) {
+        *w = ww;
+    }
+    if (h) {
+        *h = hh;
+    }
+    return (size_t)ww * hh * 2u;
+}
+
 #endif /* PATCHCAM_CAM_BUS_H */

@@ -68,23 +68,10 @@ static struct {
 
 size_t ov7675_size(ov7675_res_t res, uint16_t *w, uint16_t *h)
 {
-    uint16_t ww, hh;
-    if (res == OV7675_QVGA) {
-        ww = 320;
-        hh = 240;
-    } else if (res == OV7675_QQVGA) {
-        ww = 160;
-        hh = 120;
-    } else {
+    if (res != OV7675_QVGA && res != OV7675_QQVGA) {
         return 0;
     }
-    if (w) {
-        *w = ww;
-    }
-    if (h) {
-        *h = hh;
-    }
-    return (size_t)ww * hh * 2u;
+    return cam_qvga_size(res == OV7675_QQVGA, w, h);
 }
 
 static int fail(int e)
