@@ -2,6 +2,7 @@
 # Each target depends on the set-up stamp, so a fresh clone needs no separate set-up step.
 
 PY      := .venv/bin/python
+PC      := .venv/bin/patchcam
 STAMP   := .venv/.setup-done
 JOBS    ?= 2
 
@@ -31,37 +32,37 @@ test-fast: $(STAMP)  ## the tests not marked slow
 	$(PY) -m pytest -n $(JOBS) --dist loadfile -m "not slow"
 
 train: $(STAMP)  ## train APP, float then QAT: make train APP=vww [EPOCHS=1] [DATA=dir] [TEACHER=none] [RESUME=1] [INSTALL=1]
-	$(PY) training/train.py $(APP) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(QAT_EPOCHS),--qat-epochs $(QAT_EPOCHS)) $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(RESUME),--resume) $(if $(INSTALL),--export)
+	$(PC) train $(APP) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(QAT_EPOCHS),--qat-epochs $(QAT_EPOCHS)) $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(RESUME),--resume) $(if $(INSTALL),--export)
 
 .PHONY: eval
 eval: $(STAMP)  ## float vs int8 vs the OpenCV baseline on APP's test photos -> build/eval/APP.json [EVAL_ARGS=--card]
-	$(PY) training/evaluate.py $(APP) $(EVAL_ARGS)
+	$(PC) eval $(APP) $(EVAL_ARGS)
 
 bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions -> build/bench.json
-	$(PY) -m patchcam.bench
+	$(PC) bench
 
 plan: $(STAMP)  ## memory of layer-by-layer vs patch-based inference for APP (table + plot)
-	$(PY) -m patchcam plan $(APP) --plot build/plan/$(APP).png
+	$(PC) plan $(APP) --plot build/plan/$(APP).png
 
 demo: $(STAMP)  ## person detection on the virtual Cortex-M7 (QEMU), recorded to build/demo/ [IMAGES=dir]
-	$(PY) host_viewer/demo.py --frames $(FRAMES) $(if $(IMAGES),--images "$(IMAGES)")
+	$(PC) demo --frames $(FRAMES) $(if $(IMAGES),--images "$(IMAGES)")
 
 view: $(STAMP)  ## the viewer on a real board: make view APP=person_detect PORT=/dev/ttyACM0 [SOURCE=0]
 	@test -n "$(PORT)" || { echo "make view needs PORT=/dev/ttyACM0 (or PORT=socket://HOST:PORT); no board? try make demo"; exit 2; }
-	$(PY) host_viewer/viewer.py --port "$(PORT)" --baud $(BAUD) $(if $(filter command line,$(origin APP)),--app $(APP)) $(if $(SOURCE),--source "$(SOURCE)") $(VIEW_ARGS)
+	$(PC) view --port "$(PORT)" --baud $(BAUD) $(if $(filter command line,$(origin APP)),--app $(APP)) $(if $(SOURCE),--source "$(SOURCE)") $(VIEW_ARGS)
 
 firmware: $(STAMP)  ## build APP for a real board: make firmware APP=vww BOARD=disco_f746ng|nano33ble_sense [MBED_OS_PATH=dir]
-	$(PY) -m patchcam.flash build --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") -j $(JOBS)
+	$(PC) flash build --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") -j $(JOBS)
 
 flash: $(STAMP)  ## build and flash APP to BOARD (docs/boards.md) [PORT=/dev/ttyACM0] [METHOD=drive|STM32CUBE|OPENOCD|PYOCD|STLINK]
-	$(PY) -m patchcam.flash flash --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(PORT),--port "$(PORT)") $(if $(METHOD),--method $(METHOD)) -j $(JOBS)
+	$(PC) flash flash --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(PORT),--port "$(PORT)") $(if $(METHOD),--method $(METHOD)) -j $(JOBS)
 
 .PHONY: openmv openmv-check
 openmv: $(STAMP)  ## OpenMV Cam H7 files for APP -> build/openmv/APP/ (docs/boards.md) [MICROPYTHON=dir]
-	$(PY) -m patchcam.openmv $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") natmod $(APP) --regenerate
+	$(PC) openmv $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") natmod $(APP) --regenerate
 
 openmv-check: $(STAMP)  ## OpenMV route: x64 natmod in MicroPython's unix port == reference [MICROPYTHON=dir]
-	$(PY) -m patchcam.openmv $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") check vww person_detect
+	$(PC) openmv $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") check vww person_detect
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build

@@ -10,7 +10,7 @@ the longer box side) are dropped; `--negatives N` adds N images without any pers
         --images path/val2017
 
 Writes <out>/images/<split>/*.jpg, <out>/labels/<split>/*.txt and <out>/classes.txt
-(train2017 -> train, val2017 -> test); read it with `patchcam.readers.read_yolo(out)`.
+(train2017 -> train, val2017 -> test); read it with `patchcam.training.readers.read_yolo(out)`.
 """
 
 from __future__ import annotations

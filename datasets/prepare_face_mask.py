@@ -7,7 +7,7 @@
 
 The Kaggle download uses KAGGLE_USERNAME / KAGGLE_KEY (or ~/.kaggle/kaggle.json) when set.
 Writes <out>/images/ and <out>/annotations/ (pairs matched by file stem: the XML <filename>
-field is not trusted) for `patchcam.readers.read_voc(out)`. When ../shared/datasets/
+field is not trusted) for `patchcam.training.readers.read_voc(out)`. When ../shared/datasets/
 face_mask_detection exists, the apps use it and this script is not needed.
 """
 

@@ -11,7 +11,7 @@ segmentation `area` with a strict `>`; `--area-source segmentation` does the sam
 
 Writes <out>/labels.csv (file,label,coco_image_id,split) and <out>/images/ (links to the local
 images, or downloaded ones). train2017 images are split train / val by patchcam's hash;
-val2017 images are the test split. Read it with `patchcam.readers.read_folder(out)`.
+val2017 images are the test split. Read it with `patchcam.training.readers.read_folder(out)`.
 """
 
 from __future__ import annotations

@@ -1,17 +1,41 @@
-"""`python -m patchcam COMMAND ...`: the command-line face of the core package."""
+"""`patchcam COMMAND ...` (or `python -m patchcam`): every command of the suite.
+
+The compiler's own commands (presets, summary, save-ir, export-tflite, plan, run) live here;
+the others hand their arguments to the module that owns them, imported only when asked for
+(so `patchcam view` or `patchcam flash` never import PyTorch).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from patchcam import zoo
-from patchcam.imagesets import DatasetError
-from patchcam.ir import IRError
-from patchcam.models import ModelNotFound, load_graph
-from patchcam.patchplan import PlanError
-from patchcam.quantize import CalibrationError, ConversionError
-from patchcam.reference import InputError
+from patchcam.compiler import zoo
+from patchcam.compiler.ir import IRError
+from patchcam.compiler.models import ModelNotFound, load_graph
+from patchcam.compiler.patchplan import PlanError
+from patchcam.compiler.quantize import CalibrationError, ConversionError
+from patchcam.compiler.reference import InputError
+from patchcam.training.imagesets import DatasetError
+
+# command -> (module with a main(argv), what it does); `patchcam COMMAND --help` for each.
+DELEGATED = {
+    "train": ("patchcam.training.commands.train", "train an app's model: float, then QAT"),
+    "eval": ("patchcam.training.commands.evaluate",
+             "float vs int8 vs an OpenCV baseline on an app's test photos (or DATA)"),
+    "pretrain": ("patchcam.training.commands.pretrain_backbone",
+                 "pre-train a detector's backbone on person / no person with the teacher"),
+    "finetune": ("patchcam.training.commands.finetune_imported",
+                 "fine-tune an imported int8 .tflite (TFLite Micro's person_detect)"),
+    "leave-sources-out": ("patchcam.training.commands.leave_sources_out",
+                          "train without some data sources, test on them"),
+    "bench": ("patchcam.targets.bench", "Cortex-M7 instructions, arena and flash per model"),
+    "flash": ("patchcam.targets.flash", "build an app for a real board, check the fit, flash"),
+    "openmv": ("patchcam.targets.openmv", "the OpenMV Cam H7 files of an app"),
+    "view": ("patchcam.host.view", "stream frames to a board and draw what it answers"),
+    "demo": ("patchcam.host.demo", "person detection on the virtual Cortex-M7"),
+}
 
 USER_ERRORS = (IRError, ModelNotFound, ConversionError, CalibrationError, DatasetError,
                InputError, FileNotFoundError, PlanError)  # IRError covers TFLiteImportError
@@ -27,7 +51,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_export_tflite(args: argparse.Namespace) -> None:
-    from patchcam.tflite_export import save_tflite
+    from patchcam.compiler.tflite_export import save_tflite
     g = load_graph(args.model)
     save_tflite(g, args.out)
     print(f"wrote {args.out} ({g.name}: {g.total_macs:,} MACs, {g.total_params:,} params)")
@@ -53,9 +77,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     """The numpy reference on one image: resize, quantise, run, print the top classes."""
     import numpy as np
 
-    from patchcam import reference
-    from patchcam.imagesets import load_image
-    from patchcam.tflite_import import image_to_input
+    from patchcam.compiler import reference
+    from patchcam.compiler.tflite_import import image_to_input
+    from patchcam.training.imagesets import load_image
 
     g = load_graph(args.model)
     x_t, y_t = g.tensors[g.input], g.tensors[g.output]
@@ -85,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def _size_arg(text: str) -> int:
-    from patchcam.patchplan import parse_size
+    from patchcam.compiler.patchplan import parse_size
     try:
         return parse_size(text)
     except ValueError as e:
@@ -116,7 +140,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     import json
     from pathlib import Path
 
-    from patchcam import patchplan
+    from patchcam.compiler import patchplan
 
     g = load_graph(args.model)
     opts = {"fuse_input": args.fuse_input, "inplace_dw": args.inplace_dw}
@@ -148,11 +172,13 @@ def _safe(name: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m patchcam",
+        prog="patchcam",
         description="patchcam: int8, patch-based CNN inference for microcontrollers. "
                     "MODEL is a zoo preset (see `presets`), an IR file (.json), an int8 .tflite "
                     "or an app name.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
     s = sub.add_parser("presets", help="list the zoo presets")
     s.set_defaults(func=cmd_presets)
     s = sub.add_parser("summary", help="per-op table: shapes, MACs, params, activation bytes")
@@ -168,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out", help="output .tflite path")
     s.set_defaults(func=cmd_export_tflite)
     s = sub.add_parser("plan", help="memory profile and the best patch-based schedule "
-                       "(layer by layer vs. patches; DESIGN §4.4)")
+                       "(layer by layer vs. patches; docs/design.md §4.4)")
     s.add_argument("model", metavar="MODEL")
     s.add_argument("--budget", type=_size_arg, metavar="SIZE",
                    help="SRAM budget for the arena (256kB, 320KiB, 1MB, 100000): pick the "
@@ -205,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        module, _ = DELEGATED[argv[0]]
+        return importlib.import_module(module).main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -1,4 +1,4 @@
-"""The app loop end to end over real transports (DESIGN §4.5-4.7, §5.4).
+"""The app loop end to end over real transports (docs/design.md §4.5-4.7, §5.4).
 
 - pc_preprocess.c / pc_detect.c == patchcam/preprocess.py / detect.py on random cases;
 - the host board (AddressSanitizer + UBSan) over a pseudo-terminal and the qemu_m7 board
@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam import appgen, boards, detect, randgraph
-from patchcam import protocol as pp
-from patchcam.appgen import AppSpec
-from patchcam.builder import GraphBuilder
-from patchcam.pipeline import Pipeline
-from patchcam.preprocess import preprocess
+from patchcam.app import detect, export
+from patchcam.app.export import AppSpec
+from patchcam.app.pipeline import Pipeline
+from patchcam.app.preprocess import preprocess
+from patchcam.compiler import randgraph
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.host import protocol as pp
+from patchcam.targets import boards
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_DIR = ROOT / "firmware" / "app"
@@ -179,7 +181,7 @@ def test_host_board_hello_and_frames(det, host_det):
         assert (h.board, h.app, h.task, h.classes) == ("host", "tiny_det", pp.Task.DETECT,
                                                        ["a", "b"])
         assert (h.input_w, h.input_h, h.input_c, h.input_format) == (24, 16, 3, pp.PixFmt.RGB888)
-        assert h.model_hash == appgen.model_hash(model_dir)
+        assert h.model_hash == export.model_hash(model_dir)
         assert h.max_frame_bytes == FRAME_MAX and h.camera_format == pp.PixFmt.NONE
         assert board.url.startswith("/dev/pts/")
         n_dets = 0
@@ -397,7 +399,7 @@ def test_qemu_board_frames_faults_camera_and_reset(det, qemu_det):
     with boards.start_board("qemu_m7", qemu_det,
                             camera=boards.camera_file(cam, w, h, fmt)) as board:
         hello = board.hello
-        assert (hello.board, hello.model_hash) == ("qemu_m7", appgen.model_hash(model_dir))
+        assert (hello.board, hello.model_hash) == ("qemu_m7", export.model_hash(model_dir))
         assert board.url.startswith("socket://127.0.0.1:")
         # frames over the (slow) UART: small ones
         for i in range(1, 7):

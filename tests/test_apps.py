@@ -5,14 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from patchcam import apps, detect, zoo
+from patchcam.app import config, detect
+from patchcam.compiler import zoo
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", ["vww", "person_detect", "mask_detect"])
 def test_apps_load(name):
-    c = apps.load_app(name)
+    c = config.load_app(name)
     assert c.app.name == name and c.data
     cfg = c.zoo_config()
     assert cfg.resolution == (c.input.height, c.input.width)
@@ -31,7 +32,7 @@ def test_apps_load(name):
 
 
 def test_mask_classes_map():
-    c = apps.load_app("mask_detect")
+    c = config.load_app("mask_detect")
     assert c.classes.names == ["mask", "no_mask"]
     assert c.data[0].class_map == {"with_mask": "mask", "without_mask": "no_mask",
                                    "mask_weared_incorrect": "no_mask"}
@@ -66,8 +67,8 @@ def _variant(tmp_path: Path, old: str, new: str, app: str = "person_detect") -> 
 ])
 def test_validation_errors_name_file_and_key(tmp_path, old, new, message):
     p = _variant(tmp_path, old, new)
-    with pytest.raises(apps.AppConfigError, match=message) as e:
-        apps.load_app(p)
+    with pytest.raises(config.AppConfigError, match=message) as e:
+        config.load_app(p)
     text = str(e.value)
     assert text.startswith(str(p) + ": ") and "\n" not in text
 
@@ -75,11 +76,11 @@ def test_validation_errors_name_file_and_key(tmp_path, old, new, message):
 def test_bad_toml_and_missing_app(tmp_path):
     p = tmp_path / "app.toml"
     p.write_text("[app\nname = 1\n")
-    with pytest.raises(apps.AppConfigError, match=re.escape(f"{p}: not valid TOML")):
-        apps.load_app(p)
-    with pytest.raises(apps.AppConfigError, match="no such app config; apps: mask_detect, "
+    with pytest.raises(config.AppConfigError, match=re.escape(f"{p}: not valid TOML")):
+        config.load_app(p)
+    with pytest.raises(config.AppConfigError, match="no such app config; apps: mask_detect, "
                                                   "person_detect, vww"):
-        apps.load_app("nope")
+        config.load_app("nope")
     p = _variant(tmp_path, 'task = "classify"', 'task = "detect"', "vww")
-    with pytest.raises(apps.AppConfigError, match=r"key 'model.head': missing \(a detect app"):
-        apps.load_app(p)
+    with pytest.raises(config.AppConfigError, match=r"key 'model.head': missing \(a detect app"):
+        config.load_app(p)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from patchcam import bench, patchplan
-from patchcam.randgraph import random_graph
+from patchcam.compiler import patchplan
+from patchcam.compiler.randgraph import random_graph
+from patchcam.targets import bench
 
 
 @pytest.mark.slow

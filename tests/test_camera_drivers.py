@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam.preprocess import preprocess, rgb_to_gray, sample_index, to_rgb565
-from patchcam.protocol import PixFmt
+from patchcam.app.preprocess import preprocess, rgb_to_gray, sample_index, to_rgb565
+from patchcam.host.protocol import PixFmt
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVERS = ROOT / "firmware" / "drivers"
@@ -402,7 +402,7 @@ def test_drivers_warning_free_on_host_gcc(tmp_path):
 
 @pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
 def test_drivers_compile_for_cortex_m7_without_library_calls(tmp_path):
-    from patchcam.armbuild import CPU_FLAGS
+    from patchcam.targets.armbuild import CPU_FLAGS
     for src in DRIVER_SOURCES:
         obj = tmp_path / (src.stem + ".o")
         subprocess.run([str(ARM_GCC), *WARNINGS, *CPU_FLAGS, "-Os", f"-I{DRIVERS}", "-c",

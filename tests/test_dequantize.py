@@ -1,4 +1,4 @@
-"""int8 graph -> float PyTorch network (patchcam.dequantize): every layer computes what the
+"""int8 graph -> float PyTorch network (patchcam.compiler.dequantize): every layer computes what the
 int8 op computes, up to the int8 rounding; a real imported model keeps its decisions."""
 
 from pathlib import Path
@@ -9,8 +9,8 @@ import pytest
 import skimage.data
 import torch
 
-from patchcam import dequantize, models, quantize, reference
-from patchcam.ir import Graph
+from patchcam.compiler import dequantize, models, quantize, reference
+from patchcam.compiler.ir import Graph
 
 # an int8 op rounds to the nearest step (half a step of error) after a fixed-point multiply
 # and TFLite's double rounding, which add a few hundredths; a wrong weight, bias, padding or
@@ -76,7 +76,7 @@ def _gray(name: str) -> np.ndarray:
 
 @pytest.mark.skipif(not PERSON_DETECT.is_file(), reason="../shared/models not present")
 def test_imported_person_detect_float_and_requantised():
-    from patchcam.tflite_import import import_tflite
+    from patchcam.compiler.tflite_import import import_tflite
     g = import_tflite(PERSON_DETECT)
     net = dequantize.to_torch(g)
     a, b = dequantize.input_affine(g)

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from patchcam import apps, detect, imagesets, quantize, readers, reference
+from patchcam.app import config, detect
+from patchcam.compiler import quantize, reference
+from patchcam.training import imagesets, readers
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-def _images(app: apps.AppConfig, n: int) -> np.ndarray:
+def _images(app: config.AppConfig, n: int) -> np.ndarray:
     """n real photos of the app's first data source at its input size (random if absent)."""
     h, w = app.input.height, app.input.width
     root = app.data_path(app.data[0])
@@ -22,7 +24,7 @@ def _images(app: apps.AppConfig, n: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def _detector(app: apps.AppConfig, seed: int, x: torch.Tensor | None = None) -> detect.Detector:
+def _detector(app: config.AppConfig, seed: int, x: torch.Tensor | None = None) -> detect.Detector:
     """Random weights; BatchNorm statistics taken from x so activations keep a unit scale."""
     torch.manual_seed(seed)
     m = app.build_model()
@@ -42,7 +44,7 @@ def _detector(app: apps.AppConfig, seed: int, x: torch.Tensor | None = None) -> 
 
 @pytest.mark.parametrize("name", ["person_detect", "mask_detect"])
 def test_int_decode_equals_float_decode_on_quantised_detector(name):
-    app = apps.load_app(name)
+    app = config.load_app(name)
     imgs = _images(app, 4)
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     m = _detector(app, 1, x)
@@ -120,7 +122,7 @@ def test_nms_hand_made_boxes():
 
 
 def test_head_converts_and_fused_equals_torch():
-    app = apps.load_app("mask_detect")
+    app = config.load_app("mask_detect")
     m = _detector(app, seed=0)
     shape = (3, app.input.height, app.input.width)
     fused = quantize.fuse(m, shape)

@@ -1,9 +1,7 @@
 """make eval (training/evaluate.py), the OpenCV baselines and the model card generator."""
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,20 +9,17 @@ import numpy as np
 import pytest
 import skimage.data
 
-from patchcam import apps, baselines, modelcard, readers
-from patchcam.detect import iou_matrix
+from patchcam.app import config
+from patchcam.app.detect import iou_matrix
+from patchcam.training import baselines, modelcard, readers
 
 ROOT = Path(__file__).resolve().parents[1]
 PENN = ROOT.parent / "shared" / "datasets" / "penn_fudan_ped"
 
 
 def _evaluate():
-    spec = importlib.util.spec_from_file_location("evaluate_app", ROOT / "training"
-                                                  / "evaluate.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["evaluate_app"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from patchcam.training.commands import evaluate
+    return evaluate
 
 
 ev = _evaluate()
@@ -103,7 +98,7 @@ def test_missing_weights_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
 
 
 def test_missing_dataset_is_one_line_and_exit_2(monkeypatch, capsys):
-    cfg = apps.load_app("person_detect")
+    cfg = config.load_app("person_detect")
     gone = dataclasses.replace(cfg, data=[dataclasses.replace(cfg.data[0],
                                                               path="data/no_such_set")])
     monkeypatch.setattr(ev, "load_app", lambda app: gone)
@@ -181,7 +176,7 @@ def test_card_block_renders_from_a_report(monkeypatch):
                                "baseline": {"map": 0.2, "ap50": {}}}},
            "overall": {"images": 3, "boxes": 4, "float": {"map": 0.5, "ap50": {}},
                        "int8": {"map": 0.49, "ap50": {}}, "baseline": {"map": 0.2, "ap50": {}}}}
-    text = modelcard.render_block(doc, apps.load_app("person_detect"),
+    text = modelcard.render_block(doc, config.load_app("person_detect"),
                                   {"recipe": {"epochs": 3}}, modelcard.int8_graph(doc))
     assert text.startswith("<!-- generated: begin") and text.endswith(
         modelcard.GENERATED_END + "\n")

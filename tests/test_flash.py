@@ -1,4 +1,4 @@
-"""patchcam.flash: the fit check and the messages for whatever is missing (no hardware, no
+"""patchcam.targets.flash: the fit check and the messages for whatever is missing (no hardware, no
 Mbed build: tools, USB and files are faked)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from patchcam import flash
-from patchcam.boards import BOARD_SPECS, BoardSpec
+from patchcam.targets import flash
+from patchcam.targets.boards import BOARD_SPECS, BoardSpec
 
 NANO = BOARD_SPECS["nano33ble_sense"]
 DISCO = BOARD_SPECS["disco_f746ng"]

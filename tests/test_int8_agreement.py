@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam import checkpoint, imagesets, reference, train
-from patchcam.ir import Graph
+from patchcam.compiler import reference
+from patchcam.compiler.ir import Graph
+from patchcam.training import checkpoint, imagesets
+from patchcam.training import loop as train
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 APP = Path(__file__).resolve().parents[1] / "apps" / "vww"

@@ -8,9 +8,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from patchcam import codegen, memplan
-from patchcam.builder import GraphBuilder
-from patchcam.randgraph import random_graph
+from patchcam.compiler import codegen, memplan
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler.randgraph import random_graph
 
 
 def _w(rng, shape):

@@ -1,7 +1,7 @@
 """The OpenMV Cam H7 route (firmware/boards/openmv_h7, patchcam/openmv.py).
 
 Fast (CPython, in CI): the MicroPython protocol module pcproto.py against the shared wire
-vectors and patchcam.protocol, its App loop against what app_main.c does, pcpipe.py's
+vectors and patchcam.host.protocol, its App loop against what app_main.c does, pcpipe.py's
 preprocessing and detection decode against patchcam, the arena rewrite of the generated C,
 and mpy-cross compiling every script for the camera.
 
@@ -9,7 +9,7 @@ Slow, and skipped without a MicroPython source tree (../micropython or $PATCHCAM
 with mpy-cross and the unix port built, and pyelftools for mpy_ld.py): pcmodel built as an
 x64 native module, loaded into MicroPython's unix port, == the numpy reference bit for bit
 (portable and DSP kernels); main.py's model + pcproto.App running in that MicroPython answer
-FRAMEs over the wire exactly as patchcam.pipeline says; pcpipe.py's native-code loops in that
+FRAMEs over the wire exactly as patchcam.app.pipeline says; pcpipe.py's native-code loops in that
 MicroPython == patchcam; and the armv7emsp .mpy for the camera builds. `make openmv-check`
 runs the natmod and wire checks by hand.
 """
@@ -28,9 +28,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam import codegen, detect, openmv, preprocess
-from patchcam import protocol as pp
-from patchcam.randgraph import random_graph
+from patchcam.app import detect, preprocess
+from patchcam.compiler import codegen
+from patchcam.compiler.randgraph import random_graph
+from patchcam.host import protocol as pp
+from patchcam.targets import openmv
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = ROOT / "firmware" / "boards" / "openmv_h7"
@@ -53,7 +55,7 @@ pcpipe = _load("pcpipe")
 
 # ---- framing: the shared vectors -----------------------------------------------------------
 def _expected(wire: bytes) -> list[tuple[int, bytes | None]]:
-    """What pcproto.Decoder must return, from patchcam.protocol: packets whose payload the
+    """What pcproto.Decoder must return, from patchcam.host.protocol: packets whose payload the
     app parses (unknown type, short payload) are still packets at the framing level."""
     out: list[tuple[int, bytes | None]] = []
     dec = pp.Decoder()
@@ -106,7 +108,7 @@ def test_crc_and_cobs():
             assert pcproto.crc32_py(data) == pp.crc32(data)
 
 
-# ---- payload builders == patchcam.protocol -------------------------------------------------
+# ---- payload builders == patchcam.host.protocol -------------------------------------------------
 def _f32_bits(x: float) -> int:
     return struct.unpack("<I", struct.pack("<f", x))[0]
 
@@ -242,7 +244,7 @@ def test_app_detect_settings_and_camera_stream():
     assert res.detections == [pp.Detection(1, 2, 3, 4, 0, -20)]
 
 
-# ---- pcpipe == patchcam.preprocess / patchcam.detect ---------------------------------------
+# ---- pcpipe == patchcam.app.preprocess / patchcam.app.detect ---------------------------
 @pytest.mark.parametrize("fmt", [pp.PixFmt.GRAY8, pp.PixFmt.RGB565, pp.PixFmt.RGB888])
 @pytest.mark.parametrize("dst", [(96, 96, 3), (128, 160, 3), (20, 30, 1)])
 def test_preprocess_matches_patchcam(fmt, dst):
@@ -341,8 +343,8 @@ def test_natmod_on_unix_port_is_bit_exact(app, tmp_path):
         pytest.skip(why)
     report = openmv.check(app, n_inputs=2, out=tmp_path / app)
     assert "== reference" in report
-    # main.py's model + pcproto.App in MicroPython, over the wire == patchcam.pipeline
-    assert "== patchcam.pipeline" in openmv.check_protocol(app, out=tmp_path / app)
+    # main.py's model + pcproto.App in MicroPython, over the wire == patchcam.app.pipeline
+    assert "== patchcam.app.pipeline" in openmv.check_protocol(app, out=tmp_path / app)
     mpy = openmv.build_natmod(tmp_path / app, "armv7emsp")
     sizes = openmv.natmod_sizes(app, mpy, tmp_path / app)
     assert 0 < sizes.text < max(openmv.H7_GC_BLOCKS)
@@ -364,7 +366,7 @@ open({res!r}, "wb").write(bytes(dst) + items)
 @pytest.mark.slow
 def test_pcpipe_native_code_in_micropython_matches_patchcam(tmp_path):
     """main_ml.py's preprocessing and decode, compiled by MicroPython (@micropython.native),
-    == patchcam.preprocess / patchcam.detect."""
+    == patchcam.app.preprocess / patchcam.app.detect."""
     why = _natmod_ready()
     if why:
         pytest.skip(why)

@@ -1,4 +1,4 @@
-"""Generated C for patch schedules (DESIGN §4.4): ops 0..K run patch by patch from a const
+"""Generated C for patch schedules (docs/design.md §4.4): ops 0..K run patch by patch from a const
 tile table, ops K+1.. layer by layer; the output is bit-identical to `reference.run` (and so
 to the layer-by-layer build) under ASan + UBSan with every op fenced into its buffers, the
 arena the C declares is the planner's `arena_bytes`, and the same code runs on the Cortex-M7
@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam import codegen, hostbuild, memplan, patchplan, reference
-from patchcam.builder import GraphBuilder
-from patchcam.ir import Graph
-from patchcam.randgraph import _mac_args, _out_scale, random_graph, random_input
+from patchcam.compiler import codegen, memplan, patchplan, reference
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler.ir import Graph
+from patchcam.compiler.randgraph import _mac_args, _out_scale, random_graph, random_input
+from patchcam.targets import hostbuild
 
 WORKERS = max(2, os.cpu_count() or 2)
 GRIDS = [(2, 2), (3, 2), (5, 3), (2, 3), (1, 3), (4, 1), (3, 3)]
@@ -262,7 +263,7 @@ def test_arena_fence_catches_a_tile_kernel_writing_outside_its_buffer(tmp_path):
 @pytest.fixture(scope="module")
 def mcu_s_96():
     pytest.importorskip("torch")
-    from patchcam.models import preset_graph
+    from patchcam.compiler.models import preset_graph
     g = preset_graph("mcu-s-96")
     return g, patchplan.search(g, mode="recompute")
 
@@ -288,7 +289,7 @@ def test_zoo_preset_patch_equals_layer_by_layer(mcu_s_96, tmp_path):
 
 # ---- on the Cortex-M7 -----------------------------------------------------------------------
 def _check_on_m7(g: Graph, s: patchplan.Schedule, tmp: Path, portable: bool = False) -> None:
-    from patchcam import armbuild, qemu
+    from patchcam.targets import armbuild, qemu
     codegen.generate(g, tmp / "model", schedule=s)
     x = random_input(g, 1)
     b = armbuild.build(tmp / "model", tmp / "build", portable=portable)

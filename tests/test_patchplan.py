@@ -1,4 +1,4 @@
-"""Patch-based planner (DESIGN §4.4): regions by hand, MACs, halo caching, the search never
+"""Patch-based planner (docs/design.md §4.4): regions by hand, MACs, halo caching, the search never
 worse than layer by layer, budget errors, the CLI, and the MobileNetV2 headline figures."""
 
 import json
@@ -8,10 +8,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patchcam import cli, memplan, patchplan, reference
-from patchcam.builder import GraphBuilder
-from patchcam.patchplan import PlanError, derive_axis, input_interval, split_even, tile_pads
-from patchcam.randgraph import random_graph, random_input
+from patchcam import cli
+from patchcam.compiler import memplan, patchplan, reference
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler.patchplan import (
+    PlanError,
+    derive_axis,
+    input_interval,
+    split_even,
+    tile_pads,
+)
+from patchcam.compiler.randgraph import random_graph, random_input
 
 
 def _w(rng, shape):
@@ -215,7 +222,7 @@ def test_cli_table_plot_and_errors(ir_file, tmp_path, capsys):
 # ---- headline figures -------------------------------------------------------------------------
 @pytest.mark.slow
 def test_mbv2_224_headline():
-    from patchcam.models import preset_graph
+    from patchcam.compiler.models import preset_graph
     g = preset_graph("mbv2-1.0-224")
     layer = patchplan.layer_schedule(g)
     assert layer.arena_bytes == 1_505_280  # 112x112x96 in + 56x56x96 out, no in-place dw
@@ -230,7 +237,7 @@ def test_mbv2_224_headline():
 
 @pytest.mark.slow
 def test_receptive_field_redistribution_cuts_overhead():
-    from patchcam.models import preset_graph
+    from patchcam.compiler.models import preset_graph
     over = {}
     for name in ("mbv2-1.0-224", "mbv2-rd-224"):
         g = preset_graph(name)

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patchcam import protocol as pp
+from patchcam.host import protocol as pp
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "tests" / "vectors" / "protocol.json"
@@ -290,7 +290,7 @@ def test_link_over_a_loopback_port():
 
 
 def test_score_threshold_q_matches_decode_params():
-    from patchcam.detect import DecodeParams
+    from patchcam.app.detect import DecodeParams
     for scale, zp, p in ((0.08, 0, 0.4), (0.02, -10, 0.9), (0.5, 3, 0.01), (0.001, 0, 0.99)):
         d = DecodeParams.prepare(scale, zp, 1, 8, (2, 2), (16, 16), p, 0.5)
         assert pp.score_threshold_q(p, scale, zp) == d.q_threshold

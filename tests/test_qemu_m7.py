@@ -2,7 +2,7 @@
 
 The board is brought up with a stand-in model (firmware/boards/qemu_m7/selftest/: output =
 -input) so these tests do not depend on the code generator; the end-to-end tests with real
-generated models check the Cortex-M7 build against the numpy reference (DESIGN §5 step 3).
+generated models check the Cortex-M7 build against the numpy reference (docs/design.md §5 step 3).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam import armbuild, qemu
+from patchcam.targets import armbuild, qemu
 
 pytestmark = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
@@ -155,11 +155,11 @@ def test_missing_qemu_says_how_to_install(monkeypatch, selftest_elf):
         qemu.run_qemu(selftest_elf, bytes(N))
 
 
-# ---- real generated models (DESIGN §5 step 3: the Cortex-M7 build == the numpy reference) ----
+# ---- real generated models (docs/design.md §5 step 3: the Cortex-M7 build == the numpy reference) ----
 
 def _generated(tmp_path: Path, seed: int, **kw):
-    codegen = pytest.importorskip("patchcam.codegen")
-    from patchcam.randgraph import random_graph, random_input
+    codegen = pytest.importorskip("patchcam.compiler.codegen")
+    from patchcam.compiler.randgraph import random_graph, random_input
 
     if not armbuild.DEFAULT_MAIN.exists():
         pytest.skip("firmware/app/infer_main.c not written yet")
@@ -169,7 +169,7 @@ def _generated(tmp_path: Path, seed: int, **kw):
 
 
 def _check_model_on_m7(tmp_path: Path, seed: int, **kw) -> None:
-    from patchcam import reference
+    from patchcam.compiler import reference
 
     g, x = _generated(tmp_path, seed, **kw)
     want = reference.run(g, x).tobytes()

@@ -10,10 +10,10 @@ import json
 import numpy as np
 import pytest
 
-from patchcam import qmath, reference
-from patchcam.ir import Graph, IRError
-from patchcam.qmath import INT32_MAX, INT32_MIN
-from patchcam.randgraph import random_graph, random_input
+from patchcam.compiler import qmath, reference
+from patchcam.compiler.ir import Graph, IRError
+from patchcam.compiler.qmath import INT32_MAX, INT32_MIN
+from patchcam.compiler.randgraph import random_graph, random_input
 
 
 # ---- QuantizeMultiplier -------------------------------------------------------------------

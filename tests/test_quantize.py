@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from patchcam import quantize as Q
-from patchcam import reference, zoo
-from patchcam.models import preset_graph
+from patchcam.compiler import quantize as Q
+from patchcam.compiler import reference, zoo
+from patchcam.compiler.models import preset_graph
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:

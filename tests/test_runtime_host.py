@@ -1,4 +1,4 @@
-"""C runtime on the host == numpy reference, bit for bit (DESIGN §5.2), under ASan + UBSan,
+"""C runtime on the host == numpy reference, bit for bit (docs/design.md §5.2), under ASan + UBSan,
 on both code paths (portable C and the Cortex-M DSP algorithms, emulated), with every op of
 the arena fenced off from the others; plus the generated C's hygiene on gcc and
 arm-none-eabi-gcc."""
@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam import codegen, hostbuild, reference
-from patchcam.builder import GraphBuilder
-from patchcam.ir import Graph, Op
-from patchcam.randgraph import random_graph, random_input
+from patchcam.compiler import codegen, reference
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler.ir import Graph, Op
+from patchcam.compiler.randgraph import random_graph, random_input
+from patchcam.targets import hostbuild
 
 VARIANTS = [hostbuild.HostConfig(variant=v) for v in hostbuild.VARIANTS]
 N_RANDOM = 48
@@ -187,7 +188,7 @@ def test_zoo_preset_backbone_bit_exact(tmp_path):
     """A real network (mcu-s-96, random weights): every op but the classifier FC. (With random
     weights the quantiser saturates the FC's bias at +-2^31, whose int32 sum then overflows
     in C as it would in TFLite; a trained model does not.)"""
-    models = pytest.importorskip("patchcam.models")
+    models = pytest.importorskip("patchcam.compiler.models")
     g0 = models.preset_graph("mcu-s-96")
     g = Graph(f"{g0.name}_backbone", g0.tensors, g0.ops[:-1], g0.input, g0.ops[-2].output)
     x = random_input(g, 5)

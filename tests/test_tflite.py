@@ -1,6 +1,6 @@
 """The .tflite exporter, and the reference executor bit-exact against TensorFlow Lite Micro.
 
-TFLite Micro is the independent reference of DESIGN §4.1: every random graph is exported and
+TFLite Micro is the independent reference of docs/design.md §4.1: every random graph is exported and
 run on its interpreter, and must give the numpy reference's output bit for bit.
 """
 
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 
-from patchcam import ir, qmath, reference
-from patchcam.builder import GraphBuilder
-from patchcam.ir import Graph, Op
-from patchcam.randgraph import random_graph, random_input
-from patchcam.tflite_export import SUPPORTED, export_tflite, save_tflite
-from patchcam.tflm import run_tflm, tflm_min_arena
+from patchcam.compiler import ir, qmath, reference
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler.ir import Graph, Op
+from patchcam.compiler.randgraph import random_graph, random_input
+from patchcam.compiler.tflite_export import SUPPORTED, export_tflite, save_tflite
+from patchcam.compiler.tflm import run_tflm, tflm_min_arena
 
 N_RANDOM = 300  # graphs of random_graph(seed); each gets the inputs of _inputs()
 

@@ -1,6 +1,6 @@
 """.tflite import: every supported op, the quirks of older files, exact round trips, and the
 two real models we did not write, bit for bit against TensorFlow Lite Micro on real images in
-the numpy reference, the C runtime on the host and the Cortex-M7 under QEMU (DESIGN §5).
+the numpy reference, the C runtime on the host and the Cortex-M7 under QEMU (docs/design.md §5).
 
 Small models are made with our exporter and edited by hand (ops the exporter never writes:
 RESHAPE, SOFTMAX, TRANSPOSE, DEPTHWISE_CONV_2D with a multiplier, per-tensor weights, old
@@ -18,14 +18,19 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 
-from patchcam import memplan, reference
-from patchcam.builder import GraphBuilder
 from patchcam.cli import main as cli_main
-from patchcam.ir import Graph
-from patchcam.randgraph import random_graph, random_input
-from patchcam.tflite_export import export_tflite
-from patchcam.tflite_import import SUPPORTED, TFLiteImportError, image_to_input, import_tflite
-from patchcam.tflm import run_tflm, run_tflm_tensors
+from patchcam.compiler import memplan, reference
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler.ir import Graph
+from patchcam.compiler.randgraph import random_graph, random_input
+from patchcam.compiler.tflite_export import export_tflite
+from patchcam.compiler.tflite_import import (
+    SUPPORTED,
+    TFLiteImportError,
+    image_to_input,
+    import_tflite,
+)
+from patchcam.compiler.tflm import run_tflm, run_tflm_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT.parent / "shared" / "models"
@@ -417,7 +422,7 @@ def test_person_detect_reference_matches_tflm_on_real_images(person) -> None:
 
 @needs(PERSON)
 def test_person_detect_host_runtime_is_bit_exact(person, tmp_path) -> None:
-    from patchcam import hostbuild
+    from patchcam.targets import hostbuild
 
     g, _ = person
     exe = hostbuild.build_host(g, tmp_path)  # AddressSanitizer + arena fences
@@ -432,7 +437,8 @@ def test_person_detect_host_runtime_is_bit_exact(person, tmp_path) -> None:
                     shutil.which("qemu-system-arm") is None,
                     reason="needs gcc-arm-none-eabi and qemu-system-arm (make setup)")
 def test_person_detect_on_cortex_m7_fits_stm32f746_and_is_bit_exact(person, tmp_path) -> None:
-    from patchcam import armbuild, codegen, qemu
+    from patchcam.compiler import codegen
+    from patchcam.targets import armbuild, qemu
 
     g, _ = person
     codegen.generate(g, tmp_path / "model")
@@ -488,7 +494,7 @@ def test_mobilenet_v2_reference_matches_tflm_on_real_images(mbv2) -> None:
 @pytest.mark.slow
 def test_mobilenet_v2_host_runtime_is_bit_exact(mbv2, tmp_path) -> None:
     """~1.5 MB arena: host only (no MCU of ours has that SRAM layer by layer)."""
-    from patchcam import hostbuild
+    from patchcam.targets import hostbuild
 
     g, _ = mbv2
     assert memplan.plan_layers(g).arena_bytes > 1_000_000

@@ -1,18 +1,12 @@
 """`make train` on the real detector apps: a few steps of float training, QAT and int8
 evaluation on the app's own data (../shared/datasets), a checkpoint, and a resumed run."""
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
-
-import train as train_app  # noqa: E402
-
-from patchcam.apps import load_app  # noqa: E402
+from patchcam.app.config import load_app
+from patchcam.training.commands import train as train_app
 
 pytestmark = pytest.mark.slow
 

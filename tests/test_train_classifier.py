@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from patchcam import checkpoint, readers, teacher, zoo
-from patchcam import train_classify as tc
-from patchcam.apps import load_app
+from patchcam.app.config import load_app
+from patchcam.compiler import zoo
+from patchcam.training import checkpoint, readers, teacher
+from patchcam.training import classifier as tc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def test_train_classifier_writes_a_loadable_checkpoint(tmp_path):
                 img[10:30, 20:30] = 255  # something a net can learn in one epoch
             cv2.imwrite(str(tmp_path / "data" / label / f"{i}.png"), img)
     out = tmp_path / "w.pt"
-    res = subprocess.run([sys.executable, str(ROOT / "training" / "train_classifier.py"),
+    res = subprocess.run([sys.executable, "-m", "patchcam.training.commands.train_classifier",
                           str(tmp_path / "data"), "--epochs", "1", "--batch", "8",
                           "--out", str(out)], cwd=tmp_path, capture_output=True, text=True,
                          timeout=300)
@@ -41,7 +42,7 @@ def test_train_classifier_writes_a_loadable_checkpoint(tmp_path):
 
 
 def test_missing_folder_is_one_clear_line(tmp_path):
-    res = subprocess.run([sys.executable, str(ROOT / "training" / "train_classifier.py"),
+    res = subprocess.run([sys.executable, "-m", "patchcam.training.commands.train_classifier",
                           str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert res.stderr.startswith("error: ") and "not found" in res.stderr
@@ -72,7 +73,7 @@ def _real_folder(tmp_path: Path, n: int = 20) -> Path:
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "training" / "train_classifier.py"),
+    return subprocess.run([sys.executable, "-m", "patchcam.training.commands.train_classifier",
                            *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from patchcam import appgen, apps, evaluate, imagesets, models, patchplan, quantize, reference
-from patchcam import train_detect as td
-from patchcam.ir import Graph
+from patchcam.app import config, export
+from patchcam.compiler import models, patchplan, quantize, reference
+from patchcam.compiler.ir import Graph
+from patchcam.training import detector as td
+from patchcam.training import imagesets, metrics
 
 TOML = """
 [app]
@@ -78,7 +80,7 @@ def tiny_app(tmp_path, monkeypatch):
     _tiny_yolo(data)
     toml = tmp_path / "app.toml"
     toml.write_text(TOML.format(data=data))
-    return apps.load_app(toml)
+    return config.load_app(toml)
 
 
 def test_load_split_scales_boxes_to_the_input(tiny_app):
@@ -138,15 +140,15 @@ GT = [(np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([0, 0])),
 
 def test_ap50_perfect_predictions_are_one():
     preds = [(b, np.ones(len(b)), c) for b, c in GT]
-    assert evaluate.ap50(preds, GT) == {0: 1.0}
-    assert evaluate.map50(preds, GT) == 1.0
+    assert metrics.ap50(preds, GT) == {0: 1.0}
+    assert metrics.map50(preds, GT) == 1.0
 
 
 def test_ap50_one_miss():
     # 2 of 3 boxes found, both at precision 1: AP = 2/3
     preds = [(GT[0][0], np.array([0.9, 0.8]), GT[0][1]),
              (np.zeros((0, 4)), np.zeros(0), np.zeros(0))]
-    assert evaluate.ap50(preds, GT)[0] == pytest.approx(2 / 3)
+    assert metrics.ap50(preds, GT)[0] == pytest.approx(2 / 3)
 
 
 def test_ap50_duplicates_are_false_positives():
@@ -156,18 +158,18 @@ def test_ap50_duplicates_are_false_positives():
               np.array([0.9, 0.8, 0.7]), np.array([0, 0, 0])),
              (np.array([[5, 5, 15, 15]]), np.array([0.6]), np.array([0]))]
     # precision/recall: (1, 1/3), (1/2, 1/3), (2/3, 2/3), (3/4, 1); envelope: 1, 3/4, 3/4
-    assert evaluate.ap50(preds, GT)[0] == pytest.approx(1 / 3 + 1 / 3 * 0.75 + 1 / 3 * 0.75)
+    assert metrics.ap50(preds, GT)[0] == pytest.approx(1 / 3 + 1 / 3 * 0.75 + 1 / 3 * 0.75)
 
 
 def test_ap50_low_iou_wrong_class_and_extra_classes():
     preds = [(np.array([[0, 0, 10, 4]]), np.array([0.9]), np.array([0])),  # IoU 0.4: FP
              (np.array([[5, 5, 15, 15]]), np.array([0.8]), np.array([1]))]  # wrong class
     gts = [(GT[0][0], GT[0][1]), (GT[1][0], np.array([1]))]
-    per = evaluate.ap50(preds, gts)
+    per = metrics.ap50(preds, gts)
     assert per[0] == 0.0 and per[1] == 1.0
-    assert evaluate.map50(preds, gts) == 0.5
+    assert metrics.map50(preds, gts) == 0.5
     with pytest.raises(ValueError):
-        evaluate.ap50(preds[:1], gts)
+        metrics.ap50(preds[:1], gts)
 
 
 def test_export_int8_and_generated_files(tiny_app, tmp_path):
@@ -179,7 +181,7 @@ def test_export_int8_and_generated_files(tiny_app, tmp_path):
     test = td.load_split(tiny_app, "test")
     res = td.evaluate_int8(g, test, tiny_app, model.stride)
     assert 0.0 <= res["map"] <= 1.0
-    out = appgen.write_generated(g, tiny_app, tmp_path / "generated")
+    out = export.write_generated(g, tiny_app, tmp_path / "generated")
     assert all((out / f).is_file() for f in ("model.json", "model.h", "model.c",
                                              "app_config.h"))
     td.save_weights(model, tmp_path / "float.pt", {"ap50": res})
@@ -220,13 +222,13 @@ def test_qat_finetune_learns_around_int8_and_resumes(tiny_app, tmp_path):
 def test_generated_code_runs_the_schedule_that_fits_the_budget(tiny_app, tmp_path):
     g = td.quantize_model(tiny_app.build_model(), tiny_app, td.load_split(tiny_app, "train"),
                           n=4)
-    out = appgen.write_generated(g, tiny_app, tmp_path / "gen")
+    out = export.write_generated(g, tiny_app, tmp_path / "gen")
     s = Graph.load(out / "model.json").meta["schedule"]
     assert s["arena_bytes"] <= 128 * 1024 and s["mode"] == "layer"  # tiny: layer fits
     tight = dataclasses.replace(tiny_app, board=dataclasses.replace(tiny_app.board,
                                                                     arena_kb=1))
     with pytest.raises(patchplan.PlanError):
-        appgen.write_generated(g, tight, tmp_path / "gen2")
+        export.write_generated(g, tight, tmp_path / "gen2")
 
 
 @pytest.mark.slow
@@ -237,11 +239,12 @@ def test_torchrun_data_parallel_two_processes(tiny_app, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(f"""
 import os, sys, torch
-from patchcam import apps, imagesets
-from patchcam import train_detect as td
+from patchcam.app import config
+from patchcam.training import imagesets
+from patchcam.training import detector as td
 imagesets.CACHE = __import__("pathlib").Path({str(tmp_path / "cache")!r})
 torch.set_num_threads(1)
-cfg = apps.load_app({str(tiny_app.path)!r})
+cfg = config.load_app({str(tiny_app.path)!r})
 train = td.load_split(cfg, "train")
 torch.manual_seed(0)
 m, hist = td.fit(cfg.build_model(), train, td.FitOptions(1, 3e-3, 4, max_steps=2),
@@ -265,19 +268,18 @@ torch.save(m.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt"
 def test_generated_code_moves_the_input_out_of_the_arena_when_only_that_fits(tmp_path):
     """vww's network needs 34,104 B with its input in the arena, over the app's 32 kB: the
     export then takes a schedule whose patch stage reads the input from its own buffer."""
-    vww = apps.load_app("vww")
+    vww = config.load_app("vww")
     g = models.preset_graph("mcu-s-96")
     with pytest.raises(patchplan.PlanError):
         patchplan.search(g, vww.board.arena_kb * 1024)
-    out = appgen.write_generated(g, vww, tmp_path / "gen")
+    out = export.write_generated(g, vww, tmp_path / "gen")
     s = Graph.load(out / "model.json").meta["schedule"]
     assert s["input_outside_arena"] and s["arena_bytes"] <= vww.board.arena_kb * 1024
     assert f"#define MODEL_ARENA_BYTES {s['arena_bytes']}" in (out / "model.h").read_text()
 
 
 def test_detector_training_starts_from_a_pretrained_backbone(tiny_app, tmp_path, capsys):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-    import train_detector
+    from patchcam.training.commands import train_detector
     torch.manual_seed(7)
     donor = tiny_app.build_model()
     torch.save(donor.backbone.state_dict(), tmp_path / "backbone.pt")

@@ -2,7 +2,7 @@
 viewer against boards that answer, stay silent, reset or drop the line; end to end with the
 virtual boards (host process over a pty, qemu_m7 under QEMU).
 
-Most tests talk to `FakeBoard`, a TCP server speaking the wire protocol (patchcam.protocol)
+Most tests talk to `FakeBoard`, a TCP server speaking the wire protocol (patchcam.host.protocol)
 with scripted RESULTs, so they check the viewer and not a model's behaviour.
 """
 
@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import pytest
 
-from patchcam import protocol as pp
-from patchcam import viewer as pv
-from patchcam import viewer_sources as vs
+from patchcam.host import protocol as pp
+from patchcam.host import sources as vs
+from patchcam.host import viewer as pv
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWER = ROOT / "host_viewer" / "viewer.py"
@@ -476,10 +476,10 @@ def app_model() -> Path:
 @needs_gcc
 def test_end_to_end_host_board_matches_the_python_pipeline(frames_dir: Path, tmp_path: Path,
                                                             app_model: Path) -> None:
-    from patchcam.appgen import AppSpec
-    from patchcam.apps import load_app
-    from patchcam.ir import Graph
-    from patchcam.pipeline import Pipeline
+    from patchcam.app.config import load_app
+    from patchcam.app.export import AppSpec
+    from patchcam.app.pipeline import Pipeline
+    from patchcam.compiler.ir import Graph
     out = tmp_path / "out"
     r = _cli("--board", "host", "--app", "person_detect", "--source", str(frames_dir),
              "--headless", "--save-dir", str(out), "--record", str(tmp_path / "o.mp4"),

@@ -2,8 +2,8 @@
 
 import pytest
 
-from patchcam import zoo
-from patchcam.models import preset_graph
+from patchcam.compiler import zoo
+from patchcam.compiler.models import preset_graph
 
 
 def test_mobilenet_v2_matches_published_size():

@@ -7,9 +7,10 @@ stack), so it runs with the patch schedule the planner picks - the point of patc
 import numpy as np
 import pytest
 
-from patchcam import armbuild, codegen, hostbuild, patchplan, qemu, reference
-from patchcam.bench import photo_input
-from patchcam.models import preset_graph
+from patchcam.compiler import codegen, patchplan, reference
+from patchcam.compiler.models import preset_graph
+from patchcam.targets import armbuild, hostbuild, qemu
+from patchcam.targets.bench import photo_input
 
 FITS = {"mcu-s-96": "layer", "mcu-m-128": "layer", "mbv2-0.35-144": "patch"}
 

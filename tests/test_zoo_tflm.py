@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from patchcam import reference
-from patchcam.models import preset_graph
-from patchcam.tflite_export import export_tflite
-from patchcam.tflm import run_tflm
+from patchcam.compiler import reference
+from patchcam.compiler.models import preset_graph
+from patchcam.compiler.tflite_export import export_tflite
+from patchcam.compiler.tflm import run_tflm
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 

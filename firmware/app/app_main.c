@@ -1,4 +1,4 @@
-/* app_main.c - the board-independent app loop (DESIGN §4.6): frames in, results out, over
+/* app_main.c - the board-independent app loop (docs/design.md §4.6): frames in, results out, over
  * the wire protocol (docs/protocol.md).
  *
  *   start:  HELLO
@@ -11,7 +11,7 @@
  *            model_invoke() timed with board_time_us(), postprocess (class scores, or the
  *            detection decode + NMS of pc_detect.c), RESULT.
  *
- * Built with the generated model.h and app_config.h (patchcam.appgen), pc_proto.c,
+ * Built with the generated model.h and app_config.h (patchcam.app.export), pc_proto.c,
  * pc_preprocess.c and pc_detect.c. No malloc, no stdio: every buffer is static.
  * Compile-time options: PC_BOARD_NAME (string), PC_APP_FRAME_MAX_BYTES (the largest camera or
  * FRAME image buffered; default: the model input as RGB888), PC_APP_AUTOSTREAM (1: stream
@@ -143,7 +143,7 @@ static void send_hello(void)
     for (size_t i = 0; i < PC_APP_NUM_CLASSES; i++) {
         pc_w_str(&w, class_names[i]);
     }
-    send(PC_MSG_HELLO, payload, w.len); /* fits: patchcam.appgen checks the class names */
+    send(PC_MSG_HELLO, payload, w.len); /* fits: patchcam.app.export checks the class names */
 }
 
 /* The preprocessed model input (q + 128) subsampled by k, in PREVIEW chunks. */

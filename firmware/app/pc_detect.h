@@ -1,4 +1,4 @@
-/* pc_detect.h - integer decode + NMS of the grid detection head (DESIGN §4.7).
+/* pc_detect.h - integer decode + NMS of the grid detection head (docs/design.md §4.7).
  *
  * A C port of patchcam/detect.py's decode_int8 / nms_int, taking exactly the same decisions
  * (see the module docstring there for the output layout and the arithmetic):

@@ -1,4 +1,4 @@
-/* pc_preprocess.h - camera frame -> int8 model input (DESIGN §4.7; Python twin:
+/* pc_preprocess.h - camera frame -> int8 model input (docs/design.md §4.7; Python twin:
  * patchcam/preprocess.py, bit-exact; spec: docs/protocol.md "Preprocessing").
  *
  * Nearest-neighbour resize sampling pixel centres, colour conversion (GRAY8 / RGB565 LE /

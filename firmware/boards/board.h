@@ -1,4 +1,4 @@
-/* board.h - the one interface every patchcam board implements (DESIGN §4.6).
+/* board.h - the one interface every patchcam board implements (docs/design.md §4.6).
  *
  * The app loop (firmware/app/) and the test runners are written against these functions only,
  * so a new board is one folder under firmware/boards/ with one C file that fills them in.

@@ -1,4 +1,4 @@
-/* cam_bus.h - the buses a camera driver needs, filled in by the board (DESIGN §4.6).
+/* cam_bus.h - the buses a camera driver needs, filled in by the board (docs/design.md §4.6).
  *
  *     static const cam_bus_t bus = { &board_ctx, my_i2c_write, my_i2c_read, my_spi_xfer,
  *                                    my_delay_ms, NULL };

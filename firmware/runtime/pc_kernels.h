@@ -1,8 +1,8 @@
-/* pc_kernels.h - patchcam's int8 kernels (DESIGN §4.1, §4.2).
+/* pc_kernels.h - patchcam's int8 kernels (docs/design.md §4.1, §4.2).
  *
  * How to use
  * ----------
- * Every kernel computes one op of the int8 graph, bit-exactly like patchcam.reference (and
+ * Every kernel computes one op of the int8 graph, bit-exactly like patchcam.compiler.reference (and
  * TFLite Micro's reference kernels). The code generator (patchcam/codegen.py) fills the
  * parameter structs at build time, places every tensor and scratch buffer in one static arena,
  * and calls the kernels in order, e.g.

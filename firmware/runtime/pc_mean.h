@@ -7,7 +7,7 @@
 
 /* out[c] = MultiplyByQuantizedMultiplier(sum_hw in[h][w][c] + count * input_offset,
  *                                        multiplier, shift) + output_offset, clamped,
- * where multiplier and shift already hold 1 / count (patchcam.qparams.MeanParams). */
+ * where multiplier and shift already hold 1 / count (patchcam.compiler.qparams.MeanParams). */
 typedef struct {
     pc_dims_t input;       /* H x W x C; the output is 1 x 1 x C */
     int32_t count;         /* H * W */

@@ -1,4 +1,4 @@
-/* pc_patch.h - running a kernel on one tile of a patch schedule (DESIGN §4.4).
+/* pc_patch.h - running a kernel on one tile of a patch schedule (docs/design.md §4.4).
  *
  * A patch schedule runs the first ops of a model (the "patch stage") one spatial patch at a
  * time, so only tile-sized buffers are live instead of whole feature maps. For every patch

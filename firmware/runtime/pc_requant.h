@@ -1,4 +1,4 @@
-/* pc_requant.h - TFLite's fixed-point requantisation, exactly (DESIGN §4.1).
+/* pc_requant.h - TFLite's fixed-point requantisation, exactly (docs/design.md §4.1).
  *
  * The same arithmetic as patchcam/qmath.py and TFLite's MultiplyByQuantizedMultiplier
  * (double rounding: gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT).

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from patchcam import protocol as pp
+from patchcam.host import protocol as pp
 
 OUT = Path(__file__).with_name("protocol.json")
 

@@ -1,4 +1,4 @@
-/* board_host.c - the host (POSIX) board: the same firmware as a process (DESIGN §4.6).
+/* board_host.c - the host (POSIX) board: the same firmware as a process (docs/design.md §4.6).
  *
  * Environment:
  *   PATCHCAM_INPUT   file board_read_input() reads (default: stdin)

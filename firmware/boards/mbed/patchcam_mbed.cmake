@@ -6,7 +6,7 @@
 # runtime, the shared app loop (firmware/app/app_main.c) and the board glue, linked against
 # mbed-baremetal: the app is one loop, so the RTOS would only cost SRAM the arena needs.
 #
-# Cache variables (python -m patchcam.flash sets them; see docs/boards.md):
+# Cache variables (python -m patchcam.targets.flash sets them; see docs/boards.md):
 #   MBED_OS_PATH          Mbed CE source tree
 #   PATCHCAM_MODEL_DIR    the generated model folder
 #   PATCHCAM_APP          the app's name: names the image (<app>.elf / .bin / .hex)

@@ -6,8 +6,8 @@
 #   make MPY_DIR=/path/to/micropython MODEL_DIR=/path/to/build/openmv/vww/model ARCH=armv7emsp
 #
 # (dynruntime.mk's compile rules depend on a file named Makefile in the current folder, hence
-# the one-line Makefile; `python -m patchcam.openmv natmod vww` does all of this.)
-# MODEL_DIR holds model.c / model.h / app_config.h as written by `python -m patchcam.openmv
+# the one-line Makefile; `python -m patchcam.targets.openmv natmod vww` does all of this.)
+# MODEL_DIR holds model.c / model.h / app_config.h as written by `python -m patchcam.targets.openmv
 # generate` (model.c with its arena turned into a pointer, see pcmodel.c). ARCH: armv7emsp for
 # the OpenMV Cam H7 / H7 Plus firmware (Cortex-M7 built with a single-precision FPU), x64 to
 # load the module into MicroPython's unix port for the bit-exactness check. pyelftools must be

@@ -14,7 +14,7 @@ ifeq ($(PATCHCAM_ROOT),)
 $(error pcmodel user C module: set PATCHCAM_ROOT to the patchcam checkout)
 endif
 ifeq ($(PATCHCAM_MODEL_DIR),)
-$(error pcmodel user C module: set PATCHCAM_MODEL_DIR (python -m patchcam.openmv generate APP))
+$(error pcmodel user C module: set PATCHCAM_MODEL_DIR (python -m patchcam.targets.openmv generate APP))
 endif
 
 PATCHCAM_FW := $(PATCHCAM_ROOT)/firmware

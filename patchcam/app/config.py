@@ -1,0 +1,315 @@
+"""`apps/<app>/app.toml`: one app's input, classes, thresholds, board budgets, model, recipe
+and data, loaded into typed dataclasses and validated.
+
+The schema is the dataclasses below: a table per dataclass, a key per field (a field with a
+default may be left out). Any mistake stops with one line that names the file and the key:
+
+    apps/vww/app.toml: key 'thresholds.score': expected a number, got str 'high'
+
+Data paths are relative to the repository root. A source under `../shared/datasets/` that is
+absent falls back to `data/<name>` (where the `datasets/prepare_*.py` scripts write).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+
+from patchcam.compiler import zoo
+from patchcam.paths import REPO
+
+TASKS = ("classify", "detect")
+COLORS = ("rgb", "gray")
+FORMATS = ("auto", "folder", "voc", "yolo", "coco")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class AppConfigError(ValueError):
+    """An app.toml that is missing, malformed or inconsistent (one line: file and key)."""
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    name: str
+    task: str  # classify | detect
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    width: int
+    height: int
+    color: str  # rgb | gray: what the model sees (the board converts its camera format)
+
+
+@dataclass(frozen=True)
+class Classes:
+    names: list[str]
+    positive: str | None = None  # classify: the class the app reports (e.g. "person")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    score: float = 0.5  # probability; detect: compared as a logit, see detect.DecodeParams
+    nms_iou: float = 0.45
+    max_candidates: int = 64
+    max_detections: int = 16
+    class_agnostic_nms: bool = True
+
+
+@dataclass(frozen=True)
+class Board:
+    arena_kb: int  # activation SRAM budget (peak of the planned schedule)
+    flash_kb: int  # weights + code budget
+    targets: list[str] = field(default_factory=lambda: ["qemu_m7", "host"])
+
+
+@dataclass(frozen=True)
+class ZooOverrides:
+    width: float | None = None
+    stem: int | None = None
+    last: int | None = None
+    num_stages: int | None = None  # keep the first n stages
+    stage_strides: list[int] | None = None  # first stride of each kept stage
+    stage_expand: list[int] | None = None  # expansion ratio of each kept stage
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    stride: int = 8  # must equal the backbone's output stride
+    channels: int = 64
+    blocks: int = 1
+    kernel: int = 5
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    preset: str
+    overrides: ZooOverrides = field(default_factory=ZooOverrides)
+    head: HeadSpec | None = None  # detect apps only
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int
+    lr: float
+    batch: int
+    qat_epochs: int
+    qat_lr: float = 1e-4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataSource:
+    path: str  # relative to the repository root
+    format: str = "auto"  # auto | folder | voc | yolo | coco
+    class_map: dict[str, str] = field(default_factory=dict)  # dataset name -> app class
+    class_names: list[str] | None = None  # YOLO sets without a classes.txt
+    image_label: str | None = None  # classify: every image of this source is this class
+    splits: list[str] = field(default_factory=lambda: list(SPLIT_NAMES))  # which to use
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    app: AppInfo
+    input: InputSpec
+    classes: Classes
+    thresholds: Thresholds
+    board: Board
+    model: ModelSpec
+    train: TrainSpec
+    data: list[DataSource]
+    path: Path = Path("app.toml")
+
+    def zoo_config(self) -> zoo.Config:
+        """The preset with the app's input, classes and overrides applied."""
+        cfg = zoo.preset(self.model.preset)
+        o = self.model.overrides
+        stages = cfg.stages
+        if o.num_stages is not None:
+            stages = stages[:o.num_stages]
+        for key, values in (("stride", o.stage_strides), ("expand", o.stage_expand)):
+            if values is not None:
+                stages = tuple(replace(st, **{key: values[i]}) if i < len(values) else st
+                               for i, st in enumerate(stages))
+        kw = {k: getattr(o, k) for k in ("width", "stem", "last") if getattr(o, k) is not None}
+        return cfg.with_(name=f"{self.app.name}-{cfg.name}", stages=stages,
+                         resolution=(self.input.height, self.input.width),
+                         in_channels=1 if self.input.color == "gray" else 3,
+                         num_classes=len(self.classes.names), **kw)
+
+    def with_data(self, paths: list[str]) -> AppConfig:
+        """The app with its [[data]] sources replaced by these folders (format detected)."""
+        return replace(self, data=[DataSource(path=str(Path(p).resolve())) for p in paths])
+
+    def data_path(self, src: DataSource) -> Path:
+        p = (REPO / src.path).resolve()
+        if not p.exists() and "shared/datasets" in src.path:
+            local = REPO / "data" / Path(src.path).name
+            if local.exists():
+                return local
+        return p
+
+    def build_model(self):
+        """A fresh float model: zoo.Classifier or detect.Detector."""
+        if self.app.task == "classify":
+            return zoo.Classifier(self.zoo_config())
+        from patchcam.app.detect import Detector
+        h = self.model.head
+        return Detector(self.zoo_config(), len(self.classes.names), h.channels, h.blocks,
+                        h.kernel)
+
+
+# ---- loading and validation ---------------------------------------------------------------
+def app_path(app: str | Path) -> Path:
+    p = Path(app)
+    if p.suffix == ".toml":
+        return p
+    return (REPO / "apps" / str(app) / "app.toml")
+
+
+def load_app(app: str | Path) -> AppConfig:
+    """Load apps/<app>/app.toml (or a .toml path) and validate it."""
+    path = app_path(app)
+    if not path.is_file():
+        known = sorted(p.parent.name for p in (REPO / "apps").glob("*/app.toml"))
+        raise AppConfigError(f"{path}: no such app config; apps: {', '.join(known)}")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise AppConfigError(f"{path}: not valid TOML: {e}") from None
+    cfg = _build(AppConfig, doc, path, "", skip={"path"})
+    cfg = replace(cfg, path=path)
+    _check(cfg, path)
+    return cfg
+
+
+def _err(path: Path, key: str, msg: str) -> AppConfigError:
+    return AppConfigError(f"{path}: key '{key}': {msg}")
+
+
+def _describe(v) -> str:
+    s = repr(v)
+    return f"{type(v).__name__} {s if len(s) < 40 else s[:37] + '...'}"
+
+
+def _build(cls, doc, path: Path, prefix: str, skip: set[str] = frozenset()):
+    where = prefix.rstrip(".") or "(top level)"
+    if not isinstance(doc, dict):
+        raise _err(path, where, f"expected a table, got {_describe(doc)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls) if f.name not in skip]
+    for k in doc:
+        if k not in names:
+            raise _err(path, prefix + k, f"unknown key (known in this table: "
+                                         f"{', '.join(names)})")
+    kw = {}
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        key = prefix + f.name
+        if f.name not in doc:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise _err(path, key, "missing")
+            continue
+        kw[f.name] = _value(hints[f.name], doc[f.name], path, key)
+    return cls(**kw)
+
+
+def _value(t, v, path: Path, key: str):
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _value(inner[0], v, path, key)
+    if is_dataclass(t):
+        return _build(t, v, path, key + ".")
+    if origin is list:
+        if not isinstance(v, list):
+            raise _err(path, key, f"expected a list, got {_describe(v)}")
+        return [_value(args[0], x, path, f"{key}[{i}]") for i, x in enumerate(v)]
+    if origin is dict:
+        if not isinstance(v, dict):
+            raise _err(path, key, f"expected a table, got {_describe(v)}")
+        return {k: _value(args[1], x, path, f"{key}.{k}") for k, x in v.items()}
+    if t is float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise _err(path, key, f"expected a number, got {_describe(v)}")
+        return float(v)
+    if t is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _err(path, key, f"expected an integer, got {_describe(v)}")
+        return v
+    if t is bool:
+        if not isinstance(v, bool):
+            raise _err(path, key, f"expected true or false, got {_describe(v)}")
+        return v
+    if t is str:
+        if not isinstance(v, str):
+            raise _err(path, key, f"expected a string, got {_describe(v)}")
+        return v
+    raise TypeError(f"unsupported schema type {t}")  # a bug in this module, not the toml
+
+
+def _one_of(path: Path, key: str, v, allowed) -> None:
+    if v not in allowed:
+        raise _err(path, key, f"{v!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _check(c: AppConfig, path: Path) -> None:
+    """Values and cross-field rules the types cannot express."""
+    _one_of(path, "app.task", c.app.task, TASKS)
+    _one_of(path, "input.color", c.input.color, COLORS)
+    _one_of(path, "model.preset", c.model.preset, tuple(zoo.PRESETS))
+    for k in ("width", "height"):
+        if not 8 <= getattr(c.input, k) <= 1024:
+            raise _err(path, f"input.{k}", f"must be in 8..1024, got {getattr(c.input, k)}")
+    if not c.classes.names or len(set(c.classes.names)) != len(c.classes.names):
+        raise _err(path, "classes.names", "must list at least one class, each once")
+    if c.classes.positive is not None:
+        _one_of(path, "classes.positive", c.classes.positive, c.classes.names)
+    if not 0 < c.thresholds.score < 1:
+        raise _err(path, "thresholds.score", f"must be in (0, 1), got {c.thresholds.score}")
+    if not 0 <= c.thresholds.nms_iou <= 1:
+        raise _err(path, "thresholds.nms_iou", f"must be in [0, 1], got {c.thresholds.nms_iou}")
+    for k in ("arena_kb", "flash_kb"):
+        if getattr(c.board, k) <= 0:
+            raise _err(path, f"board.{k}", "must be > 0")
+    for k in ("epochs", "batch"):
+        if getattr(c.train, k) <= 0:
+            raise _err(path, f"train.{k}", "must be > 0")
+    if c.train.lr <= 0 or c.train.qat_epochs < 0:
+        raise _err(path, "train.lr" if c.train.lr <= 0 else "train.qat_epochs", "out of range")
+    o, n_stages = c.model.overrides, len(zoo.preset(c.model.preset).stages)
+    if o.num_stages is not None and not 1 <= o.num_stages <= n_stages:
+        raise _err(path, "model.overrides.num_stages", f"must be in 1..{n_stages}")
+    if o.stage_strides is not None and any(s not in (1, 2) for s in o.stage_strides):
+        raise _err(path, "model.overrides.stage_strides", "strides must be 1 or 2")
+    if o.stage_expand is not None and any(not 1 <= e <= 8 for e in o.stage_expand):
+        raise _err(path, "model.overrides.stage_expand", "expansion ratios must be in 1..8")
+    if c.app.task == "detect":
+        if c.model.head is None:
+            raise _err(path, "model.head", "missing (a detect app needs a [model.head] table)")
+        from patchcam.app.detect import feature_stride
+        s = feature_stride(c.zoo_config())
+        if s != c.model.head.stride:
+            raise _err(path, "model.head.stride", f"{c.model.head.stride} but the backbone's "
+                       f"output stride is {s} (set model.overrides.stage_strides)")
+        if c.input.width % s or c.input.height % s:
+            raise _err(path, "input.width", f"input {c.input.width}x{c.input.height} is not a "
+                       f"multiple of the stride {s}")
+    elif c.model.head is not None:
+        raise _err(path, "model.head", "only detect apps have a head")
+    if not c.data:
+        raise _err(path, "data", "missing (list at least one [[data]] source)")
+    for i, d in enumerate(c.data):
+        _one_of(path, f"data[{i}].format", d.format, FORMATS)
+        for j, s in enumerate(d.splits):
+            _one_of(path, f"data[{i}].splits[{j}]", s, SPLIT_NAMES)
+        for k, v in d.class_map.items():
+            _one_of(path, f"data[{i}].class_map.{k}", v, c.classes.names)
+        if d.image_label is not None:
+            _one_of(path, f"data[{i}].image_label", d.image_label, c.classes.names)

@@ -1,0 +1,206 @@
+"""Layer-by-layer memory plan: where every activation and scratch buffer lives in the arena.
+
+The rule (docs/design.md §4.3): while op i runs, its inputs, its output and its kernel scratch are
+live, and so is every tensor that a later op still needs (residual branches). Tensors whose
+lifetimes (op index ranges) overlap get disjoint byte ranges; the arena is the highest byte
+any buffer reaches. That figure is "peak SRAM" for the layer-by-layer baseline, and the
+generated C declares exactly `MemoryPlan.arena_bytes`.
+
+In place: only `add` writes over one of its inputs (when that input dies at the add), since
+its kernel reads each element before writing it. Convolutions and pooling read a window of
+rows around each output pixel, so writing over their input would destroy rows still needed;
+they always get a separate output buffer.
+
+Placement is greedy (as TFLite Micro's GreedyMemoryPlanner): buffers sorted by size, largest
+first, each put at the lowest offset where it does not collide with an already placed buffer
+of overlapping lifetime. A few orderings are tried and the smallest arena wins. The lower
+bound (the most bytes live at one op) is reported next to it, so one sees how close it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from patchcam.compiler.ir import Graph, Op
+
+ALIGN = 8  # every buffer starts 8-byte aligned (word loads; exact AddressSanitizer checks)
+IN_PLACE_KINDS = ("add",)
+
+
+def align_up(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+def is_pointwise(op: Op) -> bool:
+    """A 1x1 conv without padding runs on the pointwise kernel (a plain matrix product)."""
+    return op.kind == "conv2d" and tuple(op.kernel) == (1, 1) and not any(op.pads)
+
+
+def scratch_bytes(g: Graph, op: Op) -> int:
+    """Kernel scratch of one op, in bytes; mirrors the PC_..._BUFFER_SIZE macros in
+    firmware/runtime/pc_kernels.h (the generated C checks both agree at compile time)."""
+    if op.kind != "conv2d":
+        return 0
+    cin = g.tensors[op.inputs[0]].shape[2]
+    if is_pointwise(op):
+        return 4 * cin
+    return 4 * op.kernel[0] * op.kernel[1] * cin
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One range of arena bytes: a tensor (possibly shared by in-place ops) or a scratch."""
+    name: str
+    size: int  # bytes used (unaligned)
+    first: int  # first op index at which it is live
+    last: int  # last op index at which it is live
+    offset: int = -1
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+@dataclass
+class MemoryPlan:
+    graph: str
+    arena_bytes: int
+    tensors: dict[str, Buffer]  # every activation tensor -> its placement
+    scratch: list[Buffer | None]  # per op: its kernel scratch, or None
+    live_bytes: list[int]  # per op: bytes live while it runs (aligned; a lower bound)
+    buffers: list[Buffer] = field(default_factory=list)  # placed storage (tensors share in place)
+    aliases: dict[str, str] = field(default_factory=dict)  # in-place output -> input it reuses
+
+    @property
+    def lower_bound(self) -> int:
+        return max(self.live_bytes, default=0)
+
+    @property
+    def peak_op(self) -> int:
+        return max(range(len(self.live_bytes)), key=self.live_bytes.__getitem__, default=0)
+
+    def offset(self, tensor: str) -> int:
+        return self.tensors[tensor].offset
+
+    def op_regions(self, g: Graph, i: int) -> list[tuple[int, int]]:
+        """(offset, size) of every buffer op i may touch: inputs, output, scratch."""
+        op = g.ops[i]
+        regions = [(self.tensors[n].offset, self.tensors[n].size) for n in op.inputs]
+        regions.append((self.tensors[op.output].offset, self.tensors[op.output].size))
+        if self.scratch[i] is not None:
+            regions.append((self.scratch[i].offset, self.scratch[i].size))
+        return regions
+
+    def summary(self, g: Graph) -> str:
+        rows = [f"{self.graph}: layer-by-layer arena {self.arena_bytes:,} bytes "
+                f"(lower bound {self.lower_bound:,}, peak at op {self.peak_op})",
+                f"{'#':>3} {'op':<18} {'name':<20} {'output @offset':>22} {'scratch':>16} "
+                f"{'live bytes':>11}"]
+        for i, op in enumerate(g.ops):
+            t = self.tensors[op.output]
+            s = self.scratch[i]
+            scr = f"{s.size}@{s.offset}" if s else "-"
+            alias = " (in place)" if op.output in self.aliases else ""
+            rows.append(f"{i:>3} {op.kind:<18} {op.name[:20]:<20} "
+                        f"{f'{t.size}@{t.offset}{alias}':>22} {scr:>16} {self.live_bytes[i]:>11,}")
+        return "\n".join(rows)
+
+
+def lifetimes(g: Graph) -> dict[str, tuple[int, int]]:
+    """Tensor -> (first, last) op index at which it must be kept."""
+    n = len(g.ops)
+    span = {g.input: (0, 0)}
+    for i, op in enumerate(g.ops):
+        span[op.output] = (i, i)
+        for name in op.inputs:
+            span[name] = (span[name][0], i)
+    span[g.output] = (span[g.output][0], n - 1)
+    return span
+
+
+def plan_layers(g: Graph, align: int = ALIGN, in_place: bool = True) -> MemoryPlan:
+    """The layer-by-layer arena plan of a graph (see the module docstring)."""
+    span = lifetimes(g)
+    # In-place ops: the output shares its storage with an input that dies at this op.
+    group = {name: name for name in span}  # tensor -> storage owner
+    aliases: dict[str, str] = {}
+    if in_place:
+        for i, op in enumerate(g.ops):
+            if op.kind not in IN_PLACE_KINDS:
+                continue
+            out = g.tensors[op.output]
+            for name in op.inputs:
+                if span[name][1] == i and g.tensors[name].size == out.size and name != g.output:
+                    group[op.output] = group[name]
+                    aliases[op.output] = name
+                    break
+    storage: dict[str, tuple[int, int, int]] = {}  # owner -> (size, first, last)
+    for name, (first, last) in span.items():
+        owner = group[name]
+        size = g.tensors[name].size
+        s0, f0, l0 = storage.get(owner, (0, first, last))
+        storage[owner] = (max(s0, size), min(f0, first), max(l0, last))
+    bufs = [Buffer(owner, size, first, last) for owner, (size, first, last) in storage.items()]
+    scratch_of: dict[int, str] = {}
+    for i, op in enumerate(g.ops):
+        nbytes = scratch_bytes(g, op)
+        if nbytes:
+            scratch_of[i] = f"{op.name}:scratch"
+            bufs.append(Buffer(scratch_of[i], nbytes, i, i))
+
+    placed = _best_placement(bufs, align)
+    by_name = {b.name: b for b in placed}
+    tensors = {}
+    for name in span:
+        owner = by_name[group[name]]
+        tensors[name] = Buffer(name, g.tensors[name].size, span[name][0], span[name][1],
+                               owner.offset)
+    scratch = [by_name[scratch_of[i]] if i in scratch_of else None for i in range(len(g.ops))]
+    live = [sum(align_up(b.size, align) for b in bufs if b.first <= i <= b.last)
+            for i in range(len(g.ops))]
+    arena = max((align_up(b.end, align) for b in placed), default=0)
+    return MemoryPlan(g.name, arena, tensors, scratch, live, placed, aliases)
+
+
+def _best_placement(bufs: list[Buffer], align: int) -> list[Buffer]:
+    orders = [
+        sorted(bufs, key=lambda b: (-b.size, b.first)),
+        sorted(bufs, key=lambda b: (-(b.last - b.first + 1) * b.size, b.first)),
+        sorted(bufs, key=lambda b: (b.first, -b.size)),
+    ]
+    best: list[Buffer] | None = None
+    for order in orders:
+        placed = _greedy(order, align)
+        if best is None or _top(placed, align) < _top(best, align):
+            best = placed
+    return best or []
+
+
+def _top(placed: list[Buffer], align: int) -> int:
+    return max((align_up(b.end, align) for b in placed), default=0)
+
+
+def _greedy(order: list[Buffer], align: int) -> list[Buffer]:
+    """Put each buffer at the lowest aligned offset free during its whole lifetime."""
+    placed: list[Buffer] = []
+    for b in order:
+        busy = sorted((p.offset, align_up(p.end, align)) for p in placed
+                      if p.first <= b.last and b.first <= p.last)
+        offset = 0
+        for start, end in busy:
+            if offset + b.size <= start:
+                break
+            offset = max(offset, end)
+        placed.append(Buffer(b.name, b.size, b.first, b.last, offset))
+    return placed
+
+
+def check_plan(plan: MemoryPlan) -> None:
+    """Raise AssertionError if two buffers live at the same op share a byte (a self-test)."""
+    for b in plan.buffers:
+        assert 0 <= b.offset and b.end <= plan.arena_bytes, f"{b.name} outside the arena"
+        assert b.offset % ALIGN == 0, f"{b.name} misaligned"
+    for i, b in enumerate(plan.buffers):
+        for c in plan.buffers[i + 1:]:
+            if b.first <= c.last and c.first <= b.last:
+                assert b.end <= c.offset or c.end <= b.offset, f"{b.name} overlaps {c.name}"

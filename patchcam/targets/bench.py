@@ -1,0 +1,217 @@
+"""`make bench`: what each model costs on a Cortex-M7, measured rather than claimed.
+
+Per model, schedule and kernel path (Armv7E-M DSP, portable C): MACs, parameters, the arena
+the generated C declares, flash and RAM from `arm-none-eabi-size`, and the exact number of
+instructions one inference executes on the emulated Cortex-M7 (QEMU + our TCG plugin).
+Schedules (`--schedules`):
+
+- `layer`: layer by layer (patchcam.compiler.memplan);
+- `patch`: the patch schedule the planner picks, `patchplan.search(g, max_overhead=
+  MAX_OVERHEAD, mode="recompute")` (recompute is what codegen generates), input in the arena;
+- `patch-fused`: the same search with `fuse_input=True`: the patch stage reads its input
+  windows from the caller's frame buffer (the camera's), so the input is not in the arena;
+- `cache-fused`: `search(g, mode="cache", fuse_input=True)`: halo caching (each op computes
+  only its new pixels, no MAC overhead), input from the frame buffer.
+
+Every M7 output is checked against the numpy reference on the same photo, so a fast wrong
+kernel or schedule cannot produce a number. Each record also carries the arena TensorFlow
+Lite Micro needs for the same model (its exported .tflite, smallest arena it allocates),
+measured once per model; the table shows "arena / TFLM" (the goal: <= 1/3 on the apps).
+
+Records go to build/bench.json (a list of dicts, one per model x schedule x kernels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skimage import data as skdata
+from tqdm import tqdm
+
+from patchcam.compiler import codegen, patchplan, reference
+from patchcam.compiler.ir import Graph
+from patchcam.compiler.models import load_graph
+from patchcam.targets import armbuild, qemu
+
+PRESETS = ("mcu-s-96", "mcu-m-128", "mbv2-0.35-144", "mbv2-1.0-224")
+APPS = ("vww", "person_detect", "mask_detect")  # untrained networks unless exported
+MODELS = PRESETS + APPS
+SCHEDULES = ("layer", "patch", "patch-fused", "cache-fused")
+OUT = Path("build/bench.json")
+MAX_OVERHEAD = 0.2  # the patch schedule may recompute at most 20% extra MACs
+TFLM_GOAL = 1 / 3  # our arena <= 1/3 of TFLite Micro's on every app model
+# A model that does not fit the STM32F746 still gets its instruction count, on the whole of
+# QEMU's memory; the record says it does not fit.
+ROOMY = armbuild.Budget("QEMU mps2-an500 (4 MB + 4 MB)", armbuild.QEMU_MEMORY_BYTES,
+                        armbuild.QEMU_MEMORY_BYTES)
+
+
+@dataclass
+class Record:
+    model: str
+    schedule: str  # "layer", "patch", "patch-fused", "cache-fused" (see the module doc)
+    kernels: str  # "dsp" / "portable"
+    macs: int  # the schedule's MACs (patch: with the recomputed halos)
+    params: int
+    arena_bytes: int  # MODEL_ARENA_BYTES of the generated C (== the planner's)
+    flash_bytes: int
+    ram_bytes: int
+    fits_stm32f746: bool
+    m7_instructions: int
+    instr_per_mac: float
+    mode: str = "layer"  # the planner's mode: "layer" / "recompute" / "cache"
+    split: int = -1  # the patch stage is ops 0..split
+    grid: list[int] | None = None  # patches (rows, columns)
+    frame_buffer_bytes: int = 0  # patch-fused: the input, outside the arena
+    tflm_arena_bytes: int | None = None
+
+    @property
+    def tflm_ratio(self) -> float | None:
+        return self.arena_bytes / self.tflm_arena_bytes if self.tflm_arena_bytes else None
+
+
+def photo_input(g: Graph) -> np.ndarray:
+    """scikit-image's astronaut, resized to the model's input and quantised (pixel - 128)."""
+    h, w, c = g.tensors[g.input].shape
+    img = cv2.resize(skdata.astronaut(), (w, h), interpolation=cv2.INTER_AREA)
+    if c == 1:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None]
+    elif c != 3:  # a synthetic graph: cycle through R, G, B
+        img = img[..., [i % 3 for i in range(c)]]
+    return (img.astype(np.int16) - 128).astype(np.int8)
+
+
+def tflm_arena(g: Graph) -> int | None:
+    try:
+        from patchcam.compiler.tflite_export import export_tflite
+        from patchcam.compiler.tflm import tflm_min_arena
+        return tflm_min_arena(export_tflite(g))
+    except ImportError as e:  # tflite-micro is a test-only dependency
+        print(f"bench: skipping the TFLite Micro arena ({e})", file=sys.stderr)
+        return None
+
+
+def schedule_for(g: Graph, schedule: str) -> patchplan.Schedule:
+    """The planner's schedule benchmarked as `schedule` (mode "layer" when no patch schedule
+    beats layer by layer)."""
+    if schedule == "layer":
+        return patchplan.layer_schedule(g)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if schedule == "cache-fused":
+        return patchplan.search(g, mode="cache", fuse_input=True)
+    return patchplan.search(g, max_overhead=MAX_OVERHEAD, mode="recompute",
+                            fuse_input=schedule == "patch-fused")
+
+
+def _declared_arena(model_dir: Path) -> int:
+    text = (model_dir / "model.h").read_text()
+    return int(re.search(r"#define MODEL_ARENA_BYTES (\d+)", text).group(1))
+
+
+def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want: np.ndarray,
+            where: Path, kernels_list: tuple[str, ...] = ("dsp", "portable"),
+            tflm: int | None = None) -> list[Record]:
+    """Generate, build and run one schedule on the M7 for each kernel path; refuse to report
+    an output that differs from the reference or an arena that differs from the plan."""
+    model_dir = where / "model"
+    codegen.generate(g, model_dir, schedule=s)
+    arena = _declared_arena(model_dir)
+    if arena != s.arena_bytes:
+        raise RuntimeError(f"{g.name} ({schedule}): the C declares a {arena} byte arena, the "
+                           f"planner placed {s.arena_bytes}; refusing to report a benchmark")
+    records = []
+    for kernels in kernels_list:
+        portable = kernels == "portable"
+        try:
+            build = armbuild.build(model_dir, where / "m7", portable=portable)
+            fits = True
+        except armbuild.BudgetError:
+            build = armbuild.build(model_dir, where / "m7", portable=portable, budget=ROOMY)
+            fits = False
+        out, _, n = qemu.run_qemu(build.elf, x.tobytes(), timeout_s=1800, count=True)
+        got = np.frombuffer(out, np.int8)
+        if not np.array_equal(got, want.reshape(-1)):
+            raise RuntimeError(f"{g.name} ({schedule}, {kernels}): Cortex-M7 output differs "
+                               "from the reference; refusing to report a benchmark")
+        assert n is not None
+        records.append(Record(
+            g.name, schedule, kernels, s.macs, g.total_params, arena, build.sizes.flash_bytes,
+            build.sizes.ram_bytes, fits, int(n), round(n / s.macs, 3), s.mode, s.split,
+            list(s.grid), s.frame_bytes, tflm))
+    return records
+
+
+def bench_model(spec: str, with_tflm: bool = True, schedules: tuple[str, ...] = SCHEDULES,
+                kernels: tuple[str, ...] = ("dsp", "portable")) -> list[Record]:
+    g = load_graph(spec)
+    x = photo_input(g)
+    want = reference.run(g, x)
+    tflm = tflm_arena(g) if with_tflm else None
+    records = []
+    for schedule in schedules:
+        s = schedule_for(g, schedule)
+        if schedule != "layer" and s.mode == "layer":
+            print(f"bench: {g.name}: no {schedule} schedule beats layer by layer (recompute: "
+                  f"within {100 * MAX_OVERHEAD:.0f}% MACs); not measured", file=sys.stderr)
+            continue
+        records += measure(g, s, schedule, x, want, Path("build/bench") / g.name / schedule,
+                           kernels, tflm)
+    return records
+
+
+def table(records: list[Record]) -> str:
+    head = (f"{'model':<14} {'schedule':<11} {'kern':<8} {'MACs':>12} {'params':>9} "
+            f"{'arena':>9} {'flash':>9} {'fits':>4} {'M7 instr':>13} {'i/MAC':>6} "
+            f"{'patches':>9} {'TFLM arena':>10} {'arena / TFLM':>12}")
+    rows = [head, "-" * len(head)]
+    for r in records:
+        patches = f"{r.grid[0]}x{r.grid[1]}@{r.split}" if r.mode != "layer" and r.grid else "-"
+        fits = "yes" if r.fits_stm32f746 else "no"
+        ratio = r.tflm_ratio
+        goal = "" if ratio is None else (" ok" if ratio <= TFLM_GOAL else " >")
+        rows.append(f"{r.model:<14} {r.schedule:<11} {r.kernels:<8} {r.macs:>12,} "
+                    f"{r.params:>9,} {r.arena_bytes:>9,} {r.flash_bytes:>9,} {fits:>4} "
+                    f"{r.m7_instructions:>13,} {r.instr_per_mac:>6.2f} {patches:>9} "
+                    f"{r.tflm_arena_bytes if r.tflm_arena_bytes is not None else '-':>10} "
+                    f"{'-' if ratio is None else f'{ratio:.3f}{goal}':>12}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="patchcam bench",
+        description="Benchmark models on the emulated Cortex-M7 (exact instruction counts), "
+                    "with the arena of layer-by-layer, patch-based and TFLite Micro execution.")
+    p.add_argument("models", nargs="*", default=list(MODELS),
+                   help=f"presets, apps or IR files (default: {' '.join(MODELS)})")
+    p.add_argument("--schedules", default=",".join(SCHEDULES),
+                   help=f"comma-separated, from {', '.join(SCHEDULES)} (default: all)")
+    p.add_argument("--kernels", default="dsp,portable", help="dsp,portable (default: both)")
+    p.add_argument("--no-tflm", action="store_true", help="skip the TFLite Micro arena search")
+    p.add_argument("--out", default=str(OUT), help=f"JSON output (default {OUT})")
+    args = p.parse_args(argv)
+    records: list[Record] = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for spec in tqdm(args.models, desc="bench", unit="model"):
+        records += bench_model(spec, with_tflm=not args.no_tflm,
+                               schedules=tuple(args.schedules.split(",")),
+                               kernels=tuple(args.kernels.split(",")))
+        out.write_text(json.dumps([asdict(r) for r in records], indent=1))  # after each model
+    print(table(records))
+    print(f"\nwrote {out}; instruction counts are exact (QEMU -icount, TCG plugin), one "
+          "inference on scikit-image's astronaut photo; 'fits' = within the STM32F746's "
+          "1 MB flash / 320 kB SRAM; 'arena / TFLM': the goal is <= 1/3 ('ok')")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,434 @@
+"""Evaluate an app's trained model: float vs int8 vs an OpenCV baseline, on held-out photos.
+
+What it measures, per data source and over all of them:
+
+  vww             accuracy of person / no_person on the test split: the vww_* folders split
+                  as the weights were trained (imagesets.split_of, 70/15/15 by file-name
+                  hash) and the detection sets' test photos, which all show people;
+  person_detect,  AP50 per class (PASCAL VOC all-point, IoU 0.5, score >= 0.05) and mAP on
+  mask_detect     the sets training/train_detector.py evaluates: each source with boxes, its
+                  test split (its val split when it has no test split).
+
+  float     apps/<app>/weights/float.pt in PyTorch;
+  int8      the int8 graph that ships (apps/<app>/generated/model.json) run by the integer
+            reference with the firmware's integer decoder; an app with no
+            generated/ is quantised from float.pt the way its training script does (said so);
+  baseline  what OpenCV ships, on the same photos and scored by the same code: the HOG
+            people detector (person_detect; "any person found" for vww) and a Haar face
+            cascade + a skin-colour rule for the mask (mask_detect); see patchcam/baselines.py.
+
+The table goes to stdout and everything to build/eval/<app>.json; --card then rewrites
+apps/<app>/weights/MODEL_CARD.md from it (patchcam/modelcard.py), keeping hand-written parts.
+
+Examples:
+  make eval APP=person_detect
+  .venv/bin/python training/evaluate.py person_detect --limit 20 --no-baseline   # smoke test
+  .venv/bin/python training/evaluate.py vww --card
+
+Exit status: 0 done; 2 a missing app, dataset or weights (one line says what to run).
+The int8 reference takes 0.1-0.3 s an image on one core, HOG about as long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from patchcam.app.config import AppConfig, AppConfigError, load_app
+from patchcam.compiler import quantize, reference
+from patchcam.compiler.ir import Graph
+from patchcam.paths import REPO
+from patchcam.training import baselines, checkpoint, imagesets, readers
+from patchcam.training import detector as td
+from patchcam.training import loop as ctrain
+
+OUT_DIR = REPO / "build" / "eval"
+CALIB_IMAGES = 512  # train_classifier.py calibrates its post-training quantisation on these
+MASK_FIT_IMAGES = 300  # train photos whose ground-truth faces fit the baseline's colour rule
+
+
+class EvalError(Exception):
+    """Something the user has to provide first; the message is one line saying what."""
+
+
+# ---- model files ---------------------------------------------------------------------------
+def weights_path(cfg: AppConfig) -> Path:
+    return REPO / "apps" / cfg.app.name / "weights" / "float.pt"
+
+
+def generated_path(cfg: AppConfig) -> Path:
+    return REPO / "apps" / cfg.app.name / "generated" / "model.json"
+
+
+def load_float(cfg: AppConfig) -> tuple[torch.nn.Module, dict]:
+    """The float model and its weights' meta (recipe, data, history)."""
+    path = weights_path(cfg)
+    if not path.is_file():
+        raise EvalError(f"{path.relative_to(REPO)}: no trained weights for {cfg.app.name}; "
+                        f"train them first: make train APP={cfg.app.name}")
+    try:
+        if cfg.app.task == "classify":
+            return checkpoint.load_classifier(path)
+        model, doc = td.load_checkpoint(path)
+        return model, doc.get("meta", {})
+    except (checkpoint.CheckpointError, ValueError, RuntimeError, KeyError) as e:
+        raise EvalError(f"{path.relative_to(REPO)}: cannot load ({e}); retrain with "
+                        f"make train APP={cfg.app.name}") from None
+
+
+def check_data(cfg: AppConfig) -> None:
+    """Every data source must exist: a silently skipped source would change the figures."""
+    for src in cfg.data:
+        root = cfg.data_path(src)
+        if not root.exists():
+            try:  # the readers know how to get each public dataset: let them say it
+                readers.read_dataset(root, src.format)
+            except readers.DatasetError as e:
+                raise EvalError(str(e)) from None
+            raise EvalError(f"{root}: dataset folder not found")
+
+
+# ---- detectors -----------------------------------------------------------------------------
+def detect_sets(cfg: AppConfig) -> dict[str, tuple[td.DetData, int, str]]:
+    """train_detector.eval_sets, each with its source index and split (for the photos)."""
+    from patchcam.training.commands.train_detector import eval_sets
+    sets = eval_sets(cfg)
+    by_name = {Path(s.path).name: i for i, s in enumerate(cfg.data)}
+    return {k: (d, by_name[k.split("/")[0]], k.split("/")[1]) for k, d in sets.items()}
+
+
+def photos(cfg: AppConfig, source: int, split: str) -> list[readers.Sample]:
+    """The samples behind td.load_split(cfg, split, [source]), in its order (its image cache
+    holds the same list, so this costs no decoding)."""
+    src = cfg.data[source]
+    kw = {"class_names": src.class_names} if src.class_names else {}
+    root = cfg.data_path(src)
+    mapping = {**{n: n for n in cfg.classes.names}, **src.class_map}
+    samples = readers.remap_labels(readers.read_dataset(root, src.format, **kw).split(split),
+                                   mapping, drop_unmapped=True)
+    _, kept = imagesets.load_images(samples, (cfg.input.height, cfg.input.width),
+                                    cfg.input.color == "gray",
+                                    desc=f"{cfg.app.name}-{root.name}-{split}")
+    return kept
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise EvalError(f"{path}: cannot be read as an image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def detect_baseline(cfg: AppConfig) -> tuple[object, dict]:
+    """The app's OpenCV baseline and a record of how it is set up."""
+    if "person" in cfg.classes.names and len(cfg.classes.names) == 1:
+        hog = baselines.HogPeople()
+        return hog, {"name": "OpenCV HOG people detector", "settings": asdict(hog),
+                     "on_input": True,
+                     "input": f"the app's {cfg.input.width}x{cfg.input.height} input, "
+                              f"enlarged to a shorter side of {hog.min_side} px (HOG's window "
+                              "is 64x128), boxes scaled back"}
+    if set(cfg.classes.names) == {"mask", "no_mask"}:
+        return fit_mask_baseline(cfg)
+    raise baselines.BaselineUnavailable(f"no OpenCV baseline for classes {cfg.classes.names}")
+
+
+def fit_mask_baseline(cfg: AppConfig) -> tuple[baselines.HaarMask, dict]:
+    """Haar faces + the skin rule, its threshold fitted on train ground-truth faces."""
+    haar = baselines.HaarMask()
+    ratios, no_mask = [], []
+    no = cfg.classes.names.index("no_mask")
+    for i, src in enumerate(cfg.data):
+        if src.format == "folder":
+            continue
+        kw = {"class_names": src.class_names} if src.class_names else {}
+        mapping = {**{n: n for n in cfg.classes.names}, **src.class_map}
+        train = readers.remap_labels(
+            readers.read_dataset(cfg.data_path(src), src.format, **kw).split("train"),
+            mapping, drop_unmapped=True)
+        for s in tqdm(train[:MASK_FIT_IMAGES], desc=f"fitting the colour rule ({i})",
+                      leave=False):
+            rgb = read_rgb(s.image_path)
+            for b, lb in zip(s.boxes, s.labels, strict=True):
+                ratios.append(baselines.skin_ratio(rgb, b))
+                no_mask.append(cfg.classes.names.index(lb) == no)
+    haar.threshold = haar.fit_threshold(np.array(ratios), np.array(no_mask))
+    r, n = np.array(ratios), np.array(no_mask, bool)
+    pred = r >= haar.threshold
+    acc = float((pred == n).mean()) if len(n) else math.nan
+    return haar, {"name": "OpenCV Haar frontal face cascade + skin-colour mask rule",
+                  "settings": asdict(haar), "on_input": False,
+                  "rule": f"no_mask when the lower half of the face box shows at least "
+                          f"{haar.threshold:.3f}x the skin fraction of its upper half (fitted "
+                          f"on {len(r)} ground-truth train faces: {acc:.1%} right on them)",
+                  "input": "the original photo (enlarged to a shorter side of "
+                           f"{haar.min_side} px), boxes scaled to the "
+                           f"{cfg.input.width}x{cfg.input.height} frame"}
+
+
+def eval_detector(cfg: AppConfig, model: torch.nn.Module, g: Graph, limit: int | None,
+                  with_baseline: bool) -> dict:
+    sets = detect_sets(cfg)
+    if not sets:
+        raise EvalError(f"{cfg.path}: no source with boxes has a test or val split")
+    base, base_doc = None, None
+    if with_baseline:
+        try:
+            base, base_doc = detect_baseline(cfg)
+        except baselines.BaselineUnavailable as e:
+            base_doc = {"unavailable": str(e)}
+    frame = (cfg.input.width, cfg.input.height)
+    results: dict[str, dict] = {}
+    pooled: dict[str, list] = {"float": [], "int8": [], "baseline": []}
+    gts_all: list = []
+    for name, (data, source, split) in sets.items():
+        idx = np.arange(len(data) if limit is None else min(limit, len(data)))
+        data = data.subset(idx)
+        preds = {"float": td.predict_float(model, data, cfg)}
+        preds["int8"] = [td.predict_int8(g, data.subset([i]), cfg, model.stride)[0]
+                         for i in tqdm(range(len(data)), desc=f"int8 {name}", leave=False)]
+        if base is not None:
+            every = [] if base_doc.get("on_input") else photos(cfg, source, split)
+            preds["baseline"] = []
+            for i in tqdm(idx, desc=f"baseline {name}", leave=False):
+                rgb = data.images[i] if base_doc.get("on_input") else \
+                    read_rgb(every[i].image_path)
+                preds["baseline"].append(baselines.to_frame(base(rgb), (rgb.shape[1],
+                                                                        rgb.shape[0]), frame))
+        results[name] = {k: _ap(td.scores(p, data, cfg)) for k, p in preds.items()}
+        results[name].update(images=len(data), boxes=int(sum(len(b) for b in data.boxes)))
+        for k, p in preds.items():
+            pooled[k] += p
+        gts_all += data.gts()
+    all_data = td.DetData(np.zeros((len(gts_all), 1, 1, 1), np.uint8), [b for b, _ in gts_all],
+                          [lb for _, lb in gts_all], ["all"] * len(gts_all))
+    overall = {k: _ap(td.scores(p, all_data, cfg)) for k, p in pooled.items() if p}
+    overall.update(images=len(gts_all), boxes=int(sum(len(b) for b, _ in gts_all)))
+    return {"metric": "AP50 (PASCAL VOC all-point, IoU 0.5, detections scored >= "
+                      f"{td.EVAL_SCORE}); overall = all sets pooled",
+            "sets": results, "overall": overall, "baseline": base_doc}
+
+
+def _ap(r: dict) -> dict:
+    return {"map": round(r["map"], 4), "ap50": r["ap50"]}
+
+
+# ---- classifier (vww) ----------------------------------------------------------------------
+def vww_samples(cfg: AppConfig, meta: dict, split: str) -> dict[str, list[readers.Sample]]:
+    """Per source, its samples of `split` with image labels.
+
+    Folder sources are split as the weights were (meta 'split'): by imagesets.split_of for
+    the shipped VWW weights, else by the readers' own split. Detection sets (image_label)
+    always use the readers' split.
+    """
+    by_hash = "split_of" in str(meta.get("split", ""))
+    out = {}
+    for src in cfg.data:
+        root = cfg.data_path(src)
+        kw = {"class_names": src.class_names} if src.class_names else {}
+        ss = readers.read_dataset(root, src.format, **kw)
+        if src.image_label is not None:
+            chosen = readers.with_image_label(ss.split(split), src.image_label)
+        elif by_hash:
+            chosen = [s for s in ss if imagesets.split_of(s.path) == split]
+        else:
+            chosen = ss.split(split)
+        if chosen:
+            out[root.name] = chosen
+    return out
+
+
+def vww_int8(cfg: AppConfig, model: torch.nn.Module, meta: dict) -> tuple[Graph, str]:
+    """The shipped int8 graph, or the post-training quantisation train_classifier.py does:
+    calibrated on the first 512 train images of the vww_* folders in name order."""
+    gen = generated_path(cfg)
+    if gen.is_file():
+        return Graph.load(gen), f"shipped {gen.relative_to(REPO)}"
+    folders = sorted((src for src in cfg.data if src.image_label is None),
+                     key=lambda s: Path(s.path).name)
+    train = [s for src in folders for s in imagesets.read_folder(cfg.data_path(src))
+             if imagesets.split_of(s.path) == "train"][:CALIB_IMAGES]
+    res = model.cfg.resolution
+    imgs, _ = imagesets.load_images(train, res, cfg.input.color == "gray", desc="vww-calib")
+    g = quantize.quantize(model, (model.cfg.in_channels, *res), [ctrain.to_batch(imgs)],
+                          model.cfg.name)
+    return g, (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt, "
+               f"calibrated on the first {len(imgs)} train images (as "
+               "training/train_classifier.py does)")
+
+
+def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph, meta: dict,
+                    limit: int | None, with_baseline: bool) -> dict:
+    pos = cfg.classes.names.index(cfg.classes.positive or cfg.classes.names[-1])
+    hog, base_doc = None, None
+    if with_baseline:
+        try:
+            hog = baselines.HogPeople()
+            base_doc = {"name": "OpenCV HOG people detector: person when any window scores "
+                                "> 0 (OpenCV's default hit threshold)",
+                        "settings": asdict(hog),
+                        "input": "the original photo, enlarged to a shorter side of "
+                                 f"{hog.min_side} px when smaller"}
+        except baselines.BaselineUnavailable as e:
+            base_doc = {"unavailable": str(e)}
+    results: dict[str, dict] = {}
+    pooled: dict[str, list] = {"labels": [], "float": [], "int8": [], "baseline": []}
+    res = model.cfg.resolution
+    for name, samples in vww_samples(cfg, meta, "test").items():
+        samples = samples[:limit] if limit else samples
+        imgs, kept = imagesets.load_images(samples, res, cfg.input.color == "gray",
+                                           desc=f"vww-eval-{name}")
+        labels = np.array([int(s.label == cfg.classes.names[pos]) for s in kept])
+        pred = {"float": (ctrain.predict(model, imgs).argmax(1) == pos).astype(int)}
+        pred["int8"] = np.array([int(reference.run(g, (x.astype(np.int16) - 128)
+                                                   .astype(np.int8)).argmax() == pos)
+                                 for x in tqdm(imgs, desc=f"int8 {name}", leave=False)])
+        if hog is not None:
+            pred["baseline"] = np.array([int(hog.person_score(read_rgb(s.image_path)) > 0)
+                                         for s in tqdm(kept, desc=f"HOG {name}", leave=False)])
+        r = {k: round(float((p == labels).mean()), 4) for k, p in pred.items()}
+        r.update(images=len(kept), person=int(labels.sum()))
+        results[name] = r
+        pooled["labels"].append(labels)
+        for k, p in pred.items():
+            pooled[k].append(p)
+    if not results:
+        raise EvalError(f"{cfg.path}: no test images in the app's data sources")
+    y = np.concatenate(pooled.pop("labels"))
+    overall = {k: round(float((np.concatenate(p) == y).mean()), 4)
+               for k, p in pooled.items() if p}
+    overall.update(images=len(y), person=int(y.sum()))
+    return {"metric": "accuracy (person / no_person, P(person) >= 0.5)", "sets": results,
+            "overall": overall, "baseline": base_doc}
+
+
+# ---- report --------------------------------------------------------------------------------
+def _value(r: dict | float | None) -> float | None:
+    if r is None:
+        return None
+    return r["map"] if isinstance(r, dict) else r
+
+
+def table(doc: dict) -> str:
+    rows = [*doc["sets"].items(), ("all (pooled)", doc["overall"])]
+    detect = doc["task"] == "detect"
+    base = doc.get("baseline") or {}
+    head = (f"{'set':<34} {'images':>6} {'boxes' if detect else 'person':>6} "
+            f"{'float':>7} {'int8':>7} {'baseline':>8}")
+    lines = [f"{doc['app']}: {doc['metric']}", head, "-" * len(head)]
+    for name, r in rows:
+        cells = [_value(r.get(k)) for k in ("float", "int8", "baseline")]
+        txt = " ".join(f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in cells[:2])
+        b = f"{cells[2]:>8.3f}" if cells[2] is not None else f"{'-':>8}"
+        lines.append(f"{name:<34} {r['images']:>6} {r['boxes' if detect else 'person']:>6} "
+                     f"{txt} {b}")
+        if detect and len(doc["classes"]) > 1:
+            for c in doc["classes"]:
+                per = [r[k]["ap50"].get(c) if k in r else None
+                       for k in ("float", "int8", "baseline")]
+                lines.append(f"  AP50 {c:<27} {'':>6} {'':>6} " + " ".join(
+                    f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in per))
+    o = doc["overall"]
+    f, q, bl = (_value(o.get(k)) for k in ("float", "int8", "baseline"))
+    lines.append(f"int8 vs float: {100 * (q - f):+.1f} points "
+                 f"({'within' if abs(q - f) <= 0.01 else 'outside'} the 1-point target)")
+    if bl is not None:
+        lines.append(f"ours (int8) vs {base['name']}: {100 * (q - bl):+.1f} points "
+                     f"({q:.3f} vs {bl:.3f})")
+    elif base.get("unavailable"):
+        lines.append(f"baseline unavailable: {base['unavailable']}")
+    lines.append(f"int8 model: {doc['int8_source']}")
+    return "\n".join(lines)
+
+
+def run(app: str, limit: int | None = None, with_baseline: bool = True,
+        threads: int = 2) -> dict:
+    """Evaluate and return the report document (what build/eval/<app>.json holds)."""
+    torch.set_num_threads(threads)
+    try:
+        cfg = load_app(app)
+    except AppConfigError as e:
+        raise EvalError(str(e)) from None
+    model, meta = load_float(cfg)
+    check_data(cfg)
+    t0 = time.time()
+    try:
+        if cfg.app.task == "classify":
+            g, how = vww_int8(cfg, model, meta)
+            res = eval_classifier(cfg, model, g, meta, limit, with_baseline)
+        else:
+            gen = generated_path(cfg)
+            if gen.is_file():
+                g, how = Graph.load(gen), f"shipped {gen.relative_to(REPO)}"
+            else:
+                train = td.load_split(cfg, "train")
+                g = td.quantize_model(model, cfg, train)
+                how = (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt "
+                       "calibrated on 128 train images (as training/train_detector.py "
+                       "--export does)")
+            res = eval_detector(cfg, model, g, limit, with_baseline)
+    except readers.DatasetError as e:
+        raise EvalError(str(e)) from None
+    w = weights_path(cfg)
+    graph = generated_path(cfg)
+    if not how.startswith("shipped"):  # keep what was measured, for the model card
+        graph = OUT_DIR / f"{cfg.app.name}-int8.json"
+        graph.parent.mkdir(parents=True, exist_ok=True)
+        g.save(graph)
+    return {"app": cfg.app.name, "task": cfg.app.task, "classes": list(cfg.classes.names),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "weights": str(w.relative_to(REPO)), "int8_source": how,
+            "int8_graph": str(graph.relative_to(REPO)), "limit": limit,
+            "seconds": round(time.time() - t0, 1), **res}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="patchcam eval", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("app", help="an app under apps/ (vww, person_detect, mask_detect)")
+    p.add_argument("--json", type=Path, metavar="OUT",
+                   help="where to write the report (default build/eval/<app>.json)")
+    p.add_argument("--card", action="store_true",
+                   help="then rewrite apps/<app>/weights/MODEL_CARD.md from the report, the "
+                        "weights' meta, the planner and the Cortex-M7 build")
+    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the OpenCV baseline on the same photos (default: yes)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="only the first N images of each set (a quick check, not a result)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    a = p.parse_args(argv)
+    try:
+        doc = run(a.app, a.limit, a.baseline, a.threads)
+    except EvalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = a.json or OUT_DIR / f"{doc['app']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(table(doc))
+    print(f"wrote {out}")
+    if a.card:
+        from patchcam.training import modelcard
+        try:
+            card = modelcard.write(doc)
+        except modelcard.CardError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,422 @@
+"""Detector training for a detect app: data, box-aware augmentation, fit, evaluation, export.
+
+    cfg = apps.load_app("person_detect")
+    train = load_split(cfg, "train")             # images resized to the app input, cached
+    model = fit(cfg.build_model(), train, epochs=40, lr=3e-3, out_dir=Path("build/train/x"))
+    print(evaluate_float(model, load_split(cfg, "test"), cfg))
+    export(model, cfg, calibration=train)        # int8 graph + C into apps/<app>/generated/
+
+Images are resized (stretched, no letterbox) to the app's input and kept as uint8 HWC, the
+boxes scaled with them; the model sees p / 255, the float view of the int8 input (zoo).
+Each batch is augmented on the fly, boxes moving with the pixels: horizontal flip, a random
+scale and translation (boxes clipped to the frame, those left tiny or mostly cut off
+dropped), brightness and contrast. Sources with no boxes (image folders) are negatives: every
+cell is background. Training is resumable: a checkpoint (model, optimiser, schedule, epoch)
+is written after every epoch; the random streams are seeded per epoch, so a resumed run
+draws the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from patchcam.app import detect
+from patchcam.app.config import AppConfig
+from patchcam.compiler import quantize, reference
+from patchcam.compiler.ir import Graph
+from patchcam.training import checkpoint, imagesets, metrics, parallel, readers
+from patchcam.training.checkpoint import config_from_dict
+
+MIN_BOX_PX = 4.0  # boxes narrower or lower than this after augmentation are dropped
+MIN_VISIBLE = 0.4  # ... and boxes with less than this fraction of their area left in frame
+EVAL_SCORE = 0.05  # score threshold for AP (the app's threshold is for the board's output)
+CKPT_FORMAT = "patchcam-detector-train"
+WEIGHTS_FORMAT = "patchcam-detector"
+QAT_FORMAT = "patchcam-detector-qat"
+
+
+@dataclass
+class DetData:
+    """Images at the model input size and their boxes in input pixels."""
+    images: np.ndarray  # (N, H, W, C) uint8
+    boxes: list[np.ndarray]  # per image float32 (n, 4) x0, y0, x1, y1
+    labels: list[np.ndarray]  # per image int64 (n,) class indices
+    sources: list[str]  # per image: the dataset folder name
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx) -> DetData:
+        idx = np.asarray(idx, np.int64)
+        return DetData(self.images[idx], [self.boxes[i] for i in idx],
+                       [self.labels[i] for i in idx], [self.sources[i] for i in idx])
+
+    def by_source(self) -> dict[str, DetData]:
+        names = dict.fromkeys(self.sources)
+        return {n: self.subset([i for i, s in enumerate(self.sources) if s == n])
+                for n in names}
+
+    def gts(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return list(zip(self.boxes, self.labels, strict=True))
+
+    def summary(self) -> str:
+        pos = sum(len(b) > 0 for b in self.boxes)
+        return (f"{len(self)} images ({pos} with boxes, {len(self) - pos} negatives), "
+                f"{sum(len(b) for b in self.boxes)} boxes")
+
+
+# ---- data ---------------------------------------------------------------------------------
+def load_split(cfg: AppConfig, split: str, sources: list[int] | None = None,
+               boxes_only: bool = False) -> DetData:
+    """The app's data sources' samples of one split (each source's own split), resized.
+
+    sources: indices into cfg.data (default all); boxes_only: skip the box-free (negative)
+    sources. A box whose class is neither an app class nor mapped to one is dropped.
+    """
+    h, w = cfg.input.height, cfg.input.width
+    names = list(cfg.classes.names)
+    images, boxes, labels, srcs = [], [], [], []
+    for i, src in enumerate(cfg.data):
+        if sources is not None and i not in sources or split not in src.splits:
+            continue
+        if boxes_only and src.format == "folder":
+            continue
+        kw = {"class_names": src.class_names} if src.class_names else {}
+        root = cfg.data_path(src)
+        ss = readers.read_dataset(root, src.format, **kw)
+        mapping = {**{n: n for n in names}, **src.class_map}
+        samples = readers.remap_labels(ss.split(split), mapping, drop_unmapped=True)
+        if not samples:
+            continue
+        gray = cfg.input.color == "gray"
+        arr, kept = imagesets.load_images(samples, (h, w), gray,
+                                          desc=f"{cfg.app.name}-{root.name}-{split}")
+        images.append(arr)
+        for s in kept:
+            boxes.append(readers.scaled_boxes(s, (h, w)).astype(np.float32) if len(s.boxes)
+                         else np.zeros((0, 4), np.float32))
+            labels.append(np.array([names.index(lb) for lb in s.labels], np.int64))
+            srcs.append(root.name)
+    if not images:
+        raise readers.DatasetError(f"{cfg.path}: no {split} images in the app's data sources")
+    return DetData(np.concatenate(images), boxes, labels, srcs)
+
+
+# ---- augmentation -------------------------------------------------------------------------
+def augment_one(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+                rng: np.random.Generator, scale: tuple[float, float] = (0.7, 1.3),
+                shift: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flip, random scale + translation (a zoom in is a random crop), brightness / contrast.
+
+    Boxes move with the pixels, are clipped to the frame, and are dropped when less than
+    MIN_VISIBLE of their area stays in frame or a side is under MIN_BOX_PX pixels.
+    """
+    h, w = img.shape[:2]
+    b = boxes.astype(np.float32).copy()
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+        b[:, [0, 2]] = w - b[:, [2, 0]]
+    s = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
+    tx = (w - s * w) / 2 + rng.uniform(-shift, shift) * w
+    ty = (h - s * h) / 2 + rng.uniform(-shift, shift) * h
+    m = np.array([[s, 0, tx], [0, s, ty]], np.float32)
+    fill = tuple(int(v) for v in img.reshape(-1, img.shape[2]).mean(0))
+    out = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    if out.ndim == 2:
+        out = out[..., None]
+    if len(b):
+        nb = b * s + np.array([tx, ty, tx, ty], np.float32)
+        area = (nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1])
+        cb = np.clip(nb, 0, [w, h, w, h]).astype(np.float32)
+        cw, ch = cb[:, 2] - cb[:, 0], cb[:, 3] - cb[:, 1]
+        keep = (cw >= MIN_BOX_PX) & (ch >= MIN_BOX_PX) & \
+            (cw * ch >= MIN_VISIBLE * np.maximum(area, 1e-6))
+        b, labels = cb[keep], labels[keep]
+    x = out.astype(np.float32)
+    c = rng.uniform(0.7, 1.3)
+    x = (x - x.mean()) * c + x.mean() + rng.uniform(-0.15, 0.15) * 255
+    return np.clip(x, 0, 255).astype(np.uint8), b.reshape(-1, 4), labels
+
+
+def to_batch(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW p / 255 (the float view of the int8 input)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def targets(boxes: list[np.ndarray], labels: list[np.ndarray]
+            ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(torch.from_numpy(b).float().reshape(-1, 4), torch.from_numpy(lb).long())
+            for b, lb in zip(boxes, labels, strict=True)]
+
+
+def epoch_order(data: DetData, rng: np.random.Generator, neg_ratio: float) -> np.ndarray:
+    """All images with boxes plus at most neg_ratio negatives per such image, shuffled."""
+    has = np.array([len(b) > 0 for b in data.boxes])
+    pos, neg = np.flatnonzero(has), np.flatnonzero(~has)
+    n_neg = min(len(neg), int(round(neg_ratio * len(pos)))) if len(pos) else len(neg)
+    idx = np.concatenate([pos, rng.choice(neg, n_neg, replace=False)]) if n_neg else pos
+    return rng.permutation(idx)
+
+
+# ---- training -----------------------------------------------------------------------------
+@dataclass
+class FitOptions:
+    epochs: int
+    lr: float
+    batch: int = 32
+    seed: int = 0
+    weight_decay: float = 5e-4
+    neg_ratio: float = 0.5  # negatives drawn per epoch, per image with boxes
+    eval_every: int = 0  # float mAP on `val` every n epochs (0: never); best.pt keeps the best
+    max_steps: int | None = None  # stop each epoch after this many batches (tests, timing)
+
+
+def steps_per_epoch(data: DetData, o: FitOptions) -> int:
+    n = len(epoch_order(data, np.random.default_rng(0), o.neg_ratio))
+    steps = max(1, n // o.batch)
+    return min(steps, o.max_steps) if o.max_steps else steps
+
+
+def fit(model: detect.Detector, data: DetData, o: FitOptions, out_dir: Path,
+        resume: bool = False, val: DetData | None = None, cfg: AppConfig | None = None,
+        extra: dict | None = None) -> tuple[detect.Detector, list[dict]]:
+    """Float training with AdamW + one-cycle (cosine); checkpoint out_dir/last.pt every epoch.
+
+    resume: continue from out_dir/last.pt (model, optimiser, schedule, epoch, history).
+    With --eval-every, best.pt keeps the epoch with the best val mAP.
+    Returns the model (eval mode) and the per-epoch history.
+    """
+    def doc(epoch: int, history: list[dict]) -> dict:
+        return {"format": CKPT_FORMAT, "config": asdict(model.cfg), "head": head_dict(model),
+                "state": model.state_dict(), "epoch": epoch, "history": history,
+                "options": asdict(o), "extra": extra or {}}
+
+    def restore(d: dict) -> None:
+        model.load_state_dict(d["state"])
+
+    val_fn = None
+    if val is not None and cfg is not None and o.eval_every:
+        def val_fn() -> float:
+            return round(evaluate_float(model, val, cfg)["map"], 4)
+    history = _train(model, model.stride, data, o, Path(out_dir) / "last.pt", doc, restore,
+                     resume, val_fn)
+    return model.eval(), history
+
+
+def qat_finetune(model: detect.Detector, cfg: AppConfig, data: DetData, o: FitOptions,
+                 out_dir: Path, calib_n: int = 128, resume: bool = False
+                 ) -> quantize.FusedNet:
+    """Quantisation-aware fine-tuning: the float model is folded into a FusedNet (BN folded,
+    ranges calibrated on calib_n images as for post-training quantisation), then trained for
+    o.epochs with weights and activations fake-quantised, so it learns around the int8
+    rounding; the ranges follow the activations (EMA). Checkpoints out_dir/qat_last.pt every
+    epoch (resumable). quantize.to_int8 turns the result into the int8 graph."""
+    fused = calibrated(model, cfg, data, calib_n, o.seed)
+    fused.qat = True
+
+    def doc(epoch: int, history: list[dict]) -> dict:
+        return {"format": QAT_FORMAT, "state": fused.state_dict(), "ranges": fused.ranges,
+                "epoch": epoch, "history": history, "options": asdict(o)}
+
+    def restore(d: dict) -> None:
+        fused.load_state_dict(d["state"])
+        fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
+
+    _train(fused, model.stride, data, o, Path(out_dir) / "qat_last.pt", doc, restore, resume,
+           None, desc="qat")
+    return fused.eval()
+
+
+def _train(net: nn.Module, stride: int, data: DetData, o: FitOptions, ckpt: Path,
+           doc, restore, resume: bool, val_fn, desc: str = "epoch") -> list[dict]:
+    """The loop fit and qat_finetune share: per-epoch seeded batches, one checkpoint per
+    epoch, resume, a GPU when present, and data parallelism under torchrun.
+
+    Every image's augmentation is drawn from its own seeded stream (seed, epoch, position),
+    so a resumed run, a single-process run and an n-process torchrun all see the same
+    augmented views; under torchrun each rank trains on its 1/n of every batch and
+    DistributedDataParallel averages the gradients. Only rank 0 prints and writes files.
+    """
+    rank, world = parallel.rank_world()
+    device = parallel.device()
+    net.to(device)
+    model = parallel.wrap(net, device, world)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(o.seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    spe = steps_per_epoch(data, o)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, o.lr, total_steps=o.epochs * spe,
+                                                pct_start=0.1, anneal_strategy="cos")
+    start, history, best = 0, [], -1.0
+    if resume:
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt}: nothing to resume; start without --resume")
+        d = checkpoint.resume_training(ckpt, restore, opt, sched)
+        net.to(device)
+        start, history = d["epoch"], d["history"]
+        best = max((h.get("val_map", -1.0) for h in history), default=-1.0)
+        if rank == 0:
+            print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
+    for epoch in range(start, o.epochs):
+        order = epoch_order(data, np.random.default_rng([o.seed, epoch]), o.neg_ratio)
+        torch.manual_seed(o.seed * 100003 + epoch)
+        model.train()
+        t0 = time.time()
+        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False,
+                   disable=rank != 0)
+        total = {"loss": 0.0, "focal": 0.0, "giou": 0.0}
+        for i in bar:
+            pos = np.arange(i * o.batch, min((i + 1) * o.batch, len(order)))[rank::world]
+            aug = [augment_one(data.images[order[k]], data.boxes[order[k]],
+                               data.labels[order[k]], np.random.default_rng([o.seed, epoch, k]))
+                   for k in pos]
+            out = model(to_batch(np.stack([a[0] for a in aug])).to(device))
+            # targets are assigned on the CPU; the output map is small, so move it there
+            loss, parts = detect.detection_loss(out.cpu(), targets([a[1] for a in aug],
+                                                                   [a[2] for a in aug]), stride)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            total["loss"] += float(loss.detach())
+            total["focal"] += parts["focal"]
+            total["giou"] += parts["giou"]
+            bar.set_postfix(loss=f"{total['loss'] / (i + 1):.3f}",
+                            giou=f"{total['giou'] / (i + 1):.3f}")
+        rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+               "lr": float(sched.get_last_lr()[0]),
+               **{k: round(v / spe, 4) for k, v in total.items()}}
+        if rank != 0:
+            history.append(rec)
+            continue
+        if val_fn is not None and ((epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs):
+            net.to("cpu")
+            rec["val_map"] = val_fn()
+            net.to(device)
+        history.append(rec)
+        print(" ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
+        net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
+        d = checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
+        net.to(device)
+        if rec.get("val_map", -1.0) > best:
+            best = rec["val_map"]
+            torch.save(d, ckpt.parent / "best.pt")
+    net.to("cpu")
+    return history
+
+
+def head_dict(model: detect.Detector) -> dict:
+    h = model.head
+    dw = h.tower[0] if len(h.tower) else None
+    return {"num_classes": model.num_classes, "channels": h.out.in_channels,
+            "blocks": len(h.tower) // 2, "kernel": _kernel(dw) if dw is not None else 1}
+
+
+def _kernel(m: nn.Module) -> int:
+    conv = next(c for c in m.modules() if isinstance(c, nn.Conv2d))
+    return int(conv.kernel_size[0])
+
+
+def detector_from(doc: dict) -> detect.Detector:
+    """A Detector from a training checkpoint or a weights file (config + head + state)."""
+    h = doc["head"]
+    m = detect.Detector(config_from_dict(doc["config"]), h["num_classes"], h["channels"],
+                        h["blocks"], h["kernel"])
+    m.load_state_dict(doc["state"])
+    return m.eval()
+
+
+def load_checkpoint(path: Path) -> tuple[detect.Detector, dict]:
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    if doc.get("format") not in (CKPT_FORMAT, WEIGHTS_FORMAT):
+        raise ValueError(f"{path}: not a patchcam detector checkpoint")
+    return detector_from(doc), doc
+
+
+def save_weights(model: detect.Detector, path: Path, meta: dict) -> None:
+    """The float model alone (no optimiser): config, head, float32 state, meta."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": WEIGHTS_FORMAT, "config": asdict(model.cfg),
+                "head": head_dict(model), "state": model.state_dict(), "meta": meta}, path)
+
+
+# ---- evaluation ---------------------------------------------------------------------------
+def _decode_kw(cfg: AppConfig) -> dict:
+    t = cfg.thresholds
+    return {"nms_iou": t.nms_iou, "max_candidates": t.max_candidates,
+            "max_detections": t.max_detections, "class_agnostic": t.class_agnostic_nms}
+
+
+@torch.no_grad()
+def predict_float(model: detect.Detector, data: DetData, cfg: AppConfig,
+                  score: float = EVAL_SCORE, batch: int = 64) -> list[detect.Detections]:
+    model.eval()
+    image = (cfg.input.width, cfg.input.height)
+    preds = []
+    for i in range(0, len(data), batch):
+        y = model(to_batch(data.images[i:i + batch])).permute(0, 2, 3, 1).numpy()
+        preds += [detect.decode_float(m, model.stride, image, score, **_decode_kw(cfg))
+                  for m in y]
+    return preds
+
+
+def predict_int8(g: Graph, data: DetData, cfg: AppConfig, stride: int,
+                 score: float = EVAL_SCORE) -> list[detect.Detections]:
+    """The integer reference + the firmware's integer decoder, image by image."""
+    out = g.tensors[g.output]
+    t = cfg.thresholds
+    p = detect.DecodeParams.prepare(out.scale, out.zero_point, len(cfg.classes.names), stride,
+                                    out.shape[:2], (cfg.input.width, cfg.input.height), score,
+                                    t.nms_iou, t.max_candidates, t.max_detections,
+                                    t.class_agnostic_nms)
+    preds = []
+    for img in data.images:
+        q = reference.run(g, (img.astype(np.int16) - 128).astype(np.int8))
+        preds.append(detect.decode_int8(q, p))
+    return preds
+
+
+def scores(preds: list[detect.Detections], data: DetData, cfg: AppConfig) -> dict:
+    per = metrics.ap50(preds, data.gts())
+    names = cfg.classes.names
+    m = float(np.mean(list(per.values()))) if per else math.nan
+    return {"map": m, "ap50": {names[k]: round(v, 4) for k, v in per.items()},
+            "images": len(data), "boxes": sum(len(b) for b in data.boxes)}
+
+
+def evaluate_float(model: detect.Detector, data: DetData, cfg: AppConfig) -> dict:
+    return scores(predict_float(model, data, cfg), data, cfg)
+
+
+def evaluate_int8(g: Graph, data: DetData, cfg: AppConfig, stride: int) -> dict:
+    return scores(predict_int8(g, data, cfg, stride), data, cfg)
+
+
+# ---- export -------------------------------------------------------------------------------
+def calibrated(model: detect.Detector, cfg: AppConfig, calibration: DetData, n: int = 128,
+               seed: int = 0) -> quantize.FusedNet:
+    """The model folded for int8, its ranges observed on n (unaugmented) images."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(calibration), min(n, len(calibration)), replace=False)
+    x = to_batch(calibration.images[np.sort(idx)])
+    shape = (x.shape[1], cfg.input.height, cfg.input.width)
+    return quantize.calibrate(quantize.fuse(model.eval(), shape),
+                              [x[i:i + 32] for i in range(0, len(x), 32)])
+
+
+def quantize_model(model: detect.Detector, cfg: AppConfig, calibration: DetData,
+                   n: int = 128, seed: int = 0, meta: dict | None = None) -> Graph:
+    """Post-training quantisation, calibrated on n (unaugmented) images."""
+    return quantize.to_int8(calibrated(model, cfg, calibration, n, seed), cfg.app.name,
+                            meta or {})
