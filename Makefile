@@ -35,8 +35,8 @@ train: $(STAMP)  ## train APP, float then QAT: make train APP=vww [EPOCHS=1] [DA
 	$(PC) train $(APP) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(QAT_EPOCHS),--qat-epochs $(QAT_EPOCHS)) $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(RESUME),--resume) $(if $(INSTALL),--export)
 
 .PHONY: eval
-eval: $(STAMP)  ## float vs int8 vs the OpenCV baseline on APP's test photos -> build/eval/APP.json [EVAL_ARGS=--card]
-	$(PC) eval $(APP) $(EVAL_ARGS)
+eval: $(STAMP)  ## float vs int8 vs the OpenCV baseline on APP's test photos -> build/eval/APP.json [DATA=any photo folder] [EVAL_ARGS=--card]
+	$(PC) eval $(APP) $(if $(DATA),--data "$(DATA)") $(EVAL_ARGS)
 
 bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions -> build/bench.json
 	$(PC) bench

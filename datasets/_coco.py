@@ -9,10 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from patchcam.download import download, unzip  # noqa: E402
+from patchcam.download import download, unzip
 
 ANNOTATIONS_URL = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
 IMAGES_URL = "http://images.cocodataset.org/{split}/{file_name}"

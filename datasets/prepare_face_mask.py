@@ -22,10 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from patchcam.download import download, unzip  # noqa: E402
+from patchcam.download import download, unzip
+from patchcam.paths import REPO
 
 KAGGLE_URL = "https://www.kaggle.com/api/v1/datasets/download/andrewmvd/face-mask-detection"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

@@ -1,9 +1,9 @@
 """The app loop end to end over real transports (docs/design.md §4.5-4.7, §5.4).
 
-- pc_preprocess.c / pc_detect.c == patchcam/preprocess.py / detect.py on random cases;
+- pc_preprocess.c / pc_detect.c == patchcam/app/preprocess.py / detect.py on random cases;
 - the host board (AddressSanitizer + UBSan) over a pseudo-terminal and the qemu_m7 board
   (Cortex-M7 under QEMU) over TCP to its UART: every FRAME gets a RESULT equal, bit for bit, to
-  patchcam/pipeline.py's on the same frame; garbage, truncated frames, flipped bits, a reset
+  patchcam/app/pipeline.py's on the same frame; garbage, truncated frames, flipped bits, a reset
   mid-frame, oversized frames, a wrong version ... get an ERROR (or are resynchronised) and
   the board keeps serving: no valid frame after a fault is lost.
 

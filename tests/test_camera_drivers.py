@@ -8,7 +8,7 @@ logs every transaction; these tests read the log back and check:
   FIFO length wrong, buffer too small, short parallel frame, capture before init);
 - a frame made from a real photo (scikit-image's astronaut), encoded as the sensor sends it
   (big-endian RGB565 into the FIFO; RGB565 or Y U Y V on the OV7675's parallel bus), comes out
-  of driver + firmware/app/pc_preprocess.c byte-identical to patchcam/preprocess.py;
+  of driver + firmware/app/pc_preprocess.c byte-identical to patchcam/app/preprocess.py;
 - the drivers compile warning-free for the host and for Cortex-M7, and need no library call
   (so no malloc).
 """

@@ -1,4 +1,4 @@
-"""The OpenMV Cam H7 route (firmware/boards/openmv_h7, patchcam/openmv.py).
+"""The OpenMV Cam H7 route (firmware/boards/openmv_h7, patchcam/targets/openmv.py).
 
 Fast (CPython, in CI): the MicroPython protocol module pcproto.py against the shared wire
 vectors and patchcam.host.protocol, its App loop against what app_main.c does, pcpipe.py's

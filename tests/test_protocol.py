@@ -1,6 +1,6 @@
 """The wire protocol (docs/protocol.md): shared vectors, round trips, fuzzing, Python == C.
 
-The same tests/vectors/protocol.json is checked here against patchcam/protocol.py and by the C
+The same tests/vectors/protocol.json is checked here against patchcam/host/protocol.py and by the C
 test program (tests/c/test_pc_proto.c, AddressSanitizer + UBSan) against pc_proto.c; the C
 decoder also runs 100k random / mutated inputs, and a long random stream is decoded by both
 decoders, which must return the same items.

@@ -155,7 +155,7 @@ def test_missing_qemu_says_how_to_install(monkeypatch, selftest_elf):
         qemu.run_qemu(selftest_elf, bytes(N))
 
 
-# ---- real generated models (docs/design.md §5 step 3: the Cortex-M7 build == the numpy reference) ----
+# ---- real generated models (docs/design.md §5 step 3: Cortex-M7 build == numpy reference) ----
 
 def _generated(tmp_path: Path, seed: int, **kw):
     codegen = pytest.importorskip("patchcam.compiler.codegen")

@@ -1,4 +1,4 @@
-/* pc_detect.c - see pc_detect.h; mirrors patchcam/detect.py decode_int8 + nms_int. */
+/* pc_detect.c - see pc_detect.h; mirrors patchcam/app/detect.py decode_int8 + nms_int. */
 #include "pc_detect.h"
 
 static int32_t clamp(int32_t v, int32_t hi)

@@ -1,6 +1,6 @@
 /* pc_detect.h - integer decode + NMS of the grid detection head (docs/design.md §4.7).
  *
- * A C port of patchcam/detect.py's decode_int8 / nms_int, taking exactly the same decisions
+ * A C port of patchcam/app/detect.py's decode_int8 / nms_int, taking exactly the same decisions
  * (see the module docstring there for the output layout and the arithmetic):
  *
  *     out[y][x][c], int8, (grid_h, grid_w, K + 4): K class logits, then l, t, r, b

@@ -1,5 +1,5 @@
 /* pc_preprocess.h - camera frame -> int8 model input (docs/design.md §4.7; Python twin:
- * patchcam/preprocess.py, bit-exact; spec: docs/protocol.md "Preprocessing").
+ * patchcam/app/preprocess.py, bit-exact; spec: docs/protocol.md "Preprocessing").
  *
  * Nearest-neighbour resize sampling pixel centres, colour conversion (GRAY8 / RGB565 LE /
  * RGB888 -> grey or RGB), then q = pixel - 128. Integer arithmetic only.

@@ -1,5 +1,5 @@
 /* pc_proto.h - the patchcam wire protocol in C99 (spec: docs/protocol.md; Python twin:
- * patchcam/protocol.py; shared test vectors: tests/vectors/protocol.json).
+ * patchcam/host/protocol.py; shared test vectors: tests/vectors/protocol.json).
  *
  * Usage (board side):
  *

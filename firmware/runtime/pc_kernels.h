@@ -3,7 +3,7 @@
  * How to use
  * ----------
  * Every kernel computes one op of the int8 graph, bit-exactly like patchcam.compiler.reference (and
- * TFLite Micro's reference kernels). The code generator (patchcam/codegen.py) fills the
+ * TFLite Micro's reference kernels). The code generator (patchcam/compiler/codegen.py) fills the
  * parameter structs at build time, places every tensor and scratch buffer in one static arena,
  * and calls the kernels in order, e.g.
  *

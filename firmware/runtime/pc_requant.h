@@ -1,6 +1,6 @@
 /* pc_requant.h - TFLite's fixed-point requantisation, exactly (docs/design.md §4.1).
  *
- * The same arithmetic as patchcam/qmath.py and TFLite's MultiplyByQuantizedMultiplier
+ * The same arithmetic as patchcam/compiler/qmath.py and TFLite's MultiplyByQuantizedMultiplier
  * (double rounding: gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT).
  * Right shifts of negative values are arithmetic (true of every compiler we target).
  */

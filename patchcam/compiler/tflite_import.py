@@ -1,4 +1,5 @@
-"""Read an int8 `.tflite` model (a model we did not write) into the int8 graph (docs/design.md §4.2).
+"""Read an int8 `.tflite` model (a model we did not write) into the int8 graph
+(docs/design.md §4.2).
 
     g = import_tflite("person_detect.tflite")      # -> ir.Graph, checked
 

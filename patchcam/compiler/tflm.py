@@ -1,6 +1,6 @@
 """Run a `.tflite` model on TensorFlow Lite Micro's Python interpreter (the `tflite-micro`
-package, a test-only dependency): the independent bit-exact reference of docs/design.md §4.1, and the
-arena TFLite Micro needs for a model (the baseline of the memory benchmark)."""
+package, a test-only dependency): the independent bit-exact reference of docs/design.md
+§4.1, and the arena TFLite Micro needs for a model (the baseline of the memory benchmark)."""
 
 from __future__ import annotations
 

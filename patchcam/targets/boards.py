@@ -1,4 +1,5 @@
-"""Start a virtual board serving the wire protocol and hand back its Link (docs/design.md §4.6, §5.4).
+"""Start a virtual board serving the wire protocol and hand back its Link
+(docs/design.md §4.6, §5.4).
 
     model_dir = prepare_model(graph, AppSpec.detect("demo", graph, ["person"]), "build/demo")
     with start_board("host", model_dir) as board:        # or "qemu_m7"

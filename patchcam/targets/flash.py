@@ -343,7 +343,7 @@ def build(app: str, board: BoardSpec, mbed_os: str | None, jobs: int | None = No
 def virtual_message(app: str, board: BoardSpec) -> str:
     return (f"{board.name} is the virtual board: there is nothing to flash. Run it with "
             "`make demo` (person detection under QEMU), or the viewer on it: "
-            f"python host_viewer/viewer.py --board qemu_m7 --app {app}; for hardware use "
+            f"patchcam view --board qemu_m7 --app {app}; for hardware use "
             "BOARD=disco_f746ng or BOARD=nano33ble_sense")
 
 

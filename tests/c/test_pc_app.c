@@ -1,5 +1,5 @@
 /* test_pc_app.c - host harness for firmware/app/pc_preprocess.c and pc_detect.c, driven by
- * tests/test_app_loop.py (which compares with patchcam/preprocess.py and patchcam/detect.py).
+ * tests/test_app_loop.py (which compares with patchcam/app/preprocess.py and patchcam/app/detect.py).
  *
  *   test_pc_app preprocess < records    record: u16 sw, u16 sh, u8 fmt, u16 dw, u16 dh, u8 dc,
  *                                        pixels (sw*sh*bpp); out: i32 status, dw*dh*dc int8

@@ -10,7 +10,7 @@
  *   test_pc_proto describe < stream
  *       one protocol.describe() line per decoded item (for differential tests with Python)
  *
- * describe() here mirrors patchcam/protocol.py's parse() + describe() exactly.
+ * describe() here mirrors patchcam/host/protocol.py's parse() + describe() exactly.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -29,7 +29,7 @@
  * MicroPython heap together with its rodata (the weights), in one block; on the OpenMV Cam H7
  * that heap is split into 64 kB + 264 kB blocks, so weights + arena of a real model do not fit
  * one allocation, while the camera's frame-buffer memory (480 kB) does. The build turns the
- * generated `static int8_t model_arena[...]` into `int8_t *model_arena` (patchcam/openmv.py,
+ * generated `static int8_t model_arena[...]` into `int8_t *model_arena` (patchcam/targets/openmv.py,
  * make_arena_external) and this file owns that pointer. Nothing here allocates memory.
  */
 #include <stdint.h>

@@ -1,7 +1,7 @@
 """pcpipe - preprocessing and detection decode in plain MicroPython, for main_ml.py.
 
 The same integer arithmetic as firmware/app/pc_preprocess.c and pc_detect.c (and their
-Python twins patchcam/preprocess.py and patchcam/detect.py; docs/protocol.md): main.py gets
+Python twins patchcam/app/preprocess.py and patchcam/app/detect.py; docs/protocol.md): main.py gets
 these from pcmodel in C, main_ml.py (OpenMV's `ml` module, no natmod) needs them here.
 tests/test_openmv.py checks both against patchcam under CPython.
 """

@@ -1,6 +1,6 @@
 """pcproto - the patchcam wire protocol (docs/protocol.md) for MicroPython boards.
 
-The board side of patchcam/protocol.py and firmware/protocol/pc_proto.c, written in the
+The board side of patchcam/host/protocol.py and firmware/protocol/pc_proto.c, written in the
 subset of Python that MicroPython runs (and CPython too, so tests/test_openmv.py checks it
 against the shared vectors, tests/vectors/protocol.json). Framing: 00 | COBS(packet) | 00,
 packet = version u8 | type u8 | length u16 | payload | CRC-32 u32, all little endian.

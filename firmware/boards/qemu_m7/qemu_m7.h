@@ -1,5 +1,5 @@
 /* qemu_m7.h - facts about the virtual Cortex-M7 board that host tools rely on.
- * patchcam/qemu.py mirrors these numbers; change both together. */
+ * patchcam/targets/qemu.py mirrors these numbers; change both together. */
 #ifndef PATCHCAM_QEMU_M7_H
 #define PATCHCAM_QEMU_M7_H
 

@@ -6,8 +6,8 @@ What it measures, per data source and over all of them:
                   as the weights were trained (imagesets.split_of, 70/15/15 by file-name
                   hash) and the detection sets' test photos, which all show people;
   person_detect,  AP50 per class (PASCAL VOC all-point, IoU 0.5, score >= 0.05) and mAP on
-  mask_detect     the sets training/train_detector.py evaluates: each source with boxes, its
-                  test split (its val split when it has no test split).
+  mask_detect     the sets the detector's training evaluates (train_detector.eval_sets):
+                  each source with boxes, its test split (its val split when it has none).
 
   float     apps/<app>/weights/float.pt in PyTorch;
   int8      the int8 graph that ships (apps/<app>/generated/model.json) run by the integer
@@ -15,15 +15,17 @@ What it measures, per data source and over all of them:
             generated/ is quantised from float.pt the way its training script does (said so);
   baseline  what OpenCV ships, on the same photos and scored by the same code: the HOG
             people detector (person_detect; "any person found" for vww) and a Haar face
-            cascade + a skin-colour rule for the mask (mask_detect); see patchcam/baselines.py.
+            cascade + a skin-colour rule for the mask (mask_detect); see
+            patchcam/training/baselines.py.
 
 The table goes to stdout and everything to build/eval/<app>.json; --card then rewrites
-apps/<app>/weights/MODEL_CARD.md from it (patchcam/modelcard.py), keeping hand-written parts.
+apps/<app>/weights/MODEL_CARD.md from it (patchcam/training/modelcard.py), keeping
+hand-written parts. --data DIR scores every photo of any folder instead (see --help).
 
 Examples:
   make eval APP=person_detect
-  .venv/bin/python training/evaluate.py person_detect --limit 20 --no-baseline   # smoke test
-  .venv/bin/python training/evaluate.py vww --card
+  .venv/bin/patchcam eval person_detect --limit 20 --no-baseline   # smoke test
+  .venv/bin/patchcam eval vww --card
 
 Exit status: 0 done; 2 a missing app, dataset or weights (one line says what to run).
 The int8 reference takes 0.1-0.3 s an image on one core, HOG about as long.
@@ -36,8 +38,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -49,7 +53,7 @@ from patchcam.app.config import AppConfig, AppConfigError, load_app
 from patchcam.compiler import quantize, reference
 from patchcam.compiler.ir import Graph
 from patchcam.paths import REPO
-from patchcam.training import baselines, checkpoint, imagesets, readers
+from patchcam.training import baselines, checkpoint, imagesets, readers, userdata
 from patchcam.training import detector as td
 from patchcam.training import loop as ctrain
 
@@ -100,12 +104,18 @@ def check_data(cfg: AppConfig) -> None:
 
 
 # ---- detectors -----------------------------------------------------------------------------
-def detect_sets(cfg: AppConfig) -> dict[str, tuple[td.DetData, int, str]]:
-    """train_detector.eval_sets, each with its source index and split (for the photos)."""
+# A detection set to score: its data at the model input, and a function giving its samples
+# (the original photos, for a baseline that runs on them), only called when needed.
+DetSet = tuple[td.DetData, Callable[[], list[readers.Sample]]]
+
+
+def detect_sets(cfg: AppConfig) -> dict[str, DetSet]:
+    """train_detector.eval_sets, each with a way to its original photos."""
     from patchcam.training.commands.train_detector import eval_sets
     sets = eval_sets(cfg)
     by_name = {Path(s.path).name: i for i, s in enumerate(cfg.data)}
-    return {k: (d, by_name[k.split("/")[0]], k.split("/")[1]) for k, d in sets.items()}
+    return {k: (d, partial(photos, cfg, by_name[k.split("/")[0]], k.split("/")[1]))
+            for k, d in sets.items()}
 
 
 def photos(cfg: AppConfig, source: int, split: str) -> list[readers.Sample]:
@@ -177,9 +187,8 @@ def fit_mask_baseline(cfg: AppConfig) -> tuple[baselines.HaarMask, dict]:
                            f"{cfg.input.width}x{cfg.input.height} frame"}
 
 
-def eval_detector(cfg: AppConfig, model: torch.nn.Module, g: Graph, limit: int | None,
-                  with_baseline: bool) -> dict:
-    sets = detect_sets(cfg)
+def eval_detector(cfg: AppConfig, model: torch.nn.Module, g: Graph, sets: dict[str, DetSet],
+                  limit: int | None, with_baseline: bool) -> dict:
     if not sets:
         raise EvalError(f"{cfg.path}: no source with boxes has a test or val split")
     base, base_doc = None, None
@@ -192,14 +201,14 @@ def eval_detector(cfg: AppConfig, model: torch.nn.Module, g: Graph, limit: int |
     results: dict[str, dict] = {}
     pooled: dict[str, list] = {"float": [], "int8": [], "baseline": []}
     gts_all: list = []
-    for name, (data, source, split) in sets.items():
+    for name, (data, originals) in sets.items():
         idx = np.arange(len(data) if limit is None else min(limit, len(data)))
         data = data.subset(idx)
         preds = {"float": td.predict_float(model, data, cfg)}
         preds["int8"] = [td.predict_int8(g, data.subset([i]), cfg, model.stride)[0]
                          for i in tqdm(range(len(data)), desc=f"int8 {name}", leave=False)]
         if base is not None:
-            every = [] if base_doc.get("on_input") else photos(cfg, source, split)
+            every = [] if base_doc.get("on_input") else originals()
             preds["baseline"] = []
             for i in tqdm(idx, desc=f"baseline {name}", leave=False):
                 rgb = data.images[i] if base_doc.get("on_input") else \
@@ -265,11 +274,12 @@ def vww_int8(cfg: AppConfig, model: torch.nn.Module, meta: dict) -> tuple[Graph,
                           model.cfg.name)
     return g, (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt, "
                f"calibrated on the first {len(imgs)} train images (as "
-               "training/train_classifier.py does)")
+               "patchcam/training/commands/train_classifier.py does)")
 
 
-def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph, meta: dict,
-                    limit: int | None, with_baseline: bool) -> dict:
+def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph,
+                    sets: dict[str, list[readers.Sample]], limit: int | None,
+                    with_baseline: bool) -> dict:
     pos = cfg.classes.names.index(cfg.classes.positive or cfg.classes.names[-1])
     hog, base_doc = None, None
     if with_baseline:
@@ -285,7 +295,7 @@ def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph, meta: dict
     results: dict[str, dict] = {}
     pooled: dict[str, list] = {"labels": [], "float": [], "int8": [], "baseline": []}
     res = model.cfg.resolution
-    for name, samples in vww_samples(cfg, meta, "test").items():
+    for name, samples in sets.items():
         samples = samples[:limit] if limit else samples
         imgs, kept = imagesets.load_images(samples, res, cfg.input.color == "gray",
                                            desc=f"vww-eval-{name}")
@@ -309,8 +319,18 @@ def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph, meta: dict
     overall = {k: round(float((np.concatenate(p) == y).mean()), 4)
                for k, p in pooled.items() if p}
     overall.update(images=len(y), person=int(y.sum()))
+    other = next(c for c in cfg.classes.names if c != cfg.classes.names[pos])
+    recall = {k: {cfg.classes.names[pos]: _recall(np.concatenate(p), y, 1),
+                  other: _recall(np.concatenate(p), y, 0)}
+              for k, p in pooled.items() if p}
     return {"metric": "accuracy (person / no_person, P(person) >= 0.5)", "sets": results,
-            "overall": overall, "baseline": base_doc}
+            "overall": overall, "recall": recall, "baseline": base_doc}
+
+
+def _recall(pred: np.ndarray, y: np.ndarray, cls: int) -> float | None:
+    """The fraction of the images of class `cls` predicted as it (None: no such image)."""
+    n = int((y == cls).sum())
+    return round(float((pred[y == cls] == cls).mean()), 4) if n else None
 
 
 # ---- report --------------------------------------------------------------------------------
@@ -339,6 +359,10 @@ def table(doc: dict) -> str:
                        for k in ("float", "int8", "baseline")]
                 lines.append(f"  AP50 {c:<27} {'':>6} {'':>6} " + " ".join(
                     f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in per))
+    for c in doc["classes"] if "recall" in doc else ():
+        per = [doc["recall"].get(k, {}).get(c) for k in ("float", "int8", "baseline")]
+        lines.append(f"  recall {c:<25} {'':>6} {'':>6} " + " ".join(
+            f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in per))
     o = doc["overall"]
     f, q, bl = (_value(o.get(k)) for k in ("float", "int8", "baseline"))
     lines.append(f"int8 vs float: {100 * (q - f):+.1f} points "
@@ -352,21 +376,40 @@ def table(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def user_sets(cfg: AppConfig, data: Path) -> dict:
+    """The sets of `--data`: the whole folder as one set, named after it."""
+    samples = userdata.read(cfg, data)
+    name = userdata.set_name(data)
+    if cfg.app.task == "classify":
+        return {name: samples}
+    det, kept = userdata.detection_data(cfg, samples, f"{cfg.app.name}-data-{name}")
+    return {name: (det, lambda: kept)}
+
+
 def run(app: str, limit: int | None = None, with_baseline: bool = True,
-        threads: int = 2) -> dict:
-    """Evaluate and return the report document (what build/eval/<app>.json holds)."""
+        threads: int = 2, data: Path | None = None) -> dict:
+    """Evaluate and return the report document (what build/eval/<app>.json holds).
+
+    data: score every photo of this folder instead of the app's own test split."""
     torch.set_num_threads(threads)
     try:
         cfg = load_app(app)
     except AppConfigError as e:
         raise EvalError(str(e)) from None
     model, meta = load_float(cfg)
-    check_data(cfg)
+    if data is None:
+        check_data(cfg)
     t0 = time.time()
     try:
+        if data is not None:
+            sets = user_sets(cfg, data)
+        elif cfg.app.task == "classify":
+            sets = vww_samples(cfg, meta, "test")
+        else:
+            sets = detect_sets(cfg)
         if cfg.app.task == "classify":
             g, how = vww_int8(cfg, model, meta)
-            res = eval_classifier(cfg, model, g, meta, limit, with_baseline)
+            res = eval_classifier(cfg, model, g, sets, limit, with_baseline)
         else:
             gen = generated_path(cfg)
             if gen.is_file():
@@ -375,9 +418,9 @@ def run(app: str, limit: int | None = None, with_baseline: bool = True,
                 train = td.load_split(cfg, "train")
                 g = td.quantize_model(model, cfg, train)
                 how = (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt "
-                       "calibrated on 128 train images (as training/train_detector.py "
-                       "--export does)")
-            res = eval_detector(cfg, model, g, limit, with_baseline)
+                       "calibrated on 128 train images (as `patchcam train "
+                       f"{cfg.app.name} --export` does)")
+            res = eval_detector(cfg, model, g, sets, limit, with_baseline)
     except readers.DatasetError as e:
         raise EvalError(str(e)) from None
     w = weights_path(cfg)
@@ -390,6 +433,7 @@ def run(app: str, limit: int | None = None, with_baseline: bool = True,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "weights": str(w.relative_to(REPO)), "int8_source": how,
             "int8_graph": str(graph.relative_to(REPO)), "limit": limit,
+            "data": str(data) if data is not None else None,
             "seconds": round(time.time() - t0, 1), **res}
 
 
@@ -405,16 +449,24 @@ def main(argv: list[str] | None = None) -> int:
                         "weights' meta, the planner and the Cortex-M7 build")
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the OpenCV baseline on the same photos (default: yes)")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="score every photo of this folder instead of the app's test split: "
+                        "class sub-folders (person/, no_person/ or non_person/ or "
+                        "background/, ...) or a YOLO / VOC / COCO set; the report goes to "
+                        "build/eval/<app>-data-<folder>.json")
     p.add_argument("--limit", type=int, metavar="N",
                    help="only the first N images of each set (a quick check, not a result)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     a = p.parse_args(argv)
+    if a.card and a.data is not None:
+        p.error("--card describes the app's own test split; drop --data or --card")
     try:
-        doc = run(a.app, a.limit, a.baseline, a.threads)
+        doc = run(a.app, a.limit, a.baseline, a.threads, a.data)
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = a.json or OUT_DIR / f"{doc['app']}.json"
+    default = f"{doc['app']}-data-{userdata.set_name(a.data)}" if a.data else doc["app"]
+    out = a.json or OUT_DIR / f"{default}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(table(doc))

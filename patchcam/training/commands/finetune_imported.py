@@ -8,7 +8,7 @@ measured (`leave_sources_out.py`): whole source folders held out of training and
 plus the other sources' test split. The imported model as it is (int8, integer reference)
 is measured on the same photos first, so the table shows what fine-tuning adds.
 
-    .venv/bin/python training/finetune_imported.py --epochs 4 --qat-epochs 2
+    .venv/bin/patchcam finetune --epochs 4 --qat-epochs 2
 
 The model file is read from data/models/ or ../shared/models/ (or --model); on a machine
 with internet, `--model download` fetches it from the tflite-micro repository (pinned

@@ -6,7 +6,7 @@ split of the other sources (the teacher's probe too), and is tested on all image
 held-out folders, plus the other sources' own test split (in-distribution). Both arms use
 the same views, seed, epochs and schedule; they differ only by the distillation loss.
 
-    .venv/bin/python training/leave_sources_out.py --app vww --epochs 6 \\
+    .venv/bin/patchcam leave-sources-out --app vww --epochs 6 \\
         --hold-out vww_pos_sports100 vww_neg_food101 vww_neg_camvid_streets
 
 The default held-out folders are one positive and two negative sources that test different

@@ -6,8 +6,8 @@ own backbone (the app's zoo config, at the detector's input size) as a person / 
 classifier on the vww app's photos, distilled from the teacher on the same views, and saves
 the backbone's weights for `train_detector.py --backbone`:
 
-    .venv/bin/python training/pretrain_backbone.py person_detect --epochs 3
-    .venv/bin/python training/train_detector.py person_detect \\
+    .venv/bin/patchcam pretrain person_detect --epochs 3
+    .venv/bin/patchcam train person_detect \\
         --backbone build/train/person_detect-backbone/backbone.pt
 
 The teacher's outputs are those cached by vww's training (same photos, same views), so only

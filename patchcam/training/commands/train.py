@@ -1,11 +1,13 @@
 """Train an app's model with the training script for its task (what `make train` runs).
 
-    python training/train.py vww --epochs 1                 # classifier: train_classifier.py
-    python training/train.py person_detect --resume         # detector: train_detector.py
-    torchrun --nproc_per_node 4 training/train.py person_detect   # data parallel (detectors)
+    patchcam train vww --epochs 1                 # classifier: train_classifier.py
+    patchcam train person_detect --resume         # detector: train_detector.py
+    torchrun --nproc_per_node 4 -m patchcam.training.commands.train person_detect
+                                                  # data parallel (detectors)
 
-Every argument after the app goes to that script: see `training/train_classifier.py --help`
-and `training/train_detector.py --help`. Both train float, then fine-tune with
+Every argument after the app goes to that script (patchcam/training/commands/
+train_classifier.py or train_detector.py): see `patchcam train vww --help` and
+`patchcam train person_detect --help`. Both train float, then fine-tune with
 quantisation-aware training, checkpoint every epoch under build/train/<app>/ (--resume
 continues), print float and int8 metrics on the test split, and with --export write the model
 the app ships (apps/<app>/weights/ and apps/<app>/generated/).

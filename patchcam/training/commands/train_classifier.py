@@ -2,7 +2,7 @@
 
 App mode (what `make train APP=vww` runs):
 
-    .venv/bin/python training/train_classifier.py --app vww [--epochs E] [--data DIR ...]
+    .venv/bin/patchcam train vww [--epochs E] [--data DIR ...]
         [--teacher auto|PATH|none] [--resume] [--out build/train/vww] [--export]
 
   1. reads the app's [[data]] sources (apps/<app>/app.toml; --data replaces them), each with
@@ -25,13 +25,14 @@ data/models and checked by SHA-256.
 
 The shipped VWW model (see apps/vww/weights/MODEL_CARD.md):
 
-    .venv/bin/python training/train_classifier.py --app vww --epochs 25 --teacher none \\
+    .venv/bin/patchcam train vww --epochs 25 --teacher none \\
         --threads 1 --out build/train/vww-noteacher --export
 
 Folder mode (the older recipe, kept for quick experiments on any labelled folders):
 
-    .venv/bin/python training/train_classifier.py --preset mcu-s-96 --width 0.5 \\
-        --epochs 15 --positive person --out build/train/classifier.pt ../shared/datasets/vww_*
+    .venv/bin/python -m patchcam.training.commands.train_classifier --preset mcu-s-96 \\
+        --width 0.5 --epochs 15 --positive person --out build/train/classifier.pt \\
+        ../shared/datasets/vww_*
 
 Folders hold a labels.csv (`file,label`) or one sub-folder per class; splits by a hash of
 each file name (70/15/15); post-training quantisation.
@@ -112,7 +113,7 @@ def app_main(a: argparse.Namespace, argv: list[str] | None) -> int:
         cfg = load_app(a.app)
         if cfg.app.task != "classify":
             raise AppConfigError(f"{a.app} is a {cfg.app.task} app; use "
-                                 "training/train_detector.py")
+                                 "`patchcam train APP` picks the detector's training")
         # the teacher first: a missing file should stop the run before minutes of data loading
         teacher = None if a.teacher == "none" else Teacher(locate(a.teacher), a.threads)
         if a.data:
@@ -163,7 +164,7 @@ def app_main(a: argparse.Namespace, argv: list[str] | None) -> int:
                        "teacher": str(teacher.path.name) if teacher else None,
                        "teacher_sha256": teacher.sha if teacher else None,
                        "teacher_val_accuracy": st.teacher_val_acc,
-                       "command": "python training/train_classifier.py "
+                       "command": "python -m patchcam.training.commands.train_classifier "
                                   + " ".join(argv if argv is not None else sys.argv[1:])},
             "test": res, "history": st.history, "train_seconds": round(st.seconds)}
     g = quantize.to_int8(st.fused, cfg.app.name)

@@ -23,8 +23,8 @@ The shipped person_detect model is epoch 60 (best val mAP50) of the app's 120-ep
 stopped after epoch 72 (an epoch is 20 batches of 32: 9 s on 2 idle cores, 60-90 s when they
 are shared), then exported:
 
-    .venv/bin/python training/train_detector.py person_detect --eval-every 10
-    .venv/bin/python training/train_detector.py person_detect --epochs 0 \\
+    .venv/bin/patchcam train person_detect --eval-every 10
+    .venv/bin/patchcam train person_detect --epochs 0 \\
         --from build/train/person_detect/best.pt --export
 
 Time one epoch first:  --epochs 1 --out build/train/timing
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(format detected: VOC, YOLO, COCO or image folders)")
     p.add_argument("--float-only", action="store_true", help="stop after the float model")
     p.add_argument("--backbone", type=Path,
-                   help="start the backbone from these weights (training/pretrain_backbone.py)")
+                   help="start the backbone from these weights (`patchcam pretrain APP`)")
     p.add_argument("--export", action="store_true",
                    help="write the int8 model to apps/<app>/generated/ and the float "
                         "weights to apps/<app>/weights/ (what make demo / flash use)")
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.data:
         cfg = cfg.with_data(a.data)
     if cfg.app.task != "detect":
-        print(f"error: {a.app} is a {cfg.app.task} app; use training/train_classifier.py",
+        print(f"error: {a.app} is a {cfg.app.task} app; use `patchcam train {a.app}`",
               file=sys.stderr)
         return 2
     r = cfg.train
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
               "neg_ratio": o.neg_ratio, "optimizer": "AdamW wd 5e-4, one-cycle cosine",
               "augment": "flip, scale 0.7-1.3 + shift 0.2, brightness/contrast",
               "calibration_images": a.calib, "qat_epochs": qat_epochs, "qat_lr": r.qat_lr,
-              "command": "python training/train_detector.py " + " ".join(argv or sys.argv[1:])}
+              "command": "patchcam train " + " ".join(argv or sys.argv[1:])}
     if source_doc.get("format") == td.CKPT_FORMAT:  # exporting a training checkpoint
         history = history or source_doc.get("history", [])
         recipe["checkpoint"] = {"path": str(a.from_ckpt), "epoch": source_doc["epoch"],

@@ -1,4 +1,4 @@
-/* A stand-in for a generated model (same API as patchcam/codegen.py's model.h), used by
+/* A stand-in for a generated model (same API as patchcam/compiler/codegen.py's model.h), used by
  * tests/test_qemu_m7.py to bring the board up without the runtime: output = -input. */
 #ifndef MODEL_H
 #define MODEL_H
