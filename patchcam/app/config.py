@@ -24,7 +24,7 @@ from patchcam.paths import REPO
 
 TASKS = ("classify", "detect")
 COLORS = ("rgb", "gray")
-FORMATS = ("auto", "folder", "voc", "yolo", "coco")
+FORMATS = ("auto", "folder", "voc", "yolo", "coco", "captions")
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -106,7 +106,7 @@ class TrainSpec:
 @dataclass(frozen=True)
 class DataSource:
     path: str  # relative to the repository root
-    format: str = "auto"  # auto | folder | voc | yolo | coco
+    format: str = "auto"  # auto | folder | voc | yolo | coco | captions
     class_map: dict[str, str] = field(default_factory=dict)  # dataset name -> app class
     class_names: list[str] | None = None  # YOLO sets without a classes.txt
     image_label: str | None = None  # classify: every image of this source is this class

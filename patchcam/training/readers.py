@@ -42,7 +42,7 @@ VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 TOLERANCE_PX = 1.0  # VOC boxes may end one pixel past the border (1-based coordinates)
 TOLERANCE_NORM = 1e-3  # YOLO: exports round, so allow 0.1 % of the side
-FORMATS = ("auto", "folder", "voc", "yolo", "coco")
+FORMATS = ("auto", "folder", "voc", "yolo", "coco", "captions")
 
 # face_mask_detection's three classes -> the two of the mask_detect app.
 MASK_CLASS_MAP = {"with_mask": "mask", "without_mask": "no_mask",
@@ -518,6 +518,46 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None,
     return _finish(samples, given, json_path.parent, "coco", skipped)
 
 
+# ---- captioned photos (Flickr8k) ----------------------------------------------------------
+def read_captions(root: str | Path, images: str = "images") -> SampleSet:
+    """`captions.txt` (CSV `image,caption`, several rows a photo) + `images/`: person /
+    no_person image labels by patchcam.training.captions; photos whose captions disagree are
+    left out (listed in `skipped`)."""
+    from patchcam.training import captions as cap
+    root = _require_dir(root)
+    table = root / "captions.txt"
+    if not table.is_file():
+        raise DatasetError(f"{table}: not found (a captioned set needs captions.txt with "
+                           "image,caption rows)")
+    by_image: dict[str, list[str]] = {}
+    with table.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"image", "caption"} <= set(reader.fieldnames or []):
+            raise LabelError(f"{table}:1: needs 'image' and 'caption' columns, has "
+                             f"{reader.fieldnames}")
+        for r in reader:
+            by_image.setdefault(r["image"], []).append(r["caption"] or "")
+    image_dir = (root / images).resolve()
+    samples, given, unreadable, ambiguous = [], [], [], []
+    for name, caps in sorted(by_image.items()):
+        path = (image_dir / name).resolve()
+        if not path.is_relative_to(image_dir):  # a hostile name such as ../../etc/passwd
+            raise LabelError(f"{table}: image {name!r} points outside {image_dir}")
+        label = cap.label(caps)
+        if label is None:
+            ambiguous.append((path, "captions disagree on a person"))
+            continue
+        size = _probe(path, unreadable)
+        if size is None:
+            continue
+        samples.append(Sample(path, _boxes([]), [], root.name, image_label=label, size=size,
+                              group=group_key(path)))
+        given.append(None)
+    ss = _finish(samples, given, root, "captions", unreadable)
+    ss.skipped += ambiguous
+    return ss
+
+
 # ---- dispatch and label maps --------------------------------------------------------------
 def detect_format(path: Path) -> str:
     if path.is_file() and path.suffix == ".json":
@@ -528,6 +568,8 @@ def detect_format(path: Path) -> str:
         return "coco"
     if (path / "annotations").is_dir() and any((path / "annotations").rglob("*.xml")):
         return "voc"
+    if (path / "captions.txt").is_file() and not (path / "labels.csv").is_file():
+        return "captions"
     if (path / "labels.csv").is_file():
         with (path / "labels.csv").open(newline="") as f:
             cols = next(csv.reader(f), [])
@@ -553,7 +595,8 @@ def read_dataset(path: str | Path, format: str = "auto", **kw) -> SampleSet:
             path = jsons[0]
         return read_coco(path, **kw)
     readers: dict[str, Callable[..., SampleSet]] = {"folder": read_folder, "voc": read_voc,
-                                                    "yolo": read_yolo}
+                                                    "yolo": read_yolo,
+                                                    "captions": read_captions}
     return readers[fmt](path, **kw)
 
 
