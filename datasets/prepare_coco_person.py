@@ -20,7 +20,9 @@ import random
 import sys
 from pathlib import Path
 
-from _coco import REPO, fetch_annotations, load_instances, place_image
+from _coco import fetch_annotations, load_instances, place_image
+
+from patchcam.paths import REPO
 
 
 def coco_person_yolo(coco: dict, min_box: float = 0.0, negatives: int = 0,

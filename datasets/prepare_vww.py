@@ -22,7 +22,9 @@ import random
 import sys
 from pathlib import Path
 
-from _coco import REPO, fetch_annotations, load_instances, place_image
+from _coco import fetch_annotations, load_instances, place_image
+
+from patchcam.paths import REPO
 
 
 def vww_labels(coco: dict, min_area: float = 0.005, category: str = "person",

@@ -87,8 +87,6 @@ static void im2col(const pc_conv_params_t *p, const int8_t *input, int32_t oy, i
     }
 }
 
-/* The patch of output pixel (oy, ox) as int8 (natural order), padding taps = the zero point
- * (-input_offset, so that after the offset they are 0), for widen_pair. */
 /* n bytes, a word at a time (unaligned LDR / STR are fine on Armv7E-M): a memcpy call costs
  * more than the copy for the few bytes of a kernel row. */
 static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
@@ -103,6 +101,8 @@ static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
     }
 }
 
+/* The patch of output pixel (oy, ox) as int8 (natural order), padding taps = the zero point
+ * (-input_offset, so that after the offset they are 0), for widen_pair. */
 static void im2col_s8(const pc_conv_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
                       int8_t *patch)
 {
@@ -289,10 +289,6 @@ static void widen_pair(const int8_t *px_a, const int8_t *px_b, uint32_t *col, in
     }
 }
 
-/* mat_mult_2x2 on widen_pair's columns, for the chunk's channel pairs [0, n & ~1): pointers
- * advance from pair to pair (the filter rows of a pair are consecutive) instead of being
- * recomputed, and `fast` is a compile-time constant in each of the two inlined copies, so
- * the ~25 instructions around each inner loop stay few. */
 /* The last k % 4 (= n, 1..3) filter bytes of a row as a word, upper bytes 0: a 4-byte read
  * could run past the end of the filter. */
 static inline uint32_t read_tail(const int8_t *w, int32_t n)
@@ -307,7 +303,12 @@ static inline uint32_t read_tail(const int8_t *w, int32_t n)
     return v;
 }
 
-/* padded: the columns' k % 4 tail is a full group of four, zero-filled (widen_pair of
+/* mat_mult_2x2 on widen_pair's columns, for the chunk's channel pairs [0, n & ~1): pointers
+ * advance from pair to pair (the filter rows of a pair are consecutive) instead of being
+ * recomputed, and `fast` is a compile-time constant in each of the two inlined copies, so
+ * the ~25 instructions around each inner loop stay few.
+ *
+ * padded: the columns' k % 4 tail is a full group of four, zero-filled (widen_pair of
  * patches padded with the zero point), so it costs one more SIMD step instead of a scalar
  * loop (the RGB first layer: k = 27). */
 PC_INLINE void mat_mult_pw_pairs(const chunk_t *ch, const int8_t *filter, int32_t k,
