@@ -72,6 +72,7 @@ class BoardSpec:
     firmware_ram_bytes: int = 0
     firmware_flash_bytes: int = 0
     mbed_target: str | None = None  # Mbed OS Community Edition target; None: not an Mbed board
+    flasher: str = ""  # how `make flash` uploads: "st_link" or "bossac" (patchcam.targets.flash)
     virtual: bool = False
 
     @property
@@ -91,7 +92,7 @@ BOARD_SPECS: dict[str, BoardSpec] = {
         # measured 22,408..23,400 B RAM (incl. the 8 kB stack, 5 kB of UART buffers) and
         # 77,116..77,488 B flash besides the model (docs/boards.md)
         firmware_ram_bytes=24 * 1024, firmware_flash_bytes=96 * 1024,
-        mbed_target="DISCO_F746NG"),
+        mbed_target="DISCO_F746NG", flasher="st_link"),
     "nano33ble_sense": BoardSpec(
         "nano33ble_sense", "Arduino Nano 33 BLE Sense + OV7675 (Arduino TinyML kit)",
         "nRF52840, Cortex-M4F, 64 MHz", 64_000_000, 256 * 1024, 1024 * 1024 - 64 * 1024,
@@ -99,7 +100,7 @@ BOARD_SPECS: dict[str, BoardSpec] = {
         # measured 15,992..16,992 B RAM (incl. the 8 kB stack) and 78,352..81,032 B flash
         # besides the model (docs/boards.md)
         firmware_ram_bytes=18 * 1024, firmware_flash_bytes=96 * 1024,
-        mbed_target="ARDUINO_NANO33BLE"),
+        mbed_target="ARDUINO_NANO33BLE", flasher="bossac"),
 }
 
 

@@ -179,7 +179,7 @@ def model_dir_for(app: str) -> tuple[Path, str]:
     """(generated model folder, one line saying which model) for an app: its exported model in
     apps/<app>/generated/, or its untrained network, generated into build/viewer/<app>/model
     exactly as `make demo` does."""
-    from patchcam.host.viewer import app_model_dir
+    from patchcam.host.viewer.app import app_model_dir
     try:
         model_dir, _trained, note = app_model_dir(app)
     except SystemExit as e:  # the viewer reports a bad app name this way
@@ -510,10 +510,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if fit.fits else 1
         image = build(a.app, board, a.mbed_os, a.jobs, model_dir=a.model_dir)
         if a.action == "flash":
-            if board.name == "disco_f746ng":
+            if board.flasher == "st_link":
                 flash_disco(image, a.method, a.mbed_os, a.model_dir)
-            else:
+            elif board.flasher == "bossac":
                 flash_nano(image, a.port)
+            else:
+                raise FlashError(f"{board.name} has no flasher in BOARD_SPECS "
+                                 "(docs/adding_a_board.md); copy "
+                                 f"{image.bin.relative_to(REPO)} to the board by hand")
     except FlashError as e:
         print(f"flash: {e}", file=sys.stderr)
         return 2

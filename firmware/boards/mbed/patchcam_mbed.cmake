@@ -1,4 +1,4 @@
-# patchcam_mbed.cmake - what the two Mbed OS Community Edition boards share (DESIGN §4.6).
+# patchcam_mbed.cmake - what the two Mbed OS Community Edition boards share (docs/design.md §4.6).
 #
 # A board's CMakeLists.txt sets MBED_TARGET and its mbed_app.json5, brings in Mbed CE from
 # MBED_OS_PATH, then calls patchcam_mbed_app(<board glue> [LIBS ...] [DRIVERS ...]).
