@@ -24,7 +24,12 @@ import pytest
 
 from patchcam.host import protocol as pp
 from patchcam.host import sources as vs
-from patchcam.host import viewer as pv
+from patchcam.host.viewer import targets
+from patchcam.host.viewer.app import app_model_dir
+from patchcam.host.viewer.loop import Options, Viewer
+from patchcam.host.viewer.overlay import BOTTOM_H, STATUS_BAD, TOP_H, class_color, sigmoid
+from patchcam.host.viewer.recorder import Recorder
+from patchcam.host.viewer.targets import PortTarget, VirtualBoardTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWER = ROOT / "host_viewer" / "viewer.py"
@@ -170,10 +175,10 @@ def frames_dir(tmp_path: Path) -> Path:
     return d
 
 
-def run_viewer(target, source: vs.Source, tmp_path: Path, **opt) -> tuple[pv.Viewer, Path]:
+def run_viewer(target, source: vs.Source, tmp_path: Path, **opt) -> tuple[Viewer, Path]:
     out = tmp_path / "out"
-    rec = pv.Recorder(out / "video.mp4", out / "frames")
-    v = pv.Viewer(target, rec, pv.Options(quiet=True, **{"timeout": 5.0, **opt}))
+    rec = Recorder(out / "video.mp4", out / "frames")
+    v = Viewer(target, rec, Options(quiet=True, **{"timeout": 5.0, **opt}))
     v.run(source)
     return v, out
 
@@ -262,7 +267,7 @@ def _has_color(img: np.ndarray, x: int, y: int, color, tol: int = 0, r: int = 1)
 def test_boxes_are_drawn_where_the_result_says(frames_dir: Path, tmp_path: Path) -> None:
     board = FakeBoard()
     try:
-        v, out = run_viewer(pv.PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path)
+        v, out = run_viewer(PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path)
     finally:
         board.close()
     recs = records(out)
@@ -273,12 +278,12 @@ def test_boxes_are_drawn_where_the_result_says(frames_dir: Path, tmp_path: Path)
     # What the board received: the frame resized to its input, RGB.
     assert board.received[0].shape == (128, 160, 3)
     assert abs(int(board.received[0][0, 0, 0]) - 90) <= 1
-    s, top = 4, pv.TOP_H  # model px -> canvas px
+    s, top = 4, TOP_H  # model px -> canvas px
     for png in pngs:
         img = cv2.imread(str(png))
-        assert img.shape == (pv.TOP_H + 512 + pv.BOTTOM_H, 640, 3)
+        assert img.shape == (TOP_H + 512 + BOTTOM_H, 640, 3)
         for d in BOXES:
-            color = pv.class_color(d.cls)
+            color = class_color(d.cls)
             x0, y0, x1, y1 = d.x0 * s, d.y0 * s + top, d.x1 * s, d.y1 * s + top
             ym, xm = (y0 + y1) // 2, (x0 + x1) // 2
             for x, y in ((x0, ym), (x1, ym), (xm, y1)):  # left, right, bottom edges
@@ -286,8 +291,8 @@ def test_boxes_are_drawn_where_the_result_says(frames_dir: Path, tmp_path: Path)
             # inside the box, away from the label: the photo, untouched
             assert not _has_color(img, xm, ym + 20, color, tol=40)
         # the info bar is drawn (not the frame's grey) and no red status band
-        assert img[:pv.TOP_H].mean() < 80
-        assert not _has_color(img, 3, img.shape[0] - 5, pv.STATUS_BAD, tol=10)
+        assert img[:TOP_H].mean() < 80
+        assert not _has_color(img, 3, img.shape[0] - 5, STATUS_BAD, tol=10)
     # The video holds the same frames (lossy: look for the box's green on its left edge).
     cap = cv2.VideoCapture(str(out / "video.mp4"))
     n = 0
@@ -305,7 +310,7 @@ def test_boxes_are_drawn_where_the_result_says(frames_dir: Path, tmp_path: Path)
 def test_threshold_is_sent_as_score_q(frames_dir: Path, tmp_path: Path) -> None:
     board = FakeBoard()
     try:
-        v, _ = run_viewer(pv.PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path,
+        v, _ = run_viewer(PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path,
                           threshold=0.7)
         v.link = pp.Link(board.url)
         v.handle_key(ord("+"))
@@ -314,7 +319,7 @@ def test_threshold_is_sent_as_score_q(frames_dir: Path, tmp_path: Path) -> None:
     finally:
         board.close()
     # + steps from the threshold in force (the board's echo of q = 9), not the one asked for
-    in_force = pv.sigmoid(HELLO.output_scale * 9)
+    in_force = sigmoid(HELLO.output_scale * 9)
     want = [pp.score_threshold_q(p, HELLO.output_scale, 0) for p in (0.7, in_force + 0.05)]
     assert [s.value for s in board.sets] == want == [9, 12]
     assert all(s.key == pp.SetKey.SCORE_Q for s in board.sets)
@@ -327,9 +332,9 @@ def test_keys_pause_snapshot_quit(frames_dir: Path, tmp_path: Path) -> None:
     def wait_key(ms: int) -> int:
         return next(keys, -1) if v.view.stats.frames >= 1 else -1
     try:
-        v = pv.Viewer(pv.PortTarget(board.url), None,
-                      pv.Options(quiet=True, headless=False, snapshot_dir=tmp_path / "snaps"),
-                      key_source=wait_key)
+        v = Viewer(PortTarget(board.url), None,
+                   Options(quiet=True, headless=False, snapshot_dir=tmp_path / "snaps"),
+                   key_source=wait_key)
         v.show = lambda canvas: setattr(v, "_last_canvas", canvas)  # no window here
         n = v.run(vs.open_source(str(frames_dir)))
     finally:
@@ -344,7 +349,7 @@ def test_silent_board_gives_a_status_line(frames_dir: Path, tmp_path: Path) -> N
     board = FakeBoard(silent=True)
     t0 = time.monotonic()
     try:
-        v, out = run_viewer(pv.PortTarget(board.url), vs.open_source(str(frames_dir)),
+        v, out = run_viewer(PortTarget(board.url), vs.open_source(str(frames_dir)),
                             tmp_path, timeout=0.6, hello_timeout=0.3)
     finally:
         board.close()
@@ -354,13 +359,13 @@ def test_silent_board_gives_a_status_line(frames_dir: Path, tmp_path: Path) -> N
     assert all(r["status"].startswith("board silent") for r in recs)
     assert "no HELLO" in recs[0]["status"]
     img = cv2.imread(str(sorted((out / "frames").glob("*.png"))[0]))
-    assert _has_color(img, 3, img.shape[0] - 5, pv.STATUS_BAD, tol=10)  # the red band
+    assert _has_color(img, 3, img.shape[0] - 5, STATUS_BAD, tol=10)  # the red band
 
 
 def test_board_reset_is_reported_and_the_frame_resent(frames_dir: Path, tmp_path: Path) -> None:
     board = FakeBoard(reset_after=2)
     try:
-        v, out = run_viewer(pv.PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path)
+        v, out = run_viewer(PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path)
     finally:
         board.close()
     recs = records(out)
@@ -374,7 +379,7 @@ def test_board_reset_is_reported_and_the_frame_resent(frames_dir: Path, tmp_path
 def test_reconnects_after_the_board_restarts(frames_dir: Path, tmp_path: Path) -> None:
     board = FakeBoard(drop_after=2, down=1.0)
     try:
-        v, out = run_viewer(pv.PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path,
+        v, out = run_viewer(PortTarget(board.url), vs.open_source(str(frames_dir)), tmp_path,
                             timeout=6.0)
     finally:
         board.close()
@@ -439,8 +444,8 @@ def test_camera_mode_shows_previews_with_boxes(tmp_path: Path) -> None:
     board = FakeBoard(camera=True)
     out = tmp_path / "out"
     try:
-        v = pv.Viewer(pv.PortTarget(board.url), pv.Recorder(None, out),
-                      pv.Options(quiet=True, timeout=5.0))
+        v = Viewer(PortTarget(board.url), Recorder(None, out),
+                   Options(quiet=True, timeout=5.0))
         assert v.connect(time.monotonic() + 5)  # as the command line does, to read HELLO
         assert v.view.hello.camera_format == pp.PixFmt.RGB565
         assert v.run_camera(max_frames=3) == 3
@@ -453,10 +458,10 @@ def test_camera_mode_shows_previews_with_boxes(tmp_path: Path) -> None:
     recs = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()]
     assert len(recs) == 3 and all(r["result"]["detections"] for r in recs)
     img = cv2.imread(str(sorted(out.glob("*.png"))[0]))
-    assert img.shape == (pv.TOP_H + 512 + pv.BOTTOM_H, 640, 3)  # 80x64 preview, 8x
+    assert img.shape == (TOP_H + 512 + BOTTOM_H, 640, 3)  # 80x64 preview, 8x
     d = BOXES[0]
-    assert _has_color(img, d.x0 * 4, (d.y0 + d.y1) * 2 + pv.TOP_H, pv.class_color(0))
-    assert tuple(img[pv.TOP_H + 460, 300]) == (100, 100, 100)  # the thumbnail's grey
+    assert _has_color(img, d.x0 * 4, (d.y0 + d.y1) * 2 + TOP_H, class_color(0))
+    assert tuple(img[TOP_H + 460, 300]) == (100, 100, 100)  # the thumbnail's grey
 
 
 # ---- end to end with the virtual boards ---------------------------------------------------
@@ -469,7 +474,7 @@ needs_qemu = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def app_model() -> Path:
     """person_detect's model folder (its untrained network until it is exported; cached)."""
-    model_dir, _, _ = pv.app_model_dir("person_detect")
+    model_dir, _, _ = app_model_dir("person_detect")
     return model_dir
 
 
@@ -507,7 +512,7 @@ def test_end_to_end_host_board_matches_the_python_pipeline(frames_dir: Path, tmp
 @needs_gcc
 def test_virtual_board_restarted_when_it_dies(frames_dir: Path, tmp_path: Path,
                                               app_model: Path) -> None:
-    target = pv.VirtualBoardTarget("host", app_model)
+    target = VirtualBoardTarget("host", app_model)
     src = vs.open_source(str(frames_dir))
 
     def frames():
@@ -553,3 +558,12 @@ def test_cli_uses_the_board_camera_by_default(tmp_path: Path) -> None:
     assert "the board's camera" in r.stdout and "2 frames, 2 with a result" in r.stdout
     assert "the board runs 'person_detect', not 'vww'" in r.stderr
     assert len(list((tmp_path / "o").glob("*.png"))) == 2
+
+
+def test_firmware_rebuild_key_covers_the_build_scripts(tmp_path):
+    # A build script that moved would silently drop out of the rebuild key.
+    assert all(p.is_file() for p in targets.BUILD_SCRIPTS)
+    (tmp_path / "a.c").write_text("int a;")
+    before = targets._sources_hash([tmp_path], list(targets.BUILD_SCRIPTS))
+    (tmp_path / "a.c").write_text("int b;")
+    assert targets._sources_hash([tmp_path], list(targets.BUILD_SCRIPTS)) != before

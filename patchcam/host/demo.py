@@ -15,7 +15,11 @@ import sys
 from pathlib import Path
 
 from patchcam.host import sources as vs
-from patchcam.host import viewer as pv
+from patchcam.host.viewer.app import app_model_dir
+from patchcam.host.viewer.loop import Options, Viewer, display_problem
+from patchcam.host.viewer.overlay import info_line
+from patchcam.host.viewer.recorder import Recorder
+from patchcam.host.viewer.targets import TargetError, VirtualBoardTarget
 from patchcam.paths import REPO
 
 APP = "person_detect"
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"demo: {e}") from None
     frames = 100 if source.live and a.frames == 12 else a.frames
     source = vs.limited(source, frames)
-    model_dir, trained, what = pv.app_model_dir(APP)
+    model_dir, trained, what = app_model_dir(APP)
     print(f"demo: model:  {what}", flush=True)
     kind = ("Cortex-M7 firmware under QEMU (mps2-an500)" if a.board == "qemu_m7" else
             "the same firmware as a host process over a pty")
@@ -54,28 +58,28 @@ def main(argv: list[str] | None = None) -> int:
 
     video, frames_dir = a.out / "demo.mp4", a.out / "frames"
     shutil.rmtree(frames_dir, ignore_errors=True)  # only this run's frames
-    headless = pv.display_problem() is not None
-    opts = pv.Options(timeout=a.timeout, headless=headless, snapshot_dir=a.out,
-                      note="" if trained else "UNTRAINED (random weights)")
+    headless = display_problem() is not None
+    opts = Options(timeout=a.timeout, headless=headless, snapshot_dir=a.out,
+                   note="" if trained else "UNTRAINED (random weights)")
     key_source = None
     if not headless:
         import cv2
         key_source = cv2.waitKey
-    target = pv.VirtualBoardTarget(a.board, model_dir)
+    target = VirtualBoardTarget(a.board, model_dir)
     try:
         target.check()
-    except pv.TargetError as e:
+    except TargetError as e:
         raise SystemExit(f"demo: {e}") from None
-    viewer = pv.Viewer(target, pv.Recorder(video, frames_dir), opts, key_source)
+    viewer = Viewer(target, Recorder(video, frames_dir), opts, key_source)
     try:
         n = viewer.run(source)
     except KeyboardInterrupt:
         n = viewer.recorder.count if viewer.recorder else 0
-    except (vs.SourceError, pv.TargetError) as e:
+    except (vs.SourceError, TargetError) as e:
         raise SystemExit(f"demo: {e}") from None
     hello = viewer.view.hello
     print(f"demo: {n} frames, {viewer.view.stats.frames} with a result"
-          + (f"; {pv.info_line(hello)}" if hello else ""), flush=True)
+          + (f"; {info_line(hello)}" if hello else ""), flush=True)
     if viewer.view.stats.latency_us is not None:
         print(f"demo: last on-device latency {viewer.view.stats.latency_us / 1000:.1f} ms "
               "(QEMU -icount: 1 us = 1000 instructions, not a real M7's speed)"

@@ -10,8 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from patchcam.host import protocol as pp
 from patchcam.host import sources as vs
-from patchcam.host import viewer as pv
+from patchcam.host.viewer.app import app_model_dir
+from patchcam.host.viewer.loop import Options, Viewer, display_problem
+from patchcam.host.viewer.recorder import Recorder
+from patchcam.host.viewer.targets import PortTarget, TargetError, VirtualBoardTarget
 
 EPILOG = """\
 sources (--source):
@@ -113,7 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if not a.headless:
-        why = pv.display_problem()
+        why = display_problem()
         if why:
             raise SystemExit(f"viewer: {why}; run with --headless --record out.mp4 (or "
                              "--save-dir DIR)")
@@ -129,32 +133,32 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"viewer: {e}") from None
     note = ""
     if a.board is not None:
-        model_dir, trained, what = pv.app_model_dir(a.app or "person_detect", a.model_dir)
+        model_dir, trained, what = app_model_dir(a.app or "person_detect", a.model_dir)
         print(f"viewer: model: {what}", flush=True)
         note = "" if trained else "UNTRAINED (random weights)"
-        target = pv.VirtualBoardTarget(a.board, model_dir)
+        target = VirtualBoardTarget(a.board, model_dir)
     else:
-        target = pv.PortTarget(a.port, a.baud)
+        target = PortTarget(a.port, a.baud)
     try:
         target.check()
-    except pv.TargetError as e:
+    except TargetError as e:
         raise SystemExit(f"viewer: {e}") from None
     timeout = a.timeout if a.timeout is not None else (60.0 if a.board == "qemu_m7" else 10.0)
-    opts = pv.Options(timeout=timeout, threshold=a.threshold, headless=a.headless, note=note,
-                      snapshot_dir=a.save_dir or Path("snapshots"), quiet=a.quiet,
-                      expect_app=a.app if a.port else None)
-    recorder = (pv.Recorder(a.record, a.save_dir, a.fps) if a.record or a.save_dir else None)
+    opts = Options(timeout=timeout, threshold=a.threshold, headless=a.headless, note=note,
+                   snapshot_dir=a.save_dir or Path("snapshots"), quiet=a.quiet,
+                   expect_app=a.app if a.port else None)
+    recorder = (Recorder(a.record, a.save_dir, a.fps) if a.record or a.save_dir else None)
     key_source = None
     if not a.headless:
         import cv2
         key_source = cv2.waitKey
-    viewer = pv.Viewer(target, recorder, opts, key_source)
+    viewer = Viewer(target, recorder, opts, key_source)
     try:
         if a.source is None and a.port is not None:
             # A board with a camera streams its own frames; otherwise send ours.
             viewer.connect(time.monotonic() + max(opts.hello_timeout, 5.0))
             hello = viewer.view.hello
-            camera = hello is not None and hello.camera_format != pv.pp.PixFmt.NONE
+            camera = hello is not None and hello.camera_format != pp.PixFmt.NONE
             if not camera:
                 source, why = vs.demo_source()
                 print(f"viewer: the board has no camera (or is silent); source: {why}",
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             n = viewer.run(source)
     except KeyboardInterrupt:
         n = recorder.count if recorder else 0
-    except (vs.SourceError, pv.TargetError) as e:
+    except (vs.SourceError, TargetError) as e:
         raise SystemExit(f"viewer: {e}") from None
     outs = [str(p) for p in (a.record, a.save_dir) if p is not None]
     print(f"viewer: {n} frames, {viewer.view.stats.frames} with a result"
