@@ -143,7 +143,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     from patchcam.compiler import patchplan
 
     g = load_graph(args.model)
-    opts = {"fuse_input": args.fuse_input, "inplace_dw": args.inplace_dw}
+    opts = {"fuse_input": args.fuse_input}
     if (args.split is None) != (args.grid is None):
         raise PlanError("--split and --grid go together (a fixed schedule)")
     if args.split is not None:
@@ -206,9 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fuse-input", action="store_true",
                    help="the patch stage reads the camera frame buffer (the input is not in "
                         "the arena; the frame buffer is reported separately)")
-    s.add_argument("--inplace-dw", action="store_true",
-                   help="assume in-place depthwise convs (MCUNetV2's accounting; the runtime "
-                        "does not do this yet)")
     s.add_argument("--split", type=int, metavar="K", help="fixed schedule: last op of the "
                    "patch stage (with --grid)")
     s.add_argument("--grid", type=_grid_arg, metavar="PxQ", help="fixed schedule: patch grid")

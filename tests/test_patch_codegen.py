@@ -234,13 +234,6 @@ def test_generated_patch_code_is_a_table_and_a_loop():
     assert codegen.render(g) == codegen.render(g, schedule=patchplan.layer_schedule(g))
 
 
-def test_unsupported_schedules_say_why():
-    g = random_graph(3, n_blocks=6)
-    k = _last_split(g, (2, 2))
-    with pytest.raises(codegen.CodegenError, match="inplace_dw"):
-        codegen.render(g, schedule=patchplan.plan_patches(g, k, (2, 2), inplace_dw=True))
-
-
 def test_arena_fence_catches_a_tile_kernel_writing_outside_its_buffer(tmp_path):
     """Shrink op 0's output buffer in the fence table: ASan must stop the patch loop."""
     g = random_graph(0, n_blocks=6)

@@ -144,7 +144,8 @@ def test_placement_is_consistent():
     g = chain((24, 24), [(3, 2, "same"), (3, 1, "same")], residual=True)
     for mode in ("recompute", "cache"):
         s = patchplan.plan_patches(g, len(g.ops) - 3, (3, 2), mode)
-        bufs = list(s.buffers.values())
+        assert s.placement is not None
+        bufs = list(s.placement.buffers.values())
         assert max(b.end for b in bufs) <= s.arena_bytes
         assert s.arena_bytes >= s.lower_bound
         for i, b in enumerate(bufs):
@@ -225,11 +226,7 @@ def test_mbv2_224_headline():
     from patchcam.compiler.models import preset_graph
     g = preset_graph("mbv2-1.0-224")
     layer = patchplan.layer_schedule(g)
-    assert layer.arena_bytes == 1_505_280  # 112x112x96 in + 56x56x96 out, no in-place dw
-    mcunet = patchplan.layer_schedule(g, fuse_input=True, inplace_dw=True)
-    assert mcunet.arena_bytes == 1372 * 1024 + 64  # MCUNetV2's 1372 kB (+ the 1x1 scratch)
-    s = patchplan.search(g, fuse_input=True, inplace_dw=True, mode="cache")
-    assert s.mac_overhead == 0 and s.saving > 8.0  # MCUNetV2: 1372 kB -> 172 kB (8x)
+    assert layer.arena_bytes == 1_505_280  # 112x112x96 in + 56x56x96 out
     r = patchplan.search(g, mode="recompute", max_overhead=0.2)
     plain = patchplan.search(g, mode="cache")
     assert plain.arena_bytes < r.arena_bytes and plain.mac_overhead == 0

@@ -17,9 +17,14 @@ With a patch schedule (`patchplan`, recompute or cache mode), model_invoke() run
 0..K patch by patch: a `static const pc_tile_t model_tiles[patch][op]` table holds each op's
 tile geometry (windows read and written, pads at the image border) and a loop calls the
 tile helpers of `firmware/runtime/pc_patch.h`; ops K+1.. then run layer by layer. Every
-buffer sits where the planner placed it, so the declared arena is the planner's
-`arena_bytes`. A schedule with `fuse_input` reads each patch's input window straight from a
-caller's frame buffer (`model_invoke_frame(frame)`), so the full input is not in the arena.
+buffer sits where the planner placed it (`Schedule.placement`, looked up by
+`placement.BufferKey`), so the declared arena is the planner's `arena_bytes`. A schedule with
+`fuse_input` reads each patch's input window straight from a caller's frame buffer
+(`model_invoke_frame(frame)`), so the full input is not in the arena.
+
+In AddressSanitizer host builds every step is fenced into the arena bytes it may touch: one
+row of `model_op_regions` per `placement.CheckPoint` (an op, the stage's input copy, a halo
+step), selected by `MODEL_CHECK_OP(row)`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import numpy as np
 
 from patchcam.compiler import memplan, patchplan
 from patchcam.compiler.ir import Graph, Op
+from patchcam.compiler.placement import Buffer, BufferKey, CheckPoint, Placement, Region, fence_rows
 from patchcam.compiler.qparams import AddParams, MacParams, MeanParams, PoolParams, op_params
 from patchcam.paths import REPO, TEMPLATES
 
@@ -86,12 +92,13 @@ class _OpView:
     fields: list[tuple[str, str]]
     fn: str
     args: list[str]
-    regions: list[tuple[int, int]]
+    regions: list[Region]  # its fence (check point CheckPoint.op(index)), 4 regions
     arrays: list[_Array] = field(default_factory=list)
     quant: str = ""
     scratch_check: str = ""
 
     patch_call: str = ""  # in the patch stage: the call of the tile helper (pc_patch.h)
+    check: int = -1  # its MODEL_CHECK_OP row (CheckPoint.op(index))
 
     @property
     def call(self) -> str:
@@ -117,10 +124,12 @@ def render(g: Graph, plan: memplan.MemoryPlan | None = None,
         plan = _schedule_plan(g, schedule)
     plan = plan or memplan.plan_layers(g)
     ops = [_op_view(g, plan, i, op) for i, op in enumerate(g.ops)]
+    for v in ops:
+        v.check = CheckPoint.op(v.index).row(len(g.ops))
     if schedule is not None and schedule.mode != "layer":
         stage = _stage_view(g, schedule, ops)
-    regions = [op.regions for op in ops] + ([stage.crop_regions] if stage else []) + \
-        (stage.halo_regions if stage else [])
+    fences = {CheckPoint.op(v.index): v.regions for v in ops} | (stage.fences if stage else {})
+    regions = fence_rows(fences, len(g.ops))
     ctx = {
         "g": g, "ops": ops, "plan": plan, "align": memplan.ALIGN,
         "name_str": g.name.replace("\\", "\\\\").replace('"', '\\"'),
@@ -180,12 +189,20 @@ class _StageView:
     input_channels: int
     input_full: int  # arena offsets (input_full -1: read from the frame buffer)
     input_tile: int
-    crop_regions: list[tuple[int, int]]  # the fence of the crop step
+    copy_check: int  # the MODEL_CHECK_OP row of the input copy
     copy_call: str = ""
     fused: bool = False  # the input windows are read from the caller's frame buffer
     mode: str = "recompute"
     halos: list[list[str]] = field(default_factory=list)  # cache: per patch, per halo op
-    halo_regions: list[list[tuple[int, int]]] = field(default_factory=list)  # their fences
+    halo_ops: int = 0  # cache: the number of halo steps (ops whose output has a halo)
+    # the fences of the input copy and the halo steps (the ops' are in their _OpView)
+    fences: dict[CheckPoint, list[Region]] = field(default_factory=dict)
+
+
+def _placement(g: Graph, s: patchplan.Schedule) -> Placement:
+    if s.placement is None or not s.placement.buffers:
+        raise CodegenError(f"{g.name}: the schedule has no buffer placement (place=False?)")
+    return s.placement
 
 
 def _schedule_plan(g: Graph, s: patchplan.Schedule) -> memplan.MemoryPlan:
@@ -194,37 +211,30 @@ def _schedule_plan(g: Graph, s: patchplan.Schedule) -> memplan.MemoryPlan:
     phase's tensors, each at the offset the planner gave its storage."""
     if s.mode not in ("recompute", "cache"):
         raise CodegenError(f"{g.name}: cannot generate code for a '{s.mode}' schedule")
-    if s.inplace_dw:
-        raise CodegenError(f"{g.name}: the schedule assumes inplace_dw (in-place depthwise), "
-                           "which the generated code does not do yet; plan without it")
-    if not s.buffers or not s.owners:
-        raise CodegenError(f"{g.name}: the schedule has no buffer placement (place=False?)")
-
-    def placed(name: str) -> memplan.Buffer:
-        return s.buffers[s.owners.get(name, name)]
-
+    placed = _placement(g, s)
     stage_outs = {op.output for op in g.ops[:s.split]}
-    tensors: dict[str, memplan.Buffer] = {}
+    tensors: dict[str, Buffer] = {}
     for name, t in g.tensors.items():
         # a fused input (read from the frame buffer) is in the arena only as its tile
-        key = f"{name}:tile" if name in stage_outs or (s.fuse_input and name == g.input) \
-            else name
-        if s.owners.get(key, key) not in s.buffers:
+        as_tile = name in stage_outs or (s.fuse_input and name == g.input)
+        key = BufferKey.tile(name) if as_tile else BufferKey.tensor(name)
+        if key not in placed:
             continue
-        b = placed(key)
-        size = b.size if name in stage_outs or (s.fuse_input and name == g.input) else t.size
-        tensors[name] = memplan.Buffer(name, size, b.first, b.last, b.offset)
+        b = placed[key]
+        size = b.size if as_tile else t.size
+        tensors[name] = Buffer(BufferKey.tensor(name), size, b.first, b.last, b.offset)
     scratch = []
-    for op in g.ops:
-        key = f"{op.name}:scratch"
-        scratch.append(placed(key) if key in s.owners else None)
+    for i, op in enumerate(g.ops):
+        key = BufferKey.scratch(i, op)
+        scratch.append(placed[key] if key in placed else None)
     aliases = {}
     for op in g.ops[s.split + 1:]:
+        out = placed.owners.get(BufferKey.tensor(op.output))
         for t in op.inputs:
-            if t != op.output and s.owners.get(t) == s.owners.get(op.output):
+            if t != op.output and placed.owners.get(BufferKey.tensor(t)) == out:
                 aliases[op.output] = t
     return memplan.MemoryPlan(g.name, s.arena_bytes, tensors, scratch, list(s.op_bytes),
-                              sorted(s.buffers.values(), key=lambda b: b.offset), aliases)
+                              sorted(placed.buffers.values(), key=lambda b: b.offset), aliases)
 
 
 def _window(rows: tuple[int, int], cols: tuple[int, int], buf_rows: tuple[int, int],
@@ -251,16 +261,17 @@ def _stage_view(g: Graph, s: patchplan.Schedule, views: list[_OpView]) -> _Stage
     ops = g.ops[:k + 1]
     out_k = ops[-1].output
     hk, wk = g.tensors[out_k].shape[:2]
+    placed = _placement(g, s)
+    n_ops = len(g.ops)
 
-    def offset(name: str) -> int:
-        return s.buffers[s.owners.get(name, name)].offset
+    def region(key: BufferKey) -> Region:
+        return (placed.offset(key), placed.size(key))
 
-    def size(name: str) -> int:
-        return s.buffers[s.owners.get(name, name)].size
+    def arena(key: BufferKey | None) -> str:
+        return "NULL" if key is None else f"ARENA({placed.offset(key)})"
 
-    def buf_of(t: str) -> str:
-        return f"{t}:tile"  # the stage input too: its tile is cropped from the full input
-
+    tile_of = BufferKey.tile  # the stage input too: its tile is cropped from the full input
+    full_k = BufferKey.full(out_k)
     cache = s.mode == "cache"
     # recompute: op i computes out[i], a tensor's tile holds need[t], op i reads reads[i][j];
     # cache: op i computes its piece[i] inside the extended tile ext[t] (halo + piece) and
@@ -320,27 +331,30 @@ def _stage_view(g: Graph, s: patchplan.Schedule, views: list[_OpView]) -> _Stage
             tiles.append(row)
             halos.append(halo_row)
 
-    halo_regions: list[list[tuple[int, int]]] = []
+    fences: dict[CheckPoint, list[Region]] = {}
+    n_halos = 0
     for i, op in enumerate(ops):
         v = views[i]
-        crop_name = f"{op.name}:crop0"
-        has_crop = crop_name in s.owners
-        if has_crop != needs_crop[i]:
+        crop_key = BufferKey.crop(i, op, 0)
+        crop_at = crop_key if crop_key in placed else None
+        if (crop_at is not None) != needs_crop[i]:
             raise CodegenError(f"{g.name}: op {i} ({op.name}): the planner's crop buffer "
-                               f"({has_crop}) disagrees with the tile geometry ({needs_crop[i]})")
-        ins = [f"ARENA({offset(buf_of(t))})" for t in op.inputs]
-        out = f"ARENA({offset(out_k + ':full' if i == k else buf_of(op.output))})"
-        crop = f"ARENA({offset(crop_name)})" if has_crop else "NULL"
-        scr_name = f"{op.name}:scratch"
-        scr = f"ARENA({offset(scr_name)})" if scr_name in s.owners else None
+                               f"({crop_at is not None}) disagrees with the tile geometry "
+                               f"({needs_crop[i]})")
+        ins = [arena(tile_of(t)) for t in op.inputs]
+        dest = full_k if i == k else tile_of(op.output)
+        out = arena(dest)
+        crop = arena(crop_at)
+        scr_key = BufferKey.scratch(i, op)
+        scr_at = scr_key if scr_key in placed else None
         tile = f"&tile[{i}]"
         if op.kind in ("conv2d", "depthwise_conv2d"):
             fn = "pc_patch_" + v.fn.removeprefix("pc_")
             args = [f"&{v.cname}_params", tile, f"&{v.cname}_quant", ins[0],
                     f"{v.cname}_filter", f"{v.cname}_bias", out]
             if op.kind == "conv2d":
-                assert scr is not None
-                args.append(scr)
+                assert scr_at is not None
+                args.append(arena(scr_at))
             if fn != "pc_patch_pointwise_conv2d_s8":
                 args.append(crop)
         elif op.kind == "add":
@@ -353,41 +367,42 @@ def _stage_view(g: Graph, s: patchplan.Schedule, views: list[_OpView]) -> _Stage
         if cache and i < k and _has_halo(s, op.output):
             # the cached halo rows / columns around the new piece; save the new halos
             t = op.output
-            caches = [f"ARENA({offset(f'{t}:{c}-cache')})" if f"{t}:{c}-cache" in s.owners
-                      else "NULL" for c in ("row", "col")]
-            h = len(halo_regions)
-            v.patch_call += f"\n        MODEL_CHECK_OP({len(g.ops) + 1 + h});\n        " + \
-                _wrap_call("pc_patch_halo", [f"&model_halos[patch][{h}]",
-                                             str(g.tensors[t].shape[2]),
-                                             f"ARENA({offset(buf_of(t))})", *caches], indent=8)
-            reg = [(offset(buf_of(t)), size(buf_of(t)))] + [
-                (offset(f"{t}:{c}-cache"), size(f"{t}:{c}-cache")) for c in ("row", "col")
-                if f"{t}:{c}-cache" in s.owners]
-            halo_regions.append(reg + [(0, 0)] * (4 - len(reg)))
+            caches = [c if c in placed else None
+                      for c in (BufferKey.row_cache(t), BufferKey.col_cache(t))]
+            check = CheckPoint.halo(n_halos)  # its column of model_halos, too
+            n_halos += 1
+            v.patch_call += f"\n        MODEL_CHECK_OP({check.row(n_ops)});\n        " + \
+                _wrap_call("pc_patch_halo", [f"&model_halos[patch][{check.index}]",
+                                             str(g.tensors[t].shape[2]), arena(tile_of(t)),
+                                             *map(arena, caches)], indent=8)
+            fences[check] = _fence([region(tile_of(t))] +
+                                   [region(c) for c in caches if c is not None])
         # the fence: the tile buffers (whole, as placed), op K's full output, crop, scratch
-        reg = [(offset(buf_of(t)), size(buf_of(t))) for t in op.inputs]
-        reg.append((offset(out_k + ":full"), size(out_k + ":full")) if i == k else
-                   (offset(buf_of(op.output)), size(buf_of(op.output))))
-        if has_crop:
-            reg.append((offset(crop_name), size(crop_name)))
-        if scr is not None:
-            reg.append((offset(op.name + ":scratch"), size(op.name + ":scratch")))
-        assert len(reg) <= 4, reg
-        v.regions = reg + [(0, 0)] * (4 - len(reg))
-    tin = g.input + ":tile"
+        v.regions = _fence([region(tile_of(t)) for t in op.inputs] + [region(dest)] +
+                           [region(b) for b in (crop_at, scr_at) if b is not None])
+    tin = tile_of(g.input)
     if s.fuse_input:  # the frame buffer is outside the arena: only the tile is fenced
         src, full_at = "frame", -1
-        crop_regions = [(offset(tin), size(tin)), (0, 0), (0, 0), (0, 0)]
+        copy_fence = [region(tin)]
     else:
-        src, full_at = f"ARENA({offset(g.input)})", offset(g.input)
-        crop_regions = [(offset(g.input), size(g.input)), (offset(tin), size(tin)), (0, 0),
-                        (0, 0)]
+        full_in = BufferKey.tensor(g.input)
+        src, full_at = arena(full_in), placed.offset(full_in)
+        copy_fence = [region(full_in), region(tin)]
+    copy_check = CheckPoint.input_copy()
+    fences[copy_check] = _fence(copy_fence)
     copy = _wrap_call("pc_patch_copy", [src, "&model_input_windows[patch]",
-                                        str(g.tensors[g.input].shape[2]), f"ARENA({offset(tin)})"],
+                                        str(g.tensors[g.input].shape[2]), arena(tin)],
                       indent=8)
     return _StageView(k, s.grid, views[:k + 1], tiles, notes, input_windows,
-                      g.tensors[g.input].shape[2], full_at, offset(tin), crop_regions,
-                      copy, s.fuse_input, s.mode, halos, halo_regions)
+                      g.tensors[g.input].shape[2], full_at, placed.offset(tin),
+                      copy_check.row(n_ops), copy, s.fuse_input, s.mode, halos, n_halos,
+                      fences)
+
+
+def _fence(regions: list[Region]) -> list[Region]:
+    """A row of model_op_regions: up to 4 (offset, bytes) regions, padded with (0, 0)."""
+    assert len(regions) <= 4, regions
+    return regions + [(0, 0)] * (4 - len(regions))
 
 
 def _ilen(iv: tuple[int, int]) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patchcam.compiler.ir import Graph, Op
+from patchcam.compiler.placement import Buffer, BufferKey
 
 ALIGN = 8  # every buffer starts 8-byte aligned (word loads; exact AddressSanitizer checks)
 IN_PLACE_KINDS = ("add",)
@@ -47,20 +48,6 @@ def scratch_bytes(g: Graph, op: Op) -> int:
     return 4 * op.kernel[0] * op.kernel[1] * cin
 
 
-@dataclass(frozen=True)
-class Buffer:
-    """One range of arena bytes: a tensor (possibly shared by in-place ops) or a scratch."""
-    name: str
-    size: int  # bytes used (unaligned)
-    first: int  # first op index at which it is live
-    last: int  # last op index at which it is live
-    offset: int = -1
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.size
-
-
 @dataclass
 class MemoryPlan:
     graph: str
@@ -68,7 +55,8 @@ class MemoryPlan:
     tensors: dict[str, Buffer]  # every activation tensor -> its placement
     scratch: list[Buffer | None]  # per op: its kernel scratch, or None
     live_bytes: list[int]  # per op: bytes live while it runs (aligned; a lower bound)
-    buffers: list[Buffer] = field(default_factory=list)  # placed storage (tensors share in place)
+    # placed storage: tensors (shared in place: keyed by the owner) and scratch
+    buffers: list[Buffer] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)  # in-place output -> input it reuses
 
     @property
@@ -140,22 +128,23 @@ def plan_layers(g: Graph, align: int = ALIGN, in_place: bool = True) -> MemoryPl
         size = g.tensors[name].size
         s0, f0, l0 = storage.get(owner, (0, first, last))
         storage[owner] = (max(s0, size), min(f0, first), max(l0, last))
-    bufs = [Buffer(owner, size, first, last) for owner, (size, first, last) in storage.items()]
-    scratch_of: dict[int, str] = {}
+    bufs = [Buffer(BufferKey.tensor(owner), size, first, last)
+            for owner, (size, first, last) in storage.items()]
+    scratch_of: dict[int, BufferKey] = {}
     for i, op in enumerate(g.ops):
         nbytes = scratch_bytes(g, op)
         if nbytes:
-            scratch_of[i] = f"{op.name}:scratch"
+            scratch_of[i] = BufferKey.scratch(i, op)
             bufs.append(Buffer(scratch_of[i], nbytes, i, i))
 
     placed = _best_placement(bufs, align)
-    by_name = {b.name: b for b in placed}
+    by_key = {b.key: b for b in placed}
     tensors = {}
     for name in span:
-        owner = by_name[group[name]]
-        tensors[name] = Buffer(name, g.tensors[name].size, span[name][0], span[name][1],
-                               owner.offset)
-    scratch = [by_name[scratch_of[i]] if i in scratch_of else None for i in range(len(g.ops))]
+        owner = by_key[BufferKey.tensor(group[name])]
+        tensors[name] = Buffer(BufferKey.tensor(name), g.tensors[name].size, span[name][0],
+                               span[name][1], owner.offset)
+    scratch = [by_key[scratch_of[i]] if i in scratch_of else None for i in range(len(g.ops))]
     live = [sum(align_up(b.size, align) for b in bufs if b.first <= i <= b.last)
             for i in range(len(g.ops))]
     arena = max((align_up(b.end, align) for b in placed), default=0)
@@ -191,16 +180,16 @@ def _greedy(order: list[Buffer], align: int) -> list[Buffer]:
             if offset + b.size <= start:
                 break
             offset = max(offset, end)
-        placed.append(Buffer(b.name, b.size, b.first, b.last, offset))
+        placed.append(Buffer(b.key, b.size, b.first, b.last, offset))
     return placed
 
 
 def check_plan(plan: MemoryPlan) -> None:
     """Raise AssertionError if two buffers live at the same op share a byte (a self-test)."""
     for b in plan.buffers:
-        assert 0 <= b.offset and b.end <= plan.arena_bytes, f"{b.name} outside the arena"
-        assert b.offset % ALIGN == 0, f"{b.name} misaligned"
+        assert 0 <= b.offset and b.end <= plan.arena_bytes, f"{b.key} outside the arena"
+        assert b.offset % ALIGN == 0, f"{b.key} misaligned"
     for i, b in enumerate(plan.buffers):
         for c in plan.buffers[i + 1:]:
             if b.first <= c.last and c.first <= b.last:
-                assert b.end <= c.offset or c.end <= b.offset, f"{b.name} overlaps {c.name}"
+                assert b.end <= c.offset or c.end <= b.offset, f"{b.key} overlaps {c.key}"

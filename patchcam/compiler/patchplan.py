@@ -34,22 +34,22 @@ or a halo it does not use): directly when the column ranges agree (the rows it n
 contiguous); row by row for `add` and pointwise convs; otherwise through a crop temporary
 (counted in the arena).
 
-Optional assumption `inplace_dw` (off by default; the runtime does not do it yet): a
-depthwise conv may overwrite its input when that input dies there, with a one-channel temp
-plane (H*W bytes): output channel c only overwrites input channel c's slots in HWC, and those
-were saved to the plane first. MCUNetV2's 1372 kB figure for MobileNetV2 assumes this.
+Buffers are named by `placement.BufferKey` (a tensor, op K's full output, a tile, a row or
+column cache, a crop temporary, a kernel scratch) and a schedule's `placement` maps each to
+its place in the arena: what the code generator reads.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from patchcam.compiler import memplan
 from patchcam.compiler.ir import Graph, Op
-from patchcam.compiler.memplan import ALIGN, Buffer, align_up
+from patchcam.compiler.memplan import ALIGN, align_up
+from patchcam.compiler.placement import Buffer, BufferKey, Placement
 
 MODES = ("layer", "recompute", "cache")
 STAGE_KINDS = ("conv2d", "depthwise_conv2d", "add", "avg_pool2d", "max_pool2d")
@@ -302,40 +302,40 @@ def _derive_axis(key: _GraphKey, split: int, axis: int, n_parts: int,
 
 # ---- timeline of buffers -> arena -----------------------------------------------------------
 class _Timeline:
-    """Steps touching named buffers; lifetimes = first..last touching step. Aliased buffers
+    """Steps touching planned buffers; lifetimes = first..last touching step. Aliased buffers
     (in-place ops) share one storage. `place()` runs memplan's greedy placement."""
 
     def __init__(self, align: int = ALIGN):
         self.align = align
-        self.size: dict[str, int] = {}
-        self.first: dict[str, int] = {}
-        self.last: dict[str, int] = {}
-        self.owner: dict[str, str] = {}
+        self.size: dict[BufferKey, int] = {}
+        self.first: dict[BufferKey, int] = {}
+        self.last: dict[BufferKey, int] = {}
+        self.owner: dict[BufferKey, BufferKey] = {}
         self.labels: list[str] = []
         self.op_of_step: list[int] = []
 
-    def buf(self, name: str, size: int) -> str:
-        self.size[name] = max(self.size.get(name, 0), size)
-        self.owner.setdefault(name, name)
-        return name
+    def buf(self, key: BufferKey, size: int) -> BufferKey:
+        self.size[key] = max(self.size.get(key, 0), size)
+        self.owner.setdefault(key, key)
+        return key
 
-    def alias(self, name: str, onto: str, size: int) -> None:
+    def alias(self, key: BufferKey, onto: BufferKey, size: int) -> None:
         root = self.owner[onto]
-        self.owner[name] = root
+        self.owner[key] = root
         self.size[root] = max(self.size[root], size)
 
-    def step(self, label: str, op: int, touch: list[str]) -> int:
+    def step(self, label: str, op: int, touch: list[BufferKey]) -> int:
         t = len(self.labels)
         self.labels.append(label)
         self.op_of_step.append(op)
-        for name in touch:
-            r = self.owner[name]
+        for key in touch:
+            r = self.owner[key]
             self.first[r] = min(self.first.get(r, t), t)
             self.last[r] = max(self.last.get(r, t), t)
         return t
 
-    def extend(self, name: str, until: int) -> None:
-        r = self.owner[name]
+    def extend(self, key: BufferKey, until: int) -> None:
+        r = self.owner[key]
         self.last[r] = max(self.last[r], until)
 
     def buffers(self) -> list[Buffer]:
@@ -352,51 +352,39 @@ class _Timeline:
             out.append(run)
         return out
 
-    def place(self) -> tuple[int, dict[str, Buffer]]:
+    def place(self) -> Placement:
         placed = memplan._best_placement(self.buffers(), self.align)
         arena = max((align_up(b.end, self.align) for b in placed), default=0)
-        return arena, {b.name: b for b in placed}
+        return Placement(arena, {b.key: b for b in placed}, dict(self.owner))
 
 
-def _scratch(g: Graph, op: Op, plane: int) -> int:
-    return memplan.scratch_bytes(g, op) + plane
-
-
-def _layer_phase(tl: _Timeline, g: Graph, start: int, inplace_dw: bool,
-                 have: set[str]) -> None:
-    """Ops start.. layer by layer on full tensors (memplan's rules, optionally in-place dw).
-    `have` names the tensors already in buffers (the full input or op K's output)."""
+def _layer_phase(tl: _Timeline, g: Graph, start: int, have: set[str]) -> None:
+    """Ops start.. layer by layer on full tensors (memplan's rules). `have` names the tensors
+    already in buffers (the full input or op K's output)."""
     last_use = memplan.lifetimes(g)
+    tensor = BufferKey.tensor
     for i in range(start, len(g.ops)):
         op = g.ops[i]
         out = g.tensors[op.output]
         ins = [t for t in op.inputs if t in have]  # a fused frame-buffer input is absent
-        touch = list(ins)
+        touch = [tensor(t) for t in ins]
         aliased = False
         for t in op.inputs:
             if t in have and last_use[t][1] == i and t != g.output and t in ins:
                 if op.kind == "add" and g.tensors[t].size == out.size:
-                    tl.alias(op.output, t, out.size)
-                    aliased = True
-                    break
-                if op.kind == "depthwise_conv2d" and inplace_dw:
-                    tl.alias(op.output, t, out.size)
+                    tl.alias(tensor(op.output), tensor(t), out.size)
                     aliased = True
                     break
         if not aliased:
-            tl.buf(op.output, out.size)
-        touch.append(op.output)
-        plane = 0
-        if aliased and op.kind == "depthwise_conv2d":
-            x = g.tensors[op.inputs[0]]
-            plane = x.shape[0] * x.shape[1]
-        scr = _scratch(g, op, plane)
+            tl.buf(tensor(op.output), out.size)
+        touch.append(tensor(op.output))
+        scr = memplan.scratch_bytes(g, op)
         if scr:
-            touch.append(tl.buf(f"{op.name}:scratch", scr))
+            touch.append(tl.buf(BufferKey.scratch(i, op), scr))
         tl.step(op.name, i, touch)
         have.add(op.output)
-    if g.output in tl.owner:
-        tl.extend(g.output, len(tl.labels) - 1)
+    if tensor(g.output) in tl.owner:
+        tl.extend(tensor(g.output), len(tl.labels) - 1)
 
 
 # ---- schedules ------------------------------------------------------------------------------
@@ -413,16 +401,13 @@ class Schedule:
     layer_peak_bytes: int
     frame_bytes: int  # the input tensor, when the stage reads it from the frame buffer
     fuse_input: bool
-    inplace_dw: bool
     lower_bound: int  # the most bytes live at one step (the placement is near it)
     op_bytes: list[int]  # per op: bytes live while it runs under this schedule
     layer_op_bytes: list[int]  # per op: bytes live while it runs layer by layer
-    buffers: dict[str, Buffer] = field(default_factory=dict)
+    # where every planned buffer sits in the arena (None: not placed, place=False)
+    placement: Placement | None = None
     rows: AxisRegions | None = None
     cols: AxisRegions | None = None
-    # every buffer name of the timeline -> the name of the placed buffer holding it (in-place
-    # ops and op K's output share storage); `buffers` is keyed by the latter
-    owners: dict[str, str] = field(default_factory=dict)
 
     @property
     def mac_overhead(self) -> float:
@@ -447,31 +432,32 @@ class Schedule:
                 "arena_bytes": self.arena_bytes, "macs": self.macs,
                 "layer_macs": self.layer_macs, "mac_overhead": self.mac_overhead,
                 "frame_buffer_bytes": self.frame_bytes, "fuse_input": self.fuse_input,
-                "inplace_dw": self.inplace_dw, "lower_bound_bytes": self.lower_bound}
+                "lower_bound_bytes": self.lower_bound}
 
 
-def layer_schedule(g: Graph, fuse_input: bool = False, inplace_dw: bool = False) -> Schedule:
+def layer_schedule(g: Graph, fuse_input: bool = False) -> Schedule:
     """Layer-by-layer execution. Without options the arena equals memplan.plan_layers'."""
     tl = _Timeline()
     have: set[str] = set()
     if not fuse_input:
-        tl.buf(g.input, g.tensors[g.input].size)
+        tl.buf(BufferKey.tensor(g.input), g.tensors[g.input].size)
         have.add(g.input)
-    _layer_phase(tl, g, 0, inplace_dw, have)
-    arena, placed = tl.place()
+    _layer_phase(tl, g, 0, have)
+    placed = tl.place()
     live = tl.live()
     op_bytes = [0] * len(g.ops)
     for s, i in enumerate(tl.op_of_step):
         op_bytes[i] = max(op_bytes[i], live[s])
     macs = g.total_macs
+    arena = placed.arena_bytes
     return Schedule(g.name, "layer", -1, (1, 1), macs, macs, arena, arena,
-                    g.tensors[g.input].size if fuse_input else 0, fuse_input, inplace_dw,
-                    max(live, default=0), op_bytes, op_bytes, placed, owners=dict(tl.owner))
+                    g.tensors[g.input].size if fuse_input else 0, fuse_input,
+                    max(live, default=0), op_bytes, op_bytes, placed)
 
 
 def plan_patches(g: Graph, split: int, grid: tuple[int, int], mode: str = "recompute",
-                 fuse_input: bool = False, inplace_dw: bool = False,
-                 layer: Schedule | None = None, place: bool = True) -> Schedule:
+                 fuse_input: bool = False, layer: Schedule | None = None,
+                 place: bool = True) -> Schedule:
     """The schedule running ops 0..split patch by patch on a grid = (rows, cols) of patches.
     place=False skips the placement (arena_bytes = the lower bound; for the search)."""
     if mode not in ("recompute", "cache"):
@@ -479,24 +465,24 @@ def plan_patches(g: Graph, split: int, grid: tuple[int, int], mode: str = "recom
     if split not in valid_splits(g):
         raise PlanError(f"{g.name}: op {split} cannot end a patch stage; valid splits: "
                         f"{valid_splits(g)}")
-    layer = layer or layer_schedule(g, fuse_input, inplace_dw)
+    layer = layer or layer_schedule(g, fuse_input)
     rows = derive_axis(g, split, 0, grid[0], balance=mode == "cache")
     cols = derive_axis(g, split, 1, grid[1], balance=mode == "cache")
-    tl, macs = _stage_timeline(g, split, rows, cols, mode, fuse_input, inplace_dw, place)
+    tl, macs = _stage_timeline(g, split, rows, cols, mode, fuse_input, place)
     live = tl.live()
     if not place:
-        live.append(_phase2_lower_bound(g, split, inplace_dw))
+        live.append(_phase2_lower_bound(g, split))
     op_bytes = [0] * len(g.ops)
     for s, i in enumerate(tl.op_of_step):
         if i >= 0:
             op_bytes[i] = max(op_bytes[i], live[s])
     lower = max(live, default=0)
-    arena, placed = tl.place() if place else (lower, {})
+    placed = tl.place() if place else None
+    arena = placed.arena_bytes if placed else lower
     return Schedule(g.name, mode, split, (len(rows.parts), len(cols.parts)), macs,
                     layer.layer_macs, arena, layer.arena_bytes,
-                    g.tensors[g.input].size if fuse_input else 0, fuse_input, inplace_dw,
-                    lower, op_bytes, layer.layer_op_bytes, placed, rows, cols,
-                    owners=dict(tl.owner))
+                    g.tensors[g.input].size if fuse_input else 0, fuse_input,
+                    lower, op_bytes, layer.layer_op_bytes, placed, rows, cols)
 
 
 def _pixels_mac(g: Graph, op: Op) -> int:
@@ -524,7 +510,7 @@ def _is_pointwise_like(op: Op) -> bool:
 
 
 def _stage_timeline(g: Graph, split: int, rows: AxisRegions, cols: AxisRegions, mode: str,
-                    fuse_input: bool, inplace_dw: bool,
+                    fuse_input: bool,
                     with_layer_phase: bool = True) -> tuple[_Timeline, int]:
     """Buffers and steps of one patch (standing for all), then the layer phase. Also the
     schedule's MACs."""
@@ -533,8 +519,9 @@ def _stage_timeline(g: Graph, split: int, rows: AxisRegions, cols: AxisRegions, 
     uses = consumers(g)
     tl = _Timeline()
     out_k = ops[-1].output
-    full_in = None if fuse_input else tl.buf(g.input, g.tensors[g.input].size)
-    tl.buf(out_k + ":full", g.tensors[out_k].size)
+    full_in = None if fuse_input else tl.buf(BufferKey.tensor(g.input),
+                                              g.tensors[g.input].size)
+    full_k = tl.buf(BufferKey.full(out_k), g.tensors[out_k].size)
 
     def region(t: str) -> tuple[list[Interval], list[Interval]]:
         """The buffer region of tensor t's tile per patch row / column."""
@@ -550,41 +537,30 @@ def _stage_timeline(g: Graph, split: int, rows: AxisRegions, cols: AxisRegions, 
             return rows.piece_reads[i][j], cols.piece_reads[i][j]
         return rows.reads[i][j], cols.reads[i][j]
 
-    def computed(i: int) -> tuple[list[Interval], list[Interval]]:
-        if cache:
-            return rows.piece[i], cols.piece[i]
-        return rows.out[i], cols.out[i]
-
     macs = schedule_macs(g, split, rows, cols, mode)
 
     # caches (cache mode) live through the whole stage
-    persistent = [n for n in (full_in, out_k + ":full") if n]
-    cache_bufs: dict[str, list[str]] = {}
+    persistent = [key for key in (full_in, full_k) if key]
     if cache:
         for op in ops[:-1]:
             t = op.output
             hr, hc = rows.halo[t], cols.halo[t]
-            names = []
             if hr:
                 width = max(iv[1] for iv in cols.need[t]) + 1
-                names.append(tl.buf(t + ":row-cache", hr * width * chan(t)))
+                persistent.append(tl.buf(BufferKey.row_cache(t), hr * width * chan(t)))
             if hc:
                 height = max(map(_len, rows.ext[t]))
-                names.append(tl.buf(t + ":col-cache", hc * height * chan(t)))
-            cache_bufs[t] = names
-            persistent += names
+                persistent.append(tl.buf(BufferKey.col_cache(t), hc * height * chan(t)))
 
     # step 0: crop the stage input's region from the full input / frame buffer
     start = tl.step("crop input", 0, [tl.buf(
-        g.input + ":tile", _max_area(*region(g.input)) * chan(g.input))])
-    tile = {g.input: g.input + ":tile"}
+        BufferKey.tile(g.input), _max_area(*region(g.input)) * chan(g.input))])
+    tile = {g.input: BufferKey.tile(g.input)}
     last_in_stage = {t: max(j for j in uses[t]) for t in rows.need if uses[t]}
     for i, op in enumerate(ops):
         t_out = op.output
         r_out, c_out = region(t_out)
-        pr, pc = computed(i)
-        touch: list[str] = []
-        plane = 0
+        touch: list[BufferKey] = []
         # inputs: direct, row-wise, or through a crop temporary
         for j, t in enumerate(op.inputs):
             touch.append(tile[t])
@@ -592,69 +568,65 @@ def _stage_timeline(g: Graph, split: int, rows: AxisRegions, cols: AxisRegions, 
             br, bc = region(t)
             differ = any(r != b for r, b in zip(rc, bc, strict=True) if _len(r))
             if differ and not _is_pointwise_like(op):
-                touch.append(tl.buf(f"{op.name}:crop{j}", _max_area(rr, rc) * chan(t)))
+                touch.append(tl.buf(BufferKey.crop(i, op, j), _max_area(rr, rc) * chan(t)))
         # output: op K writes straight into its full tensor; the others into their tile.
         # Kernels are called per output row where a row of the destination is not contiguous
         # with the next (a tile narrower than its buffer, a piece inside a cached tile), so no
         # separate output buffer is ever needed.
         if i == len(ops) - 1:
-            dest = out_k + ":full"
+            dest = full_k
         else:
-            dest = f"{t_out}:tile"
+            dest = BufferKey.tile(t_out)
             size = _max_area(r_out, c_out) * chan(t_out)
-            for j, t in enumerate(op.inputs):
+            for t in op.inputs:
                 if last_in_stage.get(t) != i or t == g.input:
                     continue
                 if op.kind == "add" and region(t) == (r_out, c_out):
                     tl.alias(dest, tile[t], size)
                     break
-                if op.kind == "depthwise_conv2d" and inplace_dw and reads(i, j) == region(t):
-                    tl.alias(dest, tile[t], size)
-                    plane = _max_area(*region(t))
-                    break
             else:
                 tl.buf(dest, size)
         touch.append(dest)
-        scr = _scratch(g, op, plane)
+        scr = memplan.scratch_bytes(g, op)
         if scr:
-            touch.append(tl.buf(f"{op.name}:scratch", scr))
+            touch.append(tl.buf(BufferKey.scratch(i, op), scr))
         tl.step(op.name, i, touch)
         tile[t_out] = dest
         if cache and i < len(ops) - 1 and (rows.halo[t_out] or cols.halo[t_out]):
             # copy the cached rows/columns into the tile around the new piece; save the halos
             tl.step(f"{op.name}: halo", i, [dest])
     end = len(tl.labels) - 1
-    for name in persistent:
-        r = tl.owner[name]
+    for key in persistent:
+        r = tl.owner[key]
         tl.first[r] = start
         tl.last[r] = max(tl.last.get(r, end), end)
     if not with_layer_phase:
         return tl, macs
     # after the stage: layer by layer from op K's full output
-    tl.alias(out_k, out_k + ":full", g.tensors[out_k].size)
+    tl.alias(BufferKey.tensor(out_k), full_k, g.tensors[out_k].size)
     have = {out_k}
     if not fuse_input and any(j > split for j in uses[g.input]):  # never (valid split)
         have.add(g.input)
-    _layer_phase(tl, g, split + 1, inplace_dw, have)
+    _layer_phase(tl, g, split + 1, have)
     if g.output == out_k:
-        tl.extend(out_k, len(tl.labels) - 1)
+        tl.extend(BufferKey.tensor(out_k), len(tl.labels) - 1)
     return tl, macs
 
 
 # ---- search ---------------------------------------------------------------------------------
-def _phase2_lower_bound(g: Graph, split: int, inplace_dw: bool) -> int:
+def _phase2_lower_bound(g: Graph, split: int) -> int:
     """Bytes live at the worst op after the stage (a lower bound of any schedule split there)."""
-    return _phase2_lb(_GraphKey(g), split, inplace_dw)
+    return _phase2_lb(_GraphKey(g), split)
 
 
 @lru_cache(maxsize=1024)
-def _phase2_lb(key: _GraphKey, split: int, inplace_dw: bool) -> int:
+def _phase2_lb(key: _GraphKey, split: int) -> int:
     g = key.g
     tl = _Timeline()
-    out_k = g.ops[split].output
-    tl.buf(out_k, g.tensors[out_k].size)
+    out_k = BufferKey.tensor(g.ops[split].output)
+    tl.buf(out_k, g.tensors[out_k.name].size)
     tl.step("stage", split, [out_k])
-    _layer_phase(tl, g, split + 1, inplace_dw, {out_k})
+    _layer_phase(tl, g, split + 1, {out_k.name})
     return max(tl.live(), default=0)
 
 
@@ -672,7 +644,7 @@ def candidates(g: Graph, modes: tuple[str, ...] = ("recompute", "cache"),
 
 
 def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float | None = None,
-           mode: str = "auto", fuse_input: bool = False, inplace_dw: bool = False,
+           mode: str = "auto", fuse_input: bool = False,
            max_grid: int = MAX_GRID) -> Schedule:
     """The best schedule over split K, grid p x q (1..max_grid each) and halo mode.
 
@@ -689,9 +661,9 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
         raise PlanError(f"mode must be auto, recompute or cache, got {mode!r}")
     modes = ("recompute", "cache") if mode == "auto" else (mode,)
     budget = None if budget_bytes is None else parse_size(budget_bytes)
-    layer = layer_schedule(g, fuse_input, inplace_dw)
+    layer = layer_schedule(g, fuse_input)
     splits = valid_splits(g)
-    p2 = {k: _phase2_lower_bound(g, k, inplace_dw) for k in splits}
+    p2 = {k: _phase2_lower_bound(g, k) for k in splits}
     cands = []
     for k, grid, m in candidates(g, modes, max_grid):
         bal = m == "cache"
@@ -701,7 +673,7 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
             cands.append((k, grid, m, macs))
 
     def exact(k: int, grid: tuple[int, int], m: str, place: bool = True) -> Schedule:
-        return plan_patches(g, k, grid, m, fuse_input, inplace_dw, layer, place)
+        return plan_patches(g, k, grid, m, fuse_input, layer, place)
 
     if budget is None:
         return _smallest(cands, p2, layer, exact)
@@ -735,7 +707,7 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
            f"{fmt_bytes(layer.arena_bytes)}; the smallest reachable arena is "
            f"{fmt_bytes(smallest.arena_bytes)} ({smallest.describe()})")
     if max_overhead is not None:
-        within = search(g, None, max_overhead, mode, fuse_input, inplace_dw, max_grid)
+        within = search(g, None, max_overhead, mode, fuse_input, max_grid)
         if within.arena_bytes > smallest.arena_bytes:
             msg += (f"; within the {100 * max_overhead:.1f}% MAC-overhead limit it is "
                     f"{fmt_bytes(within.arena_bytes)} (allow more overhead: --max-overhead)")
@@ -798,8 +770,6 @@ def table(g: Graph, s: Schedule) -> str:
                 f"{100 * s.mac_overhead:.2f}%")
     if s.fuse_input:
         rows.append(f"frame buffer (outside the arena): {fmt_bytes(s.frame_bytes)}")
-    if s.inplace_dw:
-        rows.append("assumes in-place depthwise convs (not yet in the runtime)")
     return "\n".join(rows)
 
 
