@@ -9,8 +9,7 @@ import pytest
 
 from patchcam.compiler import reference
 from patchcam.compiler.ir import Graph
-from patchcam.training import checkpoint, imagesets
-from patchcam.training import loop as train
+from patchcam.training import checkpoint, imagesets, quickfit
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 APP = Path(__file__).resolve().parents[1] / "apps" / "vww"
@@ -26,7 +25,7 @@ def test_shipped_int8_vww_within_one_point_of_float():
     test_x, samples = imagesets.load_images(samples, model.cfg.resolution, desc="vww-test")
     labels = np.array([int(s.label == "person") for s in samples])
     assert len(test_x) > 500
-    float_top1 = train.predict(model, test_x).argmax(1)
+    float_top1 = quickfit.predict(model, test_x).argmax(1)
     int8_top1 = np.array([reference.run(g, (x.astype(np.int16) - 128).astype(np.int8)).argmax()
                           for x in test_x])
     acc_f, acc_q = (float((p == labels).mean()) for p in (float_top1, int8_top1))

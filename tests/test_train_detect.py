@@ -14,7 +14,7 @@ from patchcam.app import config, export
 from patchcam.compiler import models, patchplan, quantize, reference
 from patchcam.compiler.ir import Graph
 from patchcam.training import detector as td
-from patchcam.training import imagesets, metrics
+from patchcam.training import imagesets, loop, metrics
 
 TOML = """
 [app]
@@ -128,9 +128,38 @@ def test_fit_writes_checkpoint_and_resumes(tiny_app, tmp_path):
 
 def test_resume_without_checkpoint_says_so(tiny_app, tmp_path):
     train = td.load_split(tiny_app, "train")
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+    with pytest.raises(loop.NothingToResume) as e:
         td.fit(tiny_app.build_model(), train, td.FitOptions(1, 1e-3, 4, max_steps=1),
                tmp_path / "none", resume=True)
+    assert str(e.value) == f"nothing to resume in {tmp_path / 'none'}; start without --resume"
+
+
+def test_resumed_run_equals_uninterrupted(tiny_app, tmp_path, monkeypatch):
+    """The shared loop's promise for the detector: same batches, same weights."""
+    torch.set_num_threads(1)
+    train = td.load_split(tiny_app, "train")
+    o = td.FitOptions(epochs=2, lr=3e-3, batch=4, seed=2, max_steps=2)
+
+    def model():
+        torch.manual_seed(0)
+        return tiny_app.build_model()
+
+    a, _ = td.fit(model(), train, o, tmp_path / "a")
+    plain = td.DetectorTask.epoch_order
+
+    def interrupted(self, epoch, rng):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return plain(self, epoch, rng)
+
+    monkeypatch.setattr(td.DetectorTask, "epoch_order", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        td.fit(model(), train, o, tmp_path / "b")
+    monkeypatch.setattr(td.DetectorTask, "epoch_order", plain)
+    b, hist = td.fit(model(), train, o, tmp_path / "b", resume=True)
+    assert [h["epoch"] for h in hist] == [1, 2]
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
 
 
 # ---- AP50 ---------------------------------------------------------------------------------

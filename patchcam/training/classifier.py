@@ -20,17 +20,18 @@ Loss: cross-entropy on the hard labels (label smoothing 0.05) plus, with a teach
 kd_weight * T^2 * KL(teacher || student) at temperature T on the probe's class logits for
 that very view (Hinton et al. 2015).
 
-Training is resumable: out/last.pt (float) and out/qat_last.pt (quantisation-aware) hold
+Training runs in the loop the detector shares (`patchcam.training.loop`; `ClassifierTask` is
+the classifier's part): out/last.pt (float) and out/qat_last.pt (quantisation-aware) hold
 model, optimiser, schedule, epoch and history after every epoch; each epoch's order and view
 choice come from a generator seeded with (seed, epoch), so a resumed run trains on the same
-batches as an uninterrupted one.
+batches as an uninterrupted one. Resuming with no checkpoint is an error
+(`loop.NothingToResume`); QAT resumes only on top of a float phase that was complete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from tqdm import tqdm
 from patchcam.app.config import AppConfig
 from patchcam.compiler import quantize, reference, zoo
 from patchcam.paths import REPO
-from patchcam.training import checkpoint, imagesets, parallel, readers
+from patchcam.training import imagesets, loop, readers
 from patchcam.training.teacher import SIZE as TEACHER_SIZE
 from patchcam.training.teacher import Probe, Teacher, TeacherCache
 
@@ -251,11 +252,6 @@ class FitOptions:
     max_steps: int | None = None  # at most this many batches per epoch (tests, timing)
 
 
-def steps_per_epoch(n: int, o: FitOptions) -> int:
-    steps = max(1, n // o.batch)
-    return min(steps, o.max_steps) if o.max_steps else steps
-
-
 def to_batch(images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC -> float NCHW p / 255 (the float view of the int8 input)."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
@@ -281,81 +277,60 @@ def predict(net: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
                       for i in range(0, len(images), batch)]).numpy()
 
 
-def train_loop(net: nn.Module, data: ClassData, o: FitOptions, ckpt: Path,
-           doc: Callable[[int, list[dict]], dict], restore: Callable[[dict], None],
-           resume: bool, val: tuple[np.ndarray, np.ndarray] | None, desc: str) -> list[dict]:
-    """The loop float training and QAT share: AdamW + one-cycle cosine, one checkpoint per
-    epoch, resume, a GPU when present, a progress bar with loss / accuracy, val accuracy;
-    under torchrun each rank trains on its share of every batch (patchcam.training.parallel)."""
-    rank, world = parallel.rank_world()
-    dev = parallel.device()
-    net.to(dev)
-    model = parallel.wrap(net, dev, world)
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(o.seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    spe = steps_per_epoch(len(data), o)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, o.lr, total_steps=max(1, o.epochs * spe),
-                                                pct_start=0.15, anneal_strategy="cos")
-    start, history = 0, []
-    if resume and ckpt.is_file():
-        d = checkpoint.resume_training(ckpt, restore, opt, sched)
-        net.to(dev)
-        start, history = d["epoch"], d["history"]
-        print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
-    y_all = torch.from_numpy(data.labels)
-    k_views = data.views.shape[1]
-    for epoch in range(start, o.epochs):
-        rng = np.random.default_rng([o.seed, epoch])
-        order = rng.permutation(len(data))
-        which = rng.integers(0, k_views, len(data))  # the view of each image this epoch
-        torch.manual_seed(o.seed * 100003 + epoch)
-        model.train()
-        t0 = time.time()
-        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False,
-                   disable=rank != 0)
-        tot = {"loss": 0.0, "kd": 0.0, "correct": 0, "seen": 0}
-        for i in bar:
-            idx = order[i * o.batch:(i + 1) * o.batch][rank::world]
-            x = to_batch(data.views[idx, which[idx]]).to(dev)
-            y = y_all[idx].to(dev)
-            soft = (torch.from_numpy(data.soft[idx, which[idx]]).float().to(dev)
-                    if data.soft is not None else None)
-            out = model(x)
-            loss, kd = loss_fn(out, y, soft, o)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot["loss"] += float(loss.detach())
-            tot["kd"] += kd
-            tot["correct"] += int((out.argmax(1) == y).sum())
-            tot["seen"] += len(idx)
-            bar.set_postfix(loss=f"{tot['loss'] / (i + 1):.3f}",
-                            acc=f"{tot['correct'] / tot['seen']:.3f}")
-        rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
-               "lr": float(sched.get_last_lr()[0]), "loss": round(tot["loss"] / spe, 4),
-               "train_acc": round(tot["correct"] / max(1, tot["seen"]), 4)}
-        if data.soft is not None:
-            rec["kd"] = round(tot["kd"] / spe, 4)
-        if rank != 0:
-            history.append(rec)
-            continue
-        if val is not None:
-            rec["val_acc"] = round(float((predict(net, val[0]).argmax(1) == val[1]).mean()), 4)
-        history.append(rec)
-        print(f"{desc} " + " ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
-        net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
-        checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
-        net.to(dev)
-    net.to("cpu")
-    return history
+class ClassifierTask:
+    """The classifier's part of the shared loop (patchcam.training.loop): every epoch a
+    permutation of the images and one of its K views per image; cross-entropy + distillation
+    (loss_fn); train accuracy; val accuracy (val: clean images, labels) after every epoch."""
+    pct_start = 0.15
+    clip_grad = None
+    best = None
+
+    def __init__(self, data: ClassData, o: FitOptions,
+                 val: tuple[np.ndarray, np.ndarray] | None = None):
+        self.data, self.o, self.val = data, o, val
+        self.labels = torch.from_numpy(data.labels)
+        self.which = np.zeros(len(data), np.int64)  # the view of each image this epoch
+
+    def steps_per_epoch(self) -> int:
+        return loop.steps_per_epoch(len(self.data), self.o)
+
+    def epoch_order(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        order = rng.permutation(len(self.data))
+        self.which = rng.integers(0, self.data.views.shape[1], len(self.data))
+        return order
+
+    def batch_loss(self, model: nn.Module, epoch: int, idx: np.ndarray, pos: np.ndarray,
+                   device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        d = self.data
+        x = to_batch(d.views[idx, self.which[idx]]).to(device)
+        y = self.labels[idx].to(device)
+        soft = (torch.from_numpy(d.soft[idx, self.which[idx]]).float().to(device)
+                if d.soft is not None else None)
+        out = model(x)
+        loss, kd = loss_fn(out, y, soft, self.o)
+        return loss, {"kd": kd, "correct": int((out.argmax(1) == y).sum()), "seen": len(idx)}
+
+    def progress(self, totals: dict[str, float], batches: int) -> dict[str, str]:
+        return {"acc": f"{totals['correct'] / max(1, totals['seen']):.3f}"}
+
+    def record(self, totals: dict[str, float], steps: int) -> dict:
+        rec = {"train_acc": round(totals["correct"] / max(1, totals["seen"]), 4)}
+        if self.data.soft is not None:
+            rec["kd"] = round(totals["kd"] / steps, 4)
+        return rec
+
+    def validate(self, net: nn.Module, epoch: int, device: torch.device) -> dict:
+        if self.val is None:
+            return {}
+        acc = float((predict(net, self.val[0]).argmax(1) == self.val[1]).mean())
+        return {"val_acc": round(acc, 4)}
 
 
 def fit(model: zoo.Classifier, data: ClassData, o: FitOptions, out_dir: Path,
         resume: bool = False, val: tuple[np.ndarray, np.ndarray] | None = None,
         extra: dict | None = None) -> list[dict]:
-    """Float training; out_dir/last.pt after every epoch."""
+    """Float training; out_dir/last.pt after every epoch. resume: continue from it (an
+    error, loop.NothingToResume, when there is none)."""
     def doc(epoch: int, history: list[dict]) -> dict:
         return {"format": CKPT_FORMAT, "config": asdict(model.cfg), "state": model.state_dict(),
                 "epoch": epoch, "history": history, "options": asdict(o),
@@ -364,7 +339,8 @@ def fit(model: zoo.Classifier, data: ClassData, o: FitOptions, out_dir: Path,
     def restore(d: dict) -> None:
         model.load_state_dict(d["state"])
 
-    hist = train_loop(model, data, o, Path(out_dir) / "last.pt", doc, restore, resume, val, "float")
+    hist = loop.train(model, ClassifierTask(data, o, val), o, Path(out_dir) / "last.pt", doc,
+                      restore, resume, "float")
     model.eval()
     return hist
 
@@ -396,8 +372,8 @@ def qat_finetune(model: zoo.Classifier, data: ClassData, o: FitOptions, out_dir:
         fused.load_state_dict(d["state"])
         fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
 
-    hist = train_loop(fused, data, o, Path(out_dir) / "qat_last.pt", doc, restore, resume, val,
-                  "qat")
+    hist = loop.train(fused, ClassifierTask(data, o, val), o, Path(out_dir) / "qat_last.pt", doc,
+                      restore, resume, "qat")
     return fused.eval(), hist
 
 
@@ -435,7 +411,11 @@ def train_student(cfg: AppConfig, train_samples: list[readers.Sample],
                   val_samples: list[readers.Sample], o: FitOptions, qat: FitOptions,
                   out_dir: Path, teacher: Teacher | None = None, k_views: int = 4,
                   resume: bool = False, desc: str = "train") -> Student:
-    """Views (+ teacher outputs and probe), float training, QAT: the app recipe end to end."""
+    """Views (+ teacher outputs and probe), float training, QAT: the app recipe end to end.
+    resume: continue from out_dir/last.pt (and qat_last.pt); none there is an error, raised
+    before any data is loaded."""
+    if resume:
+        loop.require_checkpoint(Path(out_dir) / "last.pt")
     data = load_views(train_samples, cfg, k_views, o.seed, teacher, desc=f"{desc}-train")
     val_x, val_y, _ = load_clean(val_samples, cfg, desc=f"{cfg.app.name}-{desc}-val")
     counts = dict(zip(*np.unique(data.sources, return_counts=True), strict=True))
@@ -451,10 +431,12 @@ def train_student(cfg: AppConfig, train_samples: list[readers.Sample],
     model = zoo.Classifier(cfg.zoo_config())
     t0 = time.time()
     extra = {"app": cfg.app.name, "teacher": teacher is not None, "views": k_views}
+    # QAT resumes only on top of the float model it started from (loop.finished)
+    float_done = resume and loop.finished(Path(out_dir) / "last.pt", o.epochs)
     hist = fit(model, data, o, out_dir, resume, (val_x, val_y), extra)
     if qat.epochs > 0:
         fused, qhist = qat_finetune(model, data, qat, out_dir,
-                                    resume and (Path(out_dir) / "qat_last.pt").is_file(),
+                                    float_done and (Path(out_dir) / "qat_last.pt").is_file(),
                                     (val_x, val_y))
     else:
         fused, qhist = calibrated(model, data, seed=o.seed), []

@@ -11,15 +11,16 @@ boxes scaled with them; the model sees p / 255, the float view of the int8 input
 Each batch is augmented on the fly, boxes moving with the pixels: horizontal flip, a random
 scale and translation (boxes clipped to the frame, those left tiny or mostly cut off
 dropped), brightness and contrast. Sources with no boxes (image folders) are negatives: every
-cell is background. Training is resumable: a checkpoint (model, optimiser, schedule, epoch)
-is written after every epoch; the random streams are seeded per epoch, so a resumed run
-draws the same batches as an uninterrupted one.
+cell is background. Training runs in the loop the classifier shares
+(`patchcam.training.loop`; `DetectorTask` is the detector's part) and is resumable: a
+checkpoint (model, optimiser, schedule, epoch) is written after every epoch; the random
+streams are seeded per epoch, so a resumed run draws the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,13 +28,12 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from patchcam.app import detect
 from patchcam.app.config import AppConfig
 from patchcam.compiler import quantize, reference
 from patchcam.compiler.ir import Graph
-from patchcam.training import checkpoint, imagesets, metrics, parallel, readers
+from patchcam.training import imagesets, loop, metrics, readers
 from patchcam.training.checkpoint import config_from_dict
 
 MIN_BOX_PX = 4.0  # boxes narrower or lower than this after augmentation are dropped
@@ -182,9 +182,58 @@ class FitOptions:
 
 
 def steps_per_epoch(data: DetData, o: FitOptions) -> int:
-    n = len(epoch_order(data, np.random.default_rng(0), o.neg_ratio))
-    steps = max(1, n // o.batch)
-    return min(steps, o.max_steps) if o.max_steps else steps
+    return loop.steps_per_epoch(len(epoch_order(data, np.random.default_rng(0), o.neg_ratio)),
+                                o)
+
+
+class DetectorTask:
+    """The detector's part of the shared loop (patchcam.training.loop): every epoch the images
+    with boxes plus some negatives (epoch_order); each image augmented from its own seeded
+    stream (seed, epoch, position), so a resumed run, a single-process run and an n-process
+    torchrun all see the same views; focal + GIoU loss (targets assigned on the CPU),
+    gradient norm clipped to 10; val_fn (float val mAP) every o.eval_every epochs and at the
+    end, best.pt keeping the best."""
+    pct_start = 0.1
+    clip_grad = 10.0
+    best = "val_map"
+
+    def __init__(self, data: DetData, o: FitOptions, stride: int,
+                 val_fn: Callable[[], float] | None = None):
+        self.data, self.o, self.stride, self.val_fn = data, o, stride, val_fn
+
+    def steps_per_epoch(self) -> int:
+        return steps_per_epoch(self.data, self.o)
+
+    def epoch_order(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        return epoch_order(self.data, rng, self.o.neg_ratio)
+
+    def batch_loss(self, model: nn.Module, epoch: int, idx: np.ndarray, pos: np.ndarray,
+                   device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        d = self.data
+        aug = [augment_one(d.images[i], d.boxes[i], d.labels[i],
+                           np.random.default_rng([self.o.seed, epoch, k]))
+               for i, k in zip(idx, pos, strict=True)]
+        out = model(to_batch(np.stack([a[0] for a in aug])).to(device))
+        # targets are assigned on the CPU; the output map is small, so move it there
+        loss, parts = detect.detection_loss(out.cpu(), targets([a[1] for a in aug],
+                                                               [a[2] for a in aug]), self.stride)
+        return loss, {"focal": parts["focal"], "giou": parts["giou"]}
+
+    def progress(self, totals: dict[str, float], batches: int) -> dict[str, str]:
+        return {"giou": f"{totals['giou'] / batches:.3f}"}
+
+    def record(self, totals: dict[str, float], steps: int) -> dict:
+        return {k: round(totals[k] / steps, 4) for k in ("focal", "giou")}
+
+    def validate(self, net: nn.Module, epoch: int, device: torch.device) -> dict:
+        o = self.o
+        if self.val_fn is None or not o.eval_every or (epoch % o.eval_every and
+                                                        epoch != o.epochs):
+            return {}
+        net.to("cpu")
+        val_map = self.val_fn()
+        net.to(device)
+        return {"val_map": val_map}
 
 
 def fit(model: detect.Detector, data: DetData, o: FitOptions, out_dir: Path,
@@ -192,7 +241,8 @@ def fit(model: detect.Detector, data: DetData, o: FitOptions, out_dir: Path,
         extra: dict | None = None) -> tuple[detect.Detector, list[dict]]:
     """Float training with AdamW + one-cycle (cosine); checkpoint out_dir/last.pt every epoch.
 
-    resume: continue from out_dir/last.pt (model, optimiser, schedule, epoch, history).
+    resume: continue from out_dir/last.pt (model, optimiser, schedule, epoch, history); an
+    error (loop.NothingToResume) when there is none.
     With --eval-every, best.pt keeps the epoch with the best val mAP.
     Returns the model (eval mode) and the per-epoch history.
     """
@@ -208,8 +258,8 @@ def fit(model: detect.Detector, data: DetData, o: FitOptions, out_dir: Path,
     if val is not None and cfg is not None and o.eval_every:
         def val_fn() -> float:
             return round(evaluate_float(model, val, cfg)["map"], 4)
-    history = _train(model, model.stride, data, o, Path(out_dir) / "last.pt", doc, restore,
-                     resume, val_fn)
+    history = loop.train(model, DetectorTask(data, o, model.stride, val_fn), o,
+                         Path(out_dir) / "last.pt", doc, restore, resume, "float")
     return model.eval(), history
 
 
@@ -232,88 +282,9 @@ def qat_finetune(model: detect.Detector, cfg: AppConfig, data: DetData, o: FitOp
         fused.load_state_dict(d["state"])
         fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
 
-    _train(fused, model.stride, data, o, Path(out_dir) / "qat_last.pt", doc, restore, resume,
-           None, desc="qat")
+    loop.train(fused, DetectorTask(data, o, model.stride), o, Path(out_dir) / "qat_last.pt",
+               doc, restore, resume, "qat")
     return fused.eval()
-
-
-def _train(net: nn.Module, stride: int, data: DetData, o: FitOptions, ckpt: Path,
-           doc, restore, resume: bool, val_fn, desc: str = "epoch") -> list[dict]:
-    """The loop fit and qat_finetune share: per-epoch seeded batches, one checkpoint per
-    epoch, resume, a GPU when present, and data parallelism under torchrun.
-
-    Every image's augmentation is drawn from its own seeded stream (seed, epoch, position),
-    so a resumed run, a single-process run and an n-process torchrun all see the same
-    augmented views; under torchrun each rank trains on its 1/n of every batch and
-    DistributedDataParallel averages the gradients. Only rank 0 prints and writes files.
-    """
-    rank, world = parallel.rank_world()
-    device = parallel.device()
-    net.to(device)
-    model = parallel.wrap(net, device, world)
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(o.seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    spe = steps_per_epoch(data, o)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, o.lr, total_steps=o.epochs * spe,
-                                                pct_start=0.1, anneal_strategy="cos")
-    start, history, best = 0, [], -1.0
-    if resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt}: nothing to resume; start without --resume")
-        d = checkpoint.resume_training(ckpt, restore, opt, sched)
-        net.to(device)
-        start, history = d["epoch"], d["history"]
-        best = max((h.get("val_map", -1.0) for h in history), default=-1.0)
-        if rank == 0:
-            print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
-    for epoch in range(start, o.epochs):
-        order = epoch_order(data, np.random.default_rng([o.seed, epoch]), o.neg_ratio)
-        torch.manual_seed(o.seed * 100003 + epoch)
-        model.train()
-        t0 = time.time()
-        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False,
-                   disable=rank != 0)
-        total = {"loss": 0.0, "focal": 0.0, "giou": 0.0}
-        for i in bar:
-            pos = np.arange(i * o.batch, min((i + 1) * o.batch, len(order)))[rank::world]
-            aug = [augment_one(data.images[order[k]], data.boxes[order[k]],
-                               data.labels[order[k]], np.random.default_rng([o.seed, epoch, k]))
-                   for k in pos]
-            out = model(to_batch(np.stack([a[0] for a in aug])).to(device))
-            # targets are assigned on the CPU; the output map is small, so move it there
-            loss, parts = detect.detection_loss(out.cpu(), targets([a[1] for a in aug],
-                                                                   [a[2] for a in aug]), stride)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-            opt.step()
-            sched.step()
-            total["loss"] += float(loss.detach())
-            total["focal"] += parts["focal"]
-            total["giou"] += parts["giou"]
-            bar.set_postfix(loss=f"{total['loss'] / (i + 1):.3f}",
-                            giou=f"{total['giou'] / (i + 1):.3f}")
-        rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
-               "lr": float(sched.get_last_lr()[0]),
-               **{k: round(v / spe, 4) for k, v in total.items()}}
-        if rank != 0:
-            history.append(rec)
-            continue
-        if val_fn is not None and ((epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs):
-            net.to("cpu")
-            rec["val_map"] = val_fn()
-            net.to(device)
-        history.append(rec)
-        print(" ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
-        net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
-        d = checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
-        net.to(device)
-        if rec.get("val_map", -1.0) > best:
-            best = rec["val_map"]
-            torch.save(d, ckpt.parent / "best.pt")
-    net.to("cpu")
-    return history
 
 
 def head_dict(model: detect.Detector) -> dict:

@@ -1,76 +1,183 @@
-"""Classifier training on uint8 image arrays: float, then quantisation-aware fine-tuning.
+"""The training loop the classifier and the detector share: seeds, the epoch loop with its
+progress bar, AdamW + one-cycle cosine schedule, a checkpoint after every epoch, resume,
+validation and best.pt, a GPU when present, data parallelism under torchrun.
 
-Images stay uint8 NHWC in memory; each batch is augmented on the fly (flip, shifted crop,
-brightness / contrast) and scaled to p / 255, the float view of the int8 input (see zoo).
+    task = detector.DetectorTask(data, o, model.stride, val_fn)
+    history = loop.train(net, task, o, out / "last.pt", doc, restore, resume, "float")
+
+What differs between tasks is a `Task` (`classifier.ClassifierTask`, `detector.DetectorTask`):
+the epoch's order of examples, the loss of one batch, what the progress bar and the epoch
+record show, validation, and a few constants of the recipe (warm-up share, gradient clip,
+the metric best.pt keeps the best of). doc(epoch, history) is the document to checkpoint,
+restore(doc) puts a checkpoint's weights back.
+
+Seeds. torch is seeded with `seed` before the optimiser is made and with
+`seed * 100003 + epoch` at the start of every epoch; the epoch's order (and whatever else the
+task draws for it) comes from a numpy generator seeded with (seed, epoch). Nothing random
+carries over from one epoch to the next, so a resumed run trains on the same batches as an
+uninterrupted one.
+
+Resume. `resume=True` continues from the checkpoint (weights, optimiser, schedule position,
+epoch, history). No checkpoint there is an error, `NothingToResume` ("nothing to resume in
+<dir>; start without --resume"), never a silent fresh start; the commands check it before
+loading any data and print it as one line. The schedule keeps this run's length
+(`checkpoint.resume_training`), so a run resumed with more epochs anneals to its own end.
+A second phase (QAT) is resumed only when the first was complete before this run
+(`finished`): otherwise its checkpoint was fine-tuned from another float model.
+
+Data parallelism (patchcam.training.parallel): each rank trains on its share
+(`batch[rank::world]`) of every batch; only rank 0 validates, prints and writes files.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-
-def to_batch(images: np.ndarray) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [0, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+from patchcam.training import checkpoint, parallel
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Horizontal flip, random shift of up to 1/8 (reflect padded), brightness / contrast."""
-    n, _, h, w = x.shape
-    flip = torch.rand(n, generator=gen) < 0.5
-    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-    ph, pw = h // 8, w // 8
-    xp = F.pad(x, (pw, pw, ph, ph), mode="reflect")
-    dy = torch.randint(0, 2 * ph + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pw + 1, (n,), generator=gen)
-    x = torch.stack([xp[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
-    b = (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.3
-    c = 1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return ((x - mean) * c + mean + b).clamp(0, 1)
+class NothingToResume(checkpoint.CheckpointError):
+    """--resume where there is no checkpoint to continue from."""
 
 
-def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, epochs: int, lr: float,
-        batch: int = 64, seed: int = 0, desc: str = "train",
-        on_epoch: Callable[[int, float], None] | None = None) -> nn.Module:
-    """Train with AdamW + cosine schedule and label smoothing; shows a progress bar."""
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = max(1, epochs * (len(images) // batch))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
-    y_all = torch.from_numpy(labels).long()
-    step = 0
-    for epoch in range(epochs):
+def require_checkpoint(ckpt: Path) -> None:
+    """Raise NothingToResume unless ckpt exists (what --resume needs)."""
+    if not Path(ckpt).is_file():
+        raise NothingToResume(f"nothing to resume in {Path(ckpt).parent}; "
+                              "start without --resume")
+
+
+def finished(ckpt: Path, epochs: int) -> bool:
+    """Whether ckpt holds a run that trained `epochs` epochs or more. A later phase started
+    from that run may be resumed; one started from a run that trains on may not."""
+    ckpt = Path(ckpt)
+    return ckpt.is_file() and \
+        torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] >= epochs
+
+
+class Options(Protocol):
+    """The fields of a task's FitOptions the loop reads."""
+    epochs: int
+    lr: float
+    batch: int
+    seed: int
+    weight_decay: float
+    max_steps: int | None
+
+
+def steps_per_epoch(n: int, o: Options) -> int:
+    """Batches per epoch for n examples an epoch: whole batches, at most o.max_steps."""
+    steps = max(1, n // o.batch)
+    return min(steps, o.max_steps) if o.max_steps else steps
+
+
+class Task(Protocol):
+    """What one kind of training adds to the loop."""
+    pct_start: float  # share of the one-cycle schedule spent warming up
+    clip_grad: float | None  # clip the gradient norm to this (None: no clipping)
+    best: str | None  # the epoch-record key best.pt keeps the best epoch of (None: no best.pt)
+
+    def steps_per_epoch(self) -> int:
+        """Batches in every epoch."""
+        ...
+
+    def epoch_order(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        """The examples of this epoch in training order, drawn from rng (seeded with
+        (seed, epoch)); the task may draw more from it for the epoch (e.g. views)."""
+        ...
+
+    def batch_loss(self, model: nn.Module, epoch: int, idx: np.ndarray, pos: np.ndarray,
+                   device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss on examples idx (at positions pos of the epoch's order: this rank's share
+        of one batch) and numbers to sum over the epoch (e.g. correct predictions)."""
+        ...
+
+    def progress(self, totals: dict[str, float], batches: int) -> dict[str, str]:
+        """The progress bar's fields besides the loss, after `batches` batches."""
+        ...
+
+    def record(self, totals: dict[str, float], steps: int) -> dict:
+        """The epoch record's fields besides epoch, seconds, lr and loss."""
+        ...
+
+    def validate(self, net: nn.Module, epoch: int, device: torch.device) -> dict:
+        """Validation fields for the record after epoch (1-based; {}: none this epoch)."""
+        ...
+
+
+def train(net: nn.Module, task: Task, o: Options, ckpt: Path,
+          doc: Callable[[int, list[dict]], dict], restore: Callable[[dict], None],
+          resume: bool, desc: str) -> list[dict]:
+    """Train net for o.epochs (from the checkpoint's epoch with resume), writing ckpt after
+    every epoch and ckpt's folder/best.pt when task.best improves. Returns the history (one
+    record per epoch, the resumed ones included); net ends on the CPU."""
+    ckpt = Path(ckpt)
+    if resume:
+        require_checkpoint(ckpt)
+    rank, world = parallel.rank_world()
+    dev = parallel.device()
+    net.to(dev)
+    model = parallel.wrap(net, dev, world)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(o.seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    spe = task.steps_per_epoch()
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, o.lr, total_steps=max(1, o.epochs * spe),
+                                                pct_start=task.pct_start, anneal_strategy="cos")
+    start, history = 0, []
+    if resume:
+        d = checkpoint.resume_training(ckpt, restore, opt, sched)
+        net.to(dev)
+        start, history = d["epoch"], d["history"]
+        if rank == 0:
+            print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
+    best = max((h.get(task.best, -math.inf) for h in history), default=-math.inf) \
+        if task.best else -math.inf
+    for epoch in range(start, o.epochs):
+        order = task.epoch_order(epoch, np.random.default_rng([o.seed, epoch]))
+        torch.manual_seed(o.seed * 100003 + epoch)
         model.train()
-        order = torch.randperm(len(images), generator=gen).numpy()
-        bar = tqdm(range(len(images) // batch), desc=f"{desc} {epoch + 1}/{epochs}", unit="b",
-                   leave=False)
-        total = 0.0
+        t0 = time.time()
+        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False,
+                   disable=rank != 0)
+        totals: dict[str, float] = {"loss": 0.0}
         for i in bar:
-            idx = order[i * batch:(i + 1) * batch]
-            x = augment(to_batch(images[idx]), gen)
-            loss = F.cross_entropy(model(x), y_all[idx], label_smoothing=0.05)
+            pos = np.arange(i * o.batch, min((i + 1) * o.batch, len(order)))[rank::world]
+            loss, stats = task.batch_loss(model, epoch, order[pos], pos, dev)
             opt.zero_grad()
             loss.backward()
+            if task.clip_grad is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), task.clip_grad)
             opt.step()
-            if step < steps:
-                sched.step()
-            step += 1
-            total += loss.item()
-            bar.set_postfix(loss=f"{total / (i + 1):.3f}")
-        if on_epoch:
-            on_epoch(epoch, total / max(1, len(images) // batch))
-    return model.eval()
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
-    model.eval()
-    return torch.cat([model(to_batch(images[i:i + batch]))
-                      for i in range(0, len(images), batch)]).numpy()
+            sched.step()
+            totals["loss"] += float(loss.detach())
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0) + v
+            bar.set_postfix(loss=f"{totals['loss'] / (i + 1):.3f}",
+                            **task.progress(totals, i + 1))
+        rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+               "lr": float(sched.get_last_lr()[0]), "loss": round(totals["loss"] / spe, 4),
+               **task.record(totals, spe)}
+        if rank != 0:
+            history.append(rec)
+            continue
+        rec.update(task.validate(net, epoch + 1, dev))
+        history.append(rec)
+        print(f"{desc} " + " ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
+        net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
+        d = checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
+        net.to(dev)
+        if task.best and rec.get(task.best, -math.inf) > best:
+            best = rec[task.best]
+            torch.save(d, ckpt.parent / "best.pt")
+    net.to("cpu")
+    return history

@@ -53,9 +53,8 @@ from patchcam.app.config import AppConfig, AppConfigError, load_app
 from patchcam.compiler import quantize, reference
 from patchcam.compiler.ir import Graph
 from patchcam.paths import REPO
-from patchcam.training import baselines, checkpoint, imagesets, readers, userdata
+from patchcam.training import baselines, checkpoint, imagesets, quickfit, readers, userdata
 from patchcam.training import detector as td
-from patchcam.training import loop as ctrain
 
 OUT_DIR = REPO / "build" / "eval"
 CALIB_IMAGES = 512  # train_classifier.py calibrates its post-training quantisation on these
@@ -270,7 +269,7 @@ def vww_int8(cfg: AppConfig, model: torch.nn.Module, meta: dict) -> tuple[Graph,
              if imagesets.split_of(s.path) == "train"][:CALIB_IMAGES]
     res = model.cfg.resolution
     imgs, _ = imagesets.load_images(train, res, cfg.input.color == "gray", desc="vww-calib")
-    g = quantize.quantize(model, (model.cfg.in_channels, *res), [ctrain.to_batch(imgs)],
+    g = quantize.quantize(model, (model.cfg.in_channels, *res), [quickfit.to_batch(imgs)],
                           model.cfg.name)
     return g, (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt, "
                f"calibrated on the first {len(imgs)} train images (as "
@@ -300,7 +299,7 @@ def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph,
         imgs, kept = imagesets.load_images(samples, res, cfg.input.color == "gray",
                                            desc=f"vww-eval-{name}")
         labels = np.array([int(s.label == cfg.classes.names[pos]) for s in kept])
-        pred = {"float": (ctrain.predict(model, imgs).argmax(1) == pos).astype(int)}
+        pred = {"float": (quickfit.predict(model, imgs).argmax(1) == pos).astype(int)}
         pred["int8"] = np.array([int(reference.run(g, (x.astype(np.int16) - 128)
                                                    .astype(np.int8)).argmax() == pos)
                                  for x in tqdm(imgs, desc=f"int8 {name}", leave=False)])

@@ -33,7 +33,7 @@ from patchcam.compiler import dequantize, quantize
 from patchcam.compiler.tflite_import import TFLiteImportError, import_tflite
 from patchcam.paths import REPO
 from patchcam.training import classifier as tc
-from patchcam.training import readers
+from patchcam.training import loop, readers
 from patchcam.training.commands.leave_sources_out import HOLD_OUT, balanced
 from patchcam.training.teacher import sha256
 
@@ -78,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=4, help="augmented views per image (4)")
     p.add_argument("--max-steps", type=int, help="at most this many batches per epoch")
     p.add_argument("--out", type=Path, default=REPO / "build" / "train" / "vww-imported")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out>/last.pt (and qat_last.pt)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
+        if a.resume:
+            loop.require_checkpoint(a.out / "last.pt")
         g = import_tflite(locate(a.model))
         cfg = load_app("vww")
         h, w, c = g.tensors[g.input].shape
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                                          color="gray" if c == 1 else "rgb"))
         kept = tc.read_sources(cfg, exclude=set(a.hold_out))
         held = [s for s in tc.read_sources(cfg) if s.source in a.hold_out]
-    except (FileNotFoundError, TFLiteImportError, AppConfigError, readers.DatasetError) as e:
+    except (FileNotFoundError, TFLiteImportError, AppConfigError, loop.NothingToResume,
+            readers.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     tr, va, te = (tc.split(kept, s) for s in ("train", "val", "test"))
@@ -126,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         return {"format": "patchcam-imported-finetune", "state": net.state_dict(),
                 "epoch": epoch, "history": history}
 
-    hist = tc.train_loop(net, data, o, a.out / "last.pt", float_doc,
-                         lambda d: net.load_state_dict(d["state"]), a.resume, val, "float")
+    # QAT resumes only on top of the float model it started from
+    float_done = a.resume and loop.finished(a.out / "last.pt", o.epochs)
+    hist = loop.train(net, tc.ClassifierTask(data, o, val), o, a.out / "last.pt", float_doc,
+                      lambda d: net.load_state_dict(d["state"]), a.resume, "float")
     net.eval()
     results["rows"]["fine-tuned (float)"] = measure(
         "fine-tuned (float)", lambda x: tc.predict(net, x).argmax(1))
@@ -145,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
 
         # the folded network ends at the last conv's (N, 2, 1, 1): flatten to logits
-        hist += tc.train_loop(nn.Sequential(fused, nn.Flatten()), data, q, a.out / "qat_last.pt",
-                          qat_doc, qat_restore, a.resume and (a.out / "qat_last.pt").is_file(),
-                          val, "qat")
+        hist += loop.train(nn.Sequential(fused, nn.Flatten()), tc.ClassifierTask(data, q, val),
+                           q, a.out / "qat_last.pt", qat_doc, qat_restore,
+                           float_done and (a.out / "qat_last.pt").is_file(), "qat")
         fused.eval()
     g2 = quantize.to_int8(fused, f"{g.name}-finetuned")
     g2.save(a.out / "model.json")

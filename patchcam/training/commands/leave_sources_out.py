@@ -29,7 +29,7 @@ import torch
 from patchcam.app.config import AppConfigError, load_app
 from patchcam.paths import REPO
 from patchcam.training import classifier as tc
-from patchcam.training import readers
+from patchcam.training import loop, readers
 from patchcam.training.teacher import Teacher, TeacherError, locate
 
 HOLD_OUT = ("vww_pos_sports100", "vww_neg_food101", "vww_neg_camvid_streets")
@@ -60,11 +60,15 @@ def main(argv: list[str] | None = None) -> int:
                    "app's train.seed)")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--out", type=Path, default=REPO / "build" / "train" / "vww-lso")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the arms' checkpoints in <out>/<arm>/ (an error when there "
+                        "are none)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
+        if a.resume and not any((a.out / arm / "last.pt").is_file() for arm in a.arms):
+            loop.require_checkpoint(a.out / a.arms[0] / "last.pt")
         cfg = load_app(a.app)
         names = {cfg.data_path(d).name for d in cfg.data}
         unknown = set(a.hold_out) - names
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = tc.read_sources(cfg, exclude=set(a.hold_out))
         held = [s for s in tc.read_sources(cfg) if s.source in a.hold_out]
         teacher = Teacher(locate(a.teacher), a.threads) if "teacher" in a.arms else None
-    except (AppConfigError, readers.DatasetError, TeacherError) as e:
+    except (AppConfigError, loop.NothingToResume, readers.DatasetError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     r = cfg.train
@@ -91,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                      "qat_epochs": a.qat_epochs, "views": a.views, "arms": {}}
     res_file = a.out / "results.json"
     for arm in a.arms:
+        # resuming, the arms after the interrupted one have not started: they start fresh
+        resume = a.resume and (a.out / arm / "last.pt").is_file()
         st = tc.train_student(cfg, tr, va, o, q, a.out / arm,
-                              teacher if arm == "teacher" else None, a.views, a.resume,
+                              teacher if arm == "teacher" else None, a.views, resume,
                               desc=f"lso-{arm}")
         ev_held = tc.evaluate(st, cfg, held, "lso-heldout", int8=a.qat_epochs > 0)
         ev_in = tc.evaluate(st, cfg, te, "lso-test", int8=a.qat_epochs > 0)

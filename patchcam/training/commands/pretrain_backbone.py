@@ -26,7 +26,7 @@ import torch
 from patchcam.app.config import AppConfigError, load_app
 from patchcam.paths import REPO
 from patchcam.training import classifier as tc
-from patchcam.training import readers
+from patchcam.training import loop, readers
 from patchcam.training.teacher import Teacher, TeacherError, locate
 
 
@@ -46,15 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     try:
         det = load_app(a.app)
+        out = a.out or REPO / "build" / "train" / f"{a.app}-backbone"
+        if a.resume:
+            loop.require_checkpoint(out / "last.pt")
         vww = load_app("vww")
         # the vww photos and classes, the detector's network and input size
         cfg = replace(vww, input=det.input, model=replace(det.model, head=None))
         samples = tc.read_sources(cfg)
         teacher = None if a.teacher == "none" else Teacher(locate(a.teacher), a.threads)
-    except (AppConfigError, readers.DatasetError, TeacherError) as e:
+    except (AppConfigError, loop.NothingToResume, readers.DatasetError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = a.out or REPO / "build" / "train" / f"{a.app}-backbone"
     r = vww.train
     o = tc.FitOptions(epochs=a.epochs, lr=r.lr, batch=r.batch, seed=r.seed,
                       max_steps=a.max_steps)

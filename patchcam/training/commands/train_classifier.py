@@ -52,9 +52,8 @@ import torch
 from patchcam.app.config import AppConfigError, load_app
 from patchcam.compiler import quantize, reference, zoo
 from patchcam.paths import REPO
-from patchcam.training import checkpoint, imagesets, readers
+from patchcam.training import checkpoint, imagesets, loop, quickfit, readers
 from patchcam.training import classifier as tc
-from patchcam.training import loop as train
 from patchcam.training.teacher import Teacher, TeacherError, locate
 
 
@@ -80,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="app mode: quantisation-aware epochs (default: the app's qat_epochs)")
     p.add_argument("--max-steps", type=int, help="app mode: at most this many batches per epoch")
     p.add_argument("--resume", action="store_true",
-                   help="app mode: continue from <out>/last.pt and <out>/qat_last.pt")
+                   help="app mode: continue from <out>/last.pt and <out>/qat_last.pt (an "
+                        "error when there is none)")
     p.add_argument("--export", action="store_true",
                    help="app mode: write apps/<app>/weights/float.pt and apps/<app>/generated/")
     p.add_argument("--no-int8-eval", action="store_true",
@@ -114,12 +114,15 @@ def app_main(a: argparse.Namespace, argv: list[str] | None) -> int:
         if cfg.app.task != "classify":
             raise AppConfigError(f"{a.app} is a {cfg.app.task} app; use "
                                  "`patchcam train APP` picks the detector's training")
+        out = Path(a.out) if a.out else REPO / "build" / "train" / cfg.app.name
+        if a.resume:
+            loop.require_checkpoint(out / "last.pt")
         # the teacher first: a missing file should stop the run before minutes of data loading
         teacher = None if a.teacher == "none" else Teacher(locate(a.teacher), a.threads)
         if a.data:
             cfg = cfg.with_data(a.data)
         samples = tc.read_sources(cfg)
-    except (AppConfigError, readers.DatasetError, TeacherError) as e:
+    except (AppConfigError, loop.NothingToResume, readers.DatasetError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     r = cfg.train
@@ -130,7 +133,6 @@ def app_main(a: argparse.Namespace, argv: list[str] | None) -> int:
     q = tc.FitOptions(epochs=r.qat_epochs if a.qat_epochs is None else a.qat_epochs,
                       lr=r.qat_lr, batch=o.batch, seed=seed, kd_weight=a.kd_weight,
                       temperature=a.temperature, max_steps=a.max_steps)
-    out = Path(a.out) if a.out else REPO / "build" / "train" / cfg.app.name
     tr, va, te = (tc.split(samples, s) for s in ("train", "val", "test"))
     zc = cfg.zoo_config()
     print(f"{cfg.app.name}: {zc.name} width {zc.width} @{zc.resolution}; {len(tr)} train, "
@@ -211,12 +213,12 @@ def folder_main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = zoo.Classifier(cfg)
     t0 = time.time()
-    train.fit(model, images[tr], labels[tr], args.epochs, args.lr, args.batch, args.seed)
+    quickfit.fit(model, images[tr], labels[tr], args.epochs, args.lr, args.batch, args.seed)
     minutes = (time.time() - t0) / 60
 
-    float_pred = train.predict(model, images[te]).argmax(1)
+    float_pred = quickfit.predict(model, images[te]).argmax(1)
     g = quantize.quantize(model, (cfg.in_channels, *cfg.resolution),
-                          [train.to_batch(images[tr][:512])], cfg.name)
+                          [quickfit.to_batch(images[tr][:512])], cfg.name)
     int8_pred = np.array([reference.run(g, (x.astype(np.int16) - 128).astype(np.int8)).argmax()
                           for x in images[te]])
     acc_f = float((float_pred == labels[te]).mean())

@@ -47,7 +47,7 @@ from patchcam.app.config import AppConfigError, load_app
 from patchcam.compiler import patchplan, quantize
 from patchcam.paths import REPO
 from patchcam.training import detector as td
-from patchcam.training import readers
+from patchcam.training import loop, readers
 
 
 def eval_sets(cfg, sources: list[int] | None = None) -> dict[str, td.DetData]:
@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 5; 0: never)")
     p.add_argument("--max-steps", type=int, help="at most this many batches per epoch")
     p.add_argument("--out", type=Path, help="checkpoint folder (default build/train/<app>)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out>/last.pt (and qat_last.pt); an error when there "
+                        "is none")
     p.add_argument("--from", dest="from_ckpt", type=Path,
                    help="start from this checkpoint's weights (with --epochs 0: just "
                         "evaluate / export it)")
@@ -133,12 +135,14 @@ def main(argv: list[str] | None = None) -> int:
                       eval_every=a.eval_every, max_steps=a.max_steps)
     out = a.out or REPO / "build" / "train" / cfg.app.name
     try:
+        if a.resume:
+            loop.require_checkpoint(out / "last.pt")
         train = td.load_split(cfg, "train")
         val = td.load_split(cfg, "val", boxes_only=True)
         tests = eval_sets(cfg)
         if a.eval_limit:
             tests = {k: d.subset(range(min(a.eval_limit, len(d)))) for k, d in tests.items()}
-    except readers.DatasetError as e:
+    except (loop.NothingToResume, readers.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{cfg.app.name}: train {train.summary()}; val {val.summary()}", flush=True)
@@ -159,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     history: list[dict] = []
     last = out / "last.pt"
     # a QAT run can only be resumed if the float model under it is the one it started from
-    float_was_done = a.resume and last.is_file() and \
-        torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= o.epochs
+    float_was_done = a.resume and loop.finished(last, o.epochs)
     t0 = time.time()
     if o.epochs > 0:
         print(f"training {o.epochs} epochs x {td.steps_per_epoch(train, o)} batches of "
