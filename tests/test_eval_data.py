@@ -119,3 +119,35 @@ def test_a_detection_set_scores_a_detector_and_labels_a_classifier(tmp_path):
 def test_read_refuses_an_empty_folder(tmp_path):
     with pytest.raises(readers.DatasetError, match="no labelled images"):
         userdata.read(load_app("vww"), tmp_path)
+
+
+SHARED_TFLM = Path(__file__).resolve().parents[2] / "shared" / "models" / "person_detect.tflite"
+
+
+@pytest.mark.skipif(not SHARED_TFLM.is_file(), reason="needs ../shared/models/person_detect.tflite")
+def test_vww_scores_tflite_micros_person_detect_on_the_same_photos(photo_folder, tmp_path,
+                                                                   capsys):
+    out = tmp_path / "report.json"
+    assert ev.main(["vww", "--data", str(photo_folder), "--no-baseline", "--tflm",
+                    str(SHARED_TFLM), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["tflm"]["file"] == str(SHARED_TFLM)
+    # the column is the imported model's own answers: recompute them here
+    from patchcam.compiler.tflite_import import import_tflite
+    from patchcam.training import classifier as tc
+    g = import_tflite(SHARED_TFLM)
+    samples = userdata.read(load_app("vww"), photo_folder)
+    imgs, kept = ev.imagesets.load_images(samples, (96, 96), True, desc="test-tflm")
+    y = np.array([int(s.label == "person") for s in kept])
+    expected = float((tc.int8_predict(g, imgs) == y).mean())
+    assert doc["overall"]["tflm"] == pytest.approx(expected, abs=1e-4)
+    assert set(doc["recall"]["tflm"]) == {"person", "no_person"}
+    text = capsys.readouterr().out
+    assert "TFLM" in text and "TFLite Micro person_detect" in text
+
+
+def test_a_missing_tflm_model_named_explicitly_is_one_line(photo_folder, tmp_path, capsys):
+    assert ev.main(["vww", "--data", str(photo_folder), "--no-baseline", "--tflm",
+                    str(tmp_path / "nope.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1

@@ -101,6 +101,9 @@ class TrainSpec:
     qat_epochs: int
     qat_lr: float = 1e-4
     seed: int = 0
+    # classify: weigh each class's cross-entropy by n / (classes * n_class), so a class with
+    # more photos (person, in vww's scene sources) does not pull the decision its way
+    balance_classes: bool = False
 
 
 @dataclass(frozen=True)

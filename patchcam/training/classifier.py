@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -249,6 +249,7 @@ class FitOptions:
     label_smoothing: float = 0.05
     kd_weight: float = 1.0  # weight of the distillation term (with a teacher)
     temperature: float = 2.0
+    class_weights: tuple[float, ...] | None = None  # per-class cross-entropy weights
     max_steps: int | None = None  # at most this many batches per epoch (tests, timing)
 
 
@@ -260,13 +261,24 @@ def to_batch(images: np.ndarray) -> torch.Tensor:
 def loss_fn(logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
             o: FitOptions) -> tuple[torch.Tensor, float]:
     """Cross-entropy on hard labels + the distillation term; returns (loss, kd part)."""
-    loss = F.cross_entropy(logits, y, label_smoothing=o.label_smoothing)
+    weight = (torch.tensor(o.class_weights, dtype=logits.dtype, device=logits.device)
+              if o.class_weights is not None else None)
+    loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=o.label_smoothing)
     if soft is None:
         return loss, 0.0
     t = o.temperature
     kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft / t, 1), log_target=True,
                   reduction="batchmean") * t * t
     return loss + o.kd_weight * kd, float(kd.detach())
+
+
+def balanced_weights(labels: np.ndarray, num_classes: int) -> tuple[float, ...]:
+    """n / (classes * n_class) for each class: every class weighs the same in the loss."""
+    counts = np.bincount(labels, minlength=num_classes)
+    if (counts == 0).any():
+        missing = [i for i, c in enumerate(counts) if c == 0]
+        raise ValueError(f"no training photo of class {missing}: cannot balance the classes")
+    return tuple(float(len(labels) / (num_classes * c)) for c in counts)
 
 
 @torch.no_grad()
@@ -419,6 +431,11 @@ def train_student(cfg: AppConfig, train_samples: list[readers.Sample],
     data = load_views(train_samples, cfg, k_views, o.seed, teacher, desc=f"{desc}-train")
     val_x, val_y, _ = load_clean(val_samples, cfg, desc=f"{cfg.app.name}-{desc}-val")
     counts = dict(zip(*np.unique(data.sources, return_counts=True), strict=True))
+    if cfg.train.balance_classes:
+        w = balanced_weights(data.labels, len(cfg.classes.names))
+        o, qat = replace(o, class_weights=w), replace(qat, class_weights=w)
+        print("class weights (train.balance_classes): " + ", ".join(
+            f"{n} {x:.3f}" for n, x in zip(cfg.classes.names, w, strict=True)), flush=True)
     probe, teacher_val = None, None
     if teacher is not None:
         probe = fit_probe(data, len(cfg.classes.names))

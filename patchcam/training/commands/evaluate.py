@@ -276,9 +276,31 @@ def vww_int8(cfg: AppConfig, model: torch.nn.Module, meta: dict) -> tuple[Graph,
                "patchcam/training/commands/train_classifier.py does)")
 
 
+def imported_reference(cfg: AppConfig, spec: str) -> tuple[Graph | None, dict | None]:
+    """TFLite Micro's own person_detect.tflite, imported and run by the integer reference:
+    the model a vww student has to beat (spec: auto, none or a path; auto finds it in
+    data/models/ or ../shared/models/ and is silent when it is not there)."""
+    if spec == "none" or cfg.classes.names != ["no_person", "person"]:
+        return None, None
+    from patchcam.compiler.tflite_import import TFLiteImportError, import_tflite
+    from patchcam.training.commands import finetune_imported as imported
+    try:
+        path = imported.locate("auto" if spec == "auto" else spec)
+        g = import_tflite(path)
+    except FileNotFoundError as e:
+        if spec == "auto":
+            return None, {"unavailable": str(e)}
+        raise EvalError(str(e)) from None
+    except TFLiteImportError as e:
+        raise EvalError(f"{spec}: {e}") from None
+    return g, {"name": "TFLite Micro person_detect (imported; int8 reference; "
+                       "output 1 = person)", "file": str(path), "graph": g.name}
+
+
 def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph,
                     sets: dict[str, list[readers.Sample]], limit: int | None,
-                    with_baseline: bool) -> dict:
+                    with_baseline: bool, tflm: Graph | None = None,
+                    tflm_doc: dict | None = None) -> dict:
     pos = cfg.classes.names.index(cfg.classes.positive or cfg.classes.names[-1])
     hog, base_doc = None, None
     if with_baseline:
@@ -292,7 +314,8 @@ def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph,
         except baselines.BaselineUnavailable as e:
             base_doc = {"unavailable": str(e)}
     results: dict[str, dict] = {}
-    pooled: dict[str, list] = {"labels": [], "float": [], "int8": [], "baseline": []}
+    pooled: dict[str, list] = {"labels": [], "float": [], "int8": [], "baseline": [],
+                               "tflm": []}
     res = model.cfg.resolution
     for name, samples in sets.items():
         samples = samples[:limit] if limit else samples
@@ -306,6 +329,15 @@ def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph,
         if hog is not None:
             pred["baseline"] = np.array([int(hog.person_score(read_rgb(s.image_path)) > 0)
                                          for s in tqdm(kept, desc=f"HOG {name}", leave=False)])
+        if tflm is not None:
+            h, w, c = tflm.tensors[tflm.input].shape
+            timgs, tkept = imagesets.load_images(kept, (h, w), c == 1, desc=f"tflm-eval-{name}")
+            if len(tkept) != len(kept):  # the same files decode the same way at any size
+                raise EvalError(f"{name}: images decode for one model and not the other")
+            pred["tflm"] = (np.array([int(reference.run(tflm, (x.astype(np.int16) - 128)
+                                                        .astype(np.int8)).argmax())
+                                      for x in tqdm(timgs, desc=f"TFLM {name}", leave=False)])
+                            == 1).astype(int)
         r = {k: round(float((p == labels).mean()), 4) for k, p in pred.items()}
         r.update(images=len(kept), person=int(labels.sum()))
         results[name] = r
@@ -323,7 +355,7 @@ def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph,
                   other: _recall(np.concatenate(p), y, 0)}
               for k, p in pooled.items() if p}
     return {"metric": "accuracy (person / no_person, P(person) >= 0.5)", "sets": results,
-            "overall": overall, "recall": recall, "baseline": base_doc}
+            "overall": overall, "recall": recall, "baseline": base_doc, "tflm": tflm_doc}
 
 
 def _recall(pred: np.ndarray, y: np.ndarray, cls: int) -> float | None:
@@ -343,15 +375,19 @@ def table(doc: dict) -> str:
     rows = [*doc["sets"].items(), ("all (pooled)", doc["overall"])]
     detect = doc["task"] == "detect"
     base = doc.get("baseline") or {}
+    tflm = doc.get("tflm") or {}
+    cols = ("float", "int8", "baseline") + (("tflm",) if "name" in tflm else ())
     head = (f"{'set':<34} {'images':>6} {'boxes' if detect else 'person':>6} "
-            f"{'float':>7} {'int8':>7} {'baseline':>8}")
+            f"{'float':>7} {'int8':>7} {'baseline':>8}" + (f" {'TFLM':>7}" if "tflm" in cols
+                                                            else ""))
     lines = [f"{doc['app']}: {doc['metric']}", head, "-" * len(head)]
     for name, r in rows:
-        cells = [_value(r.get(k)) for k in ("float", "int8", "baseline")]
+        cells = [_value(r.get(k)) for k in cols]
         txt = " ".join(f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in cells[:2])
         b = f"{cells[2]:>8.3f}" if cells[2] is not None else f"{'-':>8}"
+        t = "".join(f" {v:>7.3f}" if v is not None else f" {'-':>7}" for v in cells[3:])
         lines.append(f"{name:<34} {r['images']:>6} {r['boxes' if detect else 'person']:>6} "
-                     f"{txt} {b}")
+                     f"{txt} {b}{t}")
         if detect and len(doc["classes"]) > 1:
             for c in doc["classes"]:
                 per = [r[k]["ap50"].get(c) if k in r else None
@@ -359,9 +395,11 @@ def table(doc: dict) -> str:
                 lines.append(f"  AP50 {c:<27} {'':>6} {'':>6} " + " ".join(
                     f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in per))
     for c in doc["classes"] if "recall" in doc else ():
-        per = [doc["recall"].get(k, {}).get(c) for k in ("float", "int8", "baseline")]
+        per = [doc["recall"].get(k, {}).get(c) for k in cols]
         lines.append(f"  recall {c:<25} {'':>6} {'':>6} " + " ".join(
-            f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in per))
+            f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in per[:2]) + " " + " ".join(
+            f"{v:>8.3f}" if v is not None else f"{'-':>8}" for v in per[2:3]) + "".join(
+            f" {v:>7.3f}" if v is not None else f" {'-':>7}" for v in per[3:]))
     o = doc["overall"]
     f, q, bl = (_value(o.get(k)) for k in ("float", "int8", "baseline"))
     lines.append(f"int8 vs float: {100 * (q - f):+.1f} points "
@@ -371,6 +409,10 @@ def table(doc: dict) -> str:
                      f"({q:.3f} vs {bl:.3f})")
     elif base.get("unavailable"):
         lines.append(f"baseline unavailable: {base['unavailable']}")
+    tq = _value(o.get("tflm"))
+    if tq is not None:
+        lines.append(f"ours (int8) vs {tflm['name']}: {100 * (q - tq):+.1f} points "
+                     f"({q:.3f} vs {tq:.3f})")
     lines.append(f"int8 model: {doc['int8_source']}")
     return "\n".join(lines)
 
@@ -386,7 +428,7 @@ def user_sets(cfg: AppConfig, data: Path) -> dict:
 
 
 def run(app: str, limit: int | None = None, with_baseline: bool = True,
-        threads: int = 2, data: Path | None = None) -> dict:
+        threads: int = 2, data: Path | None = None, tflm: str = "auto") -> dict:
     """Evaluate and return the report document (what build/eval/<app>.json holds).
 
     data: score every photo of this folder instead of the app's own test split."""
@@ -408,7 +450,8 @@ def run(app: str, limit: int | None = None, with_baseline: bool = True,
             sets = detect_sets(cfg)
         if cfg.app.task == "classify":
             g, how = vww_int8(cfg, model, meta)
-            res = eval_classifier(cfg, model, g, sets, limit, with_baseline)
+            res = eval_classifier(cfg, model, g, sets, limit, with_baseline,
+                                  *imported_reference(cfg, tflm))
         else:
             gen = generated_path(cfg)
             if gen.is_file():
@@ -453,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
                         "class sub-folders (person/, no_person/ or non_person/ or "
                         "background/, ...) or a YOLO / VOC / COCO set; the report goes to "
                         "build/eval/<app>-data-<folder>.json")
+    p.add_argument("--tflm", default="auto", metavar="MODEL",
+                   help="vww: also score TensorFlow Lite Micro's person_detect.tflite on the "
+                        "same photos: auto (when data/models/ or ../shared/models/ has it), "
+                        "none, or a path")
     p.add_argument("--limit", type=int, metavar="N",
                    help="only the first N images of each set (a quick check, not a result)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -460,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.card and a.data is not None:
         p.error("--card describes the app's own test split; drop --data or --card")
     try:
-        doc = run(a.app, a.limit, a.baseline, a.threads, a.data)
+        doc = run(a.app, a.limit, a.baseline, a.threads, a.data, a.tflm)
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

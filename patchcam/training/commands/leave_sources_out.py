@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +65,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="continue the arms' checkpoints in <out>/<arm>/ (an error when there "
                         "are none)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--balance-classes", action=argparse.BooleanOptionalAction,
+                   help="weigh the classes equally in the loss (default: the app's "
+                        "train.balance_classes)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
         if a.resume and not any((a.out / arm / "last.pt").is_file() for arm in a.arms):
             loop.require_checkpoint(a.out / a.arms[0] / "last.pt")
         cfg = load_app(a.app)
+        if a.balance_classes is not None:
+            cfg = replace(cfg, train=replace(cfg.train, balance_classes=a.balance_classes))
         names = {cfg.data_path(d).name for d in cfg.data}
         unknown = set(a.hold_out) - names
         if unknown:
@@ -92,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(va)}, in-distribution test {len(te)}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"held_out": a.hold_out, "seed": seed, "epochs": a.epochs,
-                     "qat_epochs": a.qat_epochs, "views": a.views, "arms": {}}
+                     "qat_epochs": a.qat_epochs, "views": a.views,
+                     "balance_classes": cfg.train.balance_classes, "arms": {}}
     res_file = a.out / "results.json"
     for arm in a.arms:
         # resuming, the arms after the interrupted one have not started: they start fresh
