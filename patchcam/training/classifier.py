@@ -374,18 +374,7 @@ def qat_finetune(model: zoo.Classifier, data: ClassData, o: FitOptions, out_dir:
     the forward pass, ranges following the activations (EMA), so the network learns around the
     int8 rounding. out_dir/qat_last.pt after every epoch. Returns the FusedNet (eval mode)."""
     fused = calibrated(model, data, seed=o.seed)
-    fused.qat = True
-
-    def doc(epoch: int, history: list[dict]) -> dict:
-        return {"format": QAT_FORMAT, "state": fused.state_dict(), "ranges": fused.ranges,
-                "epoch": epoch, "history": history, "options": asdict(o)}
-
-    def restore(d: dict) -> None:
-        fused.load_state_dict(d["state"])
-        fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
-
-    hist = loop.train(fused, ClassifierTask(data, o, val), o, Path(out_dir) / "qat_last.pt", doc,
-                      restore, resume, "qat")
+    hist = loop.train_qat(fused, ClassifierTask(data, o, val), o, out_dir, resume, QAT_FORMAT)
     return fused.eval(), hist
 
 

@@ -272,18 +272,7 @@ def qat_finetune(model: detect.Detector, cfg: AppConfig, data: DetData, o: FitOp
     rounding; the ranges follow the activations (EMA). Checkpoints out_dir/qat_last.pt every
     epoch (resumable). quantize.to_int8 turns the result into the int8 graph."""
     fused = calibrated(model, cfg, data, calib_n, o.seed)
-    fused.qat = True
-
-    def doc(epoch: int, history: list[dict]) -> dict:
-        return {"format": QAT_FORMAT, "state": fused.state_dict(), "ranges": fused.ranges,
-                "epoch": epoch, "history": history, "options": asdict(o)}
-
-    def restore(d: dict) -> None:
-        fused.load_state_dict(d["state"])
-        fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
-
-    loop.train(fused, DetectorTask(data, o, model.stride), o, Path(out_dir) / "qat_last.pt",
-               doc, restore, resume, "qat")
+    loop.train_qat(fused, DetectorTask(data, o, model.stride), o, out_dir, resume, QAT_FORMAT)
     return fused.eval()
 
 

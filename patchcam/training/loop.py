@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
@@ -181,3 +182,21 @@ def train(net: nn.Module, task: Task, o: Options, ckpt: Path,
             torch.save(d, ckpt.parent / "best.pt")
     net.to("cpu")
     return history
+
+
+def train_qat(fused: nn.Module, task: Task, o: Options, out_dir: Path, resume: bool,
+              fmt: str) -> list[dict]:
+    """Quantisation-aware fine-tuning of a calibrated FusedNet (quantize.FusedNet) through
+    `train`: fake-quantised forward passes, the ranges (EMA) saved and restored with the
+    weights in out_dir/qat_last.pt. Leaves fused in training mode; returns the history."""
+    fused.qat = True
+
+    def doc(epoch: int, history: list[dict]) -> dict:
+        return {"format": fmt, "state": fused.state_dict(), "ranges": fused.ranges,
+                "epoch": epoch, "history": history, "options": asdict(o)}
+
+    def restore(d: dict) -> None:
+        fused.load_state_dict(d["state"])
+        fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
+
+    return train(fused, task, o, Path(out_dir) / "qat_last.pt", doc, restore, resume, "qat")
