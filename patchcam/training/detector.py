@@ -171,6 +171,8 @@ def epoch_order(data: DetData, rng: np.random.Generator, neg_ratio: float) -> np
 # ---- training -----------------------------------------------------------------------------
 @dataclass
 class FitOptions:
+    # the shared loop's options (patchcam.training.loop.Options) with the detector's own
+    # defaults, then the detector's own fields: the classifier's FitOptions starts alike
     epochs: int
     lr: float
     batch: int = 32

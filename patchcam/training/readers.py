@@ -267,13 +267,20 @@ def read_folder(root: str | Path) -> SampleSet:
                 entries += [(p, c.name, split) for p in _images_under(c)]
     samples, given, skipped = [], [], []
     for path, label, split in entries:
-        size = _probe(path, skipped)
-        if size is None:
-            continue
-        samples.append(Sample(path, _boxes([]), [], root.name, image_label=label, size=size,
-                              group=group_key(path)))
-        given.append(split)
+        s = _labelled_image(path, label, root, skipped)
+        if s is not None:
+            samples.append(s)
+            given.append(split)
     return _finish(samples, given, root, "folder", skipped)
+
+
+def _labelled_image(path: Path, label: str, root: Path, unreadable: list) -> Sample | None:
+    """A sample with an image label and no boxes; None (and noted) when it cannot be read."""
+    size = _probe(path, unreadable)
+    if size is None:
+        return None
+    return Sample(path, _boxes([]), [], root.name, image_label=label, size=size,
+                  group=group_key(path))
 
 
 # ---- PASCAL VOC ---------------------------------------------------------------------------
@@ -547,12 +554,10 @@ def read_captions(root: str | Path, images: str = "images") -> SampleSet:
         if label is None:
             ambiguous.append((path, "captions disagree on a person"))
             continue
-        size = _probe(path, unreadable)
-        if size is None:
-            continue
-        samples.append(Sample(path, _boxes([]), [], root.name, image_label=label, size=size,
-                              group=group_key(path)))
-        given.append(None)
+        s = _labelled_image(path, label, root, unreadable)
+        if s is not None:
+            samples.append(s)
+            given.append(None)
     ss = _finish(samples, given, root, "captions", unreadable)
     ss.skipped += ambiguous
     return ss
