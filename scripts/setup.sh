@@ -5,11 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+# gcc -m32 (x86-64 hosts): the 32-bit build of the app loop that tests/test_app_fuzz.py fuzzes
+if [ "$(uname -m)" = x86_64 ]; then DEB_PACKAGES="$DEB_PACKAGES gcc-multilib"; fi
 missing=""
 command -v arm-none-eabi-gcc >/dev/null || missing="gcc-arm-none-eabi libnewlib-arm-none-eabi"
 [ -e /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -e /usr/lib/arm-none-eabi/lib/libc.a ] \
   || missing="$missing libnewlib-arm-none-eabi"
 command -v qemu-system-arm >/dev/null || missing="$missing qemu-system-arm"
+if [ "$(uname -m)" = x86_64 ] && ! echo 'int main(void){return 0;}' \
+    | gcc -m32 -x c - -o /dev/null 2>/dev/null; then missing="$missing gcc-multilib"; fi
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: $DEB_PACKAGES"

@@ -9,6 +9,7 @@ decoders, which must return the same items.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -92,6 +93,35 @@ def test_c_decoder_fuzz(c_test):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"fuzz: {FUZZ_INPUTS} inputs" in r.stdout
     print(r.stdout.strip())
+
+
+# 254 * k zero-free bytes are COBS's worst case (one more code byte than ceil(n / 254)); a
+# 500-byte payload makes a zero-free 508-byte packet (its length field is 0x01F4).
+COBS_BOUND_SIZES = (0, 1, 253, 254, 255, 500, 507, 508, 509, 754, 762, 1008, 1016, 1024, 1032)
+
+
+def test_cobs_worst_case_fits_the_documented_size(c_test):
+    """pc_cobs_encode of n non-zero bytes, and pc_encode of n-byte payloads, each into a buffer
+    of exactly the documented size (AddressSanitizer catches one byte past it), for sizes
+    around multiples of 254; C's PC_PROTO_COBS_MAX and Python's cobs_max agree with both
+    encoders' actual output."""
+    r = subprocess.run([str(c_test), "bounds", *map(str, COBS_BOUND_SIZES)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = {int(n): (int(c), int(w))
+           for n, c, w in re.findall(r"bounds (\d+) cobs=(\d+) wire=(\d+)", r.stdout)}
+    assert sorted(got) == sorted(COBS_BOUND_SIZES)
+    for n in COBS_BOUND_SIZES:
+        data = bytes(1 + i % 255 for i in range(n))
+        assert got[n][0] == len(pp.cobs_encode(data)) == pp.cobs_max(n) == n + n // 254 + 1
+        if n <= pp.MAX_PAYLOAD:
+            packet_bytes = n + pp.HEADER_BYTES + pp.CRC_BYTES
+            assert got[n][1] <= pp.cobs_max(packet_bytes) + 2
+            if n >= 256 and n % 256:  # the packet has no zero byte: the worst case, exactly
+                assert got[n][1] == pp.cobs_max(packet_bytes) + 2
+    assert pp.cobs_max(254) == 256 and pp.cobs_max(508) == 511
+    assert pp.MAX_ENCODED == pp.cobs_max(pp.MAX_PACKET) == 1037
+    assert len(pp.cobs_encode(b"\x01" * pp.MAX_PACKET)) == pp.MAX_ENCODED
 
 
 def _random_stream(seed: int, pieces: int) -> bytes:

@@ -13,6 +13,8 @@
  *
  * Built with the generated model.h and app_config.h (patchcam.app.export), pc_proto.c,
  * pc_preprocess.c and pc_detect.c. No malloc, no stdio: every buffer is static.
+ * Sizes taken from a FRAME header or the camera are multiplied with pc_size.h's checked helpers
+ * only (size_t is 32 bits on the board: a wrapped product would pass the size checks).
  * Compile-time options: PC_BOARD_NAME (string), PC_APP_FRAME_MAX_BYTES (the largest camera or
  * FRAME image buffered; default: the model input as RGB888), PC_APP_AUTOSTREAM (1: stream
  * from the camera from boot when the board has one; default 0).
@@ -26,6 +28,7 @@
 #include "model.h"
 #include "pc_preprocess.h"
 #include "pc_proto.h"
+#include "pc_size.h"
 #if PC_APP_TASK == PC_TASK_DETECT
 #include "pc_detect.h"
 #endif
@@ -254,10 +257,15 @@ static void on_frame(const uint8_t *p, size_t len)
         send_error(PC_ERR_BAD_FORMAT, id, "unknown pixel format");
         return;
     }
-    const size_t total = (size_t)width * height * bpp;
-    if (total == 0 || total > sizeof frame_buf) {
+    uint32_t total;
+    if (pc_image_bytes(width, height, (uint32_t)bpp, &total) != 0 || total > sizeof frame_buf) {
         rx.active = 0;
-        send_error(PC_ERR_BAD_SIZE, id, total == 0 ? "empty image" : "image over max_frame_bytes");
+        send_error(PC_ERR_BAD_SIZE, id, "image over max_frame_bytes");
+        return;
+    }
+    if (total == 0) {
+        rx.active = 0;
+        send_error(PC_ERR_BAD_SIZE, id, "empty image");
         return;
     }
     if (offset == 0) {
@@ -412,11 +420,40 @@ static const char *decode_error_text(int code)
     }
 }
 
+/* Bytes of one camera frame (checked), or 0 when there is no camera, its format is unknown, or
+ * its frames are empty or would not fit frame_buf. */
+static uint32_t camera_frame_bytes(void)
+{
+    uint32_t bytes;
+    const uint32_t bpp = (uint32_t)pc_pixfmt_bytes(st.cam_format);
+    if (bpp == 0 || pc_image_bytes(st.cam_w, st.cam_h, bpp, &bytes) != 0 ||
+        bytes > sizeof frame_buf) {
+        return 0;
+    }
+    return bytes;
+}
+
+/* Read the camera's format; a camera whose frames camera_frame_bytes refuses is turned off. */
+static void camera_setup(void)
+{
+    st.cam_format = (uint8_t)board_camera_format(&st.cam_w, &st.cam_h);
+    if (st.cam_format != BOARD_PIXFMT_NONE && camera_frame_bytes() == 0) {
+        st.cam_format = BOARD_PIXFMT_NONE;
+        st.cam_w = st.cam_h = 0;
+        send_log(PC_LOG_WARNING, "camera frames are over PC_APP_FRAME_MAX_BYTES (or empty, "
+                                 "or of an unknown format): camera off");
+    }
+    if (st.cam_format == BOARD_PIXFMT_NONE) {
+        st.cam_w = st.cam_h = 0;
+    }
+    st.stream = (PC_APP_AUTOSTREAM && st.cam_format != BOARD_PIXFMT_NONE) ? -1 : 0;
+}
+
 static void capture_one(void)
 {
     const size_t n = board_camera_capture(frame_buf, sizeof frame_buf);
-    const size_t want = (size_t)st.cam_w * st.cam_h * pc_pixfmt_bytes(st.cam_format);
-    if (n == 0 || n != want) {
+    const uint32_t want = camera_frame_bytes();
+    if (want == 0 || n == 0 || n != want) {
         st.stream = 0;
         send_log(PC_LOG_INFO, "camera: no more frames, streaming stopped");
         return;
@@ -428,32 +465,31 @@ static void capture_one(void)
     }
 }
 
+/* Bytes from the serial port: decode them, handle every packet, answer every fault. */
+static void on_serial(const uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pc_packet_t pkt;
+        const int r = pc_decoder_put(&decoder, buf[i], &pkt);
+        if (r == PC_DEC_PACKET) {
+            on_packet(&pkt);
+        } else if (r < 0) {
+            send_error((uint16_t)-r, 0, decode_error_text(-r));
+        }
+    }
+}
+
 int main(void)
 {
     board_init();
     pc_decoder_init(&decoder);
-    st.cam_format = (uint8_t)board_camera_format(&st.cam_w, &st.cam_h);
-    if (st.cam_format != BOARD_PIXFMT_NONE &&
-        (size_t)st.cam_w * st.cam_h * pc_pixfmt_bytes(st.cam_format) > sizeof frame_buf) {
-        st.cam_format = BOARD_PIXFMT_NONE; /* frames would not fit the buffer */
-        st.cam_w = st.cam_h = 0;
-        send_log(PC_LOG_WARNING, "camera frames are over PC_APP_FRAME_MAX_BYTES: camera off");
-    }
-    st.stream = (PC_APP_AUTOSTREAM && st.cam_format != BOARD_PIXFMT_NONE) ? -1 : 0;
+    camera_setup();
     send_hello();
     for (;;) {
         uint8_t buf[64];
         const size_t n = board_serial_read(buf, sizeof buf, st.stream != 0 ? 0u
                                                                             : SERIAL_TIMEOUT_US);
-        for (size_t i = 0; i < n; i++) {
-            pc_packet_t pkt;
-            const int r = pc_decoder_put(&decoder, buf[i], &pkt);
-            if (r == PC_DEC_PACKET) {
-                on_packet(&pkt);
-            } else if (r < 0) {
-                send_error((uint16_t)-r, 0, decode_error_text(-r));
-            }
-        }
+        on_serial(buf, n);
         if (st.stream != 0) {
             capture_one();
         }

@@ -1,6 +1,8 @@
 /* pc_preprocess.c - see pc_preprocess.h. */
 #include "pc_preprocess.h"
 
+#include "pc_size.h"
+
 size_t pc_pixfmt_bytes(uint8_t format)
 {
     return format == 1 ? 1u : format == 2 ? 2u : format == 3 ? 3u : 0u;
@@ -18,6 +20,15 @@ int pc_preprocess(const uint8_t *src, uint16_t src_w, uint16_t src_h, uint8_t fo
     const size_t bpp = pc_pixfmt_bytes(format);
     if (bpp == 0 || src_w == 0 || src_h == 0 || dst_w == 0 || dst_h == 0 ||
         (dst_c != 1 && dst_c != 3)) {
+        return -1;
+    }
+    /* Every index below must fit 32 bits: the source and destination sizes, and sample()'s
+     * (2d + 1) * src for the largest d. */
+    uint32_t bytes;
+    if (pc_image_bytes(src_w, src_h, (uint32_t)bpp, &bytes) != 0 ||
+        pc_image_bytes(dst_w, dst_h, dst_c, &bytes) != 0 ||
+        pc_mul_size(2u * dst_h - 1u, src_h, &bytes) != 0 ||
+        pc_mul_size(2u * dst_w - 1u, src_w, &bytes) != 0) {
         return -1;
     }
     for (uint32_t dy = 0; dy < dst_h; dy++) {

@@ -29,8 +29,10 @@
 #define PC_PROTO_CRC_BYTES 4
 #define PC_PROTO_MAX_PAYLOAD 1024
 #define PC_PROTO_MAX_PACKET (PC_PROTO_HEADER_BYTES + PC_PROTO_MAX_PAYLOAD + PC_PROTO_CRC_BYTES)
-/* COBS adds one byte per 254 (and at least one). */
-#define PC_PROTO_COBS_MAX(n) ((n) + ((n) + 253) / 254)
+/* COBS worst case (no zero bytes in the input): one code byte per full run of 254 bytes, plus
+ * the code byte of the last, possibly empty, run -- n + floor(n / 254) + 1 (pc_cobs_encode of
+ * 254 non-zero bytes writes 256). The wire adds the two delimiters (PC_PROTO_MAX_WIRE). */
+#define PC_PROTO_COBS_MAX(n) ((n) + (n) / 254 + 1)
 #define PC_PROTO_MAX_ENCODED PC_PROTO_COBS_MAX(PC_PROTO_MAX_PACKET)
 #define PC_PROTO_MAX_WIRE (PC_PROTO_MAX_ENCODED + 2) /* with both delimiters */
 /* FRAME / PREVIEW chunk: frame_id u32, width u16, height u16, format u8, reserved u8,

@@ -46,7 +46,15 @@ HEADER_BYTES = 4  # version u8, type u8, length u16
 CRC_BYTES = 4
 MAX_PAYLOAD = 1024
 MAX_PACKET = HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES  # 1032
-MAX_ENCODED = MAX_PACKET + (MAX_PACKET + 253) // 254  # COBS worst case: 1037
+
+
+def cobs_max(n: int) -> int:
+    """COBS worst case for n bytes (none of them 0x00): one code byte per full run of 254 bytes
+    plus the code byte of the last, possibly empty, run. PC_PROTO_COBS_MAX(n) in pc_proto.h."""
+    return n + n // 254 + 1
+
+
+MAX_ENCODED = cobs_max(MAX_PACKET)  # 1037
 CHUNK_HEADER_BYTES = 14  # frame_id, width, height, format, reserved, offset
 MAX_CHUNK_DATA = MAX_PAYLOAD - CHUNK_HEADER_BYTES  # 1010
 

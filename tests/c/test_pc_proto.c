@@ -9,6 +9,11 @@
  *       followed by a sentinel PING that must decode; prints "fuzz: N inputs ..." at the end
  *   test_pc_proto describe < stream
  *       one protocol.describe() line per decoded item (for differential tests with Python)
+ *   test_pc_proto bounds N...
+ *       for each N: COBS-encode N non-zero bytes, and pc_encode a payload of N bytes whose
+ *       packet has no zero byte where its length field allows, each into a malloc'd buffer of
+ *       exactly the documented size (PC_PROTO_COBS_MAX, + 2 delimiters), so AddressSanitizer
+ *       catches a write past it; prints "bounds N cobs=BYTES wire=BYTES" lines
  *
  * describe() here mirrors patchcam/host/protocol.py's parse() + describe() exactly.
  */
@@ -538,6 +543,76 @@ static int run_fuzz(long n, unsigned long seed)
     return 0;
 }
 
+/* ---- bounds: the documented worst case sizes are enough ---- */
+
+static int run_bounds(int argc, char **argv)
+{
+    int failures = 0;
+    for (int a = 0; a < argc; a++) {
+        const size_t n = (size_t)strtoul(argv[a], NULL, 10);
+        /* pc_cobs_encode: n non-zero bytes, the worst case. */
+        uint8_t *in = malloc(n + 1);
+        uint8_t *enc = malloc(PC_PROTO_COBS_MAX(n));
+        uint8_t *dec = malloc(n + 1);
+        if (in == NULL || enc == NULL || dec == NULL) {
+            return 2;
+        }
+        for (size_t i = 0; i < n; i++) {
+            in[i] = (uint8_t)(1 + i % 255);
+        }
+        const size_t m = pc_cobs_encode(in, n, enc);
+        const long back = pc_cobs_decode(enc, m, dec);
+        if (m != PC_PROTO_COBS_MAX(n) || back != (long)n || memcmp(in, dec, n) != 0) {
+            printf("bounds %zu: cobs wrote %zu (PC_PROTO_COBS_MAX %zu), decoded %ld\n", n, m,
+                   (size_t)PC_PROTO_COBS_MAX(n), back);
+            failures++;
+        }
+        size_t wire_n = 0;
+        if (n <= PC_PROTO_MAX_PAYLOAD) {
+            /* pc_encode into exactly PC_PROTO_COBS_MAX(packet) + 2 bytes; vary the payload until
+             * the CRC has no zero byte (the length field has one when n < 256 or n % 256 == 0). */
+            const size_t packet = n + PC_PROTO_HEADER_BYTES + PC_PROTO_CRC_BYTES;
+            const size_t cap = PC_PROTO_COBS_MAX(packet) + 2;
+            uint8_t *wire_buf = malloc(cap);
+            if (wire_buf == NULL) {
+                return 2;
+            }
+            for (uint8_t salt = 1; salt < 255; salt++) {
+                if (n > 0) {
+                    in[0] = salt;
+                }
+                uint8_t pkt[PC_PROTO_HEADER_BYTES] = {PC_PROTO_VERSION, PC_MSG_LOG, (uint8_t)n,
+                                                      (uint8_t)(n >> 8)};
+                const uint32_t crc = pc_crc32(pc_crc32(0, pkt, sizeof pkt), in, n);
+                if ((crc & 0xFFu) && (crc & 0xFF00u) && (crc & 0xFF0000u) && (crc >> 24)) {
+                    break;
+                }
+            }
+            wire_n = pc_encode(PC_MSG_LOG, in, n, wire_buf, cap);
+            pc_decoder_t d;
+            pc_packet_t pkt;
+            int r = PC_DEC_MORE;
+            pc_decoder_init(&d);
+            for (size_t i = 0; i < wire_n && r == PC_DEC_MORE; i++) {
+                r = pc_decoder_put(&d, wire_buf[i], &pkt);
+            }
+            const int zero_free = n >= 256 && n % 256 != 0;
+            if (wire_n == 0 || (zero_free && wire_n != cap) || r != PC_DEC_PACKET ||
+                pkt.len != n || memcmp(pkt.payload, in, n) != 0 ||
+                pc_encode(PC_MSG_LOG, in, n, wire_buf, cap - 1) != 0) {
+                printf("bounds %zu: pc_encode wrote %zu of %zu, decoded %d\n", n, wire_n, cap, r);
+                failures++;
+            }
+            free(wire_buf);
+        }
+        printf("bounds %zu cobs=%zu wire=%zu\n", n, m, wire_n);
+        free(in);
+        free(enc);
+        free(dec);
+    }
+    return failures == 0 ? 0 : 1;
+}
+
 static void print_line(const char *line, void *ctx)
 {
     (void)ctx;
@@ -567,6 +642,10 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "describe") == 0) {
         return run_describe();
     }
-    fprintf(stderr, "usage: %s vectors FILE | fuzz N SEED | describe < stream\n", argv[0]);
+    if (argc >= 3 && strcmp(argv[1], "bounds") == 0) {
+        return run_bounds(argc - 2, argv + 2);
+    }
+    fprintf(stderr, "usage: %s vectors FILE | fuzz N SEED | describe < stream | bounds N...\n",
+            argv[0]);
     return 2;
 }
