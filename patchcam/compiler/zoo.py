@@ -125,7 +125,8 @@ def preset(name: str) -> Config:
 class SameConv2d(nn.Conv2d):
     """Conv2d with TFLite 'SAME' padding (asymmetric when the stride does not divide)."""
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
+    def __init__(self, cin: int, cout: int, k: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, groups: int = 1,
                  bias: bool = False):
         super().__init__(cin, cout, k, stride, 0, groups=groups, bias=bias)
 
