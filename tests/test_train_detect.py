@@ -107,6 +107,69 @@ def test_augment_keeps_boxes_in_frame():
         assert np.all(b[:, 2] - b[:, 0] >= td.MIN_BOX_PX)
 
 
+def test_augment_draws_views_at_the_output_size_from_a_larger_image():
+    rng = np.random.default_rng(2)
+    img = np.full((64, 80, 3), 90, np.uint8)  # stored at 2x a 32x40 input
+    img[10:60, 30:50] = 230
+    boxes = np.array([[30, 10, 50, 60]], np.float32)
+    heights = []
+    for _ in range(200):
+        out, b, lb = td.augment_one(img, boxes, np.array([0]), rng, (32, 40))
+        assert out.shape == (32, 40, 3) and len(b) == len(lb) <= 1
+        assert np.all(b >= 0) and np.all(b[:, [0, 2]] <= 40) and np.all(b[:, [1, 3]] <= 32)
+        heights += list((b[:, 3] - b[:, 1]) / 32)
+    # whole-frame views shrink the person, close-ups make it fill (and overflow) the frame
+    assert min(heights) < 0.4 and max(heights) > 0.95
+
+
+def test_close_up_puts_the_box_top_near_the_frame_top():
+    v = td.View(close_up=1.0, close_height=(1.5, 1.6), aspect=0.0)
+    img = np.full((64, 80, 3), 90, np.uint8)
+    boxes = np.array([[30, 20, 50, 60]], np.float32)
+    for k in range(20):
+        out, b, _ = td.augment_one(img, boxes, np.array([0]), np.random.default_rng(k),
+                                   (32, 40), v)
+        assert len(b) == 1 and b[0, 1] <= 0.05 * 32 + 1e-3 and b[0, 3] == 32  # cut at the bottom
+
+
+def test_mosaic_places_four_views_in_their_quadrants():
+    rng = np.random.default_rng(0)
+    parts = []
+    for k in range(4):
+        img = np.full((64, 80, 3), 40 * k, np.uint8)
+        parts.append((img, np.array([[20, 10, 60, 54]], np.float32), np.array([0])))
+    v = td.View(close_up=0.0, frame_scale=(1.0, 1.0), shift=0.0, aspect=0.0, gray=0.0)
+    out, b, lb = td.mosaic(parts, (32, 40), rng, v)
+    assert out.shape == (32, 40, 3) and len(b) == len(lb) == 4
+    centres = (b[:, :2] + b[:, 2:]) / 2
+    quadrants = sorted((int(cy >= 16), int(cx >= 20)) for cx, cy in centres)
+    assert quadrants == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_box_free_sources_give_only_their_negatives(tmp_path, monkeypatch):
+    """A captioned / folder source is a negative source: its "person" photos (no boxes) are
+    left out, its "no_person" photos are every-cell-background negatives."""
+    monkeypatch.setattr(imagesets, "CACHE", tmp_path / "cache")
+    folder = tmp_path / "mixed"
+    (folder / "images").mkdir(parents=True)
+    rows = ["file,label"]
+    for i in range(8):
+        cv2.imwrite(str(folder / "images" / f"p{i}.png"), np.full((20, 20, 3), i, np.uint8))
+        rows.append(f"images/p{i}.png,{'person' if i % 2 else 'no_person'}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    toml = tmp_path / "app.toml"
+    text = TOML.format(data=tmp_path / "unused").split("[[data]]")[0]
+    toml.write_text(text + f'[[data]]\npath = "{folder}"\nformat = "folder"\n')
+    cfg = config.load_app(toml)
+    d = td.load_split(cfg, "train")
+    assert len(d) > 0 and all(len(b) == 0 for b in d.boxes)
+    assert all(len(lb) == 0 for lb in d.labels)
+    kept = set(d.images[:, 0, 0, 0].tolist())
+    assert kept and kept <= {0, 2, 4, 6}  # only the no_person photos
+    big = td.load_split(cfg, "train", zoom=2)
+    assert big.images.shape[1:3] == (64, 64) and len(big) == len(d)
+
+
 def test_fit_writes_checkpoint_and_resumes(tiny_app, tmp_path):
     torch.set_num_threads(1)
     train = td.load_split(tiny_app, "train")

@@ -6,15 +6,21 @@
     print(evaluate_float(model, load_split(cfg, "test"), cfg))
     export(model, cfg, calibration=train)        # int8 graph + C into apps/<app>/generated/
 
-Images are resized (stretched, no letterbox) to the app's input and kept as uint8 HWC, the
-boxes scaled with them; the model sees p / 255, the float view of the int8 input (zoo).
-Each batch is augmented on the fly, boxes moving with the pixels: horizontal flip, a random
-scale and translation (boxes clipped to the frame, those left tiny or mostly cut off
-dropped), brightness and contrast. Sources with no boxes (image folders) are negatives: every
-cell is background. Training runs in the loop the classifier shares
-(`patchcam.training.loop`; `DetectorTask` is the detector's part) and is resumable: a
-checkpoint (model, optimiser, schedule, epoch) is written after every epoch; the random
-streams are seeded per epoch, so a resumed run draws the same batches as an uninterrupted one.
+Images are resized (stretched, no letterbox) and kept as uint8 HWC, the boxes scaled with
+them; the model sees p / 255, the float view of the int8 input (zoo). Evaluation images are at
+the app's input; training images are kept at TRAIN_ZOOM times it, so a close-up cut from them
+has real detail. Each training view is drawn on the fly, boxes moving with the pixels (`View`):
+a whole-frame view (scale 0.4-1.5 of the frame: people from tiny to large), a close-up around
+one box (the person 0.45-1.7 frame heights tall, head near the top: the head-and-shoulders
+view a board's camera sees at 0.5-2 m), or a 2x2 mosaic of four small views (crowds, tiny
+people); then aspect jitter, flip, brightness / contrast, sometimes grey. Boxes are clipped to
+the frame and kept while MIN_VISIBLE of them stays in it. Sources with no boxes (image folders,
+captioned photos) are negatives, every cell background, but only their images whose label is
+not an app class ("no_person" photos, not "person" ones). Training runs in the loop the
+classifier shares (`patchcam.training.loop`; `DetectorTask` is the detector's part) and is
+resumable: a checkpoint (model, optimiser, schedule, epoch) is written after every epoch; the
+random streams are seeded per epoch, so a resumed run draws the same batches as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,14 +36,15 @@ import torch
 from torch import nn
 
 from patchcam.app import detect
-from patchcam.app.config import AppConfig
+from patchcam.app.config import AppConfig, DataSource
 from patchcam.compiler import quantize, reference
 from patchcam.compiler.ir import Graph
 from patchcam.training import imagesets, loop, metrics, readers
 from patchcam.training.checkpoint import config_from_dict
 
 MIN_BOX_PX = 4.0  # boxes narrower or lower than this after augmentation are dropped
-MIN_VISIBLE = 0.4  # ... and boxes with less than this fraction of their area left in frame
+MIN_VISIBLE = 0.3  # ... and boxes with less than this fraction of their area left in frame
+TRAIN_ZOOM = 2  # training images are stored at this multiple of the input (detail for close-ups)
 EVAL_SCORE = 0.05  # score threshold for AP (the app's threshold is for the board's output)
 CKPT_FORMAT = "patchcam-detector-train"
 WEIGHTS_FORMAT = "patchcam-detector"
@@ -75,26 +82,36 @@ class DetData:
 
 
 # ---- data ---------------------------------------------------------------------------------
+def negatives_only(src: DataSource) -> bool:
+    """A source without boxes (image folders, captioned photos): only its negatives are used."""
+    return src.format in ("folder", "captions")
+
+
 def load_split(cfg: AppConfig, split: str, sources: list[int] | None = None,
-               boxes_only: bool = False) -> DetData:
-    """The app's data sources' samples of one split (each source's own split), resized.
+               boxes_only: bool = False, zoom: int = 1) -> DetData:
+    """The app's data sources' samples of one split (each source's own split), resized to
+    zoom times the app's input (boxes in those pixels).
 
     sources: indices into cfg.data (default all); boxes_only: skip the box-free (negative)
-    sources. A box whose class is neither an app class nor mapped to one is dropped.
+    sources. A box whose class is neither an app class nor mapped to one is dropped. From a
+    box-free source, an image labelled with an app class (a "person" photo without boxes)
+    is left out: it is neither a negative nor a labelled positive.
     """
-    h, w = cfg.input.height, cfg.input.width
+    h, w = cfg.input.height * zoom, cfg.input.width * zoom
     names = list(cfg.classes.names)
     images, boxes, labels, srcs = [], [], [], []
     for i, src in enumerate(cfg.data):
         if sources is not None and i not in sources or split not in src.splits:
             continue
-        if boxes_only and src.format == "folder":
+        if boxes_only and negatives_only(src):
             continue
         kw = {"class_names": src.class_names} if src.class_names else {}
         root = cfg.data_path(src)
         ss = readers.read_dataset(root, src.format, **kw)
         mapping = {**{n: n for n in names}, **src.class_map}
         samples = readers.remap_labels(ss.split(split), mapping, drop_unmapped=True)
+        if negatives_only(src):
+            samples = [x for x in samples if mapping.get(x.image_label or "") not in names]
         if not samples:
             continue
         gray = cfg.input.color == "gray"
@@ -112,40 +129,126 @@ def load_split(cfg: AppConfig, split: str, sources: list[int] | None = None,
 
 
 # ---- augmentation -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class View:
+    """How training views are drawn (probabilities and ranges); the defaults are the recipe."""
+    close_up: float = 0.35  # a close-up around one box (images with boxes)
+    mosaic: float = 0.15  # a 2x2 mosaic of four views at half size
+    frame_scale: tuple[float, float] = (0.4, 1.5)  # whole-frame view: zoom of the frame
+    close_height: tuple[float, float] = (0.45, 1.7)  # close-up: box height / frame height
+    shift: float = 0.2  # whole-frame view: translation, fraction of the frame
+    aspect: float = 0.15  # log of the largest x/y stretch
+    gray: float = 0.1  # share of views turned grey (mono cameras, old photos)
+
+    def describe(self) -> str:
+        return (f"whole frame at {self.frame_scale[0]}-{self.frame_scale[1]}x + shift "
+                f"{self.shift}, close-up on a box at {self.close_up:.0%} (box "
+                f"{self.close_height[0]}-{self.close_height[1]} frame heights), 2x2 mosaic at "
+                f"{self.mosaic:.0%}, aspect jitter e^+-{self.aspect}, flip, brightness/"
+                f"contrast, grey at {self.gray:.0%}; boxes kept while >= {MIN_VISIBLE:.0%} "
+                "visible")
+
+
+def _log_uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(np.log(lo_hi[0]), np.log(lo_hi[1]))))
+
+
+def _placement(src_hw: tuple[int, int], out_hw: tuple[int, int], boxes: np.ndarray,
+               rng: np.random.Generator, v: View) -> tuple[float, float, float, float]:
+    """(sx, sy, tx, ty): output = source * s + t, for a whole-frame view or a close-up."""
+    (h0, w0), (h, w) = src_hw, out_hw
+    a = float(np.exp(rng.uniform(-v.aspect, v.aspect)))
+    if len(boxes) and rng.random() < v.close_up:
+        x0, y0, x1, y1 = boxes[rng.integers(len(boxes))]
+        sy = _log_uniform(rng, v.close_height) * h / max(y1 - y0, 1.0)
+        sx = sy * a
+        top = rng.uniform(0, h - sy * (y1 - y0)) if sy * (y1 - y0) <= h else             rng.uniform(-0.1, 0.05) * h  # taller than the frame: head near the top
+        cx = rng.uniform(0.2, 0.8) * w
+        return sx, sy, cx - sx * (x0 + x1) / 2, top - sy * y0
+    s = _log_uniform(rng, v.frame_scale)
+    sx, sy = s * a * w / w0, s / a * h / h0
+    tx = (w - sx * w0) / 2 + rng.uniform(-v.shift, v.shift) * w
+    ty = (h - sy * h0) / 2 + rng.uniform(-v.shift, v.shift) * h
+    return sx, sy, tx, ty
+
+
+def _warp(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, m: np.ndarray,
+          out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Warp by the 2x3 affine m (scale + translation); boxes clipped, the mostly-lost dropped."""
+    h, w = out_hw
+    fill = tuple(int(v) for v in img.reshape(-1, img.shape[2]).mean(0))
+    area = cv2.INTER_AREA if m[0, 0] < 1 and m[1, 1] < 1 else cv2.INTER_LINEAR
+    out = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=area,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    if out.ndim == 2:
+        out = out[..., None]
+    if not len(boxes):
+        return out, np.zeros((0, 4), np.float32), labels[:0]
+    sx, sy, tx, ty = m[0, 0], m[1, 1], m[0, 2], m[1, 2]
+    nb = boxes * np.array([sx, sy, sx, sy], np.float32) + np.array([tx, ty, tx, ty], np.float32)
+    area_in = (nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1])
+    cb = np.clip(nb, 0, [w, h, w, h]).astype(np.float32)
+    cw, ch = cb[:, 2] - cb[:, 0], cb[:, 3] - cb[:, 1]
+    keep = (cw >= MIN_BOX_PX) & (ch >= MIN_BOX_PX) & \
+        (cw * ch >= MIN_VISIBLE * np.maximum(area_in, 1e-6))
+    return out, cb[keep].reshape(-1, 4), labels[keep]
+
+
+def _photometric(img: np.ndarray, rng: np.random.Generator, v: View) -> np.ndarray:
+    x = img.astype(np.float32)
+    if x.shape[2] == 3 and rng.random() < v.gray:
+        x = np.repeat(x @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=2)
+    c = rng.uniform(0.7, 1.3)
+    x = (x - x.mean()) * c + x.mean() + rng.uniform(-0.15, 0.15) * 255
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
 def augment_one(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
-                rng: np.random.Generator, scale: tuple[float, float] = (0.7, 1.3),
-                shift: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flip, random scale + translation (a zoom in is a random crop), brightness / contrast.
+                rng: np.random.Generator, out_hw: tuple[int, int] | None = None,
+                view: View = View(), photometric: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One training view of img (any size) at out_hw (default: img's size): a whole-frame
+    view or a close-up (`_placement`), flipped half the time, then brightness / contrast.
 
     Boxes move with the pixels, are clipped to the frame, and are dropped when less than
     MIN_VISIBLE of their area stays in frame or a side is under MIN_BOX_PX pixels.
     """
-    h, w = img.shape[:2]
-    b = boxes.astype(np.float32).copy()
+    out_hw = out_hw or img.shape[:2]
+    b = boxes.astype(np.float32).reshape(-1, 4).copy()
     if rng.random() < 0.5:
         img = img[:, ::-1]
-        b[:, [0, 2]] = w - b[:, [2, 0]]
-    s = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
-    tx = (w - s * w) / 2 + rng.uniform(-shift, shift) * w
-    ty = (h - s * h) / 2 + rng.uniform(-shift, shift) * h
-    m = np.array([[s, 0, tx], [0, s, ty]], np.float32)
-    fill = tuple(int(v) for v in img.reshape(-1, img.shape[2]).mean(0))
-    out = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-    if out.ndim == 2:
-        out = out[..., None]
-    if len(b):
-        nb = b * s + np.array([tx, ty, tx, ty], np.float32)
-        area = (nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1])
-        cb = np.clip(nb, 0, [w, h, w, h]).astype(np.float32)
-        cw, ch = cb[:, 2] - cb[:, 0], cb[:, 3] - cb[:, 1]
-        keep = (cw >= MIN_BOX_PX) & (ch >= MIN_BOX_PX) & \
-            (cw * ch >= MIN_VISIBLE * np.maximum(area, 1e-6))
-        b, labels = cb[keep], labels[keep]
-    x = out.astype(np.float32)
-    c = rng.uniform(0.7, 1.3)
-    x = (x - x.mean()) * c + x.mean() + rng.uniform(-0.15, 0.15) * 255
-    return np.clip(x, 0, 255).astype(np.uint8), b.reshape(-1, 4), labels
+        b[:, [0, 2]] = img.shape[1] - b[:, [2, 0]]
+    sx, sy, tx, ty = _placement(img.shape[:2], out_hw, b, rng, view)
+    m = np.array([[sx, 0, tx], [0, sy, ty]], np.float32)
+    out, b, labels = _warp(img, b, labels, m, out_hw)
+    return (_photometric(out, rng, view) if photometric else out), b, labels
+
+
+def mosaic(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_hw: tuple[int, int],
+           rng: np.random.Generator, view: View = View()
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four (image, boxes, labels) as a 2x2 grid of half-size views at out_hw."""
+    h, w = out_hw
+    hh, hw = h // 2, w // 2
+    canvas = np.zeros((h, w, parts[0][0].shape[2]), np.uint8)
+    boxes, labels = [], []
+    for k, (img, b, lb) in enumerate(parts[:4]):
+        oy, ox = (k // 2) * hh, (k % 2) * hw
+        tile, tb, tl = augment_one(img, b, lb, rng, (hh, hw), view, photometric=False)
+        canvas[oy:oy + hh, ox:ox + hw] = tile
+        boxes.append(tb + np.array([ox, oy, ox, oy], np.float32))
+        labels.append(tl)
+    return _photometric(canvas, rng, view), np.concatenate(boxes).reshape(-1, 4), \
+        np.concatenate(labels)
+
+
+def at_input(images: np.ndarray, cfg: AppConfig) -> np.ndarray:
+    """NHWC uint8 images resized (area) to the app's input when they are not already."""
+    h, w = cfg.input.height, cfg.input.width
+    if images.shape[1:3] == (h, w):
+        return images
+    out = [cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
+    return np.stack([o[..., None] if o.ndim == 2 else o for o in out])
 
 
 def to_batch(images: np.ndarray) -> torch.Tensor:
@@ -200,8 +303,21 @@ class DetectorTask:
     best = "val_map"
 
     def __init__(self, data: DetData, o: FitOptions, stride: int,
-                 val_fn: Callable[[], float] | None = None):
+                 val_fn: Callable[[], float] | None = None,
+                 out_hw: tuple[int, int] | None = None, view: View = View()):
         self.data, self.o, self.stride, self.val_fn = data, o, stride, val_fn
+        self.out_hw = out_hw or data.images.shape[1:3]  # the model input (data may be zoomed)
+        self.view = view
+
+    def training_view(self, i: int, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image i as one augmented view (sometimes a mosaic with three random others)."""
+        d = self.data
+        if rng.random() < self.view.mosaic:
+            others = rng.integers(len(d), size=3)
+            parts = [(d.images[j], d.boxes[j], d.labels[j]) for j in (i, *others)]
+            return mosaic(parts, self.out_hw, rng, self.view)
+        return augment_one(d.images[i], d.boxes[i], d.labels[i], rng, self.out_hw, self.view)
 
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(self.data, self.o)
@@ -211,9 +327,7 @@ class DetectorTask:
 
     def batch_loss(self, model: nn.Module, epoch: int, idx: np.ndarray, pos: np.ndarray,
                    device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-        d = self.data
-        aug = [augment_one(d.images[i], d.boxes[i], d.labels[i],
-                           np.random.default_rng([self.o.seed, epoch, k]))
+        aug = [self.training_view(i, np.random.default_rng([self.o.seed, epoch, k]))
                for i, k in zip(idx, pos, strict=True)]
         out = model(to_batch(np.stack([a[0] for a in aug])).to(device))
         # targets are assigned on the CPU; the output map is small, so move it there
@@ -260,7 +374,8 @@ def fit(model: detect.Detector, data: DetData, o: FitOptions, out_dir: Path,
     if val is not None and cfg is not None and o.eval_every:
         def val_fn() -> float:
             return round(evaluate_float(model, val, cfg)["map"], 4)
-    history = loop.train(model, DetectorTask(data, o, model.stride, val_fn), o,
+    task = DetectorTask(data, o, model.stride, val_fn, model.cfg.resolution)
+    history = loop.train(model, task, o,
                          Path(out_dir) / "last.pt", doc, restore, resume, "float")
     return model.eval(), history
 
@@ -274,7 +389,8 @@ def qat_finetune(model: detect.Detector, cfg: AppConfig, data: DetData, o: FitOp
     rounding; the ranges follow the activations (EMA). Checkpoints out_dir/qat_last.pt every
     epoch (resumable). quantize.to_int8 turns the result into the int8 graph."""
     fused = calibrated(model, cfg, data, calib_n, o.seed)
-    loop.train_qat(fused, DetectorTask(data, o, model.stride), o, out_dir, resume, QAT_FORMAT)
+    task = DetectorTask(data, o, model.stride, out_hw=model.cfg.resolution)
+    loop.train_qat(fused, task, o, out_dir, resume, QAT_FORMAT)
     return fused.eval()
 
 
@@ -368,10 +484,11 @@ def evaluate_int8(g: Graph, data: DetData, cfg: AppConfig, stride: int) -> dict:
 # ---- export -------------------------------------------------------------------------------
 def calibrated(model: detect.Detector, cfg: AppConfig, calibration: DetData, n: int = 128,
                seed: int = 0) -> quantize.FusedNet:
-    """The model folded for int8, its ranges observed on n (unaugmented) images."""
+    """The model folded for int8, its ranges observed on n (unaugmented) images, resized to
+    the app's input when they are stored larger (training data at TRAIN_ZOOM)."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(calibration), min(n, len(calibration)), replace=False)
-    x = to_batch(calibration.images[np.sort(idx)])
+    x = to_batch(at_input(calibration.images[np.sort(idx)], cfg))
     shape = (x.shape[1], cfg.input.height, cfg.input.width)
     return quantize.calibrate(quantize.fuse(model.eval(), shape),
                               [x[i:i + 32] for i in range(0, len(x), 32)])

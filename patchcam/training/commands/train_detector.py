@@ -54,7 +54,7 @@ def eval_sets(cfg, sources: list[int] | None = None) -> dict[str, td.DetData]:
     """Per source with boxes: its test split, else its val split ("name/split" -> data)."""
     out = {}
     for i, src in enumerate(cfg.data):
-        if src.format == "folder" or (sources is not None and i not in sources):
+        if td.negatives_only(src) or (sources is not None and i not in sources):
             continue
         for split in ("test", "val"):
             try:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.resume:
             loop.require_checkpoint(out / "last.pt")
-        train = td.load_split(cfg, "train")
+        train = td.load_split(cfg, "train", zoom=td.TRAIN_ZOOM)
         val = td.load_split(cfg, "val", boxes_only=True)
         tests = eval_sets(cfg)
         if a.eval_limit:
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = {"epochs": o.epochs, "lr": o.lr, "batch": o.batch, "seed": o.seed,
               "neg_ratio": o.neg_ratio, "optimizer": "AdamW wd 5e-4, one-cycle cosine",
-              "augment": "flip, scale 0.7-1.3 + shift 0.2, brightness/contrast",
+              "augment": td.View().describe(),
               "calibration_images": a.calib, "qat_epochs": qat_epochs, "qat_lr": r.qat_lr,
               "command": "patchcam train " + " ".join(argv or sys.argv[1:])}
     if source_doc.get("format") == td.CKPT_FORMAT:  # exporting a training checkpoint
