@@ -162,7 +162,10 @@ def _placement(src_hw: tuple[int, int], out_hw: tuple[int, int], boxes: np.ndarr
         x0, y0, x1, y1 = boxes[rng.integers(len(boxes))]
         sy = _log_uniform(rng, v.close_height) * h / max(y1 - y0, 1.0)
         sx = sy * a
-        top = rng.uniform(0, h - sy * (y1 - y0)) if sy * (y1 - y0) <= h else             rng.uniform(-0.1, 0.05) * h  # taller than the frame: head near the top
+        if sy * (y1 - y0) <= h:
+            top = rng.uniform(0, h - sy * (y1 - y0))
+        else:  # taller than the frame: head near the top
+            top = rng.uniform(-0.1, 0.05) * h
         cx = rng.uniform(0.2, 0.8) * w
         return sx, sy, cx - sx * (x0 + x1) / 2, top - sy * y0
     s = _log_uniform(rng, v.frame_scale)

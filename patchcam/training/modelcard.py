@@ -10,12 +10,13 @@ GENERATED_BEGIN and GENERATED_END comment lines, and rewrites only that; every l
 A card without the markers gets the block appended at its end; a missing card is created with
 a title, the block, and a "Known limits" section for a person to finish.
 
-What goes into the block: the evaluation report (data, split, float / int8 / baseline per
-set), the weights' meta (recipe, training time, history), the int8 graph's MACs and params,
-the planner's arena for the app's SRAM budget (`patchplan.search`, as `make export` does),
-and flash: `arm-none-eabi-size` of the model built for Cortex-M7 (`armbuild`, the qemu_m7
-image: model + runtime + a minimal main), or, without the Arm toolchain, the weight bytes
-(the card says which).
+What goes into the block: the evaluation report (data, split, float / int8 / baseline per set;
+for a detector also AP50 by object size and "Where it fails": counts and the command that draws
+the failure grid, never the grid itself, which shows dataset photos), the weights' meta
+(recipe, training time, history), the int8 graph's MACs and params, the planner's arena for the
+app's SRAM budget (`patchplan.search`, as `make export` does), and flash: `arm-none-eabi-size`
+of the model built for Cortex-M7 (`armbuild`, the qemu_m7 image: model + runtime + a minimal
+main), or, without the Arm toolchain, the weight bytes (the card says which).
 """
 
 from __future__ import annotations
@@ -124,6 +125,18 @@ def _rows(doc: dict) -> list[dict]:
     return rows
 
 
+def _size_rows(doc: dict) -> list[dict]:
+    """The AP50-by-object-size table (detectors; none for a classifier's report)."""
+    buckets = (doc.get("by_size") or {}).get("buckets", {})
+    return [{"label": r["label"], "boxes": r["boxes"],
+             **{k: _fmt(r.get(k)) for k in ("float", "int8")}} for r in buckets.values()]
+
+
+def _missed_by_size(fails: dict | None) -> str:
+    by = (fails or {}).get("missed_by_size") or {}
+    return ", ".join(f"{k} {m} / {n}" for k, (m, n) in by.items())
+
+
 def _describe(v) -> str:
     if isinstance(v, dict):
         return "; ".join(f"{k} {_describe(x)}" for k, x in v.items())
@@ -181,7 +194,8 @@ def render_block(doc: dict, cfg: AppConfig, meta: dict, g: Graph) -> str:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     text = env.get_template("model_card.md.j2").render(
-        doc=doc, rows=_rows(doc),
+        doc=doc, rows=_rows(doc), size_rows=_size_rows(doc), fails=doc.get("failures"),
+        missed_by_size=_missed_by_size(doc.get("failures")),
         data_text=_describe(data),
         split_text=meta.get("split") or _describe((meta.get("data") or {}).get("split", ""))
         or "each source's own train / val / test split (patchcam.training.readers)",

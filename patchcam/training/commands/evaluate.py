@@ -13,6 +13,13 @@ What it measures, per data source and over all of them:
   int8      the int8 graph that ships (apps/<app>/generated/model.json) run by the integer
             reference with the firmware's integer decoder; an app with no
             generated/ is quantised from float.pt the way its training script does (said so);
+  by size   AP50 per object-size bucket (float, int8; all sets pooled): ground truth of other
+            sizes ignored, COCO's way; size = sqrt(box area) in input pixels, the buckets
+            per app in patchcam/training/metrics.py (SIZE_EDGES);
+  failures  where int8 fails at the app's score threshold: ground-truth boxes no detection
+            matches and detections matching none, counted, and the worst drawn into
+            build/eval/<app>_failures.png (patchcam/training/failures.py; never committed:
+            it shows dataset photos);
   baseline  what OpenCV ships, on the same photos and scored by the same code: the HOG
             people detector (person_detect; "any person found" for vww) and a Haar face
             cascade + a skin-colour rule for the mask (mask_detect); see
@@ -49,11 +56,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from patchcam.app import detect
 from patchcam.app.config import AppConfig, AppConfigError, load_app
 from patchcam.compiler import quantize, reference
 from patchcam.compiler.ir import Graph
 from patchcam.paths import REPO
-from patchcam.training import baselines, checkpoint, imagesets, quickfit, readers, userdata
+from patchcam.training import (
+    baselines,
+    checkpoint,
+    failures,
+    imagesets,
+    metrics,
+    quickfit,
+    readers,
+    userdata,
+)
 from patchcam.training import detector as td
 
 OUT_DIR = REPO / "build" / "eval"
@@ -187,7 +204,8 @@ def fit_mask_baseline(cfg: AppConfig) -> tuple[baselines.HaarMask, dict]:
 
 
 def eval_detector(cfg: AppConfig, model: torch.nn.Module, g: Graph, sets: dict[str, DetSet],
-                  limit: int | None, with_baseline: bool) -> dict:
+                  limit: int | None, with_baseline: bool,
+                  failures_png: Path | None = None) -> dict:
     if not sets:
         raise EvalError(f"{cfg.path}: no source with boxes has a test or val split")
     base, base_doc = None, None
@@ -200,6 +218,7 @@ def eval_detector(cfg: AppConfig, model: torch.nn.Module, g: Graph, sets: dict[s
     results: dict[str, dict] = {}
     pooled: dict[str, list] = {"float": [], "int8": [], "baseline": []}
     gts_all: list = []
+    images_all: list[np.ndarray] = []
     for name, (data, originals) in sets.items():
         idx = np.arange(len(data) if limit is None else min(limit, len(data)))
         data = data.subset(idx)
@@ -219,17 +238,88 @@ def eval_detector(cfg: AppConfig, model: torch.nn.Module, g: Graph, sets: dict[s
         for k, p in preds.items():
             pooled[k] += p
         gts_all += data.gts()
+        images_all += list(data.images)
     all_data = td.DetData(np.zeros((len(gts_all), 1, 1, 1), np.uint8), [b for b, _ in gts_all],
                           [lb for _, lb in gts_all], ["all"] * len(gts_all))
     overall = {k: _ap(td.scores(p, all_data, cfg)) for k, p in pooled.items() if p}
     overall.update(images=len(gts_all), boxes=int(sum(len(b) for b, _ in gts_all)))
     return {"metric": "AP50 (PASCAL VOC all-point, IoU 0.5, detections scored >= "
                       f"{td.EVAL_SCORE}); overall = all sets pooled",
-            "sets": results, "overall": overall, "baseline": base_doc}
+            "sets": results, "overall": overall, "baseline": base_doc,
+            "by_size": by_size(cfg, pooled, gts_all),
+            "failures": where_it_fails(cfg, g, model.stride, images_all, pooled["int8"],
+                                       gts_all, failures_png)}
 
 
 def _ap(r: dict) -> dict:
     return {"map": round(r["map"], 4), "ap50": r["ap50"]}
+
+
+def by_size(cfg: AppConfig, preds: dict[str, list], gts: list) -> dict:
+    """AP50 per object-size bucket for float and int8, all sets pooled: a detector can score
+    well overall on big people and still miss every small one; this shows which."""
+    buckets = metrics.size_buckets(cfg.app.name)
+    per = {k: metrics.ap50_by_size(preds[k], gts, buckets) for k in ("float", "int8")}
+    names = cfg.classes.names
+    rows = {}
+    for b, (lo, hi) in buckets.items():
+        rows[b] = {"label": size_label(b, lo, hi), "px": [lo, None if math.isinf(hi) else hi],
+                   "boxes": per["int8"][b]["boxes"]}
+        for k, r in per.items():
+            m = r[b]["map"]
+            rows[b][k] = {"map": None if math.isnan(m) else round(m, 4),
+                          "ap50": {names[c]: round(v, 4) for c, v in r[b]["ap50"].items()}}
+    return {"metric": "AP50 on the ground-truth boxes of each size (sqrt(box area) in the "
+                      f"{cfg.input.width}x{cfg.input.height} input's pixels), other sizes "
+                      "ignored as COCO does; all sets pooled", "buckets": rows}
+
+
+def size_label(name: str, lo: float, hi: float) -> str:
+    """'small (< 16 px)', 'medium (16-48 px)', 'large (>= 48 px)': the edges in the name, so
+    no reader has to look them up."""
+    if lo <= 0:
+        return f"{name} (< {hi:g} px)"
+    return f"{name} (>= {lo:g} px)" if math.isinf(hi) else f"{name} ({lo:g}-{hi:g} px)"
+
+
+def at_app_threshold(preds: list[detect.Detections], g: Graph, cfg: AppConfig,
+                     stride: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The int8 detections the board reports, (boxes, probability, class): score q >= the
+    decoder's q_threshold for the app's score. Filtering the EVAL_SCORE decode gives exactly
+    what decoding at the app's score gives: candidates, NMS and the caps all go by score, so a
+    lower-scoring box never displaces a higher one."""
+    out = g.tensors[g.output]
+    t = cfg.thresholds
+    q_thr = detect.DecodeParams.prepare(out.scale, out.zero_point, len(cfg.classes.names),
+                                        stride, out.shape[:2],
+                                        (cfg.input.width, cfg.input.height), t.score,
+                                        t.nms_iou).q_threshold
+    kept = []
+    for p in preds:
+        keep = np.asarray(p.scores) >= q_thr
+        kept.append((np.asarray(p.boxes, np.float64)[keep],
+                     p.probabilities(out.scale, out.zero_point)[keep], np.asarray(p.classes)[keep]))
+    return kept
+
+
+def where_it_fails(cfg: AppConfig, g: Graph, stride: int, images: list[np.ndarray],
+                   int8: list[detect.Detections], gts: list, png: Path | None) -> dict:
+    """Misses and false boxes of int8 at the app's threshold, counted; the worst drawn to png.
+
+    Dataset photos are never committed to this repository (their licences are the
+    datasets'): the grid goes to build/eval/ only, and the model card gets the counts and the
+    command that draws it, never the image."""
+    preds = at_app_threshold(int8, g, cfg, stride)
+    doc = {"score": cfg.thresholds.score, "iou": metrics.IOU,
+           **failures.counts(preds, gts, metrics.size_buckets(cfg.app.name))}
+    if png is not None:
+        png = png.resolve()
+        misses, false = failures.find_failures(preds, gts)
+        doc["tiles"] = failures.write_grid(png, images, preds, gts, misses, false,
+                                           cfg.classes.names)
+        if doc["tiles"]:
+            doc["png"] = str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png)
+    return doc
 
 
 # ---- classifier (vww) ----------------------------------------------------------------------
@@ -414,7 +504,36 @@ def table(doc: dict) -> str:
         lines.append(f"ours (int8) vs {tflm['name']}: {100 * (q - tq):+.1f} points "
                      f"({q:.3f} vs {tq:.3f})")
     lines.append(f"int8 model: {doc['int8_source']}")
-    return "\n".join(lines)
+    return "\n".join(lines + size_lines(doc) + failure_lines(doc))
+
+
+def size_lines(doc: dict) -> list[str]:
+    """The AP50-by-size table of a detector's report (none for a classifier)."""
+    if "by_size" not in doc:
+        return []
+    head = f"{'AP50 by object size':<34} {'':>6} {'boxes':>6} {'float':>7} {'int8':>7}"
+    lines = ["", f"{doc['by_size']['metric']}", head, "-" * len(head)]
+    for r in doc["by_size"]["buckets"].values():
+        cells = " ".join(f"{v:>7.3f}" if v is not None else f"{'-':>7}"
+                         for v in (_value(r.get(k)) for k in ("float", "int8")))
+        lines.append(f"{r['label']:<34} {'':>6} {r['boxes']:>6} {cells}")
+    return lines
+
+
+def failure_lines(doc: dict) -> list[str]:
+    """Where int8 fails, in two lines: the counts and where the grid went."""
+    f = doc.get("failures")
+    if not f:
+        return []
+    by = ", ".join(f"{k} {m}/{n}" for k, (m, n) in f.get("missed_by_size", {}).items())
+    lines = ["", f"where int8 fails (score >= {f['score']}, IoU {f['iou']}): missed "
+                 f"{f['missed']} of {f['boxes']} boxes ({by}) in {f['images_with_misses']} of "
+                 f"{f['images']} images; {f['false']} false boxes in "
+                 f"{f['images_with_false']} images"]
+    if f.get("png"):
+        lines.append(f"the worst {f['tiles']}, drawn: {f['png']} (dataset photos: not for "
+                     "committing)")
+    return lines
 
 
 def user_sets(cfg: AppConfig, data: Path) -> dict:
@@ -427,11 +546,28 @@ def user_sets(cfg: AppConfig, data: Path) -> dict:
     return {name: (det, lambda: kept)}
 
 
+def report_name(app: str, data: Path | None) -> str:
+    """The report's file stem under build/eval/: <app>, or <app>-data-<folder> for --data (so
+    scoring a folder never overwrites the app's own report)."""
+    return f"{app}-data-{userdata.set_name(data)}" if data is not None else app
+
+
+def failures_path(app: str, data: Path | None = None) -> Path:
+    """Where the failure grid goes: build/eval/<report>_failures.png, whatever --json says.
+    It shows dataset photos, which are never committed, so it is never written into apps/."""
+    return OUT_DIR / f"{report_name(app, data)}_failures.png"
+
+
 def run(app: str, limit: int | None = None, with_baseline: bool = True,
-        threads: int = 2, data: Path | None = None, tflm: str = "auto") -> dict:
+        threads: int = 2, data: Path | None = None, tflm: str = "auto",
+        failures_png: Path | None = None) -> dict:
     """Evaluate and return the report document (what build/eval/<app>.json holds).
 
-    data: score every photo of this folder instead of the app's own test split."""
+    data: score every photo of this folder instead of the app's own test split;
+    failures_png: a detector's failure grid goes there (None: counted, not drawn)."""
+    if failures_png is not None and failures_png.resolve().is_relative_to(REPO / "apps"):
+        raise EvalError(f"{failures_png}: the failure grid shows dataset photos, which are "
+                        "never committed; write it under build/")
     torch.set_num_threads(threads)
     try:
         cfg = load_app(app)
@@ -462,7 +598,7 @@ def run(app: str, limit: int | None = None, with_baseline: bool = True,
                 how = (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt "
                        "calibrated on 128 train images (as `patchcam train "
                        f"{cfg.app.name} --export` does)")
-            res = eval_detector(cfg, model, g, sets, limit, with_baseline)
+            res = eval_detector(cfg, model, g, sets, limit, with_baseline, failures_png)
     except readers.DatasetError as e:
         raise EvalError(str(e)) from None
     w = weights_path(cfg)
@@ -507,12 +643,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.card and a.data is not None:
         p.error("--card describes the app's own test split; drop --data or --card")
     try:
-        doc = run(a.app, a.limit, a.baseline, a.threads, a.data, a.tflm)
+        doc = run(a.app, a.limit, a.baseline, a.threads, a.data, a.tflm,
+                  failures_path(a.app, a.data))
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    default = f"{doc['app']}-data-{userdata.set_name(a.data)}" if a.data else doc["app"]
-    out = a.json or OUT_DIR / f"{default}.json"
+    out = a.json or OUT_DIR / f"{report_name(doc['app'], a.data)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(table(doc))
