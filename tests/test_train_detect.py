@@ -386,3 +386,18 @@ def test_detector_training_starts_from_a_pretrained_backbone(tiny_app, tmp_path,
     for k, v in donor.backbone.state_dict().items():
         if k.endswith("weight"):
             assert torch.allclose(trained[f"backbone.{k}"], v, atol=1e-6), k
+
+
+def test_a_held_out_source_is_all_test(tiny_app):
+    """held_out = true: no image of the source is trained on; all of them are test images,
+    for the detector's splits and the classifier's sources alike."""
+    from dataclasses import replace as dc_replace
+
+    from patchcam.training import classifier as tc
+    held = dc_replace(tiny_app, data=[dc_replace(tiny_app.data[0], held_out=True)])
+    assert len(td.load_split(held, "test")) == 12
+    for split in ("train", "val"):
+        with pytest.raises(Exception, match="no .* images"):
+            td.load_split(held, split)
+    cls = dc_replace(held, data=[dc_replace(held.data[0], image_label="person")])
+    assert {s.split for s in tc.read_sources(cls)} == {"test"}

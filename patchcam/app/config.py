@@ -114,6 +114,13 @@ class DataSource:
     class_names: list[str] | None = None  # YOLO sets without a classes.txt
     image_label: str | None = None  # classify: every image of this source is this class
     splits: list[str] = field(default_factory=lambda: list(SPLIT_NAMES))  # which to use
+    # held out of training: every image is a test image, so `make eval` scores a kind of
+    # photo the model never saw, in full (generalisation, not a split of a known source)
+    held_out: bool = False
+
+    def split_of(self, sample_split: str) -> str:
+        """The split a sample of this source is in for the app (its own, or test)."""
+        return "test" if self.held_out else sample_split
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,8 @@ def load_split(cfg: AppConfig, split: str, sources: list[int] | None = None,
         root = cfg.data_path(src)
         ss = readers.read_dataset(root, src.format, **kw)
         mapping = {**{n: n for n in names}, **src.class_map}
-        samples = readers.remap_labels(ss.split(split), mapping, drop_unmapped=True)
+        mine = [x for x in ss if src.split_of(x.split) == split]
+        samples = readers.remap_labels(mine, mapping, drop_unmapped=True)
         if negatives_only(src):
             samples = [x for x in samples if mapping.get(x.image_label or "") not in names]
         if not samples:

@@ -18,8 +18,8 @@ What it measures, per data source and over all of them:
             per app in patchcam/training/metrics.py (SIZE_EDGES);
   failures  where int8 fails at the app's score threshold: ground-truth boxes no detection
             matches and detections matching none, counted, and the worst drawn into
-            build/eval/<app>_failures.png (patchcam/training/failures.py; never committed:
-            it shows dataset photos);
+            build/eval/<app>_failures.png, beside the report (patchcam/training/failures.py;
+            never committed: it shows dataset photos);
   baseline  what OpenCV ships, on the same photos and scored by the same code: the HOG
             people detector (person_detect; "any person found" for vww) and a Haar face
             cascade + a skin-colour rule for the mask (mask_detect); see
@@ -552,10 +552,11 @@ def report_name(app: str, data: Path | None) -> str:
     return f"{app}-data-{userdata.set_name(data)}" if data is not None else app
 
 
-def failures_path(app: str, data: Path | None = None) -> Path:
-    """Where the failure grid goes: build/eval/<report>_failures.png, whatever --json says.
-    It shows dataset photos, which are never committed, so it is never written into apps/."""
-    return OUT_DIR / f"{report_name(app, data)}_failures.png"
+def failures_path(report: Path) -> Path:
+    """The failure grid beside its report: build/eval/<app>_failures.png by default, so a
+    smoke test with --json elsewhere never overwrites the grid of a real run. It shows
+    dataset photos, which are never committed: run() refuses a path under apps/."""
+    return report.with_name(f"{report.stem}_failures.png")
 
 
 def run(app: str, limit: int | None = None, with_baseline: bool = True,
@@ -564,15 +565,18 @@ def run(app: str, limit: int | None = None, with_baseline: bool = True,
     """Evaluate and return the report document (what build/eval/<app>.json holds).
 
     data: score every photo of this folder instead of the app's own test split;
-    failures_png: a detector's failure grid goes there (None: counted, not drawn)."""
-    if failures_png is not None and failures_png.resolve().is_relative_to(REPO / "apps"):
-        raise EvalError(f"{failures_png}: the failure grid shows dataset photos, which are "
-                        "never committed; write it under build/")
+    failures_png: where a detector's failure grid goes (default: beside the default report,
+    build/eval/<app>_failures.png)."""
     torch.set_num_threads(threads)
     try:
         cfg = load_app(app)
     except AppConfigError as e:
         raise EvalError(str(e)) from None
+    if failures_png is None:
+        failures_png = failures_path(OUT_DIR / f"{report_name(cfg.app.name, data)}.json")
+    if failures_png.resolve().is_relative_to(REPO / "apps"):
+        raise EvalError(f"{failures_png}: the failure grid shows dataset photos, which are "
+                        "never committed; write it under build/")
     model, meta = load_float(cfg)
     if data is None:
         check_data(cfg)
@@ -644,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--card describes the app's own test split; drop --data or --card")
     try:
         doc = run(a.app, a.limit, a.baseline, a.threads, a.data, a.tflm,
-                  failures_path(a.app, a.data))
+                  failures_path(a.json) if a.json else None)
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
