@@ -88,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     split = "test" if a.split == "val2017" else "train"
     n = 0
     for i in ids:
-        im = ims[i]
-        img = a.out / "images" / split / im["file_name"]
-        if place_image(im, a.images, a.split, img):
-            txt = a.out / "labels" / split / Path(im["file_name"]).with_suffix(".txt")
+        img = place_image(ims[i], a.images, a.split, a.out / "images" / split)
+        if img is not None:  # its file_name is checked: the label goes beside it, inside out
+            txt = (a.out / "labels" / split / img.relative_to(a.out / "images" / split)
+                   ).with_suffix(".txt")
             txt.parent.mkdir(parents=True, exist_ok=True)
             txt.write_text("".join(line + "\n" for line in per_image[i]))
             n += 1

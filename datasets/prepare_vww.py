@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     split = "test" if a.split == "val2017" else "train"
     rows = []
     for im in images:
-        rel = Path("images") / im["file_name"]
-        if place_image(im, a.images, a.split, a.out / rel):
-            rows.append({"file": rel.as_posix(), "label": labels[im["id"]],
+        img = place_image(im, a.images, a.split, a.out / "images")
+        if img is not None:
+            rows.append({"file": img.relative_to(a.out).as_posix(), "label": labels[im["id"]],
                          "coco_image_id": im["id"], "split": split})
     a.out.mkdir(parents=True, exist_ok=True)
     with (a.out / "labels.csv").open("w", newline="") as f:

@@ -17,6 +17,7 @@ from patchcam.compiler.models import ModelNotFound, load_graph
 from patchcam.compiler.patchplan import PlanError
 from patchcam.compiler.quantize import CalibrationError, ConversionError
 from patchcam.compiler.reference import InputError
+from patchcam.paths import file_stem
 from patchcam.training.imagesets import DatasetError
 
 # command -> (module with a main(argv), what it does); `patchcam COMMAND --help` for each.
@@ -153,7 +154,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
         s = patchplan.search(g, args.budget, args.max_overhead, args.mode, **opts)
     plot = None
     if args.plot is not None:
-        plot = Path(args.plot or Path("build") / "plan" / f"{_safe(g.name)}.png")
+        plot = Path(args.plot or Path("build") / "plan" / f"{file_stem(g.name)}.png")
         patchplan.plot_memory(g, s, plot)
     if args.json:
         doc = s.to_dict()
@@ -164,10 +165,6 @@ def cmd_plan(args: argparse.Namespace) -> None:
     print(patchplan.table(g, s))
     if plot:
         print(f"plot: {plot}")
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
 
 
 def build_parser() -> argparse.ArgumentParser:

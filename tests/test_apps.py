@@ -84,3 +84,113 @@ def test_bad_toml_and_missing_app(tmp_path):
     p = _variant(tmp_path, 'task = "classify"', 'task = "detect"', "vww")
     with pytest.raises(config.AppConfigError, match=r"key 'model.head': missing \(a detect app"):
         config.load_app(p)
+
+
+def _set(text: str, table: str, key: str, value: str) -> str:
+    """text with `key = value` in [table] (replaced when there, else added first)."""
+    start = re.search(rf"(?m)^\[{re.escape(table)}\][^\n]*\n", text).end()
+    end = text.find("\n[", start)
+    end = len(text) if end < 0 else end + 1
+    body, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", lambda _: f"{key} = {value}",
+                      text[start:end])
+    if not n:
+        body = f"{key} = {value}\n" + body
+    return text[:start] + body + text[end:]
+
+
+@pytest.mark.parametrize("table,key,value,message", [
+    ("thresholds", "score", "0.0", r"'thresholds.score': must be in \(0, 1\), got 0.0"),
+    ("thresholds", "score", "1", r"'thresholds.score': must be in \(0, 1\), got 1.0"),
+    ("thresholds", "nms_iou", "0", r"'thresholds.nms_iou': must be in \(0, 1\], got 0.0"),
+    ("thresholds", "nms_iou", "1.01", r"'thresholds.nms_iou': must be in \(0, 1\], got 1.01"),
+    ("thresholds", "max_candidates", "0", r"'thresholds.max_candidates': must be in 1..65535"),
+    ("thresholds", "max_candidates", "65536", r"'thresholds.max_candidates': must be in 1..6553"),
+    ("thresholds", "max_detections", "0", r"'thresholds.max_detections': must be in 1..64 "
+     r"\(thresholds.max_candidates\), got 0"),
+    ("thresholds", "max_detections", "65", r"'thresholds.max_detections': must be in 1..64 "),
+    ("input", "width", "4", r"'input.width': must be in 8..1024, got 4"),
+    ("input", "height", "2048", r"'input.height': must be in 8..1024, got 2048"),
+    ("board", "arena_kb", "0", r"'board.arena_kb': must be in 1..4194303, got 0"),
+    ("board", "flash_kb", "4194304", r"'board.flash_kb': must be in 1..4194303"),
+    ("train", "epochs", "0", r"'train.epochs': must be >= 1, got 0"),
+    ("train", "batch", "-2", r"'train.batch': must be >= 1, got -2"),
+    ("train", "qat_epochs", "-1", r"'train.qat_epochs': must be >= 0, got -1"),
+    ("train", "seed", "-1", r"'train.seed': must be in 0..4294967295, got -1"),
+    ("train", "lr", "0.0", r"'train.lr': must be > 0, got 0.0"),
+    ("train", "qat_lr", "-1e-4", r"'train.qat_lr': must be > 0, got -0.0001"),
+    ("model.overrides", "width", "0.0", r"'model.overrides.width': must be in \(0, 4\]"),
+    ("model.overrides", "stem", "0", r"'model.overrides.stem': must be >= 1, got 0"),
+    ("model.head", "channels", "0", r"'model.head.channels': must be >= 1, got 0"),
+    ("model.head", "blocks", "-1", r"'model.head.blocks': must be >= 0, got -1"),
+    ("model.head", "kernel", "129", r"'model.head.kernel': must be in 1..128, got 129"),
+    ("app", "name", '"../evil"', r"'app.name': '../evil' must be 1..64 characters of A-Z"),
+    ("classes", "names", '["per\\nson"]', r"'classes.names\[0\]': 'per\\nson' must be 1..255 "
+     r"UTF-8 bytes of printable characters"),
+    ("classes", "names", '["' + "x" * 256 + '"]', r"'classes.names\[0\]': 'x+' must be 1..255"),
+])
+def test_ranges_name_key_and_range(tmp_path, table, key, value, message):
+    text = (REPO / "apps" / "person_detect" / "app.toml").read_text()
+    p = tmp_path / "app.toml"
+    p.write_text(_set(text, table, key, value))
+    with pytest.raises(config.AppConfigError, match=message) as e:
+        config.load_app(p)
+    assert str(e.value).startswith(f"{p}: key ") and "\n" not in str(e.value)
+
+
+def test_max_detections_is_what_one_result_packet_holds(tmp_path):
+    """The limit is the wire's: that many boxes encode as one RESULT, one more does not."""
+    from patchcam.host import protocol as P
+    n = config.MAX_DETECTIONS
+    boxes = [P.Detection(0, 0, 1, 1, 0, 0)] * n
+    P.encode(P.Result(1, P.Task.DETECT, detections=boxes))
+    with pytest.raises(ValueError, match="MAX_PAYLOAD"):
+        P.encode(P.Result(1, P.Task.DETECT, detections=boxes + boxes[:1]))
+    text = (REPO / "apps" / "person_detect" / "app.toml").read_text()
+    p = tmp_path / "app.toml"
+    p.write_text(_set(_set(text, "thresholds", "max_candidates", str(2 * n)),
+                      "thresholds", "max_detections", str(n + 1)))
+    with pytest.raises(config.AppConfigError, match=rf"'thresholds.max_detections': must be in "
+                       rf"1..{n} \(one RESULT packet's limit\), got {n + 1}"):
+        config.load_app(p)
+    p.write_text(_set(_set(text, "thresholds", "max_candidates", str(2 * n)),
+                      "thresholds", "max_detections", str(n)))
+    assert config.load_app(p).thresholds.max_detections == n
+    with pytest.raises(ValueError, match=rf"max_detections must be in 1..{n} \(one RESULT"):
+        detect.DecodeParams.prepare(0.1, 0, 1, 8, (16, 20), (160, 128), 0.4, 0.45, 2 * n, n + 1)
+
+
+def test_too_many_classes(tmp_path):
+    text = (REPO / "apps" / "vww" / "app.toml").read_text()
+    p = tmp_path / "app.toml"
+    names = "[" + ", ".join(f'"c{i}"' for i in range(config.MAX_CLASSES + 1)) + "]"
+    p.write_text(_set(text, "classes", "names", names))
+    with pytest.raises(config.AppConfigError, match=r"'classes.names': must be in 1..255 "
+                                                    r"classes, got 256"):
+        config.load_app(p)
+
+
+@pytest.mark.parametrize("n,fits", [(config.MAX_DETECTIONS, True),
+                                    (config.MAX_DETECTIONS + 1, False)])
+def test_firmware_refuses_more_detections_than_one_result_holds(tmp_path, n, fits):
+    """firmware/app/app_main.c checks the same limit at build time."""
+    import shutil
+    import subprocess
+
+    from patchcam.targets import armbuild, hostbuild
+    if shutil.which("gcc") is None:
+        pytest.skip("no host gcc")
+    gen = REPO / "apps" / "person_detect" / "generated"
+    for f in ("model.h", "app_config.h"):
+        shutil.copy(gen / f, tmp_path / f)
+    cfg = tmp_path / "app_config.h"
+    text, k = re.subn(r"(?m)^#define PC_DET_MAX_DETECTIONS \d+$",
+                      f"#define PC_DET_MAX_DETECTIONS {n}", cfg.read_text())
+    assert k == 1
+    cfg.write_text(re.sub(r"(?m)^#define PC_DET_MAX_CANDIDATES \d+$",
+                          f"#define PC_DET_MAX_CANDIDATES {2 * n}", text))
+    r = subprocess.run(["gcc", *hostbuild.WARNINGS, "-fsyntax-only", f"-I{tmp_path}",
+                        *(f"-I{d}" for d in (*armbuild.APP_LOOP_INCLUDES, hostbuild.BOARD_INCLUDE,
+                                             *hostbuild.codegen.runtime_include_dirs())),
+                        str(armbuild.APP_MAIN)], capture_output=True, text=True)
+    assert (r.returncode == 0) == fits, r.stderr
+    assert fits or "must fit one RESULT packet" in r.stderr

@@ -8,6 +8,7 @@ decoders, which must return the same items.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -317,6 +318,89 @@ def test_link_over_a_loopback_port():
         frames = [link.receive(1) for _ in range(3)]
         assert [f.offset for f in frames] == [0, 1010, 2020]
         assert link.receive(0.05) is None
+
+
+# ---- validate: CRC-valid nonsense -----------------------------------------------------------
+GOOD_HELLO = pp.Hello(pp.Task.DETECT, 160, 128, 3, pp.PixFmt.RGB888, output_scale=0.0625,
+                      board="b", app="a", model="m", classes=["person", "bag"])
+BAD = [  # (message, the field validate must name)
+    (dataclasses.replace(GOOD_HELLO, input_w=0), "input_w"),
+    (dataclasses.replace(GOOD_HELLO, input_h=5000), "input_h"),
+    (dataclasses.replace(GOOD_HELLO, input_c=4), "input_c"),
+    (dataclasses.replace(GOOD_HELLO, input_format=pp.PixFmt.GRAY8), "input_format"),
+    (dataclasses.replace(GOOD_HELLO, task=2), "task"),
+    (dataclasses.replace(GOOD_HELLO, protocol=0), "protocol"),
+    (dataclasses.replace(GOOD_HELLO, output_scale=float("nan")), "output_scale"),
+    (dataclasses.replace(GOOD_HELLO, output_scale=float("-inf")), "output_scale"),
+    (dataclasses.replace(GOOD_HELLO, output_scale=1e30), "output_scale"),
+    (dataclasses.replace(GOOD_HELLO, output_scale=0.0), "output_scale"),
+    (dataclasses.replace(GOOD_HELLO, camera_format=4), "camera_format"),
+    (dataclasses.replace(GOOD_HELLO, camera_w=320), "camera_w"),  # no camera: 0 x 0
+    (dataclasses.replace(GOOD_HELLO, camera_format=pp.PixFmt.GRAY8, camera_w=320), "camera_h"),
+    (dataclasses.replace(GOOD_HELLO, app="a\rb"), "app"),
+    (pp.Preview(1, 8, 8, 9, 0, b"x"), "format"),
+    (pp.Frame(1, 8, 0, pp.PixFmt.GRAY8, 0, b"x"), "height"),
+    (pp.Preview(1, 8, 8, pp.PixFmt.GRAY8, 60, bytes(8)), "offset"),  # past 64 bytes
+    (pp.Result(1, pp.Task.DETECT, source=2), "source"),
+    (pp.Log(4, "x"), "level"),
+    (pp.Error(0, "x"), "code"),
+    (pp.Set(0, 1), "key"),
+    (pp.Set(pp.SetKey.NMS_IOU_Q10, 1025), "value"),
+    (pp.Set(pp.SetKey.MAX_DETECTIONS, 0), "value"),
+    (pp.Set(pp.SetKey.STREAM, -2), "value"),
+]
+BAD_IN_CONTEXT = [  # RESULTs that only the board's HELLO (GOOD_HELLO) shows to be nonsense
+    (pp.Result(1, pp.Task.CLASSIFY, scores=[1, 2]), "task"),
+    (pp.Result(1, pp.Task.DETECT, detections=[pp.Detection(0, 0, 161, 10, 0, 1)]),
+     "detections[0]"),
+    (pp.Result(1, pp.Task.DETECT, detections=[pp.Detection(5, 9, 6, 8, 0, 1)]),
+     "detections[0]"),
+    (pp.Result(1, pp.Task.DETECT, detections=[pp.Detection(0, 0, 9, 9, 2, 1)]),
+     "detections[0].cls"),
+]
+
+
+@pytest.mark.parametrize("msg, field", BAD, ids=[f"{type(m).__name__}-{f}" for m, f in BAD])
+def test_validate_names_the_field_and_its_range(msg, field):
+    err = pp.validate(msg)
+    assert isinstance(err, pp.ProtocolError) and isinstance(err, pp.DecodeError)
+    assert err.field == field and err.message is msg
+    assert err.detail.split(" ", 1)[1].startswith(f"{field}=") and "(allowed: " in err.detail
+    assert "\n" not in err.detail and "\r" not in err.detail
+
+
+@pytest.mark.parametrize("msg, field", BAD_IN_CONTEXT)
+def test_validate_checks_a_result_against_the_hello(msg, field):
+    assert pp.validate(msg) is None  # on its own it is fine
+    assert pp.validate(msg, GOOD_HELLO).field == field
+
+
+def test_every_vector_message_is_valid():
+    msgs = [i for v in _vectors() for i in pp.Decoder().feed(bytes.fromhex(v["wire"]))
+            if not isinstance(i, pp.DecodeError)]
+    assert len(msgs) > 20
+    assert [m for m in msgs if pp.validate(m) is not None] == []
+    ok = pp.Result(1, pp.Task.DETECT, detections=[pp.Detection(0, 0, 160, 128, 1, 5)])
+    assert pp.validate(ok, GOOD_HELLO) is None  # boxes may touch the input's edge
+
+
+def test_validating_decoder_drops_nonsense_and_goes_on():
+    """Decoder(validate=True) (every Link's) turns each bad message into its ProtocolError,
+    checks RESULTs against the last good HELLO, and decodes what follows; the plain Decoder
+    (the codec, equal to C's) still returns the messages themselves."""
+    bad = [m for m, _ in BAD] + [m for m, _ in BAD_IN_CONTEXT]
+    good = [GOOD_HELLO, pp.Result(3, pp.Task.DETECT, detections=[])]
+    wire = b"".join(pp.encode(m) for m in [good[0], *bad, good[1]])
+    items = pp.Decoder(validate=True).feed(wire)
+    assert items[0] == good[0] and items[-1] == good[1]
+    assert [i.field for i in items[1:-1]] == [f for _, f in BAD + BAD_IN_CONTEXT]
+    plain = pp.Decoder().feed(wire)
+    assert not any(isinstance(i, pp.DecodeError) for i in plain)
+    with pp.Link("loop://") as link:
+        link.send(pp.Set(pp.SetKey.PREVIEW, 9))
+        link.send(pp.Set(pp.SetKey.PREVIEW, 2))
+        assert isinstance(link.receive(1), pp.ProtocolError)
+        assert link.receive(1) == pp.Set(pp.SetKey.PREVIEW, 2)
 
 
 def test_score_threshold_q_matches_decode_params():

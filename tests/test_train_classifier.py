@@ -174,7 +174,7 @@ def test_teacher_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("PATCHCAM_MODELS", raising=False)
     monkeypatch.setattr(teacher, "SEARCH", (tmp_path / "dl", tmp_path / "none"))
 
-    def fake_download(url: str, dest: Path) -> Path:
+    def fake_download(url: str, dest: Path, **_) -> Path:
         assert url == teacher.URL
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(b"truncated")

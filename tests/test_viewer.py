@@ -48,12 +48,16 @@ class FakeBoard:
     """A board behind a TCP socket. Sends HELLO on connect and on request, answers each
     complete FRAME with RESULT(BOXES). Scripted faults, counted in complete frames:
     silent (never writes), reset_after=k (HELLO instead of the k-th RESULT, as a board that
-    rebooted), drop_after=k (closes the line at the k-th frame and is gone for `down` s)."""
+    rebooted), drop_after=k (closes the line at the k-th frame and is gone for `down` s).
+    greeting: raw wire bytes sent once, before the HELLO that answers the first request;
+    noise: raw wire bytes sent once, before the first RESULT (hostile boards)."""
 
     def __init__(self, silent: bool = False, reset_after: int | None = None,
-                 drop_after: int | None = None, down: float = 1.0, camera: bool = False) -> None:
+                 drop_after: int | None = None, down: float = 1.0, camera: bool = False,
+                 greeting: bytes = b"", noise: bytes = b"") -> None:
         self.silent, self.reset_after, self.drop_after, self.down = \
             silent, reset_after, drop_after, down
+        self.greeting, self.noise = greeting, noise
         self.hello = HELLO if not camera else dataclasses.replace(
             HELLO, camera_w=320, camera_h=240, camera_format=pp.PixFmt.RGB565)
         self.streaming = False
@@ -113,7 +117,7 @@ class FakeBoard:
                 data = conn.recv(65536)
             except TimeoutError:
                 if self.streaming:
-                    self._camera_frame(send)
+                    self._camera_frame(send, conn)
                 continue
             except OSError:
                 return False
@@ -121,6 +125,9 @@ class FakeBoard:
                 return False
             for m in dec.feed(data):
                 if isinstance(m, pp.HelloRequest):
+                    if self.greeting:  # after the request: pyserial drops what came before
+                        conn.sendall(self.greeting)
+                        self.greeting = b""
                     send(self.hello)
                 elif isinstance(m, pp.Set):
                     self.sets.append(m)
@@ -140,12 +147,19 @@ class FakeBoard:
                     if self.frames == self.reset_after:
                         send(self.hello)
                         continue
+                    self._send_noise(conn)
                     send(pp.Result(fid, pp.Task.DETECT, detections=BOXES, latency_us=12_345,
                                    total_us=15_000))
         return False
 
-    def _camera_frame(self, send) -> None:
+    def _send_noise(self, conn: socket.socket) -> None:
+        if self.noise:
+            conn.sendall(self.noise)
+            self.noise = b""
+
+    def _camera_frame(self, send, conn: socket.socket) -> None:
         """One camera frame: a PREVIEW of the model input (flat grey) and its RESULT."""
+        self._send_noise(conn)
         self.camera_frames += 1
         fid = self.camera_frames
         if self.preview_k:
@@ -388,6 +402,154 @@ def test_reconnects_after_the_board_restarts(frames_dir: Path, tmp_path: Path) -
     assert board.connections == 2 and v.view.stats.reconnects == 1
     assert any(e.startswith("connection lost") for e in v.events)
     assert any(e.startswith("reconnected") for e in v.events)
+
+
+# ---- hostile boards: CRC-valid nonsense --------------------------------------------------
+def _bad(msg, field: str) -> tuple[bytes, str]:
+    """A message that encodes fine (CRC and all) but says nonsense in `field`."""
+    return pp.encode(msg), field
+
+
+R = pp.Result(1, pp.Task.DETECT, detections=BOXES[:1])
+BAD_HELLOS = [_bad(dataclasses.replace(HELLO, **{f: v}), f) for f, v in (
+    ("input_w", 0), ("input_h", 0), ("input_c", 2), ("input_format", 9), ("task", 7),
+    ("protocol", 2), ("output_scale", float("nan")), ("output_scale", float("inf")),
+    ("output_scale", 1e30), ("output_scale", -0.1), ("output_scale", 0.0),
+    ("camera_format", 9), ("board", "fa\nke"))] + [
+    _bad(dataclasses.replace(HELLO, camera_format=pp.PixFmt.RGB565), "camera_w"),
+    _bad(dataclasses.replace(HELLO, classes=["per\x00son"]), "classes[0]")]
+BAD_OTHERS = [
+    _bad(dataclasses.replace(R, source=5), "source"),
+    _bad(pp.Result(1, pp.Task.CLASSIFY, scores=[1, 2]), "task"),  # the board detects
+    _bad(dataclasses.replace(R, detections=[pp.Detection(10, 20, 1000, 100, 0, 5)]),
+         "detections[0]"),
+    _bad(dataclasses.replace(R, detections=[pp.Detection(60, 20, 10, 100, 0, 5)]),
+         "detections[0]"),
+    _bad(dataclasses.replace(R, detections=[pp.Detection(10, 20, 60, 100, 9, 5)]),
+         "detections[0].cls"),
+    _bad(pp.Preview(1, 8, 8, 9, 0, bytes(64)), "format"),
+    _bad(pp.Preview(1, 8, 8, 0, 0, bytes(64)), "format"),
+    _bad(pp.Preview(1, 0, 8, pp.PixFmt.GRAY8, 0, bytes(8)), "width"),
+    _bad(pp.Preview(1, 8, 8, pp.PixFmt.GRAY8, 10**6, bytes(8)), "offset"),
+    _bad(pp.Frame(1, 8, 8, 9, 0, bytes(8)), "format"),
+    _bad(pp.Set(99, 1), "key"),
+    _bad(pp.Set(pp.SetKey.SCORE_Q, 1000), "value"),
+    _bad(pp.Set(pp.SetKey.PREVIEW, 9), "value"),
+    _bad(pp.Log(9, "level nine"), "level"),
+    _bad(pp.Error(0, "no code"), "code"),
+]
+# Frames the codec itself refuses (reported as line noise), and odd text that is fine.
+NOISE = (pp.frame_bytes(pp.packet(0x55, b"?")) +  # unknown type
+         pp.frame_bytes(pp.packet(pp.MsgType.RESULT, bytes(12) + b"\x00\x09\x00")) +  # task 9
+         pp.encode(pp.Log(pp.LogLevel.INFO, "two\nlines\x1b[2J")) +
+         pp.encode(pp.Error(pp.ErrorCode.BAD_SIZE, "multi\nline", 0)))
+
+
+def _strict_json(line: str) -> dict:
+    def refuse(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("camera", [False, True], ids=["frames", "camera"])
+def test_nonsense_from_a_board_is_reported_and_dropped(frames_dir: Path, tmp_path: Path,
+                                                       camera: bool) -> None:
+    """Every message kind with each bad field, then good messages: the viewer keeps going,
+    says one line per bad message naming the field, and uses only the good ones."""
+    bad = BAD_HELLOS + BAD_OTHERS
+    board = FakeBoard(camera=camera, greeting=b"".join(w for w, _ in BAD_HELLOS),
+                      noise=b"".join(w for w, _ in BAD_OTHERS) + NOISE)
+    out = tmp_path / "out"
+    try:
+        v = Viewer(PortTarget(board.url), Recorder(None, out / "frames"),
+                   Options(quiet=True, timeout=5.0))
+        if camera:
+            assert v.connect(time.monotonic() + 5)
+            assert v.run_camera(max_frames=3) == 3
+        else:
+            assert v.run(vs.open_source(str(frames_dir))) == 3
+    finally:
+        board.close()
+    assert all("\n" not in e for e in v.events)
+    dropped = [e for e in v.events if e.startswith("dropped a bad message from the board: ")]
+    fields = [e.split(": ", 1)[1].split(" ", 1)[1].split("=", 1)[0] for e in dropped]
+    assert fields == [f for _, f in bad], dropped
+    assert all("allowed: " in e for e in dropped)
+    assert sum(e.startswith("line noise") for e in v.events) == 2
+    assert "board: two\\nlines\\x1b[2J" in v.events
+    assert v.view.hello == pp.Decoder().feed(pp.encode(board.hello))[0]  # the good one
+    recs = [_strict_json(ln) for ln in (out / "frames" / "results.jsonl").read_text().split("\n")
+            if ln]
+    assert len(recs) == 3 and all(r["result"]["detections"] for r in recs)
+    assert [d["box"] for d in recs[0]["result"]["detections"]] == \
+        [[b.x0, b.y0, b.x1, b.y1] for b in BOXES]
+
+
+def test_results_jsonl_is_strict_json(tmp_path: Path) -> None:
+    rec = Recorder(None, tmp_path)
+    rec.write(np.zeros((8, 8, 3), np.uint8), "f", {"p": float("nan"), "q": [float("inf"), 1.5]})
+    rec.close()
+    (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert _strict_json(line) == {"image": "00000_f.png", "name": "f", "p": None,
+                                  "q": [None, 1.5]}
+
+
+def test_sigmoid_never_overflows() -> None:
+    assert sigmoid(-1e6) == 0.0 and sigmoid(1e6) == 1.0 and sigmoid(0.0) == 0.5
+
+
+# ---- ports that do not open ---------------------------------------------------------------
+def _closed_port() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connecting is refused
+    return f"socket://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("what", ["refused", "directory", "file", "permission"])
+def test_unopenable_port_gives_up_within_the_timeout(what: str, frames_dir: Path,
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port that exists but does not open: one clear TargetError within the timeout, no
+    busy loop (little CPU while waiting), whatever the source holds."""
+    url = {"refused": _closed_port(), "directory": str(tmp_path),
+           "file": str(frames_dir / "f0.png"), "permission": "/dev/ttyACM0"}[what]
+    if what == "permission":  # tests may run as root: make open fail as it would for a user
+        import serial
+
+        def denied(*_a, **_k):
+            raise serial.SerialException(13, "could not open port /dev/ttyACM0: [Errno 13] "
+                                              "Permission denied: '/dev/ttyACM0'")
+        monkeypatch.setattr(serial, "serial_for_url", denied)
+    timeout = 1.5
+    v = Viewer(PortTarget(url), None, Options(quiet=True, timeout=timeout))
+    t0, cpu0 = time.monotonic(), time.process_time()
+    with pytest.raises(targets.TargetError) as e:
+        v.run(vs.open_source(str(frames_dir)))
+    elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    assert elapsed < timeout + 1 and cpu < 0.5 * timeout, (elapsed, cpu)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith({
+        "refused": f"connection refused: nothing listens at {url}",
+        "directory": f"cannot open {url}: it is a directory, not a serial port",
+        "file": f"cannot open {url}: not a serial port",
+        "permission": "cannot open /dev/ttyACM0: permission denied; add yourself to the "
+                      "dialout group: sudo usermod -aG dialout $USER, then log in again",
+    }[what]), msg
+    if what == "refused":  # waited (a board may be starting), then said for how long
+        assert elapsed >= timeout and "gave up after" in msg
+
+
+def test_cli_unopenable_port_exits_with_one_line(frames_dir: Path, tmp_path: Path) -> None:
+    url = _closed_port()
+    r = _cli("--port", url, "--source", str(frames_dir), "--headless", "--save-dir",
+             str(tmp_path / "o"), "--timeout", "1", "--frames", "5")
+    assert r.returncode != 0
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"viewer: connection refused: nothing listens "
+                                               f"at {url}"), r.stderr
 
 
 # ---- the command line ---------------------------------------------------------------------

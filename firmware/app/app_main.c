@@ -50,6 +50,14 @@
     PC_DET_GRID_H * PC_DET_GRID_W * (PC_DET_NUM_CLASSES + 4) != MODEL_OUTPUT_BYTES
 #error "the detection head's grid does not match the model output"
 #endif
+/* One RESULT packet carries every detection: 15 bytes of head, 10 per box, a u8 count
+ * (patchcam.app.config.MAX_DETECTIONS); pc_det_params_t holds the counts in uint16_t. */
+#if PC_APP_TASK == PC_TASK_DETECT &&                                                           \
+    (PC_DET_MAX_DETECTIONS < 1 || PC_DET_MAX_DETECTIONS > 255 ||                               \
+     15 + 10 * PC_DET_MAX_DETECTIONS > PC_PROTO_MAX_PAYLOAD || PC_DET_MAX_CANDIDATES < 1 ||    \
+     PC_DET_MAX_CANDIDATES > 65535)
+#error "PC_DET_MAX_DETECTIONS must fit one RESULT packet, PC_DET_MAX_CANDIDATES a uint16_t"
+#endif
 
 #define PREVIEW_MAX_K 8
 #define SERIAL_TIMEOUT_US 20000u

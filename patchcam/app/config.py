@@ -13,6 +13,8 @@ absent falls back to `data/<name>` (where the `datasets/prepare_*.py` scripts wr
 from __future__ import annotations
 
 import math
+import re
+import struct
 import tomllib
 import types
 import typing
@@ -20,12 +22,25 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 from patchcam.compiler import zoo
+from patchcam.host import protocol
 from patchcam.paths import REPO
 
 TASKS = ("classify", "detect")
 COLORS = ("rgb", "gray")
 FORMATS = ("auto", "folder", "voc", "yolo", "coco", "captions")
 SPLIT_NAMES = ("train", "val", "test")
+
+# Limits the wire and the firmware put on an app (docs/protocol.md, firmware/app/pc_detect.h).
+# One RESULT packet: frame_id, latency_us, total_us u32, source, task, count u8, then per
+# detection x0, y0, x1, y1 u16, class u8, score i8; count is a u8.
+RESULT_HEAD = struct.calcsize("<IIIBBB")
+RESULT_DETECTION = struct.calcsize("<HHHHBb")
+MAX_DETECTIONS = min(255, (protocol.MAX_PAYLOAD - RESULT_HEAD) // RESULT_DETECTION)
+MAX_CANDIDATES = 0xFFFF  # pc_det_params_t.max_candidates is a uint16_t
+MAX_CLASSES = 255  # HELLO's class count and RESULT's class index are u8
+MAX_NAME_BYTES = 255  # HELLO strings are u8 length + UTF-8
+MAX_KB = (2**32 - 1) // 1024  # HELLO reports arena and flash bytes as u32
+APP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a folder name under apps/ and build/
 
 
 class AppConfigError(ValueError):
@@ -269,30 +284,89 @@ def _one_of(path: Path, key: str, v, allowed) -> None:
         raise _err(path, key, f"{v!r} is not one of {', '.join(map(str, allowed))}")
 
 
+def _in(path: Path, key: str, v: float, lo: float, hi: float = math.inf) -> None:
+    """lo <= v <= hi, or one line naming the key and the range."""
+    if not lo <= v <= hi:
+        raise _err(path, key, f"must be in {lo}..{hi}, got {v}" if hi < math.inf else
+                   f"must be >= {lo}, got {v}")
+
+
+def _open_unit(path: Path, key: str, v: float, closed_top: bool = False) -> None:
+    """0 < v < 1 (0 < v <= 1 with closed_top): a probability or overlap that must allow
+    something through and, for a score, must not pass everything."""
+    if not (0 < v <= 1 if closed_top else 0 < v < 1):
+        raise _err(path, key, f"must be in {'(0, 1]' if closed_top else '(0, 1)'}, got {v}")
+
+
+def _check_names(path: Path, c: AppConfig) -> None:
+    """The app's and classes' names travel in HELLO and into generated C and file names."""
+    if not APP_NAME.fullmatch(c.app.name):
+        raise _err(path, "app.name", f"{c.app.name!r} must be 1..64 characters of A-Z a-z 0-9 "
+                   "_ - (it names folders)")
+    names = c.classes.names
+    if not names or len(set(names)) != len(names):
+        raise _err(path, "classes.names", "must list at least one class, each once")
+    if len(names) > MAX_CLASSES:
+        raise _err(path, "classes.names", f"must be in 1..{MAX_CLASSES} classes, got "
+                   f"{len(names)}")
+    for i, n in enumerate(names):
+        if not 1 <= len(n.encode()) <= MAX_NAME_BYTES or not n.isprintable():
+            raise _err(path, f"classes.names[{i}]", f"{n[:40]!r} must be 1..{MAX_NAME_BYTES} "
+                       "UTF-8 bytes of printable characters")
+
+
+def _check_thresholds(path: Path, c: AppConfig) -> None:
+    """Ranges of the decode and NMS settings: what the firmware's decoder (uint16_t counts)
+    and one RESULT packet (MAX_DETECTIONS boxes) can hold."""
+    t = c.thresholds
+    _open_unit(path, "thresholds.score", t.score)
+    _open_unit(path, "thresholds.nms_iou", t.nms_iou, closed_top=True)
+    _in(path, "thresholds.max_candidates", t.max_candidates, 1, MAX_CANDIDATES)
+    top = min(MAX_DETECTIONS, t.max_candidates)
+    if not 1 <= t.max_detections <= top:
+        why = ("one RESULT packet's limit" if top == MAX_DETECTIONS else
+               "thresholds.max_candidates")
+        raise _err(path, "thresholds.max_detections", f"must be in 1..{top} ({why}), got "
+                   f"{t.max_detections}")
+
+
+def _check_numbers(path: Path, c: AppConfig) -> None:
+    """Sizes, budgets and training settings: each has a range outside which it means
+    nothing."""
+    for k in ("width", "height"):
+        _in(path, f"input.{k}", getattr(c.input, k), 8, 1024)
+    for k in ("arena_kb", "flash_kb"):
+        _in(path, f"board.{k}", getattr(c.board, k), 1, MAX_KB)
+    for k in ("epochs", "batch"):
+        _in(path, f"train.{k}", getattr(c.train, k), 1)
+    _in(path, "train.qat_epochs", c.train.qat_epochs, 0)
+    _in(path, "train.seed", c.train.seed, 0, 2**32 - 1)
+    for k in ("lr", "qat_lr"):
+        if not getattr(c.train, k) > 0:
+            raise _err(path, f"train.{k}", f"must be > 0, got {getattr(c.train, k)}")
+    o = c.model.overrides
+    if o.width is not None and not 0 < o.width <= 4:
+        raise _err(path, "model.overrides.width", f"must be in (0, 4], got {o.width}")
+    for k in ("stem", "last"):
+        if getattr(o, k) is not None:
+            _in(path, f"model.overrides.{k}", getattr(o, k), 1)
+    h = c.model.head
+    if h is not None:
+        _in(path, "model.head.channels", h.channels, 1)
+        _in(path, "model.head.blocks", h.blocks, 0)
+        _in(path, "model.head.kernel", h.kernel, 1, min(c.input.width, c.input.height))
+
+
 def _check(c: AppConfig, path: Path) -> None:
     """Values and cross-field rules the types cannot express."""
     _one_of(path, "app.task", c.app.task, TASKS)
     _one_of(path, "input.color", c.input.color, COLORS)
     _one_of(path, "model.preset", c.model.preset, tuple(zoo.PRESETS))
-    for k in ("width", "height"):
-        if not 8 <= getattr(c.input, k) <= 1024:
-            raise _err(path, f"input.{k}", f"must be in 8..1024, got {getattr(c.input, k)}")
-    if not c.classes.names or len(set(c.classes.names)) != len(c.classes.names):
-        raise _err(path, "classes.names", "must list at least one class, each once")
+    _check_names(path, c)
     if c.classes.positive is not None:
         _one_of(path, "classes.positive", c.classes.positive, c.classes.names)
-    if not 0 < c.thresholds.score < 1:
-        raise _err(path, "thresholds.score", f"must be in (0, 1), got {c.thresholds.score}")
-    if not 0 <= c.thresholds.nms_iou <= 1:
-        raise _err(path, "thresholds.nms_iou", f"must be in [0, 1], got {c.thresholds.nms_iou}")
-    for k in ("arena_kb", "flash_kb"):
-        if getattr(c.board, k) <= 0:
-            raise _err(path, f"board.{k}", "must be > 0")
-    for k in ("epochs", "batch"):
-        if getattr(c.train, k) <= 0:
-            raise _err(path, f"train.{k}", "must be > 0")
-    if c.train.lr <= 0 or c.train.qat_epochs < 0:
-        raise _err(path, "train.lr" if c.train.lr <= 0 else "train.qat_epochs", "out of range")
+    _check_thresholds(path, c)
+    _check_numbers(path, c)
     o, n_stages = c.model.overrides, len(zoo.preset(c.model.preset).stages)
     if o.num_stages is not None and not 1 <= o.num_stages <= n_stages:
         raise _err(path, "model.overrides.num_stages", f"must be in 1..{n_stages}")

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from patchcam.app.config import MAX_CANDIDATES, MAX_DETECTIONS
 from patchcam.compiler import zoo
 
 FRAC_BITS = 16
@@ -257,6 +258,12 @@ class DecodeParams:
                              f"image {w}x{h})")
         if not 0 <= nms_iou <= 1:
             raise ValueError(f"NMS IoU threshold must be in [0, 1], got {nms_iou}")
+        if not 1 <= max_candidates <= MAX_CANDIDATES:
+            raise ValueError(f"max_candidates must be in 1..{MAX_CANDIDATES}, got "
+                             f"{max_candidates}")
+        if not 1 <= max_detections <= MAX_DETECTIONS:  # more than max_candidates never come
+            raise ValueError(f"max_detections must be in 1..{MAX_DETECTIONS} (one RESULT "
+                             f"packet), got {max_detections}")
         return DecodeParams(num_classes, stride, tuple(grid), tuple(image), int(zero_point),
                             q_thr, m, int(round(nms_iou * IOU_ONE)), max_candidates,
                             max_detections, class_agnostic)

@@ -19,13 +19,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from patchcam.app.config import AppConfig
 from patchcam.app.detect import DecodeParams
-from patchcam.compiler import codegen, patchplan
+from patchcam.compiler import codegen, ctext, patchplan
 from patchcam.compiler.ir import Graph
-from patchcam.paths import REPO, TEMPLATES
+from patchcam.paths import REPO
 
 TASKS = {"classify": 0, "detect": 1}
 
@@ -81,10 +79,6 @@ def model_hash(model_dir: str | Path) -> int:
     return int.from_bytes(h.digest()[:4], "little")
 
 
-def _c_string(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def render(spec: AppSpec, model_hash_value: int) -> str:
     if spec.task not in TASKS:
         raise ValueError(f"unknown task {spec.task!r}")
@@ -98,14 +92,9 @@ def render(spec: AppSpec, model_hash_value: int) -> str:
                                                         for c in spec.classes):
         raise ValueError(f"{spec.name}: class names too long for one HELLO ({hello} bytes, "
                          "max 1024)")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined, autoescape=False)
     defines = list(spec.decode.c_defines().items()) if spec.decode is not None else []
-    return env.get_template("app_config.h.j2").render(
-        spec=spec, name_str=_c_string(spec.name)[1:-1], task_value=TASKS[spec.task],
-        class_names=", ".join(_c_string(c) for c in spec.classes), model_hash=model_hash_value,
-        defines=defines)
+    return ctext.environment().get_template("app_config.h.j2").render(
+        spec=spec, task_value=TASKS[spec.task], model_hash=model_hash_value, defines=defines)
 
 
 def generate(spec: AppSpec, model_dir: str | Path) -> Path:

@@ -29,18 +29,16 @@ step), selected by `MODEL_CHECK_OP(row)`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
-from patchcam.compiler import memplan, patchplan
+from patchcam.compiler import ctext, memplan, patchplan
 from patchcam.compiler.ir import Graph, Op
 from patchcam.compiler.placement import Buffer, BufferKey, CheckPoint, Placement, Region, fence_rows
 from patchcam.compiler.qparams import AddParams, MacParams, MeanParams, PoolParams, op_params
-from patchcam.paths import REPO, TEMPLATES
+from patchcam.paths import REPO
 
 RUNTIME_DIR = REPO / "firmware" / "runtime"
 
@@ -132,7 +130,6 @@ def render(g: Graph, plan: memplan.MemoryPlan | None = None,
     regions = fence_rows(fences, len(g.ops))
     ctx = {
         "g": g, "ops": ops, "plan": plan, "align": memplan.ALIGN,
-        "name_str": g.name.replace("\\", "\\\\").replace('"', '\\"'),
         "guard": "PATCHCAM_MODEL_H",
         "input_shape": x.shape, "input_bytes": x.size, "output_bytes": y.size,
         "input_scale": _c_float(x.scale), "input_zero_point": x.zero_point,
@@ -154,9 +151,7 @@ def render(g: Graph, plan: memplan.MemoryPlan | None = None,
                        + f"\n * layer by layer would need {schedule.layer_peak_bytes:,} bytes"
                        if stage and schedule else "layer by layer"),
     }
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined, autoescape=False)
+    env = ctext.environment()
     return {name: env.get_template(f"{name}.j2").render(ctx) for name in ("model.h", "model.c")}
 
 
@@ -449,7 +444,8 @@ def _halo_windows(g: Graph, s: patchplan.Schedule, i: int, a: int, b: int) -> st
 
 # ---- per-op preparation --------------------------------------------------------------------
 def _op_view(g: Graph, plan: memplan.MemoryPlan, i: int, op: Op) -> _OpView:
-    cname = f"op{i}_" + re.sub(r"\W", "_", op.name, flags=re.ASCII)[:40]
+    prefix = f"op{i}_"  # a letter first: the name's own characters follow, 40 at most
+    cname = ctext.c_identifier(prefix + op.name)[:len(prefix) + 40]
     x = g.tensors[op.inputs[0]]
     out = g.tensors[op.output]
     p = op_params(g, op)

@@ -21,6 +21,14 @@ Message classes (dataclasses; `encode` and `Decoder` handle all of them):
 parsing comes back as a `DecodeError` (an Exception subclass with `.code: ErrorCode`), and
 decoding resumes at the next 0x00 delimiter.
 
+A frame can pass all of that and still say nonsense (a HELLO with input width 0, a NaN output
+scale, a PREVIEW in pixel format 9). `validate(msg, hello)` is the one place that checks every
+field against its documented range (docs/protocol.md, "Ranges"), and in a RESULT the boxes and
+classes against the board's HELLO; it returns a `ProtocolError` (a DecodeError) naming the field,
+its value and what is allowed. `Decoder(validate=True)`, which every `Link` uses, hands such a
+message back as that error instead, so nothing on the host acts on it. The plain `Decoder()`
+is the codec alone, the same as the C decoder (they share the test vectors).
+
 `Link(url)` wraps a pyserial port (`"/dev/pts/3"`, `"/dev/ttyACM0"`, `"socket://127.0.0.1:5555"`,
 `"loop://"`): `send(msg)`, `send_frame(...)`, `receive(timeout) -> msg | DecodeError | None`,
 `wait_for(cls_or_predicate, timeout)`, `hello(timeout)`, `ping(timeout)`, `set(key, value)`,
@@ -270,6 +278,18 @@ class DecodeError(Exception):
         return hash((self.code, self.args))
 
 
+class ProtocolError(DecodeError):
+    """A message that decoded but holds a value outside its documented range: `.detail` is
+    one line naming the message, the field, its value and what is allowed; `.message` is the
+    message itself (never acted on)."""
+
+    def __init__(self, msg: Message, field: str, value: object, allowed: str) -> None:
+        name = "PREVIEW" if isinstance(msg, Preview) else msg.TYPE.name
+        self.detail = f"{name} {field}={_show(value)} (allowed: {allowed})"
+        super().__init__(ErrorCode.MALFORMED, self.detail)
+        self.message, self.field = msg, field
+
+
 # ---- COBS and CRC --------------------------------------------------------------------------
 def crc32(data: bytes) -> int:
     """CRC-32/ISO-HDLC (zlib's): the packet checksum."""
@@ -495,13 +515,131 @@ def decode_frame(encoded: bytes) -> Message | DecodeError:
         return DecodeError(ErrorCode.MALFORMED, f"{MsgType(msg_type).name}: {e}", encoded)
 
 
+# ---- ranges: what a decoded message may say ---------------------------------------------
+MAX_SIDE = 4096  # widest / tallest image (model input, camera, FRAME, PREVIEW) accepted
+MAX_OUTPUT_SCALE = 1000.0  # a larger int8 output scale gives logits of +-255000: nonsense
+SET_RANGES = {SetKey.SCORE_Q: (-128, 128), SetKey.NMS_IOU_Q10: (0, 1024),
+              SetKey.MAX_DETECTIONS: (1, 255), SetKey.PREVIEW: (0, 8),
+              SetKey.STREAM: (-1, 2**31 - 1)}
+
+
+def validate(msg: Message, hello: Hello | None = None) -> ProtocolError | None:
+    """The first field of msg outside its documented range (docs/protocol.md, "Ranges"), as
+    a ProtocolError; None when every field is in range. With the board's HELLO, a RESULT is
+    also checked against it (task, boxes inside the input, class indices, score count)."""
+    checks = {Hello: _hello_errors, Frame: _image_errors, Preview: _image_errors,
+              Result: _result_errors, Log: _log_errors, Error: _error_errors,
+              Set: _set_errors}
+    check = checks.get(type(msg))
+    if check is None:  # HelloRequest, Ping, Pong: every value is valid
+        return None
+    for field_name, value, allowed, ok in check(msg, hello):
+        if not ok:
+            return ProtocolError(msg, field_name, value, allowed)
+    return None
+
+
+_Check = tuple[str, object, str, bool]  # field, value, allowed range, in range?
+
+
+def _in(v: object, lo: float, hi: float) -> bool:
+    """A number (never NaN) in lo..hi."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _hello_errors(m: Hello, _: Hello | None) -> Iterable[_Check]:
+    """HELLO: every number the viewer sizes, scales or draws with, and printable names."""
+    side = f"1..{MAX_SIDE}"
+    yield "protocol", m.protocol, str(VERSION), m.protocol == VERSION
+    yield "task", m.task, "0 classify, 1 detect", m.task in (Task.CLASSIFY, Task.DETECT)
+    yield "input_w", m.input_w, side, _in(m.input_w, 1, MAX_SIDE)
+    yield "input_h", m.input_h, side, _in(m.input_h, 1, MAX_SIDE)
+    yield "input_c", m.input_c, "1 or 3", m.input_c in (1, 3)
+    want = PixFmt.GRAY8 if m.input_c == 1 else PixFmt.RGB888
+    yield "input_format", m.input_format, f"{int(want)} for {m.input_c} channel(s)", \
+        m.input_format == want
+    yield "camera_format", m.camera_format, "0..3", m.camera_format in list(PixFmt)
+    cam = "0 without a camera" if m.camera_format == PixFmt.NONE else side
+    for name, v in (("camera_w", m.camera_w), ("camera_h", m.camera_h)):
+        ok = v == 0 if m.camera_format == PixFmt.NONE else _in(v, 1, MAX_SIDE)
+        yield name, v, cam, ok
+    scale = m.output_scale
+    yield "output_scale", scale, f"finite, > 0 and <= {MAX_OUTPUT_SCALE:g}", \
+        _in(scale, 0, MAX_OUTPUT_SCALE) and scale > 0
+    yield "output_zero_point", m.output_zero_point, "-128..127", \
+        _in(m.output_zero_point, -128, 127)
+    for name, text in (("board", m.board), ("app", m.app), ("model", m.model),
+                       *((f"classes[{i}]", c) for i, c in enumerate(m.classes))):
+        yield name, text, "printable text", text.isprintable()
+
+
+def _image_errors(m: Frame, _: Hello | None) -> Iterable[_Check]:
+    """FRAME / PREVIEW: a known format, a size an assembler can hold, a chunk inside it."""
+    side = f"1..{MAX_SIDE}"
+    yield "format", m.format, "1 GRAY8, 2 RGB565, 3 RGB888", \
+        m.format in (PixFmt.GRAY8, PixFmt.RGB565, PixFmt.RGB888)
+    yield "width", m.width, side, _in(m.width, 1, MAX_SIDE)
+    yield "height", m.height, side, _in(m.height, 1, MAX_SIDE)
+    total = m.total_bytes
+    yield "offset", m.offset, f"0..{total - len(m.data)} (a {len(m.data)}-byte chunk of a " \
+        f"{total}-byte image)", _in(m.offset, 0, total - len(m.data))
+
+
+def _result_errors(m: Result, hello: Hello | None) -> Iterable[_Check]:
+    """RESULT: a known source; with the HELLO, what it can be drawn against."""
+    yield "source", m.source, "0 frame, 1 camera", m.source in (Source.FRAME, Source.CAMERA)
+    if hello is None:
+        return
+    yield "task", m.task, f"{int(hello.task)}, the HELLO's", m.task == hello.task
+    n = len(hello.classes)
+    if m.task == Task.CLASSIFY and n:
+        yield "count", len(m.scores), f"{n}, one score per class", len(m.scores) == n
+    for i, d in enumerate(m.detections):
+        box = f"0 <= x0 <= x1 <= {hello.input_w}, 0 <= y0 <= y1 <= {hello.input_h}"
+        yield f"detections[{i}]", (d.x0, d.y0, d.x1, d.y1), box, \
+            d.x0 <= d.x1 <= hello.input_w and d.y0 <= d.y1 <= hello.input_h
+        if n:
+            yield f"detections[{i}].cls", d.cls, f"0..{n - 1}", d.cls < n
+
+
+def _log_errors(m: Log, _: Hello | None) -> Iterable[_Check]:
+    """LOG: one of the four levels."""
+    yield "level", m.level, "0..3", m.level in list(LogLevel)
+
+
+def _error_errors(m: Error, _: Hello | None) -> Iterable[_Check]:
+    """ERROR: a code, 0 being none. Codes are appended as the protocol grows: a newer
+    board's code passes and is shown as its number."""
+    yield "code", m.code, "1..65535", _in(m.code, 1, 65535)
+
+
+def _set_errors(m: Set, _: Hello | None) -> Iterable[_Check]:
+    """SET: a known key and the range the firmware accepts for it."""
+    yield "key", m.key, "1..5", m.key in SET_RANGES
+    if m.key in SET_RANGES:
+        lo, hi = SET_RANGES[SetKey(m.key)]
+        yield "value", m.value, f"{lo}..{hi} for {SetKey(m.key).name}", _in(m.value, lo, hi)
+
+
+def _show(v: object) -> str:
+    """A field's value for a one-line message: text quoted with escapes, short."""
+    s = repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else \
+        str(int(v)) if isinstance(v, enum.IntEnum) else str(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
 class Decoder:
     """Streaming decoder: feed it any bytes, get back whole messages (and DecodeErrors).
-    Holds at most MAX_ENCODED bytes; resynchronises at every 0x00."""
+    Holds at most MAX_ENCODED bytes; resynchronises at every 0x00.
 
-    def __init__(self) -> None:
+    validate=True (the host side): each message also goes through `validate`, against the
+    last valid HELLO seen, and one out of range comes back as its ProtocolError."""
+
+    def __init__(self, validate: bool = False) -> None:
         self._buf = bytearray()
         self._overflow = False
+        self.validate = validate
+        self.hello: Hello | None = None  # the last valid HELLO (validate=True)
 
     def feed(self, data: bytes) -> list[Message | DecodeError]:
         out: list[Message | DecodeError] = []
@@ -521,9 +659,20 @@ class Decoder:
             if self._overflow:
                 self._overflow = False
             elif self._buf:
-                out.append(decode_frame(bytes(self._buf)))
+                out.append(self._checked(decode_frame(bytes(self._buf))))
             self._buf.clear()
             start = end + 1
+
+    def _checked(self, item: Message | DecodeError) -> Message | DecodeError:
+        """The item, or its ProtocolError when validating and a field is out of range."""
+        if not self.validate or isinstance(item, DecodeError):
+            return item
+        err = validate(item, self.hello)
+        if err is not None:
+            return err
+        if isinstance(item, Hello):
+            self.hello = item
+        return item
 
     def reset(self) -> None:
         self._buf.clear()
@@ -597,17 +746,19 @@ class LinkTimeout(TimeoutError):
 class Link:
     """Messages over a pyserial port or URL ("/dev/pts/N", "socket://HOST:PORT", "loop://").
 
-    receive() returns the next message or DecodeError (None on timeout); wait_for() skips
-    items until one matches (class or predicate) and raises LinkTimeout otherwise. Everything
-    skipped by wait_for stays available in `.skipped` (a bounded deque) for inspection."""
+    Messages are validated (`validate`): one with a field out of range arrives as its
+    ProtocolError. receive() returns the next message or DecodeError (None on timeout);
+    wait_for() skips items until one matches (class or predicate) and raises LinkTimeout
+    otherwise. Everything skipped by wait_for stays available in `.skipped` (a bounded deque)
+    for inspection."""
 
     def __init__(self, url: str, baudrate: int = 115200, timeout: float = 0.05,
-                 port=None) -> None:
+                 port=None, validate: bool = True) -> None:
         import serial  # pyserial; imported here so protocol.py works without it
         self.url = url
         self.port = port if port is not None else serial.serial_for_url(
             url, baudrate=baudrate, timeout=timeout)
-        self.decoder = Decoder()
+        self.decoder = Decoder(validate=validate)
         self.pending: deque[Message | DecodeError] = deque()
         self.skipped: deque[Message | DecodeError] = deque(maxlen=1000)
 

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.source is None and a.port is not None:
             # A board with a camera streams its own frames; otherwise send ours.
-            viewer.connect(time.monotonic() + max(opts.hello_timeout, 5.0))
+            viewer.connect(time.monotonic() + min(opts.timeout, max(opts.hello_timeout, 5.0)))
             hello = viewer.view.hello
             camera = hello is not None and hello.camera_format != pp.PixFmt.NONE
             if not camera:

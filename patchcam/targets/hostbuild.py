@@ -26,7 +26,7 @@ import numpy as np
 
 from patchcam.compiler import codegen
 from patchcam.compiler.ir import Graph
-from patchcam.paths import REPO
+from patchcam.paths import REPO, file_stem
 from patchcam.targets import armbuild
 
 BUILD_DIR = REPO / "build" / "host"
@@ -124,7 +124,7 @@ def build_host(model: Graph | str | Path, out_dir: str | Path | None = None,
     patch schedule's code when `schedule` (a patchplan.Schedule) is given) or a directory
     holding a generated model.c / model.h. Returns the executable's path."""
     if isinstance(model, Graph):
-        out = Path(out_dir) if out_dir else BUILD_DIR / "models" / _safe(model.name)
+        out = Path(out_dir) if out_dir else BUILD_DIR / "models" / file_stem(model.name)
         model_dir = out / "model"
         codegen.generate(model, model_dir, schedule=schedule)
     else:
@@ -182,6 +182,3 @@ def run_host(exe: str | Path, x: np.ndarray, shape: tuple[int, ...] | None = Non
         y = y.reshape(shape)
     return y
 
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from patchcam.images import UnreadableImage, read_image
 from patchcam.training.readers import (  # noqa: F401  (re-exported: the readers used to live here)
     IMAGE_SUFFIXES,
     DatasetError,
@@ -28,9 +29,13 @@ CACHE = Path("build/cache")
 
 
 def load_image(path: Path, size: tuple[int, int], gray: bool = False) -> np.ndarray | None:
-    """HxWxC uint8 RGB (or HxWx1 grey) resized to size=(h, w); None if unreadable."""
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-    if img is None:
+    """HxWxC uint8 RGB (or HxWx1 grey) resized to size=(h, w); None, with a warning that
+    says why, if unreadable (missing, not an image, over patchcam.images.MAX_PIXELS,
+    truncated)."""
+    try:
+        img = read_image(path, gray)
+    except UnreadableImage as e:
+        warnings.warn(f"{e}, skipped", stacklevel=2)
         return None
     img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return img[..., None] if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -47,11 +52,9 @@ def load_images(samples: list[Sample], size: tuple[int, int], gray: bool = False
         return z["images"], [s for s, k in zip(samples, keep, strict=True) if k]
     imgs, keep = [], []
     for s in tqdm(samples, desc=f"loading {desc}", unit="img", leave=False):
-        img = load_image(s.image_path, size, gray)
+        img = load_image(s.image_path, size, gray)  # warns when it skips one
         keep.append(img is not None)
-        if img is None:
-            warnings.warn(f"{s.image_path}: cannot be read as an image, skipped", stacklevel=2)
-        else:
+        if img is not None:
             imgs.append(img)
     if not imgs:
         raise DatasetError(f"{desc}: none of the {len(samples)} images could be read")

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from patchcam.images import UnreadableImage, image_size
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")
 VAL_FRACTION = 0.15
@@ -199,22 +201,22 @@ def _require_dir(root: str | Path) -> Path:
 
 
 def probe_image(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header, or None if it is missing or not an image."""
-    from PIL import Image, UnidentifiedImageError
+    """(width, height) from the file header, or None if it is missing, not an image or over
+    the pixel limit (patchcam.images.MAX_PIXELS)."""
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return image_size(path)
+    except UnreadableImage:
         return None
 
 
 def _probe(path: Path, skipped: list[tuple[Path, str]]) -> tuple[int, int] | None:
-    size = probe_image(path)
-    if size is None:
-        why = "file not found" if not path.exists() else "cannot be read as an image"
+    try:
+        return image_size(path)
+    except UnreadableImage as e:
+        why = str(e).removeprefix(f"{path}: ")
         warnings.warn(f"{path}: {why}, skipped", stacklevel=3)
         skipped.append((path, why))
-    return size
+        return None
 
 
 def check_box(box: np.ndarray, size: tuple[int, int], where: str, tol: float) -> np.ndarray:

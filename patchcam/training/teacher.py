@@ -87,7 +87,10 @@ def locate(spec: str = "auto", allow_download: bool = True) -> Path:
         raise TeacherError(f"teacher model {FILE} not found in "
                            f"{', '.join(str(d) for d in (*dirs, *SEARCH))}: {how}")
     dest = SEARCH[0] / FILE
-    dl.download(URL, dest)
+    try:
+        dl.download(URL, dest, sha256=SHA256)
+    except dl.DownloadError as e:
+        raise TeacherError(f"{e.message}; or pass --teacher none") from None
     try:
         return verify(dest)
     except TeacherError:

@@ -27,6 +27,8 @@ from patchcam.host.viewer.recorder import Recorder, result_record
 from patchcam.host.viewer.targets import TargetError, VirtualBoardTarget, _one_line
 
 THRESHOLD_STEP = 0.05  # the + / - keys move the detection threshold by this
+RETRY_FIRST, RETRY_MAX = 0.05, 1.0  # pauses between attempts to open a port: doubling, capped
+HELLO_RETRY = 1.0  # seconds between HELLO requests to a silent board
 
 
 # ---- display ----------------------------------------------------------------------------
@@ -85,6 +87,7 @@ class Viewer:
         self._hello_asked = False  # a HELLO request is out (its answer is not a reset)
         self._redo = False  # paused and the threshold changed: run the frame again
         self._last_frame: tuple[str, np.ndarray] | None = None
+        self._opened = False  # the target has opened once (later failures are reconnections)
 
     # -- reporting
     def log(self, msg: str) -> None:
@@ -103,33 +106,43 @@ class Viewer:
 
     # -- connection
     def connect(self, deadline: float) -> bool:
-        """Open the link and get a HELLO, retrying until deadline. True when connected."""
+        """Open the link and get a HELLO, retrying until deadline. True when connected.
+
+        Every wait ends by the deadline, with pauses between attempts to open (a port that
+        refuses is not hammered). A target that has never opened and cannot by the deadline,
+        or cannot ever (TargetFatal: permission denied, not a serial port), raises a one-line
+        TargetError: there is nothing to show, so the viewer stops and says why."""
         if self._silent_since is None:
             self._silent_since = time.monotonic()
+        started, pause = time.monotonic(), RETRY_FIRST
         while not self.quit:
             if self.link is None:
                 try:
                     self.link = self.target.open()
-                    if self.view.hello is not None or self.target_started_before():
-                        self.view.stats.reconnects += 1
-                        self.log(f"reconnected to {self.target.description}")
                 except TargetError as e:
                     if e.fatal:
                         raise
-                    self.set_status(f"{e}; retrying")
-                    if not self._sleep_until(min(deadline, time.monotonic() + 1.0)):
+                    if not self._pause_after_open_failure(e, deadline, pause, started):
                         return False
+                    pause = min(2 * pause, RETRY_MAX)
                     continue
+                if self.view.hello is not None or self.target_started_before():
+                    self.view.stats.reconnects += 1
+                    self.log(f"reconnected to {self.target.description}")
+                self._opened = True
+            left = deadline - time.monotonic()
             try:
-                hello = self.link.hello(timeout=max(0.05, min(self.opt.hello_timeout,
-                                                              deadline - time.monotonic())))
-            except pp.LinkTimeout:
-                self._silent(deadline)
+                hello = self._request_hello(time.monotonic() +
+                                            max(0.05, min(self.opt.hello_timeout, left)))
+            except Exception as e:  # noqa: BLE001 - serial / socket errors: reconnect
+                self._lost(e)
                 if time.monotonic() >= deadline:
                     return False
                 continue
-            except Exception as e:  # noqa: BLE001 - serial / socket errors: reconnect
-                self._lost(e)
+            if hello is None:
+                if self.quit:
+                    return False
+                self._silent(deadline)
                 if time.monotonic() >= deadline:
                     return False
                 continue
@@ -137,6 +150,41 @@ class Viewer:
             self._settle()
             return True
         return False
+
+    def _pause_after_open_failure(self, e: TargetError, deadline: float, pause: float,
+                                  started: float) -> bool:
+        """After a failed open: wait `pause` (never past the deadline) and say whether to try
+        again. Past the deadline: False, or TargetError when the target never opened."""
+        if self._opened:
+            self.set_status(f"{e}; retrying")
+        else:  # one line at the end, not one per attempt
+            self.view.status = str(e)
+        if not self._sleep_until(min(deadline, time.monotonic() + pause)):
+            return False
+        if time.monotonic() < deadline:
+            return True
+        if not self._opened:
+            raise TargetError(f"{e}; gave up after {time.monotonic() - started:.1f} s") \
+                from None
+        return False
+
+    def _request_hello(self, until: float) -> pp.Hello | None:
+        """Ask for the board's HELLO (again every HELLO_RETRY s) until `until`; None when
+        none came. What else arrives meanwhile is handled as usual, so a bad HELLO is
+        reported, not silently skipped."""
+        assert self.link is not None
+        ask_at = 0.0
+        while (now := time.monotonic()) < until and not self.quit:
+            if now >= ask_at:
+                self.link.send(pp.HelloRequest())
+                ask_at = now + HELLO_RETRY
+            m = self.link.receive(min(until - now, 0.1))
+            if isinstance(m, pp.Hello):
+                return m
+            if m is not None:
+                self._other(m, 0)
+            self._pump_keys(1)
+        return None
 
     def _settle(self, window: float = 0.15) -> None:
         """Swallow a second HELLO right after connecting: a board that booted as we connected
@@ -160,11 +208,16 @@ class Viewer:
         return getattr(self.target, "starts", 0) > 1
 
     def _sleep_until(self, t: float) -> bool:
-        while time.monotonic() < t:
+        """Wait until t (monotonic), reading keys in a window; False when q was pressed.
+        Headless, it sleeps: waiting must not spin."""
+        while (left := t - time.monotonic()) > 0:
             if self.quit:
                 return False
-            self._pump_keys(50)
-        return True
+            if self.opt.headless or self._wait_key is None:
+                time.sleep(min(left, 0.05))
+            else:
+                self._pump_keys(max(1, min(50, int(left * 1000))))
+        return not self.quit
 
     def _silent(self, deadline: float) -> None:
         now = time.monotonic()
@@ -326,14 +379,17 @@ class Viewer:
             self._lost(e)
 
     def _other(self, m, fid: int) -> None:
+        """Everything but the RESULT / HELLO being waited for: one line each at most."""
         if isinstance(m, pp.Log):
-            self.log(f"board: {m.text}")
+            self.log(f"board: {_printable(m.text)}")
         elif isinstance(m, pp.Error):
             name = m.code.name if isinstance(m.code, pp.ErrorCode) else str(m.code)
             what = f" (frame {m.frame_id})" if m.frame_id else ""
-            self.set_status(f"board error {name}{what}: {m.text}")
+            self.set_status(f"board error {name}{what}: {_printable(m.text)}")
         elif isinstance(m, pp.Set):
             self._on_set(m)
+        elif isinstance(m, pp.ProtocolError):  # validated by the link: never acted on
+            self.log(f"dropped a bad message from the board: {m.detail}")
         elif isinstance(m, pp.DecodeError):
             self.log(f"line noise: {m}")
 
@@ -462,10 +518,7 @@ class Viewer:
                     done = asm.add(m)
                     if done is not None:
                         fid, w, h, fmt, data = done
-                        img = pp.image_array(data, w, h, fmt)
-                        bgr = (cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else
-                               cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-                        preview = (fid, bgr)
+                        preview = (fid, _preview_bgr(data, w, h, fmt))
                 elif isinstance(m, pp.Result):
                     last_result = time.monotonic()
                     self.view.name = f"camera {m.frame_id}"
@@ -522,3 +575,22 @@ class Viewer:
         self.target.close()
         if self.recorder is not None:
             self.recorder.close()
+
+
+def _preview_bgr(data: bytes, width: int, height: int, fmt: pp.PixFmt) -> np.ndarray:
+    """A thumbnail in any pixel format the protocol has, as 8-bit BGR."""
+    img = pp.image_array(data, width, height, fmt)
+    if fmt == pp.PixFmt.RGB565:  # bit replication, as the board's preprocessing does
+        r, g, b = (img >> 11) & 31, (img >> 5) & 63, img & 31
+        img = np.stack([(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)],
+                       axis=-1).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A board's text for a one-line log or status: control characters escaped, shortened."""
+    t = text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1]
+                                                for c in text)
+    return t if len(t) <= limit else t[:limit - 3] + "..."

@@ -38,7 +38,11 @@ def class_color(cls: int) -> tuple[int, int, int]:
 
 
 def sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
+    """The logistic function, without math.exp overflowing for a large |x|."""
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1 + e)
 
 
 # ---- what the canvas shows ----------------------------------------------------------------

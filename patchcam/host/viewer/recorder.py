@@ -5,6 +5,7 @@ results.jsonl saying what the board answered for each frame (what tests and `mak
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -40,7 +41,9 @@ class Recorder:
             fname = f"{self.count:05d}_{_safe(name)}.png"
             cv2.imwrite(str(self.save_dir / fname), canvas)
             assert self._log is not None
-            self._log.write(json.dumps({"image": fname, "name": name, **(record or {})}) + "\n")
+            line = json.dumps(_finite({"image": fname, "name": name, **(record or {})}),
+                              allow_nan=False)
+            self._log.write(line + "\n")
             self._log.flush()
         self.count += 1
 
@@ -72,6 +75,18 @@ class Recorder:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _finite(v: object) -> object:
+    """v with every NaN or infinite float replaced by None: results.jsonl stays strict JSON
+    (json.dumps would write NaN, which JSON parsers reject), whatever a board sent."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return v
 
 
 def _safe(name: str) -> str:

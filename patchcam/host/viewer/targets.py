@@ -6,6 +6,7 @@ Both open a `protocol.Link`; failures are one-line `TargetError`s.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 from patchcam.host import protocol as pp
@@ -27,6 +28,7 @@ class PortTarget:
     def __init__(self, url: str, baud: int = 921600) -> None:
         self.url, self.baud = url, baud
         self.description = url if "://" in url else f"{url} @ {baud} baud"
+        self.opened = False  # once open, a failure to reopen may pass (a board re-plugged)
 
     def check(self) -> None:
         """Fail fast with one line when a device path does not exist at all."""
@@ -34,11 +36,18 @@ class PortTarget:
             raise TargetError(f"no such port {self.url} ({available_ports()})")
 
     def open(self) -> pp.Link:
+        """The link, or a one-line TargetError saying why not and what to do about it;
+        TargetFatal for a port that never opened and cannot by waiting (permission, not a
+        serial device, a malformed URL)."""
         import serial
         try:
-            return pp.Link(self.url, baudrate=self.baud, timeout=0.02)
+            link = pp.Link(self.url, baudrate=self.baud, timeout=0.02)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise TargetError(f"cannot open {self.description}: {_one_line(e)}") from None
+            text, lasting = open_failure(self.url, self.description, e)
+            raise (TargetFatal if lasting and not self.opened else TargetError)(text) \
+                from None
+        self.opened = True
+        return link
 
     def alive(self) -> bool:
         return True
@@ -56,7 +65,48 @@ def available_ports() -> str:
     return f"ports here: {', '.join(ports)}" if ports else "no serial ports found here"
 
 
+def open_failure(url: str, description: str, e: BaseException) -> tuple[str, bool]:
+    """(one line saying why url does not open and what helps, whether waiting cannot help),
+    from the errno somewhere in e's chain (pyserial wraps the OSError, or only its text)."""
+    import errno
+    n = _errno(e)
+    if n in (errno.EACCES, errno.EPERM):
+        hint = ("; add yourself to the dialout group: sudo usermod -aG dialout $USER, then "
+                "log in again") if sys.platform.startswith("linux") else ""
+        return f"cannot open {url}: permission denied{hint}", True
+    if n == errno.ECONNREFUSED:
+        return (f"connection refused: nothing listens at {url} (is the board, or QEMU, "
+                "running?)"), False
+    if n == errno.EISDIR:
+        return f"cannot open {url}: it is a directory, not a serial port", True
+    if n == errno.ENOTTY:
+        return (f"cannot open {url}: not a serial port (a terminal device such as "
+                "/dev/ttyACM0 or /dev/ttyUSB0)"), True
+    if n == errno.EBUSY:
+        return (f"cannot open {url}: port busy (another program has it open: a serial "
+                "monitor, another viewer?)"), False
+    if n == errno.ENOENT:
+        return f"no such port {url} ({available_ports()})", False
+    return f"cannot open {description}: {_one_line(e)}", isinstance(e, ValueError)
+
+
+def _errno(e: BaseException) -> int | None:
+    """The first errno in e, its causes or contexts, or in its text ("[Errno 13] ...")."""
+    import re
+    seen: BaseException | None = e
+    while seen is not None:
+        n = getattr(seen, "errno", None)
+        if isinstance(n, int):
+            return n
+        if seen.args and isinstance(seen.args[0], int):  # termios.error(25, '...')
+            return seen.args[0]
+        seen = seen.__cause__ or seen.__context__
+    m = re.search(r"\[Errno (\d+)\]", str(e))
+    return int(m.group(1)) if m else None
+
+
 def _one_line(e: BaseException) -> str:
+    """The first line of e's message (a status line and an exit message are one line)."""
     s = str(e).strip().splitlines()
     return s[0] if s else type(e).__name__
 

@@ -60,6 +60,7 @@ from patchcam.app import detect
 from patchcam.app.config import AppConfig, AppConfigError, load_app
 from patchcam.compiler import quantize, reference
 from patchcam.compiler.ir import Graph
+from patchcam.images import UnreadableImage, read_image
 from patchcam.paths import REPO
 from patchcam.training import (
     baselines,
@@ -150,10 +151,11 @@ def photos(cfg: AppConfig, source: int, split: str) -> list[readers.Sample]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise EvalError(f"{path}: cannot be read as an image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """The image as RGB, through the pixel-limit and truncation checks of patchcam.images."""
+    try:
+        return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
+    except UnreadableImage as e:
+        raise EvalError(str(e)) from None
 
 
 def detect_baseline(cfg: AppConfig) -> tuple[object, dict]:

@@ -53,7 +53,7 @@ def locate(spec: str) -> Path:
     else:
         path = next((d / FILE for d in SEARCH if (d / FILE).is_file()), SEARCH[0] / FILE)
         if not path.is_file() and spec == "download":
-            dl.download(URL, path)
+            dl.download(URL, path, sha256=SHA256)
     if not path.is_file():
         raise FileNotFoundError(f"{FILE} not found in {', '.join(map(str, SEARCH))}: pass "
                                 "--model PATH, or --model download (needs internet)")

@@ -1,0 +1,177 @@
+"""Downloads and files named by downloaded data (patchcam.download, datasets/_coco.py): only
+https, complete and hash-checked files under their final name, and no path from a json or
+zip that leaves its folder. No network: the one opener (`download._open`) is replaced."""
+
+import hashlib
+import importlib.util
+import io
+import json
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from patchcam import download as dl
+
+REPO = Path(__file__).resolve().parents[1]
+BODY = b"\xff\xd8 not really a jpeg \xff\xd9"
+
+
+class _Response(io.BytesIO):
+    """What urlopen returns, as far as download() reads it; `fail_after` bytes then a drop."""
+
+    def __init__(self, data: bytes, fail_after: int | None = None):
+        super().__init__(data)
+        self.status, self.headers, self.fail_after = 200, {"Content-Length": str(len(data))}, \
+            fail_after
+
+    def read(self, n: int = -1) -> bytes:
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise ConnectionResetError("connection dropped")
+        return super().read(min(n, self.fail_after - self.tell()) if self.fail_after else n)
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """The urls download() opened; each answers BODY."""
+    urls: list[str] = []
+
+    def fake_open(req: urllib.request.Request, timeout: float) -> _Response:
+        urls.append(req.full_url)
+        return _Response(BODY)
+
+    monkeypatch.setattr(dl, "_open", fake_open)
+    return urls
+
+
+def _one_line(e: pytest.ExceptionInfo) -> str:
+    text = str(e.value)
+    assert text.startswith("error: ") and "\n" not in text
+    return text
+
+
+@pytest.mark.parametrize("url", ["http://example.com/x.zip", "file:///etc/passwd",
+                                 "ftp://example.com/x", "FILE:/etc/passwd", "/etc/passwd",
+                                 "https:///no-host", "javascript:alert(1)", ""])
+def test_only_https_is_fetched(tmp_path, opened, url):
+    with pytest.raises(dl.DownloadError) as e:
+        dl.download(url, tmp_path / "x")
+    assert "only https://" in _one_line(e)
+    assert opened == [] and list(tmp_path.iterdir()) == []
+
+
+def test_redirects_stay_on_https_and_drop_credentials():
+    h = dl._HttpsRedirects()
+    req = urllib.request.Request("https://api.example.com/f",
+                                 headers={"Authorization": "Basic c2VjcmV0"})
+    with pytest.raises(dl.DownloadError, match="only https://"):
+        h.redirect_request(req, None, 302, "Found", {}, "http://api.example.com/f")
+    same = h.redirect_request(req, None, 302, "Found", {}, "https://api.example.com/g")
+    assert same.get_header("Authorization") == "Basic c2VjcmV0"
+    other = h.redirect_request(req, None, 302, "Found", {}, "https://storage.example.net/f")
+    assert other.full_url == "https://storage.example.net/f"
+    assert other.get_header("Authorization") is None
+
+
+def test_download_is_renamed_only_when_complete_and_hash_checked(tmp_path, opened, monkeypatch):
+    good = hashlib.sha256(BODY).hexdigest()
+    dest = dl.download("https://example.com/a.bin", tmp_path / "a.bin", sha256=good)
+    assert dest.read_bytes() == BODY and not (tmp_path / "a.bin.part").exists()
+    with pytest.raises(dl.DownloadError) as e:
+        dl.download("https://example.com/b.bin", tmp_path / "b.bin", sha256="0" * 64)
+    assert "SHA-256" in _one_line(e)
+    assert not (tmp_path / "b.bin").exists() and not (tmp_path / "b.bin.part").exists()
+    # a connection dropped half-way leaves only the .part (resumed next time)
+    monkeypatch.setattr(dl, "_open", lambda req, timeout: _Response(BODY, fail_after=5))
+    with pytest.raises(ConnectionResetError):
+        dl.download("https://example.com/c.bin", tmp_path / "c.bin")
+    assert not (tmp_path / "c.bin").exists() and (tmp_path / "c.bin.part").stat().st_size == 5
+
+
+@pytest.mark.parametrize("name", ["../../x.jpg", "a/../../x.jpg", "/etc/x.jpg", "C:\\x.jpg",
+                                  "C:x.jpg", "\\\\server\\share\\x.jpg", "a\\..\\..\\x.jpg",
+                                  "x\x00.jpg", "", ".", None, 7])
+def test_inside_refuses_paths_that_leave_the_folder(tmp_path, name):
+    with pytest.raises(dl.DownloadError) as e:
+        dl.inside(tmp_path / "out", name, "file_name")
+    assert "unsafe file_name" in _one_line(e)
+
+
+def test_inside_follows_symlinks(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "link").symlink_to(tmp_path)
+    with pytest.raises(dl.DownloadError):
+        dl.inside(tmp_path / "out", "link/x.jpg")
+    assert dl.inside(tmp_path / "out", "train/000001.jpg") == tmp_path / "out/train/000001.jpg"
+
+
+def test_unzip_refuses_members_outside(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("ok/x.txt", "fine")
+        z.writestr("../escaped.txt", "no")
+    with pytest.raises(dl.DownloadError) as e:
+        dl.unzip(archive, tmp_path / "out")
+    assert "escaped.txt" in _one_line(e)
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+# ---- the COCO prepare scripts with a hostile instances json -----------------------------------
+def _script(name: str):
+    sys.path.insert(0, str(REPO / "datasets"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "datasets" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _instances(tmp_path: Path, **image) -> Path:
+    doc = {"images": [{"id": 1, "width": 10, "height": 10, "file_name": "000001.jpg"} | image],
+           "categories": [{"id": 1, "name": "person"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5],
+                            "area": 25}]}
+    p = tmp_path / "instances_val2017.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def _written(tmp_path: Path) -> list[str]:
+    return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+                  if p.name not in ("instances_val2017.json", "local", "x.jpg"))
+
+
+@pytest.mark.parametrize("script", ["prepare_vww", "prepare_coco_person"])
+@pytest.mark.parametrize("image,refused", [
+    ({"file_name": "../../../x.jpg"}, "unsafe file_name '../../../x.jpg'"),
+    ({"file_name": "/etc/x.jpg"}, "unsafe file_name '/etc/x.jpg'"),
+    ({"coco_url": "file:///etc/passwd"}, "refusing coco_url 'file:///etc/passwd'"),
+    ({"coco_url": "http://evil.example/000001.jpg"}, "refusing coco_url 'http://evil"),
+    ({"coco_url": "https://evil.example/000001.jpg"}, "refusing coco_url 'https://evil"),
+])
+def test_hostile_instances_json_is_refused(tmp_path, opened, script, image, refused):
+    ann = _instances(tmp_path, **image)
+    out = tmp_path / "deep" / "er" / "out"
+    with pytest.raises(SystemExit) as e:
+        _script(script).main(["--annotations", str(ann), "--download", "--out", str(out)])
+    assert refused in _one_line(e)
+    assert opened == [] and _written(tmp_path) == []
+    # the same from a local image folder: no link or copy outside either
+    (tmp_path / "local").mkdir(exist_ok=True)
+    (tmp_path / "x.jpg").write_bytes(BODY)
+    if "file_name" in image:
+        with pytest.raises(SystemExit, match="unsafe file_name"):
+            _script(script).main(["--annotations", str(ann), "--images",
+                                  str(tmp_path / "local"), "--out", str(out)])
+        assert _written(tmp_path) == []
+
+
+def test_coco_server_addresses_are_fetched_over_https(tmp_path, opened):
+    ann = _instances(tmp_path, coco_url="http://images.cocodataset.org/val2017/000001.jpg")
+    out = tmp_path / "vww"
+    assert _script("prepare_vww").main(["--annotations", str(ann), "--download", "--out",
+                                        str(out)]) == 0
+    assert opened == ["https://images.cocodataset.org/val2017/000001.jpg"]
+    assert (out / "images" / "000001.jpg").read_bytes() == BODY
+    assert "images/000001.jpg,person" in (out / "labels.csv").read_text()
