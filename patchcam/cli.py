@@ -1,8 +1,10 @@
 """`patchcam COMMAND ...` (or `python -m patchcam`): every command of the suite.
 
 The compiler's own commands (presets, summary, save-ir, export-tflite, plan, run) live here;
-the others hand their arguments to the module that owns them, imported only when asked for
-(so `patchcam view` or `patchcam flash` never import PyTorch).
+the others hand their arguments to the module that owns them, imported only when asked for.
+This module imports nothing that imports PyTorch (5-8 s): the commands that need it import
+it when they run, so `patchcam view`, `patchcam flash` and `--help` start at once
+(tests/test_cli_imports.py holds it).
 """
 
 from __future__ import annotations
@@ -11,14 +13,11 @@ import argparse
 import importlib
 import sys
 
-from patchcam.compiler import zoo
-from patchcam.compiler.ir import IRError
-from patchcam.compiler.models import ModelNotFound, load_graph
+from patchcam.compiler.ir import Graph, IRError
 from patchcam.compiler.patchplan import PlanError
-from patchcam.compiler.quantize import CalibrationError, ConversionError
 from patchcam.compiler.reference import InputError
 from patchcam.paths import file_stem
-from patchcam.training.imagesets import DatasetError
+from patchcam.training.readers import DatasetError
 
 # command -> (module with a main(argv), what it does); `patchcam COMMAND --help` for each.
 DELEGATED = {
@@ -38,12 +37,26 @@ DELEGATED = {
     "demo": ("patchcam.host.demo", "person detection on the virtual Cortex-M7"),
 }
 
-USER_ERRORS = (IRError, ModelNotFound, ConversionError, CalibrationError, DatasetError,
-               InputError, FileNotFoundError, PlanError)  # IRError covers TFLiteImportError
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a command prints as one `error:` line. A function, not a constant: two of
+    them live in modules that import torch, and an except clause evaluates it only when
+    something was raised."""
+    from patchcam.compiler.models import ModelNotFound
+    from patchcam.compiler.quantize import CalibrationError, ConversionError
+    return (IRError, ModelNotFound, ConversionError, CalibrationError, DatasetError,
+            InputError, FileNotFoundError, PlanError)  # IRError covers TFLiteImportError
+
+
+def load_graph(spec: str) -> Graph:
+    """patchcam.compiler.models.load_graph, imported when a command runs (it imports torch)."""
+    from patchcam.compiler.models import load_graph as load
+    return load(spec)
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
-    for name, cfg in zoo.PRESETS.items():
+    from patchcam.compiler.presets import PRESETS
+    for name, cfg in PRESETS.items():
         print(f"{name:<16} {cfg.resolution[0]}x{cfg.resolution[1]}  {cfg.description}")
 
 
@@ -232,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except USER_ERRORS as e:
+    except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -9,13 +9,18 @@ being decoded with a grey bottom:
 
     size = image_size(path)         # (width, height), or UnreadableImage(reason)
     img = read_image(path, gray)    # what cv2.imread gives (BGR or grey), or UnreadableImage
+    img = decode_image(data, name)  # the same for bytes already in memory (cv2.imdecode)
+
+Nothing else in the package hands a file it did not write to OpenCV's decoder.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -34,22 +39,28 @@ class UnreadableImage(ValueError):
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the file's header alone; UnreadableImage when the file is
     missing, not an image Pillow knows, or over MAX_PIXELS."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise UnreadableImage(f"{path}: file not found")
+    return _header_size(path, path)
+
+
+def _header_size(src: Path | BinaryIO, name: str | Path) -> tuple[int, int]:
+    """image_size for a file or a stream: Pillow reads the header only, so a forged size
+    costs nothing; `name` starts the UnreadableImage message."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():  # Pillow's own, larger limit: we say it in our words
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(src) as im:
                 w, h = im.size
     except Image.DecompressionBombError:
-        raise UnreadableImage(f"{path}: more than {MAX_PIXELS:,} pixels") from None
+        raise UnreadableImage(f"{name}: more than {MAX_PIXELS:,} pixels") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
-        raise UnreadableImage(f"{path}: cannot be read as an image") from None
+        raise UnreadableImage(f"{name}: cannot be read as an image") from None
     if w * h > MAX_PIXELS:
-        raise UnreadableImage(f"{path}: {w}x{h} is more than {MAX_PIXELS:,} pixels")
+        raise UnreadableImage(f"{name}: {w}x{h} is more than {MAX_PIXELS:,} pixels")
     return w, h
 
 
@@ -94,4 +105,20 @@ def read_image(path: str | Path, gray: bool = False) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if img is None:
         raise UnreadableImage(f"{path}: cannot be decoded as an image")
+    return img
+
+
+def decode_image(data: bytes, name: str | Path, gray: bool = False) -> np.ndarray:
+    """read_image for an encoded image already in memory (cv2.imdecode), with the same
+    checks, so bytes read once (hashed, cached) are no way around them; `name` (the file
+    it came from) starts the UnreadableImage message."""
+    import cv2
+
+    _header_size(io.BytesIO(data), name)
+    if data[:2] == b"\xff\xd8" and not jpeg_complete(data):
+        raise UnreadableImage(f"{name}: truncated JPEG (no end-of-image marker)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8),
+                       cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise UnreadableImage(f"{name}: cannot be decoded as an image")
     return img

@@ -97,3 +97,45 @@ def test_missing_and_not_an_image(tmp_path):
     (tmp_path / "text.jpg").write_text("hello")
     with pytest.raises(images.UnreadableImage, match="cannot be read as an image"):
         images.read_image(tmp_path / "text.jpg")
+
+
+def test_decode_image_checks_bytes_as_read_image_checks_files(tmp_path, monkeypatch):
+    """Bytes already in memory get the same checks before cv2.imdecode sees them."""
+    data = jpeg(tmp_path / "ok.jpg")
+    assert images.decode_image(data, "ok.jpg").shape == (48, 64, 3)
+    assert images.decode_image(data, "ok.jpg", gray=True).shape == (48, 64)
+    with pytest.raises(images.UnreadableImage, match="^cut.jpg: truncated JPEG"):
+        images.decode_image(data[:len(data) * 2 // 3], "cut.jpg")
+    bomb = forged_png(tmp_path / "bomb.png", 20000, 20000).read_bytes()
+    monkeypatch.setattr(cv2, "imdecode", lambda *_a, **_k: pytest.fail("imdecode called"))
+    with pytest.raises(images.UnreadableImage, match="^bomb.png: more than 40,000,000 pixels"):
+        images.decode_image(bomb, "bomb.png")
+
+
+def test_classifier_views_skip_a_forged_header(tmp_path, monkeypatch):
+    """make_views (the classifier's training views, decoded from the file's bytes) refuses a
+    bomb with a warning naming the file instead of allocating 1.2 GB."""
+    from patchcam.training import classifier as tc
+    png = forged_png(tmp_path / "bomb.png", 20000, 20000)
+    monkeypatch.setattr(cv2, "imdecode", lambda *_a, **_k: pytest.fail("imdecode called"))
+    with pytest.warns(UserWarning, match=rf"{png}: more than 40,000,000 pixels, skipped"):
+        assert tc.make_views(png.read_bytes(), "ab12", 2, 0, (16, 16), False, png) is None
+
+
+def test_viewer_image_source_skips_a_forged_header(tmp_path, monkeypatch, capsys):
+    """The viewer's image files go through read_image: the bomb is skipped, before any
+    decoding, with a line saying why; the good image still streams."""
+    from patchcam.host import sources
+    bomb = forged_png(tmp_path / "a_bomb.png", 8000, 6000)
+    Image.new("RGB", (4, 3)).save(tmp_path / "b_ok.png")
+    decoded, imread = [], cv2.imread
+
+    def recording_imread(path, *a):
+        decoded.append(Path(path).name)
+        return imread(path, *a)
+    monkeypatch.setattr(cv2, "imread", recording_imread)
+    frames = list(sources.image_folder(tmp_path))
+    assert [(name, img.shape) for name, img in frames] == [("b_ok", (3, 4, 3))]
+    assert decoded == ["b_ok.png"]
+    assert f"viewer: {bomb}: 8000x6000 is more than 40,000,000 pixels, skipped" in \
+        capsys.readouterr().out

@@ -2,6 +2,8 @@
 worse than layer by layer, budget errors, the CLI, and the MobileNetV2 headline figures."""
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from patchcam.compiler.patchplan import (
     tile_pads,
 )
 from patchcam.compiler.randgraph import random_graph, random_input
+from patchcam.paths import REPO
 
 
 def _w(rng, shape):
@@ -218,6 +221,37 @@ def test_cli_table_plot_and_errors(ir_file, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["plan", str(ir_file), "--budget", "lots"])
     assert "cannot read size" in capsys.readouterr().err
+
+
+def test_cli_budget_picks_the_fewest_macs_that_fit(tmp_path, capsys):
+    """--budget changes the question: without it the smallest arena, with it the fewest MACs
+    whose arena fits (here a cached-halo schedule with no recomputation)."""
+    g = chain((48, 48), [(3, 1, "same"), (3, 2, "same"), (3, 2, "same"), (3, 1, "same")])
+    path = tmp_path / "spike.json"
+    g.save(path)
+    plans = {}
+    for budget in (None, "100kB", "8620"):
+        extra = ["--budget", budget] if budget else []
+        assert cli.main(["plan", str(path), "--json", *extra]) == 0
+        plans[budget] = json.loads(capsys.readouterr().out)
+    smallest, roomy, tight = plans[None], plans["100kB"], plans["8620"]
+    assert smallest["arena_bytes"] < smallest["layer_peak_bytes"] and smallest["mac_overhead"] > 0
+    assert roomy["macs"] < smallest["macs"] and roomy["arena_bytes"] <= 100_000
+    assert tight["arena_bytes"] <= 8620 and tight["macs"] <= smallest["macs"]
+    assert roomy != tight
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_plan_passes_budget_to_the_command():
+    """`make plan BUDGET=...` reaches `patchcam plan --budget` (it used to be dropped)."""
+    def dry_run(*assignments: str) -> str:
+        res = subprocess.run(["make", "-n", "-o", ".venv/.setup-done", "plan", "APP=vww",
+                              *assignments], cwd=REPO, capture_output=True, text=True,
+                             timeout=30)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+    assert '--budget "40kB"' in dry_run("BUDGET=40kB")
+    assert "--budget" not in dry_run()
 
 
 # ---- headline figures -------------------------------------------------------------------------

@@ -401,3 +401,105 @@ def test_a_held_out_source_is_all_test(tiny_app):
             td.load_split(held, split)
     cls = dc_replace(held, data=[dc_replace(held.data[0], image_label="person")])
     assert {s.split for s in tc.read_sources(cls)} == {"test"}
+
+
+# ---- the training command's bad input and Ctrl-C --------------------------------------------
+BAD_SOURCE = """
+[[data]]
+path = "{data}"
+format = "yolo"
+splits = ["test"]
+class_map = {{ pedestrian = "person" }}
+"""
+
+
+def test_eval_sets_fall_through_only_an_empty_split(tiny_app, tmp_path):
+    """A source without a test split is scored on its val split; one without either is left
+    out; one whose test split cannot be read is an error naming the file and line."""
+    from patchcam.training import readers
+    from patchcam.training.commands.train_detector import eval_sets
+    root = Path(tiny_app.data[0].path)
+    assert list(eval_sets(tiny_app)) == ["tiny/test"]
+    for d in ("images", "labels"):  # the set's own test split becomes its val split
+        (root / d / "test").rename(root / d / "val")
+    assert list(eval_sets(tiny_app)) == ["tiny/val"]
+    src = dataclasses.replace(tiny_app.data[0], splits=["train"])
+    assert eval_sets(dataclasses.replace(tiny_app, data=[src])) == {}
+    bad = next((root / "labels" / "val").glob("*.txt"))
+    bad.write_text("0 0.5 0.5 0.2\n")  # four numbers, not five
+    with pytest.raises(readers.LabelError, match=rf"{bad}:1: expected 'class cx cy w h'"):
+        eval_sets(tiny_app)
+
+
+def test_train_stops_on_an_unreadable_test_split(tiny_app, tmp_path, capsys):
+    """A source used only for testing with a malformed label: one `error:` line and exit 2,
+    not a run whose figures silently leave that source out."""
+    from patchcam.training.commands import train_detector
+    bad = tmp_path / "bad"
+    _tiny_yolo(bad, n=8)
+    label = bad / "labels" / "test" / "im0.txt"
+    label.write_text("0 0.5 0.5 0.2 zero\n")
+    toml = tmp_path / "with_bad.toml"
+    toml.write_text(tiny_app.path.read_text() + BAD_SOURCE.format(data=bad))
+    rc = train_detector.main([str(toml), "--epochs", "0", "--float-only", "--threads", "1",
+                              "--out", str(tmp_path / "run")])
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert rc == 2 and len(errors) == 1 and errors[0].startswith("error: ")
+    assert f"{label}:1: not numbers" in errors[0]
+
+
+def _interrupt_at_batch(monkeypatch, n: int) -> None:
+    """Ctrl-C while the n-th batch of the run (1-based, over all epochs) is computed."""
+    plain, calls = td.DetectorTask.batch_loss, []
+
+    def batch_loss(*a, **k):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return plain(*a, **k)
+    monkeypatch.setattr(td.DetectorTask, "batch_loss", batch_loss)
+
+
+def _train(args: list[str]) -> int:
+    """`patchcam train ARGS`; a KeyboardInterrupt it lets out fails the test (instead of
+    stopping pytest)."""
+    from patchcam.training.commands import train
+    try:
+        return train.main(args)
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped `patchcam train`")
+
+
+def test_ctrl_c_ends_training_with_one_line_and_130(tiny_app, tmp_path, monkeypatch, capsys):
+    """Before the first checkpoint: where it stopped and "no checkpoint yet"; after one: the
+    epoch it holds and the command that resumes, which then finishes the run."""
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    args = [str(tiny_app.path), "--epochs", "2", "--max-steps", "2", "--eval-every", "0",
+            "--float-only", "--threads", "1", "--out", str(out)]
+    _interrupt_at_batch(monkeypatch, 1)
+    assert _train(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("interrupted at epoch 1 batch 1; no checkpoint yet; start again "
+                          "with `patchcam train ")
+    assert "--resume" not in err and not (out / "last.pt").exists()
+
+    _interrupt_at_batch(monkeypatch, 4)  # epoch 2, batch 2
+    assert _train(args) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("interrupted at epoch 2 batch 2; checkpoint written after epoch 1 ")
+    resume = line.split("resume with `")[1].rstrip("`").split()
+    assert resume[:3] == ["patchcam", "train", str(tiny_app.path)] and resume[-1] == "--resume"
+
+    monkeypatch.undo()
+    monkeypatch.setattr(imagesets, "CACHE", tmp_path / "cache")
+    assert _train(resume[2:]) == 0
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_ctrl_c_hint_for_a_plain_run():
+    from patchcam.training.commands.train import how_to_go_on
+    assert how_to_go_on("vww", [], True) == "resume with `make train APP=vww RESUME=1`"
+    assert how_to_go_on("vww", ["--resume"], False) == "start again with `make train APP=vww`"

@@ -21,7 +21,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
-from patchcam.compiler import zoo
+from patchcam.compiler import presets
 from patchcam.host import protocol
 from patchcam.paths import REPO
 
@@ -150,9 +150,9 @@ class AppConfig:
     data: list[DataSource]
     path: Path = Path("app.toml")
 
-    def zoo_config(self) -> zoo.Config:
+    def zoo_config(self) -> presets.Config:
         """The preset with the app's input, classes and overrides applied."""
-        cfg = zoo.preset(self.model.preset)
+        cfg = presets.preset(self.model.preset)
         o = self.model.overrides
         stages = cfg.stages
         if o.num_stages is not None:
@@ -182,6 +182,7 @@ class AppConfig:
     def build_model(self):
         """A fresh float model: zoo.Classifier or detect.Detector."""
         if self.app.task == "classify":
+            from patchcam.compiler import zoo  # torch: only where a network is built
             return zoo.Classifier(self.zoo_config())
         from patchcam.app.detect import Detector
         h = self.model.head
@@ -361,13 +362,13 @@ def _check(c: AppConfig, path: Path) -> None:
     """Values and cross-field rules the types cannot express."""
     _one_of(path, "app.task", c.app.task, TASKS)
     _one_of(path, "input.color", c.input.color, COLORS)
-    _one_of(path, "model.preset", c.model.preset, tuple(zoo.PRESETS))
+    _one_of(path, "model.preset", c.model.preset, tuple(presets.PRESETS))
     _check_names(path, c)
     if c.classes.positive is not None:
         _one_of(path, "classes.positive", c.classes.positive, c.classes.names)
     _check_thresholds(path, c)
     _check_numbers(path, c)
-    o, n_stages = c.model.overrides, len(zoo.preset(c.model.preset).stages)
+    o, n_stages = c.model.overrides, len(presets.preset(c.model.preset).stages)
     if o.num_stages is not None and not 1 <= o.num_stages <= n_stages:
         raise _err(path, "model.overrides.num_stages", f"must be in 1..{n_stages}")
     if o.stage_strides is not None and any(s not in (1, 2) for s in o.stage_strides):
@@ -377,8 +378,7 @@ def _check(c: AppConfig, path: Path) -> None:
     if c.app.task == "detect":
         if c.model.head is None:
             raise _err(path, "model.head", "missing (a detect app needs a [model.head] table)")
-        from patchcam.app.detect import feature_stride
-        s = feature_stride(c.zoo_config())
+        s = presets.feature_stride(c.zoo_config())
         if s != c.model.head.stride:
             raise _err(path, "model.head.stride", f"{c.model.head.stride} but the backbone's "
                        f"output stride is {s} (set model.overrides.stage_strides)")

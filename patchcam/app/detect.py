@@ -59,15 +59,11 @@ from torch import nn
 
 from patchcam.app.config import MAX_CANDIDATES, MAX_DETECTIONS
 from patchcam.compiler import zoo
+from patchcam.compiler.presets import feature_stride
 
 FRAC_BITS = 16
 IOU_ONE = 1024  # NMS IoU threshold resolution (Q10)
 PRIOR = 0.01  # initial foreground probability of the class logits (focal-loss prior)
-
-
-def feature_stride(cfg: zoo.Config) -> int:
-    """The backbone's output stride: the stem's 2 times every stage's first stride."""
-    return 2 * math.prod(st.stride for st in cfg.stages)
 
 
 class DetectHead(nn.Module):

@@ -18,12 +18,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patchcam.app.config import AppConfig
-from patchcam.app.detect import DecodeParams
 from patchcam.compiler import codegen, ctext, patchplan
 from patchcam.compiler.ir import Graph
 from patchcam.paths import REPO
+
+if TYPE_CHECKING:  # patchcam.app.detect imports torch; `patchcam flash` never needs it
+    from patchcam.app.detect import DecodeParams
 
 TASKS = {"classify": 0, "detect": 1}
 
@@ -57,6 +60,7 @@ class AppSpec:
         if iw % gw or ih % gh or iw // gw != ih // gh:
             raise ValueError(f"{name}: input {iw}x{ih} is not a whole multiple of the grid "
                              f"{gw}x{gh}")
+        from patchcam.app.detect import DecodeParams
         p = DecodeParams.prepare(y.scale, y.zero_point, len(classes), iw // gw, (gh, gw),
                                  (iw, ih), score_threshold, nms_iou, max_candidates,
                                  max_detections, class_agnostic)

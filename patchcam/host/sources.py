@@ -10,7 +10,9 @@ the user named (`IMAGES=...`), else the person-detection test images when the sh
 are on disk, else scikit-image's photos (people and no people), which every install has.
 
 Every failure a user can cause (no such camera, empty folder, unreadable video, unknown split)
-raises `SourceError` with one line that says what to do.
+raises `SourceError` with one line that says what to do. Image files are read through
+`patchcam.images.read_image` (pixel limit, truncated JPEGs); one it refuses is skipped with a
+line saying why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from patchcam.images import UnreadableImage, read_image
 from patchcam.paths import REPO
 from patchcam.training.readers import IMAGE_SUFFIXES, SPLITS, DatasetError, read_dataset
 
@@ -114,18 +117,21 @@ def video(path: Path) -> Source:
 
 
 def _read(path: Path) -> np.ndarray | None:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return img
+    """The image through patchcam.images (pixel limit, truncated JPEGs: a forged header
+    allocates nothing); None, after one line saying why, when it is refused."""
+    try:
+        return read_image(path)
+    except UnreadableImage as e:
+        print(f"viewer: {e}, skipped", flush=True)
+        return None
 
 
 def image_files(paths: list[Path], description: str) -> Source:
     def frames() -> Iterator[tuple[str, np.ndarray]]:
         for p in paths:
             img = _read(p)
-            if img is None:
-                print(f"viewer: {p}: cannot be read as an image, skipped", flush=True)
-                continue
-            yield p.stem, img
+            if img is not None:
+                yield p.stem, img
     return Source(description, frames, count=len(paths), names=[p.stem for p in paths])
 
 

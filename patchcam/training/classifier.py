@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from tqdm import tqdm
 
 from patchcam.app.config import AppConfig
 from patchcam.compiler import quantize, reference, zoo
+from patchcam.images import UnreadableImage, decode_image
 from patchcam.paths import REPO
 from patchcam.training import imagesets, loop, readers
 from patchcam.training.teacher import SIZE as TEACHER_SIZE
@@ -141,10 +143,14 @@ def augment_view(img: np.ndarray, p: dict) -> np.ndarray:
 
 
 def make_views(data: bytes, file_hash: str, k_views: int, seed: int, size: tuple[int, int],
-               gray: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """(K, h, w, c) student views and (K, 224, 224, 3) teacher views of one encoded image."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
+               gray: bool, name: str | Path = "image") -> tuple[np.ndarray, np.ndarray] | None:
+    """(K, h, w, c) student views and (K, 224, 224, 3) teacher views of one encoded image;
+    None, with a warning naming the file (`name`), when patchcam.images refuses it (over
+    MAX_PIXELS, truncated, not an image): the bytes are decoded only after its checks."""
+    try:
+        img = decode_image(data, name)
+    except UnreadableImage as e:
+        warnings.warn(f"{e}, skipped", stacklevel=2)
         return None
     base = cv2.cvtColor(cv2.resize(img, (TEACHER_SIZE, TEACHER_SIZE),
                                    interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
@@ -192,7 +198,8 @@ def load_views(samples: list[readers.Sample], cfg: AppConfig, k_views: int, seed
         for i in bar:
             if have_views and tcache.has(keys[i]) or not keep[i]:
                 continue
-            made = make_views(blobs[i], hashes[i], k_views, seed, size, gray)
+            made = make_views(blobs[i], hashes[i], k_views, seed, size, gray,
+                              samples[i].image_path)
             if made is None:
                 keep[i] = False
                 continue

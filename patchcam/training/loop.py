@@ -25,6 +25,10 @@ loading any data and print it as one line. The schedule keeps this run's length
 A second phase (QAT) is resumed only when the first was complete before this run
 (`finished`): otherwise its checkpoint was fine-tuned from another float model.
 
+Ctrl-C. Inside `train` it becomes `Interrupted` (a KeyboardInterrupt) saying the phase, epoch
+and batch it stopped at and the last epoch checkpointed; `patchcam train` prints that as one
+line with the command that goes on from there, and exits with 130.
+
 Data parallelism (patchcam.training.parallel): each rank trains on its share
 (`batch[rank::world]`) of every batch; only rank 0 validates, prints and writes files.
 """
@@ -48,6 +52,21 @@ from patchcam.training import checkpoint, parallel
 
 class NothingToResume(checkpoint.CheckpointError):
     """--resume where there is no checkpoint to continue from."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C inside `train`: where it stopped, so the command can say it in one line and
+    which way to go on. Still a KeyboardInterrupt, so code that does not know it stops too.
+
+    phase: train's desc ("float", "qat"); epoch, batch: 1-based, the batch that was running
+    (batch 0: outside one: drawing the epoch's order, validating, checkpointing); saved: the
+    last epoch this run's checkpoint holds (a resumed one counts), None when there is none;
+    ckpt: that checkpoint's path."""
+
+    def __init__(self, phase: str, epoch: int, batch: int, saved: int | None, ckpt: Path):
+        super().__init__(f"{phase} epoch {epoch} batch {batch}")
+        self.phase, self.epoch, self.batch, self.saved, self.ckpt = \
+            phase, epoch, batch, saved, ckpt
 
 
 def require_checkpoint(ckpt: Path) -> None:
@@ -143,43 +162,53 @@ def train(net: nn.Module, task: Task, o: Options, ckpt: Path,
             print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
     best = max((h.get(task.best, -math.inf) for h in history), default=-math.inf) \
         if task.best else -math.inf
+    saved = start if resume else None
     for epoch in range(start, o.epochs):
-        order = task.epoch_order(epoch, np.random.default_rng([o.seed, epoch]))
-        torch.manual_seed(o.seed * 100003 + epoch)
-        model.train()
-        t0 = time.time()
-        bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b", leave=False,
-                   disable=rank != 0)
-        totals: dict[str, float] = {"loss": 0.0}
-        for i in bar:
-            pos = np.arange(i * o.batch, min((i + 1) * o.batch, len(order)))[rank::world]
-            loss, stats = task.batch_loss(model, epoch, order[pos], pos, dev)
-            opt.zero_grad()
-            loss.backward()
-            if task.clip_grad is not None:
-                nn.utils.clip_grad_norm_(net.parameters(), task.clip_grad)
-            opt.step()
-            sched.step()
-            totals["loss"] += float(loss.detach())
-            for k, v in stats.items():
-                totals[k] = totals.get(k, 0) + v
-            bar.set_postfix(loss=f"{totals['loss'] / (i + 1):.3f}",
-                            **task.progress(totals, i + 1))
-        rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
-               "lr": float(sched.get_last_lr()[0]), "loss": round(totals["loss"] / spe, 4),
-               **task.record(totals, spe)}
-        if rank != 0:
+        i, bar = -1, None
+        try:
+            order = task.epoch_order(epoch, np.random.default_rng([o.seed, epoch]))
+            torch.manual_seed(o.seed * 100003 + epoch)
+            model.train()
+            t0 = time.time()
+            bar = tqdm(range(spe), desc=f"{desc} {epoch + 1}/{o.epochs}", unit="b",
+                       leave=False, disable=rank != 0)
+            totals: dict[str, float] = {"loss": 0.0}
+            for i in bar:
+                pos = np.arange(i * o.batch, min((i + 1) * o.batch, len(order)))[rank::world]
+                loss, stats = task.batch_loss(model, epoch, order[pos], pos, dev)
+                opt.zero_grad()
+                loss.backward()
+                if task.clip_grad is not None:
+                    nn.utils.clip_grad_norm_(net.parameters(), task.clip_grad)
+                opt.step()
+                sched.step()
+                totals["loss"] += float(loss.detach())
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0) + v
+                bar.set_postfix(loss=f"{totals['loss'] / (i + 1):.3f}",
+                                **task.progress(totals, i + 1))
+            i = -1  # past the batches: validating or writing the checkpoint
+            rec = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+                   "lr": float(sched.get_last_lr()[0]), "loss": round(totals["loss"] / spe, 4),
+                   **task.record(totals, spe)}
+            if rank != 0:
+                history.append(rec)
+                continue
+            rec.update(task.validate(net, epoch + 1, dev))
             history.append(rec)
-            continue
-        rec.update(task.validate(net, epoch + 1, dev))
-        history.append(rec)
-        print(f"{desc} " + " ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
-        net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
-        d = checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
-        net.to(dev)
-        if task.best and rec.get(task.best, -math.inf) > best:
-            best = rec[task.best]
-            torch.save(d, ckpt.parent / "best.pt")
+            print(f"{desc} " + " ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
+            net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
+            d = checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
+            saved = epoch + 1
+            net.to(dev)
+            if task.best and rec.get(task.best, -math.inf) > best:
+                best = rec[task.best]
+                torch.save(d, ckpt.parent / "best.pt")
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()  # the one line that follows starts on a clean line
+            net.to("cpu")
+            raise Interrupted(desc, epoch + 1, i + 1, saved, ckpt) from None
     net.to("cpu")
     return history
 

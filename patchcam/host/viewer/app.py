@@ -1,6 +1,6 @@
 """What the viewer takes from an app in apps/<app>/: the model a virtual board runs (its
 exported model, else its untrained network, generated once and cached under build/viewer/) and
-its default detection threshold (read from app.toml alone: patchcam.app.config imports torch).
+its default detection threshold (read from app.toml alone, before any validation).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def app_threshold(app: str) -> float | None:
     """The app's default detection threshold (its app.toml), when this checkout has the app."""
     import tomllib
 
-    try:  # the toml alone: patchcam.app.config would import torch (seconds)
+    try:  # the toml alone: a threshold is all the viewer needs from it
         doc = tomllib.loads((REPO / "apps" / app / "app.toml").read_text())
         return float(doc.get("thresholds", {}).get("score", 0.5))
     except (OSError, ValueError, TypeError, AttributeError):
@@ -26,8 +26,8 @@ def app_threshold(app: str) -> float | None:
 # ---- which model a virtual board runs -----------------------------------------------------
 _GENERATOR_FILES = ("app/export.py", "app/config.py", "app/detect.py", "compiler/codegen.py",
                     "compiler/ir.py", "compiler/memplan.py", "compiler/models.py",
-                    "compiler/patchplan.py", "compiler/qparams.py", "compiler/quantize.py",
-                    "compiler/zoo.py")
+                    "compiler/patchplan.py", "compiler/presets.py", "compiler/qparams.py",
+                    "compiler/quantize.py", "compiler/zoo.py")
 
 def app_model_dir(app: str, model_dir: Path | None = None,
                   build: Path | None = None) -> tuple[Path, bool, str]:

@@ -43,27 +43,41 @@ from pathlib import Path
 import torch
 
 from patchcam.app import export
-from patchcam.app.config import AppConfigError, load_app
+from patchcam.app.config import AppConfig, AppConfigError, DataSource, load_app
 from patchcam.compiler import patchplan, quantize
 from patchcam.paths import REPO
 from patchcam.training import detector as td
 from patchcam.training import loop, readers
 
 
-def eval_sets(cfg, sources: list[int] | None = None) -> dict[str, td.DetData]:
-    """Per source with boxes: its test split, else its val split ("name/split" -> data)."""
+def eval_sets(cfg: AppConfig, sources: list[int] | None = None) -> dict[str, td.DetData]:
+    """Per source with boxes: its test split, else its val split ("name/split" -> data).
+
+    Only a split with no samples falls through to the next: a source that cannot be read
+    (a malformed label, a missing folder) raises readers.DatasetError, as a silently dropped
+    test set would change the figures without a word."""
     out = {}
     for i, src in enumerate(cfg.data):
         if td.negatives_only(src) or (sources is not None and i not in sources):
             continue
-        for split in ("test", "val"):
-            try:
-                d = td.load_split(cfg, split, sources=[i])
-            except readers.DatasetError:
-                continue
-            out[f"{Path(src.path).name}/{split}"] = d
-            break
+        split = first_split_with_samples(cfg, src, ("test", "val"))
+        if split is not None:
+            out[f"{Path(src.path).name}/{split}"] = td.load_split(cfg, split, sources=[i])
     return out
+
+
+def first_split_with_samples(cfg: AppConfig, src: DataSource,
+                             splits: tuple[str, ...]) -> str | None:
+    """The first of `splits` the app uses from `src` that holds samples, or None. Reading the
+    source here, instead of catching load_split's errors, tells "this split is empty" from
+    "this source is broken": the second raises readers.DatasetError."""
+    wanted = [s for s in splits if s in src.splits]
+    if not wanted:
+        return None
+    kw = {"class_names": src.class_names} if src.class_names else {}
+    have = {src.split_of(x.split) for x in readers.read_dataset(cfg.data_path(src),
+                                                                src.format, **kw)}
+    return next((s for s in wanted if s in have), None)
 
 
 def report(title: str, results: dict[str, dict]) -> None:
