@@ -503,3 +503,15 @@ def test_ctrl_c_hint_for_a_plain_run():
     from patchcam.training.commands.train import how_to_go_on
     assert how_to_go_on("vww", [], True) == "resume with `make train APP=vww RESUME=1`"
     assert how_to_go_on("vww", ["--resume"], False) == "start again with `make train APP=vww`"
+
+
+def test_eval_scores_a_held_out_source_in_full(tiny_app):
+    """`make eval` takes every photo of a held_out source as test, none as train."""
+    from dataclasses import replace as dc_replace
+
+    from patchcam.training.commands import evaluate
+    src = dc_replace(tiny_app.data[0], held_out=True, image_label="person")
+    cfg = dc_replace(tiny_app, data=[src])
+    name = cfg.data_path(src).name
+    assert len(evaluate.vww_samples(cfg, {}, "test")[name]) == 12
+    assert evaluate.vww_samples(cfg, {}, "train") == {}

@@ -116,7 +116,7 @@ def _rows(doc: dict) -> list[dict]:
     rows = []
     for name, r in [*doc["sets"].items(), ("**all (pooled)**", doc["overall"])]:
         rows.append({"name": name, "images": r["images"],
-                     **{k: _fmt(r.get(k)) for k in ("float", "int8", "baseline")}})
+                     **{k: _fmt(r.get(k)) for k in ("float", "int8", "baseline", "tflm")}})
         if doc["task"] == "detect" and len(doc["classes"]) > 1:
             for c in doc["classes"]:
                 rows.append({"name": f"&nbsp;&nbsp;AP50 {c}", "images": "",
@@ -200,6 +200,7 @@ def render_block(doc: dict, cfg: AppConfig, meta: dict, g: Graph) -> str:
         split_text=meta.get("split") or _describe((meta.get("data") or {}).get("split", ""))
         or "each source's own train / val / test split (patchcam.training.readers)",
         baseline_name="OpenCV baseline" if b is not None else "baseline",
+        tflm_name=(doc.get("tflm") or {}).get("name") if "tflm" in o else None,
         baseline_setup=f"{base.get('name', '')}; {base.get('input', '')}"
         + (f"; {base['rule']}" if base.get("rule") else ""),
         baseline_note=base.get("unavailable", "not run" if not base else ""),

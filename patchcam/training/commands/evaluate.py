@@ -338,7 +338,11 @@ def vww_samples(cfg: AppConfig, meta: dict, split: str) -> dict[str, list[reader
         root = cfg.data_path(src)
         kw = {"class_names": src.class_names} if src.class_names else {}
         ss = readers.read_dataset(root, src.format, **kw)
-        if src.image_label is not None:
+        if src.held_out:  # never trained on: every photo is a test photo
+            chosen = list(ss) if split == "test" else []
+            if src.image_label is not None:
+                chosen = readers.with_image_label(chosen, src.image_label)
+        elif src.image_label is not None:
             chosen = readers.with_image_label(ss.split(split), src.image_label)
         elif by_hash:
             chosen = [s for s in ss if imagesets.split_of(s.path) == split]
