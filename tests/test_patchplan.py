@@ -276,3 +276,16 @@ def test_receptive_field_redistribution_cuts_overhead():
                 if g.tensors[g.ops[k].output].shape == (28, 28, 32))
         over[name] = patchplan.plan_patches(g, k, (4, 4), "recompute").mac_overhead
     assert over["mbv2-rd-224"] < over["mbv2-1.0-224"] / 3 + 1e-9
+
+
+def test_an_app_toml_path_plans_its_untrained_network(tmp_path):
+    """`patchcam plan path/to/app.toml` costs a changed config before anything is trained."""
+    from patchcam.compiler.models import load_graph
+    from patchcam.paths import APPS
+    text = (APPS / "person_detect" / "app.toml").read_text()
+    text = text.replace("width = 160", "width = 96").replace("height = 128", "height = 64")
+    toml = tmp_path / "app.toml"
+    toml.write_text(text)
+    g = load_graph(str(toml))
+    assert g.tensor(g.input).shape[:2] == (64, 96)
+    assert g.tensor(g.output).shape[:2] == (8, 12)  # the stride-8 grid of that input

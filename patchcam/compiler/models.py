@@ -52,12 +52,19 @@ def app_graph(app: str) -> Graph:
     exported = APPS / app / "generated" / "model.json"
     if exported.is_file():
         return Graph.load(exported)
+    return untrained_app_graph(app)
+
+
+def untrained_app_graph(app: str | Path) -> Graph:
+    """The network an app config (a name or an app.toml path) describes, with random weights:
+    what a changed config (another input size, more stages) costs before anything is trained."""
     from patchcam.app.config import load_app
     cfg = load_app(app)
     zc = cfg.zoo_config()
     torch.manual_seed(0)
-    return random_weights_graph(cfg.build_model(), (zc.in_channels, *zc.resolution), app,
-                                {"source": "app", "app": app, "preset": cfg.model.preset})
+    return random_weights_graph(cfg.build_model(), (zc.in_channels, *zc.resolution),
+                                cfg.app.name, {"source": "app", "app": cfg.app.name,
+                                               "preset": cfg.model.preset})
 
 
 def load_graph(spec: str) -> Graph:
@@ -68,6 +75,8 @@ def load_graph(spec: str) -> Graph:
         return Graph.load(p)
     if (APPS / spec / "app.toml").is_file():
         return app_graph(spec)
+    if p.suffix == ".toml" and p.is_file():
+        return untrained_app_graph(p)
     if p.suffix == ".tflite":
         if not p.is_file():
             raise ModelNotFound(f"{spec}: no such .tflite file")
@@ -75,4 +84,5 @@ def load_graph(spec: str) -> Graph:
         return import_tflite(p)
     apps = sorted(d.parent.name for d in APPS.glob("*/app.toml"))
     raise ModelNotFound(f"no model {spec!r}: name a preset ({', '.join(zoo.PRESETS)}), an app "
-                        f"({', '.join(apps)}), an IR file (.json) or an int8 .tflite")
+                        f"({', '.join(apps)}) or its app.toml, an IR file (.json) or an int8 "
+                        ".tflite")
