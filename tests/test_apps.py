@@ -64,6 +64,12 @@ def _variant(tmp_path: Path, old: str, new: str, app: str = "person_detect") -> 
      r"key 'model.overrides.stage_expand': expansion ratios must be in 1..8"),
     ('names = ["person"]', 'names = "person"', r"key 'classes.names': expected a list"),
     ("[model.head]", "[model.neck]", r"key 'model.neck': unknown key"),
+    ("grow = [1.0, 0.3, 1.0, 6.0]", "grow = [1.0, 0.3, 1.0]",
+     r"key 'data\[2\].grow': four numbers in 0..10.0 \(left, top, right, bottom"),
+    ("grow = [1.0, 0.3, 1.0, 6.0]", "grow = [1.0, -0.3, 1.0, 6.0]", r"'data\[2\].grow': four"),
+    ("grow = [1.0, 0.3, 1.0, 6.0]", 'grow = "big"', r"'data\[2\].grow': expected a list"),
+    ('splits = ["train"]', 'splits = ["train", "test"]',
+     r"'data\[2\].grow': grown boxes are approximate and must not be scored"),
 ])
 def test_validation_errors_name_file_and_key(tmp_path, old, new, message):
     p = _variant(tmp_path, old, new)

@@ -515,3 +515,12 @@ def test_eval_scores_a_held_out_source_in_full(tiny_app):
     name = cfg.data_path(src).name
     assert len(evaluate.vww_samples(cfg, {}, "test")[name]) == 12
     assert evaluate.vww_samples(cfg, {}, "train") == {}
+
+
+def test_grown_boxes_become_the_whole_and_stay_in_the_image():
+    """data[].grow: a face box grown into a head-and-shoulders person box, clipped."""
+    from patchcam.training.detector import grown
+    faces = np.array([[40, 20, 50, 32], [0, 100, 10, 112]], np.float32)  # 10x12 faces
+    got = grown(faces, [1.0, 0.5, 1.0, 6.0], (128, 160))
+    np.testing.assert_allclose(got, [[30, 14, 60, 104], [0, 94, 20, 128]])
+    assert grown(np.zeros((0, 4), np.float32), [1, 1, 1, 1], (128, 160)).shape == (0, 4)

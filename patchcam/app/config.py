@@ -29,6 +29,7 @@ TASKS = ("classify", "detect")
 COLORS = ("rgb", "gray")
 FORMATS = ("auto", "folder", "voc", "yolo", "coco", "captions")
 SPLIT_NAMES = ("train", "val", "test")
+MAX_GROW = 10.0  # data[].grow: a box grown by more than ten times its size is no longer its whole
 
 # Limits the wire and the firmware put on an app (docs/protocol.md, firmware/app/pc_detect.h).
 # One RESULT packet: frame_id, latency_us, total_us u32, source, task, count u8, then per
@@ -132,6 +133,11 @@ class DataSource:
     # held out of training: every image is a test image, so `make eval` scores a kind of
     # photo the model never saw, in full (generalisation, not a split of a known source)
     held_out: bool = False
+    # detect: each box grown into the box of the whole it is part of, in multiples of the
+    # box's own width/height [left, top, right, bottom] (faces -> head-and-shoulders person
+    # boxes, clipped to the image). Such boxes are approximate: a grown source is never scored
+    # (its splits may not include "test").
+    grow: list[float] | None = None
 
     def split_of(self, sample_split: str) -> str:
         """The split a sample of this source is in for the app (its own, or test)."""
@@ -358,6 +364,16 @@ def _check_numbers(path: Path, c: AppConfig) -> None:
         _in(path, "model.head.kernel", h.kernel, 1, min(c.input.width, c.input.height))
 
 
+def _check_grow(path: Path, key: str, d: DataSource) -> None:
+    g = d.grow
+    if len(g) != 4 or not all(isinstance(v, int | float) and 0 <= v <= MAX_GROW for v in g):
+        raise _err(path, f"{key}.grow", f"four numbers in 0..{MAX_GROW} (left, top, right, "
+                   f"bottom in box widths/heights), got {g!r}")
+    if "test" in d.splits or d.held_out:
+        raise _err(path, f"{key}.grow", "grown boxes are approximate and must not be scored: "
+                   'add splits = ["train", "val"] to this source')
+
+
 def _check(c: AppConfig, path: Path) -> None:
     """Values and cross-field rules the types cannot express."""
     _one_of(path, "app.task", c.app.task, TASKS)
@@ -397,3 +413,5 @@ def _check(c: AppConfig, path: Path) -> None:
             _one_of(path, f"data[{i}].class_map.{k}", v, c.classes.names)
         if d.image_label is not None:
             _one_of(path, f"data[{i}].image_label", d.image_label, c.classes.names)
+        if d.grow is not None:
+            _check_grow(path, f"data[{i}]", d)

@@ -120,13 +120,29 @@ def load_split(cfg: AppConfig, split: str, sources: list[int] | None = None,
                                           desc=f"{cfg.app.name}-{root.name}-{split}")
         images.append(arr)
         for s in kept:
-            boxes.append(readers.scaled_boxes(s, (h, w)).astype(np.float32) if len(s.boxes)
-                         else np.zeros((0, 4), np.float32))
+            b = (readers.scaled_boxes(s, (h, w)).astype(np.float32) if len(s.boxes)
+                 else np.zeros((0, 4), np.float32))
+            boxes.append(grown(b, src.grow, (h, w)) if src.grow else b)
             labels.append(np.array([names.index(lb) for lb in s.labels], np.int64))
             srcs.append(root.name)
     if not images:
         raise readers.DatasetError(f"{cfg.path}: no {split} images in the app's data sources")
     return DetData(np.concatenate(images), boxes, labels, srcs)
+
+
+def grown(boxes: np.ndarray, grow: list[float], hw: tuple[int, int]) -> np.ndarray:
+    """Each box grown by [left, top, right, bottom] times its own width/height, clipped to
+    the image: a part's box (a face) made the box of its whole (a head-and-shoulders person)."""
+    b = boxes.astype(np.float32).copy()
+    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    left, top, right, bottom = grow
+    b[:, 0] -= left * bw
+    b[:, 1] -= top * bh
+    b[:, 2] += right * bw
+    b[:, 3] += bottom * bh
+    b[:, 0::2] = b[:, 0::2].clip(0, hw[1])
+    b[:, 1::2] = b[:, 1::2].clip(0, hw[0])
+    return b
 
 
 # ---- augmentation -------------------------------------------------------------------------
