@@ -17,6 +17,7 @@ from patchcam.compiler.ir import Graph, IRError
 from patchcam.compiler.patchplan import PlanError
 from patchcam.compiler.reference import InputError
 from patchcam.paths import file_stem
+from patchcam.training import interrupt
 from patchcam.training.readers import DatasetError
 
 # command -> (module with a main(argv), what it does); `patchcam COMMAND --help` for each.
@@ -241,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in DELEGATED:
         module, _ = DELEGATED[argv[0]]
-        return importlib.import_module(module).main(argv[1:])
+        try:  # a training command loads PyTorch first (seconds): Ctrl-C then is one line too
+            command = importlib.import_module(module)
+        except KeyboardInterrupt:
+            print(interrupt.while_starting(["patchcam", *argv]), file=sys.stderr, flush=True)
+            return interrupt.INTERRUPTED
+        return command.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

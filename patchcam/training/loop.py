@@ -26,8 +26,9 @@ A second phase (QAT) is resumed only when the first was complete before this run
 (`finished`): otherwise its checkpoint was fine-tuned from another float model.
 
 Ctrl-C. Inside `train` it becomes `Interrupted` (a KeyboardInterrupt) saying the phase, epoch
-and batch it stopped at and the last epoch checkpointed; `patchcam train` prints that as one
-line with the command that goes on from there, and exits with 130.
+and batch it stopped at and the last epoch checkpointed; every training command prints that
+as one line with the command that goes on from there, and exits with 130
+(patchcam.training.interrupt).
 
 Data parallelism (patchcam.training.parallel): each rank trains on its share
 (`batch[rank::world]`) of every batch; only rank 0 validates, prints and writes files.

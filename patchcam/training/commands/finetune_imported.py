@@ -12,7 +12,9 @@ is measured on the same photos first, so the table shows what fine-tuning adds.
 
 The model file is read from data/models/ or ../shared/models/ (or --model); on a machine
 with internet, `--model download` fetches it from the tflite-micro repository (pinned
-commit, SHA-256 checked). Results: <out>/results.json and a markdown table on stdout.
+commit, SHA-256 checked). Results: <out>/results.json and a markdown table on stdout. Ctrl-C
+stops it with one line saying where, what checkpoint there is and the command that goes on
+(exit status 130).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from patchcam.compiler import dequantize, quantize
 from patchcam.compiler.tflite_import import TFLiteImportError, import_tflite
 from patchcam.paths import REPO
 from patchcam.training import classifier as tc
-from patchcam.training import loop, readers
+from patchcam.training import interrupt, loop, readers
 from patchcam.training.commands.leave_sources_out import HOLD_OUT, balanced
 from patchcam.training.teacher import sha256
 
@@ -81,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="continue from <out>/last.pt (and qat_last.pt)")
     p.add_argument("--threads", type=int, default=2)
+    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
+    return interrupt.guard(lambda: run(a), lambda: [a.out / "last.pt"],
+                           interrupt.rerun(["patchcam", "finetune"], argv))
+
+
+def run(a: argparse.Namespace) -> int:
     torch.set_num_threads(a.threads)
     try:
         if a.resume:

@@ -13,7 +13,9 @@ The default held-out folders are one positive and two negative sources that test
 things: sports100 (people in unusual poses, kit and crowds: are "people" learned, or the
 har_actions look?), food101 (a kind of object no other source has) and camvid_streets (the
 hardest negatives: streets without people, while the detection sets' positives are mostly
-street scenes). Results go to <out>/results.json and a markdown table on stdout.
+street scenes). Results go to <out>/results.json and a markdown table on stdout. Ctrl-C stops
+it with one line saying where, what checkpoints there are and the command that goes on
+(exit status 130).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 from patchcam.app.config import AppConfigError, load_app
 from patchcam.paths import REPO
 from patchcam.training import classifier as tc
-from patchcam.training import loop, readers
+from patchcam.training import interrupt, loop, readers
 from patchcam.training.teacher import Teacher, TeacherError, locate
 
 HOLD_OUT = ("vww_pos_sports100", "vww_neg_food101", "vww_neg_camvid_streets")
@@ -68,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--balance-classes", action=argparse.BooleanOptionalAction,
                    help="weigh the classes equally in the loss (default: the app's "
                         "train.balance_classes)")
+    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
+    return interrupt.guard(lambda: run(a), lambda: [a.out / arm / "last.pt" for arm in a.arms],
+                           interrupt.rerun(["patchcam", "leave-sources-out"], argv))
+
+
+def run(a: argparse.Namespace) -> int:
     torch.set_num_threads(a.threads)
     try:
         if a.resume and not any((a.out / arm / "last.pt").is_file() for arm in a.arms):

@@ -11,7 +11,8 @@ the backbone's weights for `train_detector.py --backbone`:
         --backbone build/train/person_detect-backbone/backbone.pt
 
 The teacher's outputs are those cached by vww's training (same photos, same views), so only
-the student's views are made anew at the detector's input size.
+the student's views are made anew at the detector's input size. Ctrl-C stops it with one line
+saying where, what checkpoint there is and the command that goes on (exit status 130).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from patchcam.app.config import AppConfigError, load_app
 from patchcam.paths import REPO
 from patchcam.training import classifier as tc
-from patchcam.training import loop, readers
+from patchcam.training import interrupt, loop, readers
 from patchcam.training.teacher import Teacher, TeacherError, locate
 
 
@@ -42,11 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="default build/train/<app>-backbone")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--threads", type=int, default=2)
+    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
+    out = a.out or REPO / "build" / "train" / f"{a.app}-backbone"
+    return interrupt.guard(lambda: run(a, out), lambda: [out / "last.pt"],
+                           interrupt.rerun(["patchcam", "pretrain"], argv))
+
+
+def run(a: argparse.Namespace, out: Path) -> int:
     torch.set_num_threads(a.threads)
     try:
         det = load_app(a.app)
-        out = a.out or REPO / "build" / "train" / f"{a.app}-backbone"
         if a.resume:
             loop.require_checkpoint(out / "last.pt")
         vww = load_app("vww")

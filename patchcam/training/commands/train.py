@@ -13,20 +13,19 @@ continues), print float and int8 metrics on the test split, and with --export wr
 the app ships (apps/<app>/weights/ and apps/<app>/generated/).
 
 Ctrl-C stops it with one line (no traceback) saying where it stopped, whether a checkpoint
-was written, and the command that goes on from there; the exit status is then 130.
+was written, and the command that goes on from there; the exit status is then 130
+(patchcam.training.interrupt, as in every training command).
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
 from patchcam.app.config import AppConfigError, load_app
 from patchcam.paths import REPO
-
-INTERRUPTED = 130  # what a shell reports for a command ended by SIGINT
+from patchcam.training import interrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     app, rest = argv[0], argv[1:]
-    try:
-        return dispatch(app, rest)
-    except KeyboardInterrupt as e:
-        print(interrupted_line(e, app, rest), file=sys.stderr, flush=True)
-        return INTERRUPTED
+    return interrupt.guard(lambda: dispatch(app, rest),
+                           lambda: [checkpoint_dir(app, rest) / "last.pt"],
+                           lambda resumable: how_to_go_on(app, rest, resumable))
 
 
 def dispatch(app: str, rest: list[str]) -> int:
@@ -60,29 +57,6 @@ def dispatch(app: str, rest: list[str]) -> int:
     return train_detector.main([app, *rest])
 
 
-def interrupted_line(e: KeyboardInterrupt, app: str, rest: list[str]) -> str:
-    """One line for a Ctrl-C: where it stopped (the loop's epoch and batch when it was in
-    one), what checkpoint there is to go on from, and the command that does."""
-    loop = sys.modules.get("patchcam.training.loop")  # not imported: not in the loop either
-    if loop is not None and isinstance(e, loop.Interrupted):
-        phase = "" if e.phase == "float" else f"{e.phase} "
-        at = f"at {phase}epoch {e.epoch}" + (f" batch {e.batch}" if e.batch else
-                                             " (between batches)")
-        if e.saved is not None:
-            state = f"{phase}checkpoint written after epoch {e.saved} ({e.ckpt})"
-        elif e.phase == "qat":  # the float phase before it is complete in last.pt
-            state = f"float model complete in {e.ckpt.parent / 'last.pt'}, no qat checkpoint yet"
-        else:
-            state = "no checkpoint yet"
-        resumable = e.saved is not None or e.phase == "qat"
-    else:
-        at = "outside the training epochs (reading data, evaluating or exporting)"
-        ckpt = checkpoint_dir(app, rest) / "last.pt"
-        resumable = ckpt.is_file()
-        state = f"checkpoint in {ckpt}" if resumable else "no checkpoint yet"
-    return f"interrupted {at}; {state}; {how_to_go_on(app, rest, resumable)}"
-
-
 def checkpoint_dir(app: str, rest: list[str]) -> Path:
     """Where the training scripts write checkpoints: --out, else build/train/<app name>."""
     p = argparse.ArgumentParser(add_help=False)
@@ -100,12 +74,10 @@ def checkpoint_dir(app: str, rest: list[str]) -> Path:
 def how_to_go_on(app: str, rest: list[str], resumable: bool) -> str:
     """`make train APP=app [RESUME=1]` for a plain run; with other arguments the same
     command (they matter: --epochs sets the schedule, --out the checkpoint folder)."""
-    args = [a for a in rest if a != "--resume"]
-    if not args:
+    if not [a for a in rest if a != "--resume"]:
         return f"resume with `make train APP={app} RESUME=1`" if resumable else \
             f"start again with `make train APP={app}`"
-    cmd = shlex.join(["patchcam", "train", app, *args, *(["--resume"] if resumable else [])])
-    return f"resume with `{cmd}`" if resumable else f"start again with `{cmd}`"
+    return interrupt.rerun(["patchcam", "train", app], rest)(resumable)
 
 
 if __name__ == "__main__":
