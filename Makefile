@@ -41,7 +41,7 @@ eval: $(STAMP)  ## float vs int8 vs the OpenCV baseline on APP's test photos -> 
 bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions -> build/bench.json
 	$(PC) bench
 
-plan: $(STAMP)  ## memory of layer-by-layer vs patch-based inference for APP (table + plot) [BUDGET=256kB: fewest MACs that fit]
+plan: $(STAMP)  ## memory of APP: the schedule it ships vs layer by layer, alternatives beside (table + plot) [BUDGET=256kB: fewest MACs that fit]
 	$(PC) plan $(APP) --plot build/plan/$(APP).png $(if $(BUDGET),--budget "$(BUDGET)")
 
 demo: $(STAMP)  ## person detection on the virtual Cortex-M7 (QEMU), recorded to build/demo/ [IMAGES=dir]

@@ -152,33 +152,98 @@ def _grid_arg(text: str) -> tuple[int, int]:
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
+    """One schedule as a table (and plot), and for an exported app the alternatives beside it.
+
+    Which schedule the table shows: a fixed one (--split/--grid); else the search the options
+    ask for (--budget, --max-overhead, --mode, --fuse-input); else, for an app whose
+    generated/model.json records the schedule its C runs, that shipped schedule; else the
+    smallest-arena search."""
     import json
     from pathlib import Path
 
+    from patchcam.app.export import shipped_schedule
     from patchcam.compiler import patchplan
 
     g = load_graph(args.model)
     opts = {"fuse_input": args.fuse_input}
     if (args.split is None) != (args.grid is None):
         raise PlanError("--split and --grid go together (a fixed schedule)")
+    shipped = shipped_schedule(g)
+    asked = (args.budget is not None or args.max_overhead is not None or args.mode != "auto"
+             or args.fuse_input)
     if args.split is not None:
         mode = "recompute" if args.mode == "auto" else args.mode
         s = patchplan.plan_patches(g, args.split, args.grid, mode, **opts)
+        shown = f"fixed: ops 0..{args.split}, {args.grid[0]}x{args.grid[1]}, {mode}"
+    elif shipped is not None and not asked:
+        s, shown = shipped, shipped_label(g)
     else:
         s = patchplan.search(g, args.budget, args.max_overhead, args.mode, **opts)
+        shown = search_label(args)
+    others = plan_alternatives(g, shipped, s, shown) if shipped is not None else []
     plot = None
     if args.plot is not None:
         plot = Path(args.plot or Path("build") / "plan" / f"{file_stem(g.name)}.png")
-        patchplan.plot_memory(g, s, plot)
+        patchplan.plot_memory(g, s, plot, label=shown if shipped is not None else None)
     if args.json:
         doc = s.to_dict()
+        if shipped is not None:
+            doc["shown"] = shown
+            doc["alternatives"] = [{"label": label, **alt.to_dict()} for label, alt in others]
         if plot:
             doc["plot"] = str(plot)
         print(json.dumps(doc, indent=1))
         return
+    if shipped is not None:
+        print(f"table: {shown}")
     print(patchplan.table(g, s))
+    if shipped is not None:
+        print()
+        print(patchplan.compare(others, shown))
     if plot:
         print(f"plot: {plot}")
+
+
+def shipped_label(g: Graph) -> str:
+    return f"shipped: what apps/{g.meta.get('app', g.name)}/generated runs"
+
+
+def search_label(args: argparse.Namespace) -> str:
+    """What the search the options ask for finds, in words."""
+    if args.budget is not None:
+        what = f"fewest MACs within {args.budget:,} B"
+    else:
+        what = "smallest arena"
+    if args.max_overhead is not None:
+        what += f", MAC overhead <= {100 * args.max_overhead:g}%"
+    if args.mode != "auto":
+        what += f", {args.mode} only"
+    if args.fuse_input:
+        what += ", input outside the arena"
+    return f"search: {what}"
+
+
+def plan_alternatives(g: Graph, shipped, shown_schedule, shown: str) -> list:
+    """(label, schedule) rows for an exported app: the shipped schedule, layer by layer, what
+    export would pick today for the app's budget, and the smallest arena with the input in
+    the arena and outside it; the shown schedule is among them (added when it is not)."""
+    from patchcam.app.export import app_schedule
+    from patchcam.compiler import patchplan
+
+    rows = [(shipped_label(g), shipped), ("layer by layer", patchplan.layer_schedule(g))]
+    budget = g.meta.get("schedule", {}).get("budget_bytes")
+    if isinstance(budget, int) and budget > 0:
+        try:
+            rows.append((f"export's pick today for the app's budget ({budget:,} B)",
+                         app_schedule(g, budget)))
+        except PlanError:
+            pass
+    rows.append(("search: smallest arena, input in the arena", patchplan.search(g)))
+    rows.append(("search: smallest arena, input outside the arena",
+                 patchplan.search(g, fuse_input=True)))
+    if all(label != shown for label, _ in rows):
+        rows.append((shown, shown_schedule))
+    return rows
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -289,3 +289,29 @@ def test_an_app_toml_path_plans_its_untrained_network(tmp_path):
     g = load_graph(str(toml))
     assert g.tensor(g.input).shape[:2] == (64, 96)
     assert g.tensor(g.output).shape[:2] == (8, 12)  # the stride-8 grid of that input
+
+
+def test_cli_an_exported_app_shows_the_schedule_it_ships(tmp_path, capsys):
+    """An exported app's model.json records the schedule its C runs (app.export); `plan`
+    shows that one, not a fresh search, with the alternatives beside it, labelled."""
+    g = chain((48, 48), [(3, 1, "same"), (3, 2, "same"), (3, 2, "same"), (3, 1, "same")])
+    ship = patchplan.plan_patches(g, 1, (2, 2), "cache", fuse_input=True)
+    g.meta.update({"app": "spike", "schedule": {
+        "mode": "cache", "split": 1, "grid": [2, 2], "arena_bytes": ship.arena_bytes,
+        "input_outside_arena": True, "macs": ship.macs, "budget_bytes": 100_000}})
+    path = tmp_path / "model.json"
+    g.save(path)
+    assert cli.main(["plan", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["shown"].startswith("shipped") and doc["fuse_input"]
+    assert (doc["split"], doc["grid"], doc["arena_bytes"]) == (1, [2, 2], ship.arena_bytes)
+    labels = [a["label"] for a in doc["alternatives"]]
+    assert labels[:2] == ["shipped: what apps/spike/generated runs", "layer by layer"]
+    assert any("smallest arena" in label for label in labels)
+    assert cli.main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("table: shipped") and "> shipped: what apps/spike/generated" in out
+    # a budget asks another question: its answer is the table, the shipped one stays listed
+    assert cli.main(["plan", str(path), "--budget", "100kB"]) == 0
+    out = capsys.readouterr().out
+    assert "> search: fewest MACs within 100,000 B" in out and "  shipped:" in out

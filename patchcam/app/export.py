@@ -127,7 +127,8 @@ def app_schedule(g: Graph, budget: int) -> patchplan.Schedule:
 
 def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Path:
     """model.json (the IR), model.h / model.c (codegen) and app_config.h into the folder,
-    running the schedule `app_schedule` picks for the app's arena budget (board.arena_kb)."""
+    running the schedule `app_schedule` picks for the app's arena budget (board.arena_kb).
+    The graph's meta["schedule"] records that choice: `shipped_schedule` reads it back."""
     out = out_dir or REPO / "apps" / cfg.app.name / "generated"
     budget = cfg.board.arena_kb * 1024
     schedule = app_schedule(g, budget)
@@ -140,3 +141,18 @@ def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Pa
     codegen.generate(g, out, schedule=schedule)
     generate(AppSpec.from_app(cfg, g), out)
     return out
+
+
+def shipped_schedule(g: Graph) -> patchplan.Schedule | None:
+    """The schedule an exported app runs (what `write_generated` recorded in the graph's
+    meta["schedule"], so what generated/model.c was built with), re-planned for its per-op
+    figures; None for a graph that was not exported for an app."""
+    rec = g.meta.get("schedule")
+    if not isinstance(rec, dict) or "mode" not in rec:
+        return None
+    fuse = bool(rec.get("input_outside_arena", False))
+    layer = patchplan.layer_schedule(g)  # compared with layer by layer as it would run
+    if rec["mode"] == "layer":
+        return layer
+    return patchplan.plan_patches(g, int(rec["split"]), tuple(rec["grid"]), rec["mode"], fuse,
+                                  layer)

@@ -501,6 +501,21 @@ def schedule_macs(g: Graph, split: int, rows: AxisRegions, cols: AxisRegions,
     return macs + sum(g.macs(op) for op in g.ops[split + 1:])
 
 
+def op_macs(g: Graph, s: Schedule) -> list[int]:
+    """Per op, its MACs under the schedule (stage ops: summed over the patches, recompute:
+    with the recomputed halos; cache: only the new pieces); they sum to s.macs."""
+    stage = s.split if s.mode != "layer" else -1
+    out = []
+    for i, op in enumerate(g.ops):
+        if i <= stage and s.rows is not None and s.cols is not None:
+            r = s.rows.piece[i] if s.mode == "cache" else s.rows.out[i]
+            c = s.cols.piece[i] if s.mode == "cache" else s.cols.out[i]
+            out.append(_pixels_mac(g, op) * sum(map(_len, r)) * sum(map(_len, c)))
+        else:
+            out.append(g.macs(op))
+    return out
+
+
 def _max_area(rs: list[Interval], cs: list[Interval]) -> int:
     return max((_len(r) for r in rs), default=0) * max((_len(c) for c in cs), default=0)
 
@@ -773,8 +788,29 @@ def table(g: Graph, s: Schedule) -> str:
     return "\n".join(rows)
 
 
-def plot_memory(g: Graph, s: Schedule, path) -> None:
-    """PNG of per-op live memory, layer by layer vs the schedule (cf. MCUNetV2 Figure 1)."""
+def compare(rows: list[tuple[str, Schedule]], shown: str) -> str:
+    """One line per (label, schedule): patch stage, grid, halo mode, where the input lives,
+    arena and MACs; '>' marks the schedule the table above shows."""
+    head = (f"  {'schedule':<58} {'stage':>9} {'grid':>5} {'halo':<9} {'input':<8} "
+            f"{'arena B':>9} {'MACs':>11} {'overhead':>8}")
+    out = ["schedules (> = the table above):", head, "  " + "-" * (len(head) - 2)]
+    for label, s in rows:
+        patched = s.mode != "layer"
+        stage = f"0..{s.split}" if patched else "-"
+        grid = f"{s.grid[0]}x{s.grid[1]}" if patched else "-"
+        halo = s.mode if patched else "-"
+        where = "outside" if s.fuse_input else "arena"
+        out.append(f"{'>' if label == shown else ' '} {label:<58} {stage:>9} {grid:>5} "
+                   f"{halo:<9} {where:<8} {s.arena_bytes:>9,} {s.macs:>11,} "
+                   f"{100 * s.mac_overhead:>+7.1f}%")
+    out.append("input 'outside': the patch stage reads the frame buffer, which is not in the "
+               "arena")
+    return "\n".join(out)
+
+
+def plot_memory(g: Graph, s: Schedule, path, label: str | None = None) -> None:
+    """PNG of per-op live memory, layer by layer vs the schedule (cf. MCUNetV2 Figure 1);
+    label (e.g. "shipped") names the schedule in the legend."""
     from pathlib import Path
 
     import matplotlib
@@ -787,10 +823,13 @@ def plot_memory(g: Graph, s: Schedule, path) -> None:
     fig, ax = plt.subplots(figsize=(10, 4.2))
     ax.bar(x, [b / 1024 for b in s.layer_op_bytes], color="#d62728", alpha=0.55,
            label=f"layer by layer (peak {s.layer_peak_bytes / 1024:.0f} KiB)")
-    label = ("layer by layer" if s.mode == "layer" else
-             f"patch-based, {s.grid[0]}x{s.grid[1]} {s.mode}, ops 0..{s.split} "
-             f"(arena {s.arena_bytes / 1024:.0f} KiB, {100 * s.mac_overhead:+.1f}% MACs)")
-    ax.bar(x, [b / 1024 for b in s.op_bytes], color="#1f77b4", alpha=0.8, label=label)
+    what = ("layer by layer" if s.mode == "layer" else
+            f"patch-based, {s.grid[0]}x{s.grid[1]} {s.mode}, ops 0..{s.split}"
+            + (", input outside the arena" if s.fuse_input else "")
+            + f" (arena {s.arena_bytes / 1024:.0f} KiB, {100 * s.mac_overhead:+.1f}% MACs)")
+    if label:
+        what = f"{label.split(' (')[0]}: {what}"
+    ax.bar(x, [b / 1024 for b in s.op_bytes], color="#1f77b4", alpha=0.8, label=what)
     ax.axhline(s.arena_bytes / 1024, color="#1f77b4", lw=1, ls="--")
     if s.mode != "layer":
         ax.axvspan(-0.5, s.split + 0.5, color="#1f77b4", alpha=0.07)
