@@ -16,6 +16,7 @@ What a download may do is decided here, once (SECURITY.md):
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -23,9 +24,11 @@ import urllib.parse
 import urllib.request
 import urllib.response
 import zipfile
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from tqdm import tqdm
+
+from patchcam import paths
 
 CHUNK = 1 << 20
 
@@ -134,19 +137,13 @@ def download(url: str, dest: str | Path, headers: dict[str, str] | None = None,
 
 
 def inside(root: str | Path, name: object, what: str = "path") -> Path:
-    """root / name for a relative name read from a file (a json's file_name, a zip member):
-    DownloadError unless it is a non-empty relative path with no NUL, no drive, no `..`,
-    that resolves (symbolic links followed) to something inside root, not root itself."""
-    text = name if isinstance(name, str) else ""
-    bad = (not text or "\x00" in text or PurePosixPath(text).is_absolute()
-           or PureWindowsPath(text).drive or PureWindowsPath(text).is_absolute()
-           or ".." in PureWindowsPath(text).parts)
-    root = Path(root)
-    target = root / text
-    if bad or target.resolve() == root.resolve() or \
-            not target.resolve().is_relative_to(root.resolve()):
-        raise DownloadError(f"unsafe {what} {str(name)[:200]!r}: it must stay inside {root}")
-    return target
+    """root / name for a relative name read from a file (a json's file_name, a zip member);
+    DownloadError where patchcam.paths.inside refuses it (absolute, drive, `..`, NUL, a
+    symbolic link out of root, root itself)."""
+    try:
+        return paths.inside(root, name, what)
+    except paths.UnsafePath as e:
+        raise DownloadError(str(e)) from None
 
 
 def unzip(archive: str | Path, dest: str | Path, members: list[str] | None = None) -> Path:
@@ -168,17 +165,56 @@ class CloneError(RuntimeError):
     """A pinned source tree could not be fetched (the message says how to do it by hand)."""
 
 
+def git_head(tree: Path) -> str | None:
+    """The commit checked out in tree (40 hex digits), or None when it is not a git checkout
+    (or git is missing)."""
+    if shutil.which("git") is None or not (tree / ".git").exists():
+        return None
+    res = subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "HEAD^{commit}"],
+                         capture_output=True, text=True)
+    head = res.stdout.strip().lower()
+    return head if res.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", head) else None
+
+
+def verify_pinned(tree: Path, commit: str, what: str) -> Path:
+    """tree, when it is a git checkout of exactly commit; else CloneError saying what to do."""
+    head = git_head(tree)
+    if head != commit.lower():
+        found = f"commit {head[:12]}" if head else "no git checkout"
+        raise CloneError(f"{tree} holds {found}, not {what} at the pinned {commit[:12]}: "
+                         f"remove it (rm -rf {tree}) and run again")
+    return tree
+
+
 def clone_pinned(url: str, dest: Path, commit: str, what: str) -> Path:
     """Clone url at commit into dest (blobless, once): the third-party source trees a build
-    needs and the repository never holds (Mbed CE, MicroPython)."""
+    needs and the repository never holds (Mbed CE, MicroPython).
+
+    The clone is made in dest.part and renamed to dest only once the checked-out commit is
+    verified to be `commit`: a failed or interrupted clone or checkout never leaves a tree at
+    dest that a later run would accept. An existing dest is verified the same way."""
     check_url(url)
+    if not re.fullmatch(r"[0-9a-fA-F]{40}", commit):
+        raise CloneError(f"{what}: the pin must be a full 40-digit commit, not {commit!r}")
     by_hand = f"git clone {url} {dest} && git -C {dest} checkout {commit}"
+    if dest.exists():
+        return verify_pinned(dest, commit, what)
     if shutil.which("git") is None:
         raise CloneError(f"no {what} and no git to fetch it: install git, or run {by_hand}")
     print(f"fetching {what} into {dest} (once)")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for cmd in (["git", "clone", "--filter=blob:none", url, str(dest)],
-                ["git", "-C", str(dest), "checkout", "--quiet", commit]):
-        if subprocess.run(cmd).returncode != 0:
-            raise CloneError(f"`{' '.join(cmd)}` failed; fetch {what} yourself: {by_hand}")
+    part = dest.with_name(dest.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    try:
+        for cmd in (["git", "clone", "--filter=blob:none", "--no-checkout", url, str(part)],
+                    ["git", "-C", str(part), "checkout", "--quiet", "--detach", commit]):
+            if subprocess.run(cmd).returncode != 0:
+                raise CloneError(f"`{' '.join(cmd)}` failed; fetch {what} yourself: {by_hand}")
+        head = git_head(part)
+        if head != commit.lower():
+            raise CloneError(f"{what}: the checkout is at {head or 'no commit'}, not the pinned "
+                             f"{commit}; fetch it yourself: {by_hand}")
+        part.rename(dest)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
     return dest

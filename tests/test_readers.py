@@ -232,6 +232,54 @@ def test_coco_json_reader(tmp_path):
         R.read_coco(path)
 
 
+@pytest.mark.parametrize("name", ["../outside.jpg", "sub/../../outside.jpg", "ABSOLUTE",
+                                  "link/outside.jpg", "a.jpg\x00.png", "", 7, None, ".",
+                                  "..\\outside.jpg", "C:/outside.jpg"])
+def test_coco_file_name_must_stay_inside_the_images_folder(tmp_path, name):
+    """A hostile annotation json: a file_name that leaves images/ (`..`, absolute, a symbolic
+    link out of it, NUL, not a name at all) is refused with one LabelError naming the json
+    and the image, and no image outside is read."""
+    outside = _img(tmp_path / "outside.jpg", 64, 48)
+    _img(tmp_path / "set" / "images" / "a.jpg", 64, 48)
+    (tmp_path / "set" / "images" / "sub").mkdir()
+    (tmp_path / "set" / "images" / "link").symlink_to(tmp_path)
+    name = str(outside) if name == "ABSOLUTE" else name
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+                      {"id": 2, "file_name": name, "width": 64, "height": 48}],
+           "categories": [{"id": 1, "name": "person"}],
+           "annotations": [{"id": 10, "image_id": 2, "category_id": 1, "bbox": [4, 5, 10, 20]}]}
+    path = tmp_path / "set" / "instances.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(R.LabelError) as e:
+        R.read_dataset(tmp_path / "set")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: image id 2: unsafe file_name "), msg
+    assert msg.endswith(f"it must stay inside {tmp_path / 'set' / 'images'}")
+
+
+def test_coco_image_that_is_a_link_is_read(tmp_path):
+    """An image file linked into images/ (how datasets/prepare_vww.py lays out a folder) is
+    the folder's own: read, unlike a file_name that leaves through a linked folder."""
+    outside = _img(tmp_path / "photos" / "x.jpg", 64, 48)
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    (tmp_path / "set" / "images" / "x.jpg").symlink_to(outside)
+    (tmp_path / "set" / "instances.json").write_text(json.dumps(
+        {"images": [{"id": 1, "file_name": "x.jpg", "width": 64, "height": 48}],
+         "categories": [{"id": 1, "name": "person"}], "annotations": []}))
+    ss = R.read_dataset(tmp_path / "set")
+    assert [s.image_path for s in ss] == [tmp_path / "set" / "images" / "x.jpg"]
+
+
+def test_annotation_paths_of_labels_csv_stay_inside_too(tmp_path):
+    _img(tmp_path / "outside.jpg")
+    _img(tmp_path / "set" / "images" / "a.jpg")
+    for bad in ("../outside.jpg", str(tmp_path / "outside.jpg")):
+        (tmp_path / "set" / "labels.csv").write_text(f"file,label\nimages/a.jpg,person\n"
+                                                      f"{bad},person\n")
+        with pytest.raises(R.LabelError, match=r"labels.csv:3: unsafe file "):
+            R.read_folder(tmp_path / "set")
+
+
 def test_empty_and_missing_datasets(tmp_path):
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     with pytest.raises(R.DatasetError, match=r"empty: empty dataset") as e:

@@ -18,7 +18,10 @@ Splits (`Sample.split` in train / val / test):
 Bad input: an image that cannot be opened is skipped with a warning naming it and counted
 (`SampleSet.skipped`); a label line that is malformed or a box outside the image (by more than
 `TOLERANCE_PX` pixels, or 0.1 % of a YOLO image side) raises `LabelError` as `file:line: why`;
-an empty dataset or a missing folder raises `DatasetError` with one line that says what to do.
+so does an image path an annotation file names (COCO's `file_name`, labels.csv's `file`,
+captions.txt's `image`) that would leave its folder (`patchcam.paths.inside`: absolute, `..`,
+through a folder that links out; an image file that is itself a link is read); an empty
+dataset or a missing folder raises `DatasetError` with one line that says what to do.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from patchcam.images import UnreadableImage, image_size
+from patchcam.paths import UnsafePath, inside
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")
@@ -260,7 +264,11 @@ def read_folder(root: str | Path) -> SampleSet:
                 if not r["file"] or not r["label"]:
                     raise LabelError(f"{labels}:{line}: empty 'file' or 'label'")
                 split = r.get("suggested_split") or r.get("split")
-                entries.append((root / r["file"], r["label"], own_split(split) if split else None))
+                try:
+                    path = inside(root, r["file"], "file", linked_file=True)
+                except UnsafePath as e:
+                    raise LabelError(f"{labels}:{line}: {e}") from None
+                entries.append((path, r["label"], own_split(split) if split else None))
     else:
         for d in sorted(p for p in root.iterdir() if p.is_dir()):
             split = own_split(d.name)
@@ -480,8 +488,10 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None,
     """COCO instances json: `bbox` = [x, y, w, h] in pixels; crowd boxes are left out.
 
     Images resolve as `image_dir / file_name` (default: an `images/` folder next to the json,
-    else the json's folder). Images without annotations are negatives. `split` fixes the split
-    of every sample (e.g. "val" for instances_val2017.json); otherwise it is hashed.
+    else the json's folder). A `file_name` that would leave image_dir (absolute, `..`, a
+    folder on the way that links out of it) is refused with a LabelError. Images without
+    annotations are negatives. `split` fixes the split of every sample (e.g. "val" for
+    instances_val2017.json); otherwise it is hashed.
     """
     json_path = Path(json_path)
     if not json_path.is_file():
@@ -503,7 +513,10 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None,
         per_image.setdefault(int(a.get("image_id", -1)), []).append((i, a))
     samples, given, skipped = [], [], []
     for im in sorted(images, key=lambda m: str(m.get("file_name"))):
-        path = image_dir / im["file_name"]
+        try:
+            path = inside(image_dir, im.get("file_name"), "file_name", linked_file=True)
+        except UnsafePath as e:
+            raise LabelError(f"{json_path}: image id {im.get('id')}: {e}") from None
         size = _probe(path, skipped)
         if size is None:
             continue
@@ -546,12 +559,13 @@ def read_captions(root: str | Path, images: str = "images") -> SampleSet:
                              f"{reader.fieldnames}")
         for r in reader:
             by_image.setdefault(r["image"], []).append(r["caption"] or "")
-    image_dir = (root / images).resolve()
+    image_dir = root / images
     samples, given, unreadable, ambiguous = [], [], [], []
     for name, caps in sorted(by_image.items()):
-        path = (image_dir / name).resolve()
-        if not path.is_relative_to(image_dir):  # a hostile name such as ../../etc/passwd
-            raise LabelError(f"{table}: image {name!r} points outside {image_dir}")
+        try:  # a hostile name such as ../../etc/passwd
+            path = inside(image_dir, name, "image", linked_file=True)
+        except UnsafePath as e:
+            raise LabelError(f"{table}: {e}") from None
         label = cap.label(caps)
         if label is None:
             ambiguous.append((path, "captions disagree on a person"))
