@@ -18,6 +18,13 @@ kernel or schedule cannot produce a number. Each record also carries the arena T
 Lite Micro needs for the same model (its exported .tflite, smallest arena it allocates),
 measured once per model; the table shows "arena / TFLM" (the goal: <= 1/3 on the apps).
 
+Each record also carries the per-op profile of that run (patchcam.targets.opprofile: the
+instructions of every op, the patch stage's input copy and halo steps, and the generated
+driver between calls; they sum exactly to `m7_instructions`), with each op's MACs under the
+schedule and the runtime functions its instructions ran in (the kernel variant), and the
+same summed per kernel type (`per_kind`: pointwise, depthwise, conv2d, add, ...). The table
+shows instructions per MAC per kernel type; `--per-op` prints every op.
+
 Records go to build/bench.json (a list of dicts, one per model x schedule x kernels).
 """
 
@@ -38,7 +45,7 @@ from tqdm import tqdm
 from patchcam.compiler import codegen, patchplan, reference
 from patchcam.compiler.ir import Graph
 from patchcam.compiler.models import load_graph
-from patchcam.targets import armbuild, qemu
+from patchcam.targets import armbuild, opprofile
 
 PRESETS = ("mcu-s-96", "mcu-m-128", "mbv2-0.35-144", "mbv2-1.0-224")
 APPS = ("vww", "person_detect", "mask_detect")  # untrained networks unless exported
@@ -71,6 +78,11 @@ class Record:
     grid: list[int] | None = None  # patches (rows, columns)
     frame_buffer_bytes: int = 0  # patch-fused: the input, outside the arena
     tflm_arena_bytes: int | None = None
+    # kind -> {"macs", "instructions", "instr_per_mac" (None without MACs), "ops"}; the kinds'
+    # instructions (with "driver") sum to m7_instructions
+    per_kind: dict[str, dict] | None = None
+    # per step (op, input copy, halo step), in op order: see opprofile.StepProfile
+    per_op: list[dict] | None = None
 
     @property
     def tflm_ratio(self) -> float | None:
@@ -136,17 +148,42 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
         except armbuild.BudgetError:
             build = armbuild.build(model_dir, where / "m7", portable=portable, budget=ROOMY)
             fits = False
-        out, _, n = qemu.run_qemu(build.elf, x.tobytes(), timeout_s=1800, count=True)
+        out, prof = opprofile.profile_model(build.elf, x.tobytes(), g, model_dir / "model.c",
+                                            patchplan.op_macs(g, s), timeout_s=1800)
         got = np.frombuffer(out, np.int8)
         if not np.array_equal(got, want.reshape(-1)):
             raise RuntimeError(f"{g.name} ({schedule}, {kernels}): Cortex-M7 output differs "
                                "from the reference; refusing to report a benchmark")
-        assert n is not None
+        n = prof.instructions
+        per_kind, per_op = profile_fields(prof)
         records.append(Record(
             g.name, schedule, kernels, s.macs, g.total_params, arena, build.sizes.flash_bytes,
             build.sizes.ram_bytes, fits, int(n), round(n / s.macs, 3), s.mode, s.split,
-            list(s.grid), s.frame_bytes, tflm))
+            list(s.grid), s.frame_bytes, tflm, per_kind, per_op))
     return records
+
+
+def _ipm(instructions: int, macs: int) -> float | None:
+    return round(instructions / macs, 3) if macs else None
+
+
+def profile_fields(prof: opprofile.ModelProfile) -> tuple[dict[str, dict], list[dict]]:
+    """A run's profile as the records' per_kind and per_op fields (JSON-ready)."""
+    per_op = [{"op": st.op, "label": st.label, "kind": st.kind, "callees": st.callees,
+               "macs": st.macs, "instructions": st.instructions,
+               "instr_per_mac": _ipm(st.instructions, st.macs),
+               "functions": dict(sorted(st.functions.items(), key=lambda kv: -kv[1]))}
+              for st in prof.steps]
+    per_kind: dict[str, dict] = {}
+    for st in prof.steps:
+        k = per_kind.setdefault(st.kind, {"macs": 0, "instructions": 0, "ops": 0})
+        k["macs"] += st.macs
+        k["instructions"] += st.instructions
+        k["ops"] += 1
+    per_kind["driver"] = {"macs": 0, "instructions": prof.driver, "ops": 0}
+    for k in per_kind.values():
+        k["instr_per_mac"] = _ipm(k["instructions"], k["macs"])
+    return per_kind, per_op
 
 
 def bench_model(spec: str, with_tflm: bool = True, schedules: tuple[str, ...] = SCHEDULES,
@@ -185,6 +222,55 @@ def table(records: list[Record]) -> str:
     return "\n".join(rows)
 
 
+KIND_COLUMNS = ("pointwise", "depthwise", "conv2d")
+
+
+def kind_table(records: list[Record]) -> str:
+    """Per record: instructions per MAC of each MAC-heavy kernel type, and the share of all
+    instructions spent in each type (the rest: add, pooling, patch copies, halos, driver)."""
+    head = (f"{'model':<14} {'schedule':<11} {'kern':<8} {'all i/MAC':>9} "
+            + " ".join(f"{k + ' i/MAC':>15} {'%instr':>6}" for k in KIND_COLUMNS)
+            + f" {'other %instr':>12}")
+    rows = [head, "-" * len(head)]
+    for r in records:
+        if not r.per_kind:
+            continue
+        cells = []
+        rest = 100.0
+        for k in KIND_COLUMNS:
+            d = r.per_kind.get(k)
+            if d is None or not d["macs"]:
+                cells.append(f"{'-':>15} {'-':>6}")
+                continue
+            share = 100 * d["instructions"] / r.m7_instructions
+            rest -= share
+            cells.append(f"{d['instr_per_mac']:>15.2f} {share:>5.1f}%")
+        rows.append(f"{r.model:<14} {r.schedule:<11} {r.kernels:<8} {r.instr_per_mac:>9.2f} "
+                    + " ".join(cells) + f" {rest:>11.1f}%")
+    return "\n".join(rows)
+
+
+def op_table(r: Record) -> str:
+    """Every step of one record: MACs, instructions, instructions per MAC, and the runtime
+    functions that executed most of them (the kernel variant)."""
+    head = (f"{'step':<44} {'MACs':>11} {'instr':>12} {'i/MAC':>6} {'%instr':>6}  "
+            "top functions (own instructions)")
+    rows = [f"{r.model} {r.schedule} {r.kernels}: {r.m7_instructions:,} instructions, "
+            f"{r.macs:,} MACs", head, "-" * len(head)]
+    for st in r.per_op or []:
+        top = ", ".join(f"{f} {100 * v / st['instructions']:.0f}%"
+                        for f, v in list(st["functions"].items())[:3]) \
+            if st["instructions"] else ""
+        ipm = f"{st['instr_per_mac']:.2f}" if st["instr_per_mac"] is not None else "-"
+        rows.append(f"{st['label']:<44} {st['macs']:>11,} {st['instructions']:>12,} "
+                    f"{ipm:>6} {100 * st['instructions'] / r.m7_instructions:>5.1f}%  {top}")
+    if r.per_kind:
+        d = r.per_kind["driver"]["instructions"]
+        rows.append(f"{'driver (generated code between calls)':<44} {0:>11,} {d:>12,} "
+                    f"{'-':>6} {100 * d / r.m7_instructions:>5.1f}%")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="patchcam bench",
@@ -197,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernels", default="dsp,portable", help="dsp,portable (default: both)")
     p.add_argument("--no-tflm", action="store_true", help="skip the TFLite Micro arena search")
     p.add_argument("--out", default=str(OUT), help=f"JSON output (default {OUT})")
+    p.add_argument("--per-op", action="store_true",
+                   help="also print every op's instructions, MACs and kernel functions")
     args = p.parse_args(argv)
     records: list[Record] = []
     out = Path(args.out)
@@ -207,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
                                kernels=tuple(args.kernels.split(",")))
         out.write_text(json.dumps([asdict(r) for r in records], indent=1))  # after each model
     print(table(records))
+    print("\ninstructions per MAC by kernel type (%instr: share of the model's instructions)")
+    print(kind_table(records))
+    if args.per_op:
+        for r in records:
+            print()
+            print(op_table(r))
     print(f"\nwrote {out}; instruction counts are exact (QEMU -icount, TCG plugin), one "
           "inference on scikit-image's astronaut photo; 'fits' = within the STM32F746's "
           "1 MB flash / 320 kB SRAM; 'arena / TFLM': the goal is <= 1/3 ('ok')")

@@ -2,6 +2,7 @@
 
     out, status, _ = run_qemu(elf, x.tobytes(), timeout_s=60)
     n = count_instructions(elf, x.tobytes())      # instructions of one model_invoke()
+    out, prof = profile_invoke(elf, x.tobytes(), {0x1234: 1, 0x1238: 0})  # split by marks
 
 Each run gets a fresh temporary folder as QEMU's working directory: the input goes to
 `input.bin`, the firmware writes `output.bin` (semihosting, see docs/qemu_m7.md). `-icount
@@ -24,6 +25,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from patchcam.paths import REPO
@@ -103,6 +105,74 @@ def run_qemu(elf: str | Path, x: bytes, timeout_s: float = 60.0, *, count: bool 
     model_invoke() if the image has one, else of the whole run. camera: the virtual
     camera's file (header + frames, see docs/qemu_m7.md). check=False returns a nonzero
     exit status instead of raising QemuExitError (faults and timeouts always raise)."""
+    out, status, insns, _ = _run(elf, x, timeout_s, count=count, camera=camera, serial=serial,
+                                 check=check)
+    return out, status, insns
+
+
+@dataclass
+class Profile:
+    """One model_invoke() split into buckets (see profile_invoke)."""
+    instructions: int  # of the whole model_invoke()
+    buckets: dict[int, int]  # bucket -> instructions (only nonzero ones)
+    cells: dict[int, dict[str, int]]  # bucket -> function -> its own instructions there
+
+
+def function_ranges(elf: str | Path) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every function with a size in elf, by address; names of
+    aliases at one address are joined with '/'."""
+    nm = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(elf)],
+                        capture_output=True, text=True, check=True).stdout
+    by_start: dict[int, tuple[int, list[str]]] = {}
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) != 4 or parts[2] not in "tTwW":
+            continue
+        start, size = int(parts[0], 16) & ~1, int(parts[1], 16)
+        if size == 0:
+            continue
+        end, names = by_start.setdefault(start, (start + size, []))
+        names.append(parts[3])
+    return [(s, e, "/".join(sorted(n))) for s, (e, n) in sorted(by_start.items())]
+
+
+def profile_invoke(elf: str | Path, x: bytes, marks: dict[int, int], timeout_s: float = 120.0,
+                   ) -> tuple[bytes, Profile]:
+    """Run elf on x; split the instructions of its first model_invoke() into buckets.
+
+    marks: instruction address -> bucket (1..65535): when that instruction executes, the
+    instructions from it on count into that bucket; model_invoke starts in bucket 0. E.g. a
+    call site's `bl` opens its op's bucket and the return site returns to 0. Each bucket is
+    also split by the function the instructions belong to (function_ranges; "?" outside
+    every function). The buckets sum exactly to the instructions of model_invoke() (checked),
+    which are the same as count_instructions'."""
+    elf = Path(elf).resolve()
+    if _markers(elf, os.stat(elf).st_mtime_ns) is None:
+        raise QemuError(f"{elf.name}: no model_invoke or no `bl model_invoke` to measure")
+    fns = function_ranges(elf)
+    lines = [f"fn {s:#x} {e:#x}" for s, e, _ in fns]
+    lines += [f"mark {a:#x} {b}" for a, b in sorted(marks.items())]
+    with tempfile.TemporaryDirectory(prefix="qemu_prof_") as tmp:
+        spec = Path(tmp) / "profile.txt"
+        spec.write_text("\n".join(lines) + "\n")
+        out, _, n, text = _run(elf, x, timeout_s, count=True, profile=spec)
+    assert n is not None and text is not None
+    names = [name for _, _, name in fns] + ["?"]
+    buckets = {int(b): int(v) for b, v in re.findall(r"^bucket (\d+) (\d+)$", text, re.M)}
+    cells: dict[int, dict[str, int]] = {}
+    for b, f, v in re.findall(r"^cell (\d+) (\d+) (\d+)$", text, re.M):
+        row = cells.setdefault(int(b), {})
+        row[names[int(f)]] = row.get(names[int(f)], 0) + int(v)
+    if sum(buckets.values()) != n:
+        raise QemuError(f"{elf.name}: the profile's buckets sum to {sum(buckets.values())}, "
+                        f"model_invoke executed {n} instructions")
+    return out, Profile(n, buckets, cells)
+
+
+def _run(elf: str | Path, x: bytes, timeout_s: float, *, count: bool = False,
+         camera: bytes | None = None, serial: str | None = None, check: bool = True,
+         profile: Path | None = None) -> tuple[bytes, int, int | None, str | None]:
+    """run_qemu, plus the plugin's report (count only) and an optional profile file."""
     elf = Path(elf).resolve()
     cmd = qemu_command(elf, serial=serial)
     markers = _markers(elf, os.stat(elf).st_mtime_ns) if count else None
@@ -117,6 +187,8 @@ def run_qemu(elf: str | Path, x: bytes, timeout_s: float = 60.0, *, count: bool 
             if markers is not None:
                 begin, ends = markers
                 args += [f"begin={begin:#x}", *(f"end={e:#x}" for e in ends)]
+            if profile is not None:
+                args.append(f"profile={profile}")
             cmd += ["-plugin", ",".join([str(plugin_path()), *args])]
         try:
             res = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True,
@@ -138,10 +210,11 @@ def run_qemu(elf: str | Path, x: bytes, timeout_s: float = 60.0, *, count: bool 
                                 f"{said[-1] if said else 'no message'}", res.returncode)
         out_file = work / OUTPUT_FILE
         out = out_file.read_bytes() if out_file.exists() else b""
-        insns = None
+        insns = text = None
         if count:
             insns = _read_count(counts, elf, want_region=markers is not None)
-    return out, res.returncode, insns
+            text = counts.read_text()
+    return out, res.returncode, insns, text
 
 
 def count_instructions(elf: str | Path, x: bytes, timeout_s: float = 120.0) -> int:

@@ -42,8 +42,8 @@ def display_problem() -> str | None:
         cv2.namedWindow("patchcam-probe", cv2.WINDOW_AUTOSIZE)
         cv2.destroyWindow("patchcam-probe")
     except cv2.error:
-        return ("this OpenCV has no GUI (opencv-python-headless); pip install opencv-python "
-                "for a window")
+        return ("this OpenCV has no GUI (opencv-python-headless); make setup WINDOW=1 "
+                "installs the pinned OpenCV with its window")
     return None
 
 
