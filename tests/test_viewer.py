@@ -542,6 +542,97 @@ def test_unopenable_port_gives_up_within_the_timeout(what: str, frames_dir: Path
         assert elapsed >= timeout and "gave up after" in msg
 
 
+def test_a_port_that_never_opens_ends_within_the_timeout(frames_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """pyserial's open blocks (a socket:// whose connect hangs: 5 s a try in pyserial; a
+    device whose open never returns): the viewer still gives up by --timeout, with one line,
+    and the link that opens after that is closed, not leaked."""
+    import serial
+    release, late = threading.Event(), []
+
+    class LatePort:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def hang(*_a, **_k):
+        release.wait(30)
+        late.append(LatePort())
+        return late[-1]
+    monkeypatch.setattr(serial, "serial_for_url", hang)
+    url, timeout = "socket://192.0.2.1:5555", 1.0
+    v = Viewer(PortTarget(url), None, Options(quiet=True, timeout=timeout))
+    t0 = time.monotonic()
+    with pytest.raises(targets.TargetError) as e:
+        v.run(vs.open_source(str(frames_dir)))
+    elapsed = time.monotonic() - t0
+    release.set()
+    assert timeout <= elapsed < timeout + 0.5, elapsed
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{url} did not open within the timeout"), msg
+    assert "gave up after" in msg
+    for _ in range(100):  # the late link is closed by the thread that opened it
+        if late and late[0].closed:
+            break
+        time.sleep(0.01)
+    assert late and late[0].closed
+
+
+# A stand-in for qemu-system-arm: "deaf" never listens on its serial port; "mute" listens
+# and accepts, and never says HELLO.
+FAKE_QEMU = """
+import socket, sys, time
+if sys.argv[1] == "mute":
+    port = int(sys.argv[2].split(":")[2].split(",")[0])
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(1)
+    conn, _ = s.accept()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("fake", ["deaf", "mute"])
+def test_a_virtual_board_that_never_starts_ends_within_the_timeout(
+        fake: str, frames_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting QEMU used to wait 30 s whatever --timeout said: a QEMU that never opens its
+    serial port, or never says HELLO on it, now ends the viewer by the timeout with one line,
+    and the process is stopped."""
+    from patchcam.targets import boards, qemu
+    started = []
+
+    def command(fw, serial, cmdline=None):
+        started.append(serial)
+        return [sys.executable, "-c", FAKE_QEMU, fake, serial]
+    monkeypatch.setattr(qemu, "qemu_command", command)
+    popen = subprocess.Popen
+    procs: list[subprocess.Popen] = []
+
+    def tracked(*a, **k):
+        procs.append(popen(*a, **k))
+        return procs[-1]
+    monkeypatch.setattr(boards.subprocess, "Popen", tracked)
+    firmware = tmp_path / "fake.elf"
+    firmware.write_bytes(b"\x7fELF")
+    target = VirtualBoardTarget("qemu_m7", tmp_path, feed="frame")
+    monkeypatch.setattr(target, "build", lambda: firmware)
+    timeout = 1.5
+    v = Viewer(target, None, Options(quiet=True, timeout=timeout))
+    t0 = time.monotonic()
+    with pytest.raises(targets.TargetError) as e:
+        v.run(vs.open_source(str(frames_dir)))
+    elapsed = time.monotonic() - t0
+    assert timeout <= elapsed < timeout + 1.0, elapsed
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("cannot start the qemu_m7 board: "), msg
+    assert ("cannot connect to socket://" if fake == "deaf" else "sent no HELLO") in msg
+    assert "gave up after" in msg
+    assert started and procs and all(p.poll() is not None for p in procs)
+
+
 def test_cli_unopenable_port_exits_with_one_line(frames_dir: Path, tmp_path: Path) -> None:
     url = _closed_port()
     r = _cli("--port", url, "--source", str(frames_dir), "--headless", "--save-dir",

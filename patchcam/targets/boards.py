@@ -214,7 +214,8 @@ def _fail(msg: str, proc: subprocess.Popen, log: Path) -> BoardError:
 
 def start_board(kind: str, firmware: str | Path, *, camera: bytes | str | Path | None = None,
                 timeout: float = 30.0, workdir: str | Path | None = None) -> VirtualBoard:
-    """Start a virtual board and return it once its HELLO arrived.
+    """Start a virtual board and return it once its HELLO arrived; BoardError (the board
+    stopped) when it has not within `timeout` seconds, every wait included.
 
     firmware: a model folder (model.c / model.h / app_config.h: built with build_board first)
     or an already built host executable / qemu_m7 ELF. camera: PCAM file bytes or path.
@@ -267,10 +268,11 @@ def start_board(kind: str, firmware: str | Path, *, camera: bytes | str | Path |
                 raise _fail(f"cannot connect to {url}: {e}", proc, log) from None
             time.sleep(0.05)
     try:
-        hello = link.hello(timeout=max(1.0, deadline - time.monotonic()))
+        # every wait ends by the deadline: a caller's timeout (the viewer's) holds
+        hello = link.hello(timeout=max(0.01, deadline - time.monotonic()))
         # A slow start may answer a repeated HELLO request twice: a PING round trip drains
         # whatever is still in flight, so the caller starts from a quiet line.
-        link.ping(token=0x5EED, timeout=max(1.0, deadline - time.monotonic()))
+        link.ping(token=0x5EED, timeout=max(0.01, deadline - time.monotonic()))
         link.skipped.clear()
     except Exception as e:
         link.close()

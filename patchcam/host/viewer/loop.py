@@ -108,17 +108,19 @@ class Viewer:
     def connect(self, deadline: float) -> bool:
         """Open the link and get a HELLO, retrying until deadline. True when connected.
 
-        Every wait ends by the deadline, with pauses between attempts to open (a port that
-        refuses is not hammered). A target that has never opened and cannot by the deadline,
-        or cannot ever (TargetFatal: permission denied, not a serial port), raises a one-line
-        TargetError: there is nothing to show, so the viewer stops and says why."""
+        Every wait ends by the deadline, opening the target included (`target.open(deadline)`:
+        a socket that never connects, QEMU that never listens), with pauses between attempts
+        to open (a port that refuses is not hammered). A target that has never opened and
+        cannot by the deadline, or cannot ever (TargetFatal: permission denied, not a serial
+        port), raises a one-line TargetError: there is nothing to show, so the viewer stops
+        and says why."""
         if self._silent_since is None:
             self._silent_since = time.monotonic()
         started, pause = time.monotonic(), RETRY_FIRST
         while not self.quit:
             if self.link is None:
                 try:
-                    self.link = self.target.open()
+                    self.link = self.target.open(deadline)
                 except TargetError as e:
                     if e.fatal:
                         raise

@@ -1,16 +1,26 @@
 """What the viewer talks to: a board on a serial port or a pyserial URL (`PortTarget`), or a
 virtual board it builds and starts itself, and starts again when it dies (`VirtualBoardTarget`).
 Both open a `protocol.Link`; failures are one-line `TargetError`s.
+
+`open(deadline)` returns by the deadline (time.monotonic()), whatever is on the other side:
+a socket whose connect hangs, a device whose open blocks, QEMU that never listens or never
+sends HELLO. So the viewer's --timeout holds from the first connection on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from patchcam.host import protocol as pp
 from patchcam.paths import REPO
+
+T = TypeVar("T")
 
 
 class TargetError(RuntimeError):
@@ -35,13 +45,19 @@ class PortTarget:
         if "://" not in self.url and not Path(self.url).exists():
             raise TargetError(f"no such port {self.url} ({available_ports()})")
 
-    def open(self) -> pp.Link:
+    def open(self, deadline: float | None = None) -> pp.Link:
         """The link, or a one-line TargetError saying why not and what to do about it;
         TargetFatal for a port that never opened and cannot by waiting (permission, not a
-        serial device, a malformed URL)."""
+        serial device, a malformed URL). Returns or raises by `deadline` (time.monotonic()):
+        pyserial's own waits (5 s to connect a socket://, 3 s per rfc2217 option, a device
+        whose open blocks) run in a thread that is left behind when they take longer."""
         import serial
         try:
-            link = pp.Link(self.url, baudrate=self.baud, timeout=0.02)
+            link = by_deadline(deadline, lambda: pp.Link(self.url, baudrate=self.baud,
+                                                         timeout=0.02), pp.Link.close)
+        except Late:
+            raise TargetError(f"{self.description} did not open within the timeout (a socket "
+                              "nothing answers, or a device that does not respond)") from None
         except (serial.SerialException, OSError, ValueError) as e:
             text, lasting = open_failure(self.url, self.description, e)
             raise (TargetFatal if lasting and not self.opened else TargetError)(text) \
@@ -54,6 +70,45 @@ class PortTarget:
 
     def close(self) -> None:
         pass
+
+
+class Late(Exception):
+    """by_deadline: the call had not returned by the deadline."""
+
+
+def by_deadline(deadline: float | None, call: Callable[[], T],
+                discard: Callable[[T], object]) -> T:
+    """call()'s result (or exception) if it comes by deadline (time.monotonic(); None: wait
+    as long as it takes); else Late. The call goes on in a daemon thread, and a result that
+    comes after the deadline is handed to discard (a link opened too late is closed)."""
+    if deadline is None:
+        return call()
+    outcome: list[tuple[bool, T | BaseException]] = []  # (returned, value or exception)
+    lock, done = threading.Lock(), threading.Event()
+    gave_up = False
+
+    def work() -> None:
+        try:
+            out: tuple[bool, T | BaseException] = (True, call())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller as it is
+            out = (False, e)
+        with lock:
+            outcome.append(out)
+            late = gave_up
+        done.set()
+        if late and out[0]:
+            discard(out[1])
+
+    threading.Thread(target=work, daemon=True, name="patchcam-open").start()
+    done.wait(max(0.0, deadline - time.monotonic()))
+    with lock:
+        if not outcome:
+            gave_up = True
+            raise Late
+    returned, value = outcome[0]
+    if not returned:
+        raise value
+    return value
 
 
 def available_ports() -> str:
@@ -141,11 +196,14 @@ class VirtualBoardTarget:
         self._cam_frames = 0
 
     def check(self) -> None:
+        """Fail with one line when the board cannot run here; else build its firmware now
+        (TargetFatal when it does not build), so that no deadline is spent compiling."""
         from patchcam.targets import boards
         if not boards.have_board(self.kind):
             need = ("gcc" if self.kind == "host" else
                     "gcc-arm-none-eabi and qemu-system-arm (make setup)")
             raise TargetError(f"cannot run the {self.kind} board here: install {need}")
+        self.build()
 
     def build(self) -> Path:
         """The board's firmware for the model, rebuilt only when a source changed."""
@@ -169,17 +227,24 @@ class VirtualBoardTarget:
         stamp.write_text(f"{self.firmware}\n{key}\n")
         return self.firmware
 
-    def open(self) -> pp.Link:
+    def open(self, deadline: float | None = None) -> pp.Link:
+        """Start the board and return its link once it said HELLO; a one-line TargetError
+        when it does not start by deadline (time.monotonic(); None: within START_TIMEOUT).
+        The firmware is built first when check() has not built it."""
         from patchcam.targets import boards
         self.close()
         fw = self.build()
+        left = START_TIMEOUT if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise TargetError(f"cannot start the {self.kind} board: no time left before the "
+                              "timeout")
         camera = None
         if self.feed == "camera":
             w, h, c = model_input_shape(self.model_dir)
             self._camera = _CameraFifo(w, h, pp.PixFmt.GRAY8 if c == 1 else pp.PixFmt.RGB888)
             camera = self._camera.path
         try:
-            self.board = boards.start_board(self.kind, fw, camera=camera, timeout=30.0)
+            self.board = boards.start_board(self.kind, fw, camera=camera, timeout=left)
         except Exception as e:  # noqa: BLE001 - a start failure, shown as one line
             self.close()
             raise TargetError(f"cannot start the {self.kind} board: {_one_line(e)}") from None
@@ -213,6 +278,8 @@ class VirtualBoardTarget:
             self._camera.close()
             self._camera = None
 
+
+START_TIMEOUT = 30.0  # seconds a virtual board may take to say HELLO when no deadline is given
 
 # The Python that decides how the firmware is built: a change here rebuilds it too.
 BUILD_SCRIPTS = tuple(REPO / "patchcam" / "targets" / f
