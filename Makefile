@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
-setup: $(STAMP)  ## install Debian packages (if missing) and the Python deps into .venv
+setup: $(STAMP)  ## install Debian packages (if missing) and the Python deps into .venv [WINDOW=1: viewer window] [BOARDS=1: board builds]
+	@if [ -n "$(WINDOW)$(BOARDS)" ]; then WINDOW="$(WINDOW)" BOARDS="$(BOARDS)" bash scripts/setup.sh; fi
 
 lint: $(STAMP)  ## ruff on all Python code
 	$(PY) -m ruff check .
@@ -31,12 +32,17 @@ test: $(STAMP) lint  ## run the whole test suite (what CI runs)
 test-fast: $(STAMP)  ## the tests not marked slow
 	$(PY) -m pytest -n $(JOBS) --dist loadfile -m "not slow"
 
-train: $(STAMP)  ## train APP, float then QAT: make train APP=vww [EPOCHS=1] [DATA=dir] [TEACHER=none] [RESUME=1] [INSTALL=1]
-	$(PC) train $(APP) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(QAT_EPOCHS),--qat-epochs $(QAT_EPOCHS)) $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(RESUME),--resume) $(if $(INSTALL),--export)
+train: $(STAMP)  ## train APP (a name or an app.toml), float then QAT: make train APP=vww [EPOCHS=1] [DATA=dir] [TEACHER=none] [RESUME=1] [INSTALL=1] [THREADS=2]
+	$(PC) train $(APP) $(if $(THREADS),--threads $(THREADS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(QAT_EPOCHS),--qat-epochs $(QAT_EPOCHS)) $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(RESUME),--resume) $(if $(INSTALL),--export)
 
 .PHONY: eval
 eval: $(STAMP)  ## float vs int8 vs the OpenCV baseline on APP's test photos -> build/eval/APP.json [DATA=any photo folder] [EVAL_ARGS=--card]
 	$(PC) eval $(APP) $(if $(DATA),--data "$(DATA)") $(EVAL_ARGS)
+
+.PHONY: lab
+lab: $(STAMP)  ## prepare course lab N (docs/labs/): make lab N=1..5 [CHECK=1 | TFLM=1: lab 3's checks]
+	@test -n "$(N)" || { echo "make lab needs N=1..5 (docs/labs/README.md)"; exit 2; }
+	$(PC) lab $(N) $(if $(CHECK),--check) $(if $(TFLM),--tflm)
 
 bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions -> build/bench.json
 	$(PC) bench
@@ -47,15 +53,14 @@ plan: $(STAMP)  ## memory of APP: the schedule it ships vs layer by layer, alter
 demo: $(STAMP)  ## person detection on the virtual Cortex-M7 (QEMU), recorded to build/demo/ [IMAGES=dir]
 	$(PC) demo --frames $(FRAMES) $(if $(IMAGES),--images "$(IMAGES)")
 
-view: $(STAMP)  ## the viewer on a real board: make view APP=person_detect PORT=/dev/ttyACM0 [SOURCE=0]
-	@test -n "$(PORT)" || { echo "make view needs PORT=/dev/ttyACM0 (or PORT=socket://HOST:PORT); no board? try make demo"; exit 2; }
-	$(PC) view --port "$(PORT)" --baud $(BAUD) $(if $(filter command line,$(origin APP)),--app $(APP)) $(if $(SOURCE),--source "$(SOURCE)") $(VIEW_ARGS)
+view: $(STAMP)  ## the viewer on a real board, found on USB: make view APP=person_detect [PORT=/dev/ttyACM0|COM5] [SOURCE=0]
+	$(PC) view --port "$(if $(PORT),$(PORT),auto)" --baud $(BAUD) $(if $(filter command line,$(origin APP)),--app $(APP)) $(if $(SOURCE),--source "$(SOURCE)") $(VIEW_ARGS)
 
 firmware: $(STAMP)  ## build APP for a real board: make firmware APP=vww BOARD=disco_f746ng|nano33ble_sense [MBED_OS_PATH=dir]
 	$(PC) flash build --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") -j $(JOBS)
 
-flash: $(STAMP)  ## build and flash APP to BOARD (docs/boards.md) [PORT=/dev/ttyACM0] [METHOD=drive|STM32CUBE|OPENOCD|PYOCD|STLINK]
-	$(PC) flash flash --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(PORT),--port "$(PORT)") $(if $(METHOD),--method $(METHOD)) -j $(JOBS)
+flash: $(STAMP)  ## build and flash APP to BOARD=disco_f746ng|nano33ble_sense|openmv_h7 (docs/boards.md) [PORT=dev] [DRIVE=dir] [METHOD=drive|STM32CUBE|OPENOCD|PYOCD|STLINK]
+	$(PC) flash flash --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(PORT),--port "$(PORT)") $(if $(DRIVE),--drive "$(DRIVE)") $(if $(METHOD),--method "$(METHOD)") -j $(JOBS)
 
 .PHONY: openmv openmv-check
 openmv: $(STAMP)  ## OpenMV Cam H7 files for APP -> build/openmv/APP/ (docs/boards.md) [MICROPYTHON=dir]

@@ -8,7 +8,7 @@ import sys
 CHECK = """
 import contextlib, io, sys
 from patchcam import cli
-import patchcam.host.view, patchcam.targets.flash
+import patchcam.host.view, patchcam.targets.flash, patchcam.targets.usb
 from patchcam.app.config import load_app
 with contextlib.redirect_stdout(io.StringIO()):
     assert cli.main(["presets"]) == 0
@@ -17,6 +17,17 @@ with contextlib.redirect_stdout(io.StringIO()):
             cli.main(argv)
         except SystemExit as e:
             assert e.code == 0, argv
+    # the parts of flash that run without a toolchain: a refused METHOD, the OpenMV route
+    with contextlib.redirect_stderr(io.StringIO()):
+        for argv in (["flash", "flash", "--app", "vww", "--board", "disco_f746ng",
+                      "--method", "nope"],
+                     ["flash", "build", "--app", "vww", "--board", "openmv_h7"]):
+            try:
+                code = cli.main(argv)
+            except SystemExit as e:
+                code = e.code
+            assert code == 2, argv
+patchcam.targets.usb.board_ports()
 for app in ("vww", "person_detect"):
     load_app(app)
 heavy = sorted(m for m in ("torch", "torchvision") if m in sys.modules)

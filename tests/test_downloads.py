@@ -175,3 +175,70 @@ def test_coco_server_addresses_are_fetched_over_https(tmp_path, opened):
     assert opened == ["https://images.cocodataset.org/val2017/000001.jpg"]
     assert (out / "images" / "000001.jpg").read_bytes() == BODY
     assert "images/000001.jpg,person" in (out / "labels.csv").read_text()
+
+
+# ---- pinned clones --------------------------------------------------------------------------
+def _git(*args: str, cwd: Path | None = None) -> str:
+    import subprocess
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture
+def upstream(tmp_path, monkeypatch):
+    """A local repository with two commits standing in for github.com/x/y; git's clone of the
+    https address is pointed at it."""
+    import subprocess
+    repo = tmp_path / "upstream"
+    repo.mkdir()
+    _git("init", "-q", cwd=repo)
+    commits = []
+    for i in range(2):
+        (repo / "f.txt").write_text(str(i))
+        _git("add", "f.txt", cwd=repo)
+        _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", str(i), cwd=repo)
+        commits.append(_git("rev-parse", "HEAD", cwd=repo))
+    real = subprocess.run
+
+    def run(cmd, *a, **kw):
+        cmd = [str(repo) if c == "https://github.com/x/y" else c for c in cmd]
+        return real(cmd, *a, **kw)
+
+    monkeypatch.setattr(dl.subprocess, "run", run)
+    return commits
+
+
+def test_clone_pinned_checks_out_and_verifies_the_commit(tmp_path, upstream):
+    dest = tmp_path / "cache" / "y"
+    assert dl.clone_pinned("https://github.com/x/y", dest, upstream[0], "Y") == dest
+    assert dl.git_head(dest) == upstream[0] and (dest / "f.txt").read_text() == "0"
+    assert not dest.with_name("y.part").exists()
+    # a second run accepts it as it is, without fetching
+    assert dl.clone_pinned("https://github.com/x/y", dest, upstream[0], "Y") == dest
+
+
+def test_a_failed_checkout_leaves_no_tree_behind(tmp_path, upstream):
+    dest = tmp_path / "cache" / "y"
+    missing = "0123456789abcdef0123456789abcdef01234567"
+    with pytest.raises(dl.CloneError, match="checkout --quiet --detach 0123456789ab.*failed"):
+        dl.clone_pinned("https://github.com/x/y", dest, missing, "Y")
+    assert not dest.exists() and not dest.with_name("y.part").exists()
+
+
+def test_an_existing_tree_at_another_commit_is_refused(tmp_path, upstream):
+    dest = tmp_path / "cache" / "y"
+    dl.clone_pinned("https://github.com/x/y", dest, upstream[1], "Y")
+    with pytest.raises(dl.CloneError) as e:
+        dl.clone_pinned("https://github.com/x/y", dest, upstream[0], "Y")
+    assert f"holds commit {upstream[1][:12]}, not Y at the pinned {upstream[0][:12]}" \
+        in str(e.value)
+    assert f"rm -rf {dest}" in str(e.value)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(dl.CloneError, match="holds no git checkout"):
+        dl.verify_pinned(plain, upstream[0], "Y")
+
+
+def test_a_pin_must_be_a_full_commit(tmp_path):
+    with pytest.raises(dl.CloneError, match="full 40-digit commit"):
+        dl.clone_pinned("https://github.com/x/y", tmp_path / "y", "main", "Y")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from patchcam.targets import flash
+from patchcam.targets import flash, usb
 from patchcam.targets.boards import BOARD_SPECS, BoardSpec
 
 NANO = BOARD_SPECS["nano33ble_sense"]
@@ -125,7 +125,8 @@ def test_no_mbed_os_and_no_git(monkeypatch, tmp_path: Path):
 
 
 def test_unknown_board():
-    with pytest.raises(flash.FlashError, match="choose from qemu_m7, disco_f746ng"):
+    with pytest.raises(flash.FlashError, match="choose from qemu_m7, disco_f746ng, "
+                                               "nano33ble_sense, openmv_h7"):
         flash.board_spec("uno")
 
 
@@ -149,8 +150,17 @@ def image(tmp_path: Path, board: str) -> flash.Image:
     return flash.Image("vww", board, tmp_path / "vww.elf", b, 16, 16)
 
 
+def stlink(monkeypatch, present: bool = True) -> None:
+    port = usb.Port("/dev/ttyACM0", 0x0483, 0x374B, "disco_f746ng", "serial", "ST-LINK")
+    monkeypatch.setattr(flash.usb, "board_ports",
+                        lambda board=None, role="serial", comports=None:
+                        [port] if present and board == "disco_f746ng" and role == "serial"
+                        else [])
+
+
 def test_disco_not_plugged_in(monkeypatch, tmp_path: Path):
-    monkeypatch.setattr(flash, "usb_devices", lambda vendor: [])
+    stlink(monkeypatch, present=False)
+    monkeypatch.setattr(flash.usb, "find_drive", lambda label, marker, volumes=None: None)
     with pytest.raises(flash.FlashError, match="no ST-LINK on USB: plug the DISCO"):
         flash.flash_disco(image(tmp_path, "disco_f746ng"), None, None)
 
@@ -158,15 +168,26 @@ def test_disco_not_plugged_in(monkeypatch, tmp_path: Path):
 def test_disco_drive_copy(monkeypatch, tmp_path: Path):
     drive = tmp_path / "DIS_F746NG"
     drive.mkdir()
-    monkeypatch.setattr(flash, "usb_devices", lambda vendor: [("0483", "374b")])
-    monkeypatch.setattr(flash, "find_drive", lambda label: drive)
+    monkeypatch.setattr(flash.usb, "mounted_volumes", lambda: [("DIS_F746NG", drive)])
     flash.flash_disco(image(tmp_path, "disco_f746ng"), None, None)
     assert (drive / "vww.bin").read_bytes() == b"\x00" * 16
 
 
+def test_disco_drive_given(tmp_path: Path, capsys):
+    """DRIVE=dir: any folder is the drive (e.g. Windows' E:\\); no USB scan needed."""
+    drive = tmp_path / "E"
+    drive.mkdir()
+    flash.flash_disco(image(tmp_path, "disco_f746ng"), "drive", None, drive=drive)
+    assert (drive / "vww.bin").read_bytes() == b"\x00" * 16
+    assert "make view APP=vww (it finds the board's serial port)" in capsys.readouterr().out
+    with pytest.raises(flash.FlashError, match="is not a folder"):
+        flash.flash_disco(image(tmp_path, "disco_f746ng"), "drive", None,
+                          drive=tmp_path / "missing")
+
+
 def test_disco_no_drive_no_flasher(monkeypatch, tmp_path: Path):
-    monkeypatch.setattr(flash, "usb_devices", lambda vendor: [("0483", "374b")])
-    monkeypatch.setattr(flash, "find_drive", lambda label: None)
+    stlink(monkeypatch)
+    monkeypatch.setattr(flash.usb, "find_drive", lambda label, marker, volumes=None: None)
     monkeypatch.setattr(flash.shutil, "which", lambda t: None)
     with pytest.raises(flash.FlashError) as e:
         flash.flash_disco(image(tmp_path, "disco_f746ng"), None, None)
@@ -174,6 +195,26 @@ def test_disco_no_drive_no_flasher(monkeypatch, tmp_path: Path):
     assert "OPENOCD: sudo apt-get install --no-install-recommends openocd" in str(e.value)
     with pytest.raises(flash.FlashError, match="upload method PYOCD needs pyocd: pip install"):
         flash.flash_disco(image(tmp_path, "disco_f746ng"), "pyocd", None)
+    with pytest.raises(flash.FlashError, match="DIS_F746NG is not mounted: mount it"):
+        flash.flash_disco(image(tmp_path, "disco_f746ng"), "drive", None)
+
+
+def test_method_is_checked_before_building(monkeypatch, capsys):
+    monkeypatch.setattr(flash, "build", lambda *a, **k: pytest.fail("must not build"))
+    assert flash.main(["flash", "--app", "vww", "--board", "disco_f746ng", "--method",
+                       "jlink"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flash: METHOD=jlink is not a way to flash disco_f746ng: choose "
+                          "drive (copy to the ST-LINK drive) or STM32CUBE, OPENOCD, PYOCD, "
+                          "STLINK")
+    assert err.count("\n") == 1
+    assert flash.main(["flash", "--app", "vww", "--board", "nano33ble_sense", "--method",
+                       "drive"]) == 2
+    assert "does not apply to nano33ble_sense" in capsys.readouterr().err
+    board = BOARD_SPECS["disco_f746ng"]
+    assert flash.check_method(board, "pyocd") == "PYOCD"
+    assert flash.check_method(board, "Drive") == "drive"
+    assert flash.check_method(board, None) is None
 
 
 def test_nano_without_bossac(monkeypatch, tmp_path: Path):
@@ -182,10 +223,35 @@ def test_nano_without_bossac(monkeypatch, tmp_path: Path):
         flash.flash_nano(image(tmp_path, "nano33ble_sense"), None)
 
 
+def test_bossac_from_the_arduino_ide_on_each_system(monkeypatch, tmp_path: Path):
+    for home in (".arduino15", "Library/Arduino15"):
+        exe = tmp_path / home / "packages/arduino/tools/bossac/1.9.1-arduino2/bossac"
+        exe.parent.mkdir(parents=True)
+        exe.write_text("")
+    win = tmp_path / "AppData/Arduino15/packages/arduino/tools/bossac/1.9.1/bossac.exe"
+    win.parent.mkdir(parents=True)
+    win.write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "AppData"))
+    found = flash.bossac_candidates()
+    assert len(found) == 3 and found[-1] == str(win)
+
+
+def nano_ports(*ports: tuple[str, int]):
+    """list_ports stand-in: (device, product id) of Arduino ports."""
+    return lambda: [fake_port(d, 0x2341, pid) for d, pid in ports]
+
+
+def fake_port(device: str, vid: int | None, pid: int | None, serial_number: str = ""):
+    from serial.tools.list_ports_common import ListPortInfo
+    info = ListPortInfo(device, skip_link_detection=True)
+    info.vid, info.pid, info.serial_number = vid, pid, serial_number
+    return info
+
+
 def test_nano_not_in_bootloader(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(flash, "find_bossac", lambda: "/bin/bossac")
-    monkeypatch.setattr(flash, "usb_devices", lambda vendor: [("2341", "805a")])  # the app
-    monkeypatch.setattr(flash, "serial_ports", lambda: ["/dev/ttyACM0"])
+    monkeypatch.setattr(flash.usb, "_comports", nano_ports(("/dev/ttyACM0", 0x805A)))  # the app
     with pytest.raises(flash.FlashError, match="double-tap its reset button"):
         flash.flash_nano(image(tmp_path, "nano33ble_sense"), None)
 
@@ -194,7 +260,6 @@ def test_nano_port_permission(monkeypatch, tmp_path: Path):
     port = tmp_path / "ttyACM0"
     port.write_text("")
     monkeypatch.setattr(flash, "find_bossac", lambda: "/bin/bossac")
-    monkeypatch.setattr(flash, "usb_devices", lambda vendor: [("2341", "005a")])
     monkeypatch.setattr(flash.os, "access", lambda p, mode: False)
     with pytest.raises(flash.FlashError, match="no permission to open .*usermod -aG dialout"):
         flash.flash_nano(image(tmp_path, "nano33ble_sense"), str(port))
@@ -202,23 +267,67 @@ def test_nano_port_permission(monkeypatch, tmp_path: Path):
 
 def test_nano_missing_port(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(flash, "find_bossac", lambda: "/bin/bossac")
-    monkeypatch.setattr(flash, "usb_devices", lambda vendor: [("2341", "005a")])
+    monkeypatch.setattr(flash.usb, "_comports", lambda: [])
     with pytest.raises(flash.FlashError, match="does not exist: is the board plugged in"):
         flash.flash_nano(image(tmp_path, "nano33ble_sense"), str(tmp_path / "ttyACM9"))
 
 
-def test_nano_runs_bossac(monkeypatch, tmp_path: Path):
-    port = tmp_path / "ttyACM1"
-    port.write_text("")
+def test_nano_runs_bossac_on_the_bootloader_port(monkeypatch, tmp_path: Path):
     calls = []
     monkeypatch.setattr(flash, "find_bossac", lambda: "/bin/bossac")
-    monkeypatch.setattr(flash, "usb_devices", lambda vendor: [("2341", "005a")])
-    monkeypatch.setattr(flash, "serial_ports", lambda: [str(port)])
+    monkeypatch.setattr(flash, "check_port_access", lambda port: None)
+    monkeypatch.setattr(flash.usb, "_comports", nano_ports(("/dev/ttyACM0", 0x805A),
+                                                           ("/dev/ttyACM1", 0x005A)))
     monkeypatch.setattr(flash.subprocess, "run",
                         lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
     flash.flash_nano(image(tmp_path, "nano33ble_sense"), None)
     assert calls[0][0] == "/bin/bossac" and "--port=ttyACM1" in calls[0]
     assert calls[0][-3:] == ["--write", str(tmp_path / "vww.bin"), "--reset"]
+    # macOS and Windows names go to bossac as they are (without /dev/)
+    for device, name in (("/dev/cu.usbmodem1101", "cu.usbmodem1101"), ("COM5", "COM5")):
+        calls.clear()
+        monkeypatch.setattr(flash.usb, "_comports", nano_ports((device, 0x005A)))
+        flash.flash_nano(image(tmp_path, "nano33ble_sense"), None)
+        assert f"--port={name}" in calls[0]
+
+
+def test_two_nano_bootloaders_need_a_port(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(flash, "find_bossac", lambda: "/bin/bossac")
+    monkeypatch.setattr(flash.usb, "_comports", nano_ports(("COM4", 0x005A), ("COM7", 0x005A)))
+    with pytest.raises(flash.FlashError, match="several Nano bootloaders on USB: COM4 .*COM7"):
+        flash.flash_nano(image(tmp_path, "nano33ble_sense"), None)
+
+
+# ---- OpenMV: make openmv builds, make flash copies ------------------------------------------
+def test_openmv_build_points_to_make_openmv(capsys):
+    assert flash.main(["build", "--app", "vww", "--board", "openmv_h7"]) == 2
+    err = capsys.readouterr().err
+    assert "openmv_h7 is not built with Mbed: make openmv APP=vww" in err
+    assert "no board" not in err
+
+
+def test_openmv_flash_copies_the_drive_folder(monkeypatch, tmp_path: Path, capsys):
+    folder = tmp_path / "build" / "openmv" / "vww" / "drive"
+    folder.mkdir(parents=True)
+    for f in ("main.py", "pcmodel.mpy", "pcapp.py"):
+        (folder / f).write_text(f)
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    (camera / ".openmv_disk").write_text("")
+    monkeypatch.setattr(flash, "REPO", tmp_path)
+    monkeypatch.setattr(flash.usb, "mounted_volumes", lambda: [("NO NAME", camera)])
+    assert flash.main(["flash", "--app", "vww", "--board", "openmv_h7"]) == 0
+    assert sorted(p.name for p in camera.iterdir()) == [".openmv_disk", "main.py",
+                                                         "pcapp.py", "pcmodel.mpy"]
+    assert (camera / "pcmodel.mpy").read_text() == "pcmodel.mpy"
+    assert "copying 3 files" in capsys.readouterr().out
+    # no camera drive: one line with what to do
+    monkeypatch.setattr(flash.usb, "mounted_volumes", lambda: [])
+    assert flash.main(["flash", "--app", "vww", "--board", "openmv_h7"]) == 2
+    assert "OpenMV Cam's USB drive is not mounted" in capsys.readouterr().err
+    # nothing built yet
+    assert flash.main(["flash", "--app", "person_detect", "--board", "openmv_h7"]) == 2
+    assert "make openmv APP=person_detect" in capsys.readouterr().err
 
 
 def test_build_stops_before_compiling_when_it_does_not_fit(monkeypatch, tmp_path: Path):
@@ -265,3 +374,15 @@ def test_a_model_with_its_input_outside_the_arena_counts_that_buffer(tmp_path):
                       "#define MODEL_INPUT_W 8\n#define MODEL_INPUT_H 8\n"
                       "#define MODEL_INPUT_C 3\n#define MODEL_INPUT_BYTES 192\n")
     assert flash.read_model_facts(tmp_path).input_buffer_bytes == 0  # input in the arena
+
+
+def test_a_cached_mbed_tree_off_the_pin_is_refused(monkeypatch, tmp_path: Path):
+    cache = tmp_path / "cache"
+    (cache / "tools" / "cmake").mkdir(parents=True)
+    (cache / "tools" / "cmake" / "mbed_toolchain_setup.cmake").write_text("")
+    monkeypatch.setattr(flash, "MBED_OS_CACHE", cache)
+    with pytest.raises(flash.FlashError, match="holds no git checkout, not Mbed OS CE at the "
+                                               "pinned 87a55e22cbf4: remove it"):
+        flash.resolve_mbed_os(None)
+    monkeypatch.setattr(flash.dl, "git_head", lambda tree: flash.MBED_OS_PIN)
+    assert flash.resolve_mbed_os(None) == cache

@@ -30,7 +30,10 @@ sources (--source):
                             test images, else the scikit-image photos
 
 targets (one of):
-  --port /dev/ttyACM0 --baud 921600   a board on a serial port (USB CDC ignores the baud)
+  (none), --port auto                 the one board on USB, found by its USB ID (DISCO's
+                                      ST-LINK, Nano 33 BLE, OpenMV Cam); several: listed
+  --port /dev/ttyACM0 --baud 921600   a board on a serial port (USB CDC ignores the baud;
+                                      COM5 on Windows, /dev/cu.usbmodem1101 on macOS)
   --port socket://127.0.0.1:5555      a board behind a TCP socket (e.g. QEMU's UART)
   --board qemu_m7 --app person_detect start the virtual Cortex-M7 (QEMU) with the app's model
   --board host --app vww              start the same firmware as a host process (fast)
@@ -71,8 +74,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="with a dataset folder: which split to stream")
     src.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     tgt = p.add_argument_group("board (one of --port / --board)")
-    tgt.add_argument("--port", metavar="DEV|URL",
-                     help="serial device (/dev/ttyACM0, COM3) or socket://HOST:PORT")
+    tgt.add_argument("--port", metavar="DEV|URL|auto",
+                     help="serial device (/dev/ttyACM0, COM3), socket://HOST:PORT, or auto "
+                          "(the default without --board): the one board found on USB")
     tgt.add_argument("--baud", type=int, default=921600, help="serial speed (default 921600)")
     tgt.add_argument("--board", choices=("qemu_m7", "host"),
                      help="start this virtual board yourself, with --app's model (or "
@@ -99,9 +103,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     out.add_argument("--fps", type=float, default=5.0, help="frame rate of --record (default 5)")
     out.add_argument("--quiet", action="store_true", help="no status messages on stderr")
     a = p.parse_args(argv)
-    if (a.port is None) == (a.board is None):
-        p.error("name the board: --port DEV|URL (a real board or a socket) or --board "
+    if a.port is not None and a.board is not None:
+        p.error("name one board: --port DEV|URL|auto (a real board or a socket) or --board "
                 "qemu_m7|host (a virtual board)")
+    if a.board is None and a.port is None:
+        a.port = "auto"
     if a.source == "board" and a.board is not None:
         p.error("--source board is a real board's camera: with --board, give frames "
                 "(a folder, a video, a webcam index or 'samples')")
@@ -112,6 +118,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if a.frames is not None and a.frames <= 0:
         p.error("--frames must be > 0")
     return a
+
+
+def find_port() -> str:
+    """The serial port of the one board on USB (by USB ID), or exit with one line listing the
+    candidates (several) or what was looked for (none)."""
+    from patchcam.targets import usb
+    try:
+        port = usb.pick_port()
+    except usb.PortError as e:
+        raise SystemExit(f"viewer: {e}") from None
+    print(f"viewer: found {port.board} on {port.describe()}", flush=True)
+    return port.device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         note = "" if trained else "UNTRAINED (random weights)"
         target = VirtualBoardTarget(a.board, model_dir)
     else:
+        if a.port == "auto":
+            a.port = find_port()
         target = PortTarget(a.port, a.baud)
     try:
         target.check()

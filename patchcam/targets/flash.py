@@ -16,10 +16,13 @@ Boards: `disco_f746ng` (STM32F746G-DISCO + Arducam Mini 2MP Plus) and `nano33ble
    a pinned clone in ~/.cache/patchcam/, made on first use), image in build/mbed/<board>/.
    One build folder per board, so Mbed OS compiles once per board and each app relinks.
 3. flash: the DISCO through the ST-LINK drive (copy the .bin) or an Mbed CE upload method
-   (STM32CUBE, OPENOCD, PYOCD, STLINK); the Nano through its bootloader with bossac.
+   (STM32CUBE, OPENOCD, PYOCD, STLINK); the Nano through its bootloader with bossac. Boards,
+   ports and drives are found by USB ID and volume name on Linux, macOS and Windows
+   (patchcam.targets.usb). `openmv_h7` is not an Mbed board: `make openmv` writes its files,
+   and `flash` copies them to the camera's USB drive.
 
-Whatever is missing (toolchain, Mbed CE, the board, permissions on /dev/ttyACM*) stops the
-command with the exact thing to do.
+Whatever is missing (toolchain, Mbed CE, the board, permissions on its serial port) stops the
+command with the exact thing to do; a METHOD= that does not apply is refused before building.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 
 from patchcam import download as dl
 from patchcam.paths import REPO
+from patchcam.targets import usb
 from patchcam.targets.boards import BOARD_SPECS, BoardSpec
 
 BUILD = REPO / "build" / "mbed"
@@ -60,10 +64,6 @@ DISCO_METHODS: dict[str, tuple[str, str]] = {
     "PYOCD": ("pyocd", "pip install pyocd (into any Python; it must be on PATH)"),
     "STLINK": ("st-flash", f"{APT} stlink-tools"),
 }
-DISCO_DRIVE_LABEL = "DIS_F746NG"  # the ST-LINK mass-storage drive's volume name
-ST_LINK_VID = "0483"
-ARDUINO_VID = "2341"
-NANO_BOOTLOADER_PID = "005a"  # the Nano 33 BLE bootloader (the app's own port is 805a)
 UDEV_HINT = ("sudo usermod -aG dialout $USER, then log out and in (serial ports); for the "
              "ST-LINK's debug interface also install your flasher's udev rules, e.g. "
              "sudo cp /usr/share/openocd/contrib/60-openocd.rules /etc/udev/rules.d/ && "
@@ -190,7 +190,7 @@ def model_dir_for(app: str) -> tuple[Path, str]:
 # ---- the build ----------------------------------------------------------------------------
 def board_spec(name: str) -> BoardSpec:
     if name not in BOARD_SPECS:
-        raise FlashError(f"no board {name!r}: choose from {', '.join(BOARD_SPECS)}")
+        raise FlashError(f"no board {name!r}: choose from {', '.join([*BOARD_SPECS, OPENMV])}")
     return BOARD_SPECS[name]
 
 
@@ -226,9 +226,16 @@ def resolve_mbed_os(path: str | None, clone: bool = True) -> Path:
                              f"{MBED_OS_CACHE})")
         return p
     p = MBED_OS_CACHE
-    if (p / "tools" / "cmake" / "mbed_toolchain_setup.cmake").is_file():
-        return p
     clone_cmd = (f"git clone {MBED_OS_URL} {p} && git -C {p} checkout {MBED_OS_PIN}")
+    if p.exists():  # made by an earlier run: only a checkout of exactly the pin is used
+        try:
+            dl.verify_pinned(p, MBED_OS_PIN, "Mbed OS CE")
+        except dl.CloneError as e:
+            raise FlashError(str(e)) from None
+        if (p / "tools" / "cmake" / "mbed_toolchain_setup.cmake").is_file():
+            return p
+        raise FlashError(f"{p} is not an Mbed OS Community Edition tree: remove it "
+                         f"(rm -rf {p}) and run again")
     if not clone:
         raise FlashError(f"no Mbed OS CE: set MBED_OS_PATH=DIR, or run {clone_cmd}")
     try:
@@ -347,39 +354,46 @@ def virtual_message(app: str, board: BoardSpec) -> str:
             "BOARD=disco_f746ng or BOARD=nano33ble_sense")
 
 
-def usb_devices(vendor: str) -> list[tuple[str, str]]:
-    """(vendor, product) ids of the USB devices from one vendor, from sysfs (Linux)."""
-    found = []
-    for d in glob.glob("/sys/bus/usb/devices/*"):
-        try:
-            v = Path(d, "idVendor").read_text().strip().lower()
-            p = Path(d, "idProduct").read_text().strip().lower()
-        except OSError:
-            continue
-        if v == vendor:
-            found.append((v, p))
-    return found
-
-
-def serial_ports() -> list[str]:
-    return sorted(glob.glob("/dev/ttyACM*"))
-
-
 def check_port_access(port: str) -> None:
+    """A POSIX device path must exist and be readable and writable (Windows' COM ports are
+    names, not files: pyserial reports what goes wrong there)."""
+    if os.name != "posix" or "://" in port:
+        return
     if not os.path.exists(port):
-        raise FlashError(f"{port} does not exist: is the board plugged in? (ls /dev/ttyACM*)")
+        raise FlashError(f"{port} does not exist: is the board plugged in? (serial ports "
+                         f"here: {', '.join(usb.all_ports()) or 'none'})")
     if not os.access(port, os.R_OK | os.W_OK):
         raise FlashError(f"no permission to open {port}: {UDEV_HINT}")
 
 
-def find_drive(label: str) -> Path | None:
-    """The mount point of a USB drive with this volume name (the ST-LINK's), if mounted."""
-    user = os.environ.get("USER", "")
-    for base in (f"/media/{user}", f"/run/media/{user}", "/media", "/mnt", "/Volumes"):
-        p = Path(base) / label
-        if p.is_dir():
-            return p
-    return None
+def copy_to_drive(files: list[Path], drive: Path) -> None:
+    """Copy files onto a board's USB drive and flush them to it (the board acts on the data
+    once it is written, so the copy is complete before this returns)."""
+    if not drive.is_dir():
+        raise FlashError(f"{drive} is not a folder (the board's USB drive, mounted)")
+    for f in files:
+        dest = drive / f.name
+        try:
+            shutil.copyfile(f, dest)
+            with open(dest, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except OSError as e:
+            raise FlashError(f"cannot write {dest}: {e.strerror or e}") from None
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+def bossac_candidates() -> list[str]:
+    """Where the Arduino IDE puts bossac for the Nano 33 BLE core, on Linux, macOS, Windows."""
+    homes = [Path("~/.arduino15").expanduser(), Path("~/Library/Arduino15").expanduser()]
+    if os.environ.get("LOCALAPPDATA"):
+        homes.append(Path(os.environ["LOCALAPPDATA"]) / "Arduino15")
+    found = []
+    for home in homes:
+        for name in ("bossac", "bossac.exe"):
+            found += sorted(glob.glob(str(home / "packages" / "arduino" / "tools" / "bossac"
+                                          / "*" / name)))
+    return found
 
 
 def find_bossac() -> str | None:
@@ -387,36 +401,58 @@ def find_bossac() -> str | None:
     exe = shutil.which("bossac")
     if exe:
         return exe
-    pattern = str(Path("~/.arduino15/packages/arduino/tools/bossac/*/bossac").expanduser())
-    found = sorted(glob.glob(pattern))
+    found = bossac_candidates()
     return found[-1] if found else None
 
 
+def check_method(board: BoardSpec, method: str | None) -> str | None:
+    """METHOD= checked before anything is built: None, "drive" or an Mbed CE upload method of
+    the DISCO (any case); the Nano has one way (bossac) and takes no METHOD."""
+    if method is None:
+        return None
+    if board.flasher == "st_link":
+        m = "drive" if method.lower() == "drive" else method.upper()
+        if m == "drive" or m in DISCO_METHODS:
+            return m
+        raise FlashError(f"METHOD={method} is not a way to flash {board.name}: choose drive "
+                         f"(copy to the ST-LINK drive) or {', '.join(DISCO_METHODS)}")
+    raise FlashError(f"METHOD={method} does not apply to {board.name}: it is flashed with "
+                     "bossac through its bootloader; leave METHOD out")
+
+
+def view_hint(app: str) -> str:
+    return f"Then: make view APP={app} (it finds the board's serial port)"
+
+
 def flash_disco(image: Image, method: str | None, mbed_os: str | None,
-                model_dir: Path | None = None) -> None:
-    if not usb_devices(ST_LINK_VID):
-        raise FlashError("no ST-LINK on USB: plug the DISCO's USB ST-LINK port (CN14, next to "
-                         "the Ethernet jack) into this computer")
-    drive = find_drive(DISCO_DRIVE_LABEL)
+                model_dir: Path | None = None, drive: Path | None = None) -> None:
+    label, marker = usb.DISCO_DRIVE
     if method in (None, "drive"):
+        if drive is None:
+            drive = usb.find_drive(label, marker)
         if drive is not None:
-            dest = drive / image.bin.name
             print(f"flash: copying {image.bin.name} to the ST-LINK drive {drive}")
-            shutil.copyfile(image.bin, dest)
-            os.sync()
+            copy_to_drive([image.bin], drive)
             print("flash: done; the ST-LINK programs the chip and resets it (its COM LED "
-                  f"blinks meanwhile). Then: make view APP={image.app} PORT=/dev/ttyACM0")
+                  f"blinks meanwhile). {view_hint(image.app)}")
             return
+    if not usb.board_ports("disco_f746ng"):
+        raise FlashError("no ST-LINK on USB: plug the DISCO's USB ST-LINK port (CN14, next to "
+                         "the Ethernet jack) into this computer "
+                         f"(looked for {usb.known_ids('disco_f746ng')})")
+    if method in (None, "drive"):
         if method == "drive":
-            raise FlashError(f"the ST-LINK drive {DISCO_DRIVE_LABEL} is not mounted: mount it "
-                             "(your desktop does it on plug-in; else udisksctl mount -b "
-                             "/dev/sdX), or choose --method STM32CUBE / OPENOCD / PYOCD / STLINK")
+            raise FlashError(f"the ST-LINK drive {label} is not mounted: mount it (your desktop "
+                             "does it on plug-in; else udisksctl mount -b /dev/sdX), give "
+                             "DRIVE=its mount point, or choose METHOD=STM32CUBE / OPENOCD / "
+                             "PYOCD / STLINK")
         method = next((m for m, (exe, _) in DISCO_METHODS.items() if shutil.which(exe)), None)
         if method is None:
             tools = "; ".join(f"{m}: {hint}" for m, (_, hint) in DISCO_METHODS.items())
-            raise FlashError(f"the ST-LINK drive {DISCO_DRIVE_LABEL} is not mounted and no "
-                             f"flasher is installed. Mount the drive and run make flash "
-                             f"again, or copy {image.bin} onto it; or install one of: {tools}")
+            raise FlashError(f"the ST-LINK drive {label} is not mounted and no flasher is "
+                             f"installed. Mount the drive and run make flash again (or give "
+                             f"DRIVE=its mount point), or copy {image.bin} onto it; or install "
+                             f"one of: {tools}")
     method = method.upper()
     if method not in DISCO_METHODS:
         raise FlashError(f"unknown method {method!r} for disco_f746ng: drive, "
@@ -433,45 +469,88 @@ def flash_disco(image: Image, method: str | None, mbed_os: str | None,
     if subprocess.run(cmd).returncode != 0:
         raise FlashError(f"{method} could not flash the board (its output is above). Is the "
                          f"ST-LINK in use by another program? Permissions: {UDEV_HINT}")
-    print(f"flash: done. Then: make view APP={image.app} PORT=/dev/ttyACM0")
+    print(f"flash: done. {view_hint(image.app)}")
 
 
 def flash_nano(image: Image, port: str | None) -> None:
     bossac = find_bossac()
     if bossac is None:
         raise FlashError("bossac not found: install the Arduino IDE's \"Arduino Mbed OS Nano "
-                         "Boards\" core (it brings ~/.arduino15/packages/arduino/tools/bossac), "
-                         "or build BOSSA 1.9+ from github.com/arduino/BOSSA and put bossac on "
+                         "Boards\" core (it brings packages/arduino/tools/bossac under "
+                         "~/.arduino15, ~/Library/Arduino15 or %LOCALAPPDATA%\\Arduino15), or "
+                         "build BOSSA 1.9+ from github.com/arduino/BOSSA and put bossac on "
                          "PATH")
-    boot = [p for v, p in usb_devices(ARDUINO_VID) if p == NANO_BOOTLOADER_PID]
     if port is None:
-        ports = serial_ports()
-        if not boot or not ports:
-            raise FlashError("the Nano's bootloader is not on USB: double-tap its reset button "
-                             "(the orange LED pulses), then run make flash again within a "
-                             "few seconds (or give PORT=/dev/ttyACMn)")
-        port = ports[-1]  # the bootloader's port is the newest one
+        boot = usb.board_ports("nano33ble_sense", "bootloader")
+        if not boot:
+            raise FlashError("the Nano's bootloader is not on USB "
+                             f"({usb.known_ids('nano33ble_sense')} is the app; the bootloader "
+                             "is 2341:005a): double-tap its reset button (the orange LED "
+                             "pulses), then run make flash again within a few seconds (or "
+                             "give PORT=DEVICE)")
+        if len(boot) > 1:
+            raise FlashError("several Nano bootloaders on USB: "
+                             + "; ".join(b.describe() for b in boot)
+                             + ". Give PORT=DEVICE")
+        port = boot[0].device
     check_port_access(port)
-    cmd = [bossac, "--debug", f"--port={Path(port).name}", "--usb-port=1", "--info",
+    # bossac takes the port's name without /dev/ (ttyACM0, cu.usbmodem1101, COM5)
+    name = port[len("/dev/"):] if port.startswith("/dev/") else port
+    cmd = [bossac, "--debug", f"--port={name}", "--usb-port=1", "--info",
            "--erase", "--write", str(image.bin), "--reset"]
     print("flash: " + " ".join(cmd))
     if subprocess.run(cmd).returncode != 0:
         raise FlashError("bossac failed (its output is above): double-tap reset so the orange "
                          "LED pulses and run make flash again right away")
-    print(f"flash: done. Then: make view APP={image.app} PORT=/dev/ttyACM0")
+    print(f"flash: done. {view_hint(image.app)}")
+
+
+# ---- OpenMV: files, not an Mbed build -----------------------------------------------------
+OPENMV = "openmv_h7"
+
+
+def openmv_drive_folder(app: str) -> Path:
+    return REPO / "build" / "openmv" / app / "drive"
+
+
+def openmv_route(app: str) -> str:
+    return (f"openmv_h7 is not built with Mbed: make openmv APP={app} [MICROPYTHON=dir] "
+            f"writes its files to {openmv_drive_folder(app).relative_to(REPO)}/, then make "
+            f"flash APP={app} BOARD=openmv_h7 copies them to the camera's USB drive "
+            "(docs/boards.md, OpenMV Cam H7)")
+
+
+def flash_openmv(app: str, drive: Path | None) -> None:
+    """Copy build/openmv/<app>/drive/ (made by `make openmv`) to the camera's USB drive."""
+    folder = openmv_drive_folder(app)
+    files = sorted(f for f in folder.glob("*") if f.is_file()) if folder.is_dir() else []
+    if not files:
+        raise FlashError(f"no {folder.relative_to(REPO)}/ yet: {openmv_route(app)}")
+    if drive is None:
+        drive = usb.find_drive(*usb.OPENMV_DRIVE)
+    if drive is None:
+        raise FlashError("the OpenMV Cam's USB drive is not mounted (looked for a drive holding "
+                         f"{usb.OPENMV_DRIVE[1]}): plug the camera in and wait for its drive, "
+                         "or give DRIVE=its mount point; by hand: copy every file in "
+                         f"{folder} onto it")
+    print(f"flash: copying {len(files)} files from {folder.relative_to(REPO)} to the OpenMV "
+          f"drive {drive}")
+    copy_to_drive(files, drive)
+    print("flash: done; press the camera's reset button (or eject the drive and replug) to "
+          f"start main.py. {view_hint(app)}, or open OpenMV IDE with main_ide.py")
 
 
 # ---- command line -------------------------------------------------------------------------
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    boards = ", ".join(BOARD_SPECS)
+    boards = ", ".join([*BOARD_SPECS, OPENMV])
     p = argparse.ArgumentParser(
         prog="patchcam flash", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  make firmware APP=vww BOARD=disco_f746ng MBED_OS_PATH=~/mbed-os\n"
                "  make flash APP=person_detect BOARD=disco_f746ng          # ST-LINK drive\n"
-               "  make flash APP=vww BOARD=nano33ble_sense PORT=/dev/ttyACM0  # after a "
-               "double-tap on reset\n"
+               "  make flash APP=vww BOARD=nano33ble_sense     # after a double-tap on reset\n"
+               "  make flash APP=vww BOARD=openmv_h7           # after make openmv APP=vww\n"
                "  python -m patchcam.targets.flash fit --app mask_detect --board nano33ble_sense\n"
                "wiring, expected speed and the measured sizes: docs/boards.md")
     p.add_argument("action", choices=("fit", "build", "flash"),
@@ -484,8 +563,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                         f"clone in {MBED_OS_CACHE}, made on first use)")
     p.add_argument("--method", help="disco_f746ng: drive (copy to the ST-LINK drive, default "
                                     f"when mounted), {', '.join(DISCO_METHODS)}")
-    p.add_argument("--port", help="nano33ble_sense: the bootloader's serial port "
-                                  "(default: the newest /dev/ttyACM*)")
+    p.add_argument("--port", help="nano33ble_sense: the bootloader's serial port (default: "
+                                  "the port with the bootloader's USB ID, 2341:005a)")
+    p.add_argument("--drive", type=Path,
+                   help="disco_f746ng, openmv_h7: the board's USB drive, mounted (default: "
+                        "found by its name or files under the system's mount places)")
     p.add_argument("--model-dir", type=Path,
                    help="a generated model folder (model.c, model.h, app_config.h) to build "
                         "instead of the app's own (apps/<app>/generated, else its untrained "
@@ -497,7 +579,16 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
     try:
+        if a.board == OPENMV:
+            if a.action != "flash":
+                raise FlashError(openmv_route(a.app))
+            if a.method is not None:
+                raise FlashError(f"METHOD={a.method} does not apply to openmv_h7: its files "
+                                 "are copied to the camera's USB drive; leave METHOD out")
+            flash_openmv(a.app, a.drive)
+            return 0
         board = board_spec(a.board)
+        method = check_method(board, a.method) if a.action == "flash" else None
         if board.virtual:
             print(f"flash: {virtual_message(a.app, board)}")
             return 0
@@ -511,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         image = build(a.app, board, a.mbed_os, a.jobs, model_dir=a.model_dir)
         if a.action == "flash":
             if board.flasher == "st_link":
-                flash_disco(image, a.method, a.mbed_os, a.model_dir)
+                flash_disco(image, method, a.mbed_os, a.model_dir, a.drive)
             elif board.flasher == "bossac":
                 flash_nano(image, a.port)
             else:

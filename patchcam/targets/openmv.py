@@ -83,9 +83,9 @@ def micropython_dir(path: str | Path | None = None) -> Path:
 def fetch_micropython(mpy: Path) -> None:
     """Clone MicroPython at the pinned commit into the cache folder (what a fresh clone of
     patchcam needs to build the native module; nothing of it enters the repository)."""
-    if mpy != MICROPYTHON_CACHE or (mpy / "py" / "dynruntime.mk").is_file():
+    if mpy != MICROPYTHON_CACHE:
         return
-    try:
+    try:  # an existing clone is verified to be at the pin (a failed checkout is not accepted)
         dl.clone_pinned(MICROPYTHON_URL, mpy, MICROPYTHON_PIN, "MicroPython")
     except dl.CloneError as e:
         raise OpenMVError(f"{e} (or pass --micropython DIR)") from None
