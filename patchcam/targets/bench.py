@@ -25,6 +25,13 @@ schedule and the runtime functions its instructions ran in (the kernel variant),
 same summed per kernel type (`per_kind`: pointwise, depthwise, conv2d, add, ...). The table
 shows instructions per MAC per kernel type; `--per-op` prints every op.
 
+`--cmsis-nn DIR` (a checkout of ARM-software/CMSIS-NN, never part of this repository) also
+runs each model's layer-by-layer C with Arm's CMSIS-NN kernels in place of ours
+(patchcam.targets.cmsisnn: same layers, weights, arena and driver, the same emulated M7 and
+compiler flags; its output must equal the reference too) and reports our instructions divided
+by CMSIS-NN's per kernel type and for the whole network (`vs_cmsis_nn` of the DSP layer
+record; the CMSIS-NN run is a record of its own, kernels "cmsis-nn").
+
 Records go to build/bench.json (a list of dicts, one per model x schedule x kernels).
 """
 
@@ -45,7 +52,7 @@ from tqdm import tqdm
 from patchcam.compiler import codegen, patchplan, reference
 from patchcam.compiler.ir import Graph
 from patchcam.compiler.models import load_graph
-from patchcam.targets import armbuild, opprofile
+from patchcam.targets import armbuild, cmsisnn, opprofile
 
 PRESETS = ("mcu-s-96", "mcu-m-128", "mbv2-0.35-144", "mbv2-1.0-224")
 APPS = ("vww", "person_detect", "mask_detect")  # untrained networks unless exported
@@ -83,6 +90,9 @@ class Record:
     per_kind: dict[str, dict] | None = None
     # per step (op, input copy, halo step), in op order: see opprofile.StepProfile
     per_op: list[dict] | None = None
+    cmsis_nn_commit: str | None = None  # kernels "cmsis-nn": the CMSIS-NN checkout's commit
+    # the DSP layer record, when CMSIS-NN ran beside it: see compare_cmsis_nn
+    vs_cmsis_nn: dict | None = None
 
     @property
     def tflm_ratio(self) -> float | None:
@@ -130,9 +140,10 @@ def _declared_arena(model_dir: Path) -> int:
 
 def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want: np.ndarray,
             where: Path, kernels_list: tuple[str, ...] = ("dsp", "portable"),
-            tflm: int | None = None) -> list[Record]:
-    """Generate, build and run one schedule on the M7 for each kernel path; refuse to report
-    an output that differs from the reference or an arena that differs from the plan."""
+            tflm: int | None = None, cmsis: cmsisnn.Library | None = None) -> list[Record]:
+    """Generate, build and run one schedule on the M7 for each kernel path ("dsp",
+    "portable"; "cmsis-nn" with cmsis, layer schedule only); refuse to report an output that
+    differs from the reference or an arena that differs from the plan."""
     model_dir = where / "model"
     codegen.generate(g, model_dir, schedule=s)
     arena = _declared_arena(model_dir)
@@ -142,13 +153,24 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
     records = []
     for kernels in kernels_list:
         portable = kernels == "portable"
-        try:
-            build = armbuild.build(model_dir, where / "m7", portable=portable)
-            fits = True
-        except armbuild.BudgetError:
-            build = armbuild.build(model_dir, where / "m7", portable=portable, budget=ROOMY)
-            fits = False
-        out, prof = opprofile.profile_model(build.elf, x.tobytes(), g, model_dir / "model.c",
+        model_c = model_dir / "model.c"
+        if kernels == "cmsis-nn":
+            if cmsis is None or s.mode != "layer":
+                raise ValueError("CMSIS-NN runs need a checkout (--cmsis-nn) and the layer "
+                                 "schedule")
+            build = cmsisnn.build_model(model_dir, cmsis, where / "cmsis-nn")
+            model_c = where / "cmsis-nn" / "model" / "model.c"
+            fits = (build.sizes.flash_bytes <= armbuild.STM32F746.flash_bytes
+                    and build.sizes.ram_bytes <= armbuild.STM32F746.ram_bytes)
+        else:
+            try:
+                build = armbuild.build(model_dir, where / "m7", portable=portable)
+                fits = True
+            except armbuild.BudgetError:
+                build = armbuild.build(model_dir, where / "m7", portable=portable,
+                                       budget=ROOMY)
+                fits = False
+        out, prof = opprofile.profile_model(build.elf, x.tobytes(), g, model_c,
                                             patchplan.op_macs(g, s), timeout_s=1800)
         got = np.frombuffer(out, np.int8)
         if not np.array_equal(got, want.reshape(-1)):
@@ -159,8 +181,66 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
         records.append(Record(
             g.name, schedule, kernels, s.macs, g.total_params, arena, build.sizes.flash_bytes,
             build.sizes.ram_bytes, fits, int(n), round(n / s.macs, 3), s.mode, s.split,
-            list(s.grid), s.frame_bytes, tflm, per_kind, per_op))
+            list(s.grid), s.frame_bytes, tflm, per_kind, per_op,
+            cmsis.commit if kernels == "cmsis-nn" and cmsis is not None else None))
     return records
+
+
+def compare_cmsis_nn(ours: Record, theirs: Record) -> dict:
+    """Our instructions / CMSIS-NN's, whole network and per kernel type (the same layers);
+    a ratio below 1 means we execute fewer instructions."""
+    if (ours.model, ours.schedule, ours.macs) != (theirs.model, theirs.schedule, theirs.macs):
+        raise ValueError(f"not the same layers: {ours.model}/{ours.schedule} vs "
+                         f"{theirs.model}/{theirs.schedule}")
+    per_kind = {}
+    for kind, d in (ours.per_kind or {}).items():
+        t = (theirs.per_kind or {}).get(kind)
+        if t is None or kind == "driver":
+            continue
+        per_kind[kind] = {"macs": d["macs"], "instructions": d["instructions"],
+                          "cmsis_nn_instructions": t["instructions"],
+                          "ratio": round(d["instructions"] / t["instructions"], 3)
+                          if t["instructions"] else None}
+    return {"commit": theirs.cmsis_nn_commit, "kernels": ours.kernels,
+            "instructions": ours.m7_instructions,
+            "cmsis_nn_instructions": theirs.m7_instructions,
+            "ratio": round(ours.m7_instructions / theirs.m7_instructions, 3),
+            "per_kind": per_kind}
+
+
+def attach_cmsis_nn(records: list[Record]) -> None:
+    """Sets vs_cmsis_nn of each DSP record that has a CMSIS-NN run of the same model and
+    schedule."""
+    peers = {(r.model, r.schedule): r for r in records if r.kernels == "cmsis-nn"}
+    for r in records:
+        peer = peers.get((r.model, r.schedule))
+        if r.kernels == "dsp" and peer is not None:
+            r.vs_cmsis_nn = compare_cmsis_nn(r, peer)
+
+
+CMSIS_KINDS = ("pointwise", "depthwise", "conv2d", "add")
+
+
+def cmsis_table(records: list[Record]) -> str:
+    """Our DSP instructions / CMSIS-NN's, per model (layer by layer), whole and per kind."""
+    head = (f"{'model':<14} {'ours instr':>13} {'CMSIS-NN instr':>14} {'whole':>6} "
+            + " ".join(f"{k:>9}" for k in CMSIS_KINDS))
+    rows = [head, "-" * len(head)]
+    commits = set()
+    for r in records:
+        v = r.vs_cmsis_nn
+        if v is None:
+            continue
+        commits.add(v["commit"])
+        cells = []
+        for k in CMSIS_KINDS:
+            d = v["per_kind"].get(k)
+            cells.append(f"{d['ratio']:>9.3f}" if d and d["ratio"] is not None else f"{'-':>9}")
+        rows.append(f"{r.model:<14} {v['instructions']:>13,} {v['cmsis_nn_instructions']:>14,} "
+                    f"{v['ratio']:>6.3f} " + " ".join(cells))
+    rows.append(f"ours / CMSIS-NN instructions (< 1: fewer); CMSIS-NN commit "
+                f"{', '.join(sorted(c or 'unknown' for c in commits))}")
+    return "\n".join(rows)
 
 
 def _ipm(instructions: int, macs: int) -> float | None:
@@ -187,7 +267,10 @@ def profile_fields(prof: opprofile.ModelProfile) -> tuple[dict[str, dict], list[
 
 
 def bench_model(spec: str, with_tflm: bool = True, schedules: tuple[str, ...] = SCHEDULES,
-                kernels: tuple[str, ...] = ("dsp", "portable")) -> list[Record]:
+                kernels: tuple[str, ...] = ("dsp", "portable"),
+                cmsis: cmsisnn.Library | None = None) -> list[Record]:
+    """Every schedule x kernel path of one model; with cmsis, also the layer schedule on
+    CMSIS-NN's kernels, compared with ours (vs_cmsis_nn)."""
     g = load_graph(spec)
     x = photo_input(g)
     want = reference.run(g, x)
@@ -199,8 +282,10 @@ def bench_model(spec: str, with_tflm: bool = True, schedules: tuple[str, ...] = 
             print(f"bench: {g.name}: no {schedule} schedule beats layer by layer (recompute: "
                   f"within {100 * MAX_OVERHEAD:.0f}% MACs); not measured", file=sys.stderr)
             continue
+        ks = kernels + (("cmsis-nn",) if cmsis is not None and schedule == "layer" else ())
         records += measure(g, s, schedule, x, want, Path("build/bench") / g.name / schedule,
-                           kernels, tflm)
+                           ks, tflm, cmsis)
+    attach_cmsis_nn(records)
     return records
 
 
@@ -283,20 +368,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernels", default="dsp,portable", help="dsp,portable (default: both)")
     p.add_argument("--no-tflm", action="store_true", help="skip the TFLite Micro arena search")
     p.add_argument("--out", default=str(OUT), help=f"JSON output (default {OUT})")
+    p.add_argument("--cmsis-nn", metavar="DIR",
+                   help="a checkout of ARM-software/CMSIS-NN: also run the layer schedule on "
+                        "its kernels and report ours / CMSIS-NN's instructions")
     p.add_argument("--per-op", action="store_true",
                    help="also print every op's instructions, MACs and kernel functions")
     args = p.parse_args(argv)
+    cmsis = None
+    if args.cmsis_nn:
+        try:
+            cmsis = cmsisnn.library(args.cmsis_nn)
+        except cmsisnn.CmsisNnError as e:
+            p.error(str(e))
     records: list[Record] = []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for spec in tqdm(args.models, desc="bench", unit="model"):
         records += bench_model(spec, with_tflm=not args.no_tflm,
                                schedules=tuple(args.schedules.split(",")),
-                               kernels=tuple(args.kernels.split(",")))
+                               kernels=tuple(args.kernels.split(",")), cmsis=cmsis)
         out.write_text(json.dumps([asdict(r) for r in records], indent=1))  # after each model
     print(table(records))
     print("\ninstructions per MAC by kernel type (%instr: share of the model's instructions)")
     print(kind_table(records))
+    if cmsis is not None:
+        print("\nCMSIS-NN side by side (layer by layer, same layers, same emulated M7)")
+        print(cmsis_table(records))
     if args.per_op:
         for r in records:
             print()
