@@ -9,7 +9,8 @@
  * requantisation constants prepared (pc_rq_t, pc_dsp.h). Per tap and pixel that leaves one
  * input load, two SXTAB16 (which also add the input offset), one LDRD of the widened weights
  * and four SMLABB / SMLATT: 8 instructions for 4 MACs. The four results are requantised,
- * packed, clamped and stored as one word. Pixels whose window lies inside the image (all but
+ * packed, clamped (only when act_min / act_max are narrower than int8) and stored as one
+ * word. Pixels whose window lies inside the image (all but
  * a border of about kernel/2) take a path without clipping: for 3x3 (stride 1 or 2) two
  * neighbouring pixels at a time, which share input loads, weight words and requantisation
  * constants; for 5x5 / 7x7 with each kernel row unrolled.
@@ -76,6 +77,7 @@ typedef struct {
     int32_t fast; /* all four rq are fast */
     uint32_t off2; /* input offset in both int16 lanes */
     uint32_t lo4, hi4;
+    int32_t clamp; /* act_min / act_max narrower than int8 (else SSAT has clamped) */
     const int32_t *mult, *shift; /* the group's q->multiplier / q->shift (generic route) */
     int32_t out_off, lo, hi;
 } group_t;
@@ -117,7 +119,9 @@ PC_INLINE void store4(const group_t *g, const acc4_t *a, int8_t *out)
     if (g->fast) {
         packed = pc_pack_s8x4(pc_rq_fast(a->s0, &g->rq[0]), pc_rq_fast(a->s1, &g->rq[1]),
                               pc_rq_fast(a->s2, &g->rq[2]), pc_rq_fast(a->s3, &g->rq[3]));
-        packed = pc_min_s8x4(pc_max_s8x4(packed, g->lo4), g->hi4);
+        if (g->clamp) {
+            packed = pc_min_s8x4(pc_max_s8x4(packed, g->lo4), g->hi4);
+        }
     } else {
         const int32_t s[4] = {a->s0, a->s1, a->s2, a->s3};
         int32_t v[4];
@@ -292,7 +296,7 @@ PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t
  * pixel ~1.5 instead of 2 instructions per MAC, and each requantisation constant loaded once
  * for both). */
 PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t row,
-                                    int32_t ch, int8_t *out, int32_t n, int s2)
+                                    int32_t ch, int8_t *out, int32_t n, int s2, int clamp)
 {
     const int32_t step = s2 ? 2 * ch : ch; /* between neighbouring pixels' first columns */
     if (!g->fast) {
@@ -307,8 +311,10 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
         pair_half(g, x, row, ch, 1, va, vb, s2);
         pa = pc_pack_s8x4(va[0], va[1], va[2], va[3]);
         pb = pc_pack_s8x4(vb[0], vb[1], vb[2], vb[3]);
-        pa = pc_min_s8x4(pc_max_s8x4(pa, g->lo4), g->hi4);
-        pb = pc_min_s8x4(pc_max_s8x4(pb, g->lo4), g->hi4);
+        if (clamp) {
+            pa = pc_min_s8x4(pc_max_s8x4(pa, g->lo4), g->hi4);
+            pb = pc_min_s8x4(pc_max_s8x4(pb, g->lo4), g->hi4);
+        }
         memcpy(out, &pa, 4);
         memcpy(out + ch, &pb, 4);
         x += 2 * step;
@@ -322,14 +328,22 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
 PC_NOINLINE void run_inside_3x3_s1(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
                                    int8_t *out, int32_t n)
 {
-    run_inside_3x3_pairs(g, x, row, ch, out, n, 0);
+    if (g->clamp) {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1);
+    } else {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0);
+    }
 }
 
 /* Stride 2: the pair shares one input column per row (5 loads instead of 6). */
 PC_NOINLINE void run_inside_3x3_s2(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
                                    int8_t *out, int32_t n)
 {
-    run_inside_3x3_pairs(g, x, row, ch, out, n, 1);
+    if (g->clamp) {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1);
+    } else {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0);
+    }
 }
 
 /* A pixel at the border: only the taps [ky0, ky1) x [kx0, kx1) are inside the image; x: the
@@ -382,6 +396,7 @@ static void group_prepare(group_t *g, const pc_conv_params_t *p,
     g->off2 = pc_dup16(p->input_offset);
     g->lo4 = pc_dup8(p->act_min);
     g->hi4 = pc_dup8(p->act_max);
+    g->clamp = p->act_min > -128 || p->act_max < 127;
     g->mult = q->multiplier + c;
     g->shift = q->shift + c;
     g->out_off = p->output_offset;

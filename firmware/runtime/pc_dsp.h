@@ -49,6 +49,14 @@
 #define PC_BARRIER() ((void)0)
 #endif
 
+/* Asks gcc to unroll the next loop n times (a loop with a constant trip count: completely). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define PC_STR_(x) #x
+#define PC_UNROLL(n) _Pragma(PC_STR_(GCC unroll n))
+#else
+#define PC_UNROLL(n)
+#endif
+
 /* Unaligned little-endian loads (one LDR / LDRH on Cortex-M7). */
 static inline uint32_t pc_read_u32(const void *p)
 {
