@@ -3,6 +3,7 @@ for layer-by-layer and patch-based code (bench itself refuses a Cortex-M7 output
 differs from the reference, or a declared arena that differs from the plan)."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -49,3 +50,38 @@ def test_bench_records_have_measured_fields(tmp_path):
             "m7_instructions", "instr_per_mac", "mode", "split", "grid", "tflm_arena_bytes"}
     assert keys <= set(saved[0])
     assert [r["schedule"] for r in saved] == ["layer", "patch"]
+
+
+def _rec(model: str, kernels: str, n: int, vs: dict | None = None) -> bench.Record:
+    kinds = {"pointwise": {"macs": 600, "instructions": n // 2, "instr_per_mac": n / 1200,
+                           "ops": 2},
+             "depthwise": {"macs": 400, "instructions": n // 4, "instr_per_mac": n / 1600,
+                           "ops": 1},
+             "driver": {"macs": 0, "instructions": n // 4, "instr_per_mac": None, "ops": 0}}
+    return bench.Record(model, "layer", kernels, 1000, 10, 100, 1000, 1000, True, n, n / 1000,
+                        per_kind=kinds, vs_cmsis_nn=vs)
+
+
+def test_docs_tables_come_from_bench_json(tmp_path, capsys):
+    vs = {"commit": "abc", "kernels": "dsp", "instructions": 4000,
+          "cmsis_nn_instructions": 8000, "ratio": 0.5,
+          "per_kind": {"pointwise": {"macs": 600, "instructions": 2000,
+                                     "cmsis_nn_instructions": 3000, "ratio": 0.667}}}
+    records = [_rec("m1", "dsp", 4000, vs), _rec("m1", "cmsis-nn", 8000), _rec("m2", "dsp", 8000)]
+    saved = tmp_path / "bench.json"
+    saved.write_text(json.dumps([asdict(r) for r in records]))
+    assert bench.load_records(saved) == records
+    text = bench.markdown_tables(records)
+    assert "| `m1` | layer | 0.0 M | 4.00 | 3.33 (50.0 %) | 2.50 (25.0 %) | - | 25.0 % |" in text
+    assert "`m2`" in text and text.count("| `m1` |") == 2  # the CMSIS-NN run is no row of its own
+    assert "CMSIS-NN abc" in text and "| `m1` | 0.0 M | 0.0 M | 0.500 | 0.667 | - | - | - |" in text
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"# t\n\nbefore\n{bench.DOCS_BEGIN}\nstale\n{bench.DOCS_END}\nafter\n")
+    assert bench.main(["--from-json", str(saved), "--docs", str(doc)]) == 0
+    new = doc.read_text()
+    assert "stale" not in new and text in new and new.endswith(f"{bench.DOCS_END}\nafter\n")
+    assert not bench.update_docs(doc, records)  # idempotent
+    doc.write_text("no markers\n")
+    with pytest.raises(ValueError, match="bench-tables|bench tables"):
+        bench.update_docs(doc, records)
+    capsys.readouterr()

@@ -356,6 +356,75 @@ def op_table(r: Record) -> str:
     return "\n".join(rows)
 
 
+DOCS_BEGIN = "<!-- bench tables: begin (patchcam bench --docs FILE writes this part) -->"
+DOCS_END = "<!-- bench tables: end -->"
+
+
+def load_records(path: str | Path) -> list[Record]:
+    """The records of a build/bench.json."""
+    return [Record(**d) for d in json.loads(Path(path).read_text())]
+
+
+def _m(n: int) -> str:
+    return f"{n / 1e6:,.1f} M"
+
+
+def markdown_tables(records: list[Record]) -> str:
+    """The docs' tables, from records: instructions per MAC per kernel type (DSP kernels), and
+    ours / CMSIS-NN's instructions when CMSIS-NN ran."""
+    rows = ["Instructions per MAC per kernel type (DSP kernels; in brackets the type's share of "
+            "the model's instructions):", "",
+            "| model | schedule | instructions | all | pointwise | depthwise | conv2d | other |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r.kernels != "dsp" or not r.per_kind:
+            continue
+        cells, rest = [], 100.0
+        for k in KIND_COLUMNS:
+            d = r.per_kind.get(k)
+            if d is None or not d["macs"]:
+                cells.append("-")
+                continue
+            share = 100 * d["instructions"] / r.m7_instructions
+            rest -= share
+            cells.append(f"{d['instr_per_mac']:.2f} ({share:.1f} %)")
+        rows.append(f"| `{r.model}` | {r.schedule} | {_m(r.m7_instructions)} | "
+                    f"{r.instr_per_mac:.2f} | " + " | ".join(cells) + f" | {rest:.1f} % |")
+    peers = [r for r in records if r.vs_cmsis_nn]
+    if peers:
+        commits = sorted({r.vs_cmsis_nn["commit"] or "unknown" for r in peers})
+        rows += ["", f"Ours / CMSIS-NN's instructions (ARM-software/CMSIS-NN "
+                     f"{', '.join(commits)}; same layers, same emulated M7; < 1: fewer):", "",
+                 "| model | ours | CMSIS-NN | whole | " + " | ".join(CMSIS_KINDS) + " |",
+                 "|---|---|---|---|" + "---|" * len(CMSIS_KINDS)]
+        for r in peers:
+            v = r.vs_cmsis_nn
+            ratios = []
+            for k in CMSIS_KINDS:
+                d = v["per_kind"].get(k)
+                ratios.append(f"{d['ratio']:.3f}" if d and d["ratio"] is not None else "-")
+            rows.append(f"| `{r.model}` | {_m(v['instructions'])} | "
+                        f"{_m(v['cmsis_nn_instructions'])} | {v['ratio']:.3f} | "
+                        + " | ".join(ratios) + " |")
+    return "\n".join(rows)
+
+
+def update_docs(path: str | Path, records: list[Record]) -> bool:
+    """Rewrites the part of a Markdown file between DOCS_BEGIN and DOCS_END with
+    markdown_tables(records); returns whether the file changed."""
+    path = Path(path)
+    text = path.read_text()
+    if text.count(DOCS_BEGIN) != 1 or text.count(DOCS_END) != 1 or \
+            text.index(DOCS_BEGIN) > text.index(DOCS_END):
+        raise ValueError(f"{path}: needs one {DOCS_BEGIN!r} ... {DOCS_END!r} section")
+    head, rest = text.split(DOCS_BEGIN)
+    _, tail = rest.split(DOCS_END)
+    new = f"{head}{DOCS_BEGIN}\n{markdown_tables(records)}\n{DOCS_END}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="patchcam bench",
@@ -373,7 +442,18 @@ def main(argv: list[str] | None = None) -> int:
                         "its kernels and report ours / CMSIS-NN's instructions")
     p.add_argument("--per-op", action="store_true",
                    help="also print every op's instructions, MACs and kernel functions")
+    p.add_argument("--docs", metavar="FILE",
+                   help="write the tables into FILE's bench-tables section (Markdown)")
+    p.add_argument("--from-json", metavar="JSON",
+                   help="measure nothing: the tables (and --docs) from a saved bench.json")
     args = p.parse_args(argv)
+    if args.from_json:
+        records = load_records(args.from_json)
+        print(markdown_tables(records))
+        if args.docs:
+            changed = update_docs(args.docs, records)
+            print(f"\n{args.docs}: {'updated' if changed else 'already up to date'}")
+        return 0
     cmsis = None
     if args.cmsis_nn:
         try:
@@ -398,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in records:
             print()
             print(op_table(r))
+    if args.docs:
+        update_docs(args.docs, records)
     print(f"\nwrote {out}; instruction counts are exact (QEMU -icount, TCG plugin), one "
           "inference on scikit-image's astronaut photo; 'fits' = within the STM32F746's "
           "1 MB flash / 320 kB SRAM; 'arena / TFLM': the goal is <= 1/3 ('ok')")
