@@ -131,17 +131,14 @@ class DataSource:
     image_label: str | None = None  # classify: every image of this source is this class
     splits: list[str] = field(default_factory=lambda: list(SPLIT_NAMES))  # which to use
     # held out of training: every image is a test image, so `make eval` scores a kind of
-    # photo the model never saw, in full (generalisation, not a split of a known source)
+    # photo the model never saw, in full (generalisation, not a split of a known source);
+    # patchcam.training.readers.read_source applies it
     held_out: bool = False
     # detect: each box grown into the box of the whole it is part of, in multiples of the
     # box's own width/height [left, top, right, bottom] (faces -> head-and-shoulders person
     # boxes, clipped to the image). Such boxes are approximate: a grown source is never scored
     # (its splits may not include "test").
     grow: list[float] | None = None
-
-    def split_of(self, sample_split: str) -> str:
-        """The split a sample of this source is in for the app (its own, or test)."""
-        return "test" if self.held_out else sample_split
 
 
 @dataclass(frozen=True)

@@ -69,10 +69,7 @@ def read_sources(cfg: AppConfig, exclude: set[str] = frozenset()) -> list[reader
         root = cfg.data_path(src)
         if root.name in exclude:
             continue
-        kw = {"class_names": src.class_names} if src.class_names else {}
-        ss = readers.read_dataset(root, src.format, **kw)
-        samples = [replace(s, split=src.split_of(s.split)) for s in ss]
-        samples = [s for s in samples if s.split in src.splits]
+        samples = [s for s in readers.read_source(root, src) if s.split in src.splits]
         if src.image_label:
             samples = readers.with_image_label(samples, src.image_label)
         elif any(s.image_label is None for s in samples):

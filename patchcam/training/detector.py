@@ -105,11 +105,10 @@ def load_split(cfg: AppConfig, split: str, sources: list[int] | None = None,
             continue
         if boxes_only and negatives_only(src):
             continue
-        kw = {"class_names": src.class_names} if src.class_names else {}
         root = cfg.data_path(src)
-        ss = readers.read_dataset(root, src.format, **kw)
+        ss = readers.read_source(root, src)
         mapping = {**{n: n for n in names}, **src.class_map}
-        mine = [x for x in ss if src.split_of(x.split) == split]
+        mine = ss.split(split)
         samples = readers.remap_labels(mine, mapping, drop_unmapped=True)
         if negatives_only(src):
             samples = [x for x in samples if mapping.get(x.image_label or "") not in names]

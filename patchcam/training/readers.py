@@ -34,8 +34,9 @@ import warnings
 import xml.parsers.expat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -619,6 +620,25 @@ def read_dataset(path: str | Path, format: str = "auto", **kw) -> SampleSet:
                                                     "yolo": read_yolo,
                                                     "captions": read_captions}
     return readers[fmt](path, **kw)
+
+
+class SourceSpec(Protocol):
+    """What read_source needs of an app's [[data]] entry (patchcam.app.config.DataSource)."""
+    format: str
+    class_names: list[str] | None
+    held_out: bool
+
+
+def read_source(path: str | Path, src: SourceSpec) -> SampleSet:
+    """One [[data]] source of an app, each sample in the split it has for the app: its own
+    (read_dataset's), or "test" for every sample of a held_out source (never trained on, so
+    scored in full). The one place that decides it: training, evaluation and the split
+    checks all read an app's sources through here."""
+    kw = {"class_names": src.class_names} if src.class_names else {}
+    ss = read_dataset(path, src.format, **kw)
+    if src.held_out:
+        ss.samples = [replace(s, split="test") for s in ss.samples]
+    return ss
 
 
 def remap_labels(samples: Iterable[Sample], mapping: dict[str, str],

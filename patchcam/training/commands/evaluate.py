@@ -330,24 +330,19 @@ def vww_samples(cfg: AppConfig, meta: dict, split: str) -> dict[str, list[reader
 
     Folder sources are split as the weights were (meta 'split'): by imagesets.split_of for
     the shipped VWW weights, else by the readers' own split. Detection sets (image_label)
-    always use the readers' split.
+    always use the readers' split; a held_out source is all test (readers.read_source).
     """
     by_hash = "split_of" in str(meta.get("split", ""))
     out = {}
     for src in cfg.data:
         root = cfg.data_path(src)
-        kw = {"class_names": src.class_names} if src.class_names else {}
-        ss = readers.read_dataset(root, src.format, **kw)
-        if src.held_out:  # never trained on: every photo is a test photo
-            chosen = list(ss) if split == "test" else []
-            if src.image_label is not None:
-                chosen = readers.with_image_label(chosen, src.image_label)
-        elif src.image_label is not None:
-            chosen = readers.with_image_label(ss.split(split), src.image_label)
-        elif by_hash:
+        ss = readers.read_source(root, src)
+        if by_hash and not src.held_out and src.image_label is None:
             chosen = [s for s in ss if imagesets.split_of(s.path) == split]
         else:
             chosen = ss.split(split)
+        if src.image_label is not None:
+            chosen = readers.with_image_label(chosen, src.image_label)
         if chosen:
             out[root.name] = chosen
     return out

@@ -74,9 +74,7 @@ def first_split_with_samples(cfg: AppConfig, src: DataSource,
     wanted = [s for s in splits if s in src.splits]
     if not wanted:
         return None
-    kw = {"class_names": src.class_names} if src.class_names else {}
-    have = {src.split_of(x.split) for x in readers.read_dataset(cfg.data_path(src),
-                                                                src.format, **kw)}
+    have = {x.split for x in readers.read_source(cfg.data_path(src), src)}
     return next((s for s in wanted if s in have), None)
 
 
