@@ -3,19 +3,17 @@ https, complete and hash-checked files under their final name, and no path from 
 zip that leaves its folder. No network: the one opener (`download._open`) is replaced."""
 
 import hashlib
-import importlib.util
 import io
 import json
-import sys
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 from patchcam import download as dl
 
-REPO = Path(__file__).resolve().parents[1]
 BODY = b"\xff\xd8 not really a jpeg \xff\xd9"
 
 
@@ -119,14 +117,6 @@ def test_unzip_refuses_members_outside(tmp_path):
 
 
 # ---- the COCO prepare scripts with a hostile instances json -----------------------------------
-def _script(name: str):
-    sys.path.insert(0, str(REPO / "datasets"))
-    spec = importlib.util.spec_from_file_location(name, REPO / "datasets" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _instances(tmp_path: Path, **image) -> Path:
     doc = {"images": [{"id": 1, "width": 10, "height": 10, "file_name": "000001.jpg"} | image],
            "categories": [{"id": 1, "name": "person"}],
@@ -154,7 +144,7 @@ def test_hostile_instances_json_is_refused(tmp_path, opened, script, image, refu
     ann = _instances(tmp_path, **image)
     out = tmp_path / "deep" / "er" / "out"
     with pytest.raises(SystemExit) as e:
-        _script(script).main(["--annotations", str(ann), "--download", "--out", str(out)])
+        load_script(script).main(["--annotations", str(ann), "--download", "--out", str(out)])
     assert refused in _one_line(e)
     assert opened == [] and _written(tmp_path) == []
     # the same from a local image folder: no link or copy outside either
@@ -162,16 +152,16 @@ def test_hostile_instances_json_is_refused(tmp_path, opened, script, image, refu
     (tmp_path / "x.jpg").write_bytes(BODY)
     if "file_name" in image:
         with pytest.raises(SystemExit, match="unsafe file_name"):
-            _script(script).main(["--annotations", str(ann), "--images",
-                                  str(tmp_path / "local"), "--out", str(out)])
+            load_script(script).main(["--annotations", str(ann), "--images",
+                                      str(tmp_path / "local"), "--out", str(out)])
         assert _written(tmp_path) == []
 
 
 def test_coco_server_addresses_are_fetched_over_https(tmp_path, opened):
     ann = _instances(tmp_path, coco_url="http://images.cocodataset.org/val2017/000001.jpg")
     out = tmp_path / "vww"
-    assert _script("prepare_vww").main(["--annotations", str(ann), "--download", "--out",
-                                        str(out)]) == 0
+    assert load_script("prepare_vww").main(["--annotations", str(ann), "--download",
+                                            "--out", str(out)]) == 0
     assert opened == ["https://images.cocodataset.org/val2017/000001.jpg"]
     assert (out / "images" / "000001.jpg").read_bytes() == BODY
     assert "images/000001.jpg,person" in (out / "labels.csv").read_text()

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_detect_toml
 
 from patchcam.app import config
 from patchcam.app.detect import Detections
@@ -256,48 +257,11 @@ def test_the_card_lists_sizes_and_failures_but_links_no_photo(monkeypatch):
     assert "![" not in text and "](" not in text  # counts and a command, never the photos
 
 
-TINY = """
-[app]
-name = "tiny_detect"
-task = "detect"
-[input]
-width = 32
-height = 32
-color = "rgb"
-[classes]
-names = ["person"]
-[thresholds]
-score = 0.4
-[board]
-arena_kb = 128
-flash_kb = 1024
-[model]
-preset = "mcu-m-128"
-[model.overrides]
-width = 0.25
-num_stages = 3
-stage_strides = [1, 2, 2]
-[model.head]
-stride = 8
-channels = 8
-blocks = 1
-kernel = 3
-[train]
-epochs = 1
-lr = 0.003
-batch = 4
-qat_epochs = 0
-[[data]]
-path = "{data}"
-format = "yolo"
-"""
-
-
 def test_eval_detector_reports_sizes_and_draws_failures(tmp_path: Path):
     """A tiny untrained detector end to end: the report's new parts add up."""
     torch.set_num_threads(1)
     toml = tmp_path / "app.toml"
-    toml.write_text(TINY.format(data=tmp_path))
+    toml.write_text(tiny_detect_toml(tmp_path, epochs=1))
     cfg = config.load_app(toml)
     model = cfg.build_model().eval()
     rng = np.random.default_rng(0)

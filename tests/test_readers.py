@@ -1,18 +1,16 @@
 """Dataset readers: real staged sets (when present) and small generated files."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_script
 from PIL import Image
 
 from patchcam.training import readers as R
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _shared(name: str) -> Path:
@@ -270,6 +268,18 @@ def test_coco_image_that_is_a_link_is_read(tmp_path):
     assert [s.image_path for s in ss] == [tmp_path / "set" / "images" / "x.jpg"]
 
 
+def test_read_source_puts_every_sample_of_a_held_out_source_in_test(tmp_path):
+    """The one place an app's [[data]] entry decides splits: its own, or all test."""
+    from patchcam.app.config import DataSource
+    for i in range(20):
+        _img(tmp_path / "set" / "person" / f"p{i}.jpg")
+    own = R.read_source(tmp_path / "set", DataSource(path="set"))
+    assert {s.split for s in own} == {"train", "val", "test"}  # hashed, as read_dataset
+    held = R.read_source(tmp_path / "set", DataSource(path="set", held_out=True))
+    assert [s.split for s in held] == ["test"] * 20 and held.counts()["test"] == 20
+    assert [s.image_path for s in held] == [s.image_path for s in own]
+
+
 def test_annotation_paths_of_labels_csv_stay_inside_too(tmp_path):
     _img(tmp_path / "outside.jpg")
     _img(tmp_path / "set" / "images" / "a.jpg")
@@ -304,14 +314,6 @@ def test_splits_deterministic():
 
 
 # ---- prepare scripts (conversion logic only, no network) ------------------------------------
-def _script(name: str):
-    sys.path.insert(0, str(REPO / "datasets"))
-    spec = importlib.util.spec_from_file_location(name, REPO / "datasets" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _coco_doc():
     return {"images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 100, "height": 100}
                        for i in range(1, 6)],
@@ -327,7 +329,7 @@ def _coco_doc():
 
 
 def test_prepare_vww_conversion(tmp_path):
-    vww = _script("prepare_vww")
+    vww = load_script("prepare_vww")
     doc = _coco_doc()
     labels = vww.vww_labels(doc)
     # 10x10 = 1 % >= 0.5 %; 7x7 = 0.49 %; a car; a crowd; a person box of 20x30
@@ -347,7 +349,7 @@ def test_prepare_vww_conversion(tmp_path):
 
 
 def test_prepare_coco_person_conversion(tmp_path):
-    cp = _script("prepare_coco_person")
+    cp = load_script("prepare_coco_person")
     doc = _coco_doc()
     lines = cp.coco_person_yolo(doc, negatives=1)
     assert lines[1] == ["0 0.050000 0.050000 0.100000 0.100000"]
@@ -368,7 +370,7 @@ def test_prepare_coco_person_conversion(tmp_path):
 
 
 def test_prepare_face_mask_install(tmp_path):
-    fm = _script("prepare_face_mask")
+    fm = load_script("prepare_face_mask")
     src = tmp_path / "archive"
     _img(src / "images" / "maksssksksss0.png")
     _img(src / "images" / "orphan.png")

@@ -9,49 +9,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_detect_toml
 
 from patchcam.app import config, export
 from patchcam.compiler import models, patchplan, quantize, reference
 from patchcam.compiler.ir import Graph
 from patchcam.training import detector as td
 from patchcam.training import imagesets, loop, metrics
-
-TOML = """
-[app]
-name = "tiny_detect"
-task = "detect"
-[input]
-width = 32
-height = 32
-color = "rgb"
-[classes]
-names = ["person"]
-[thresholds]
-score = 0.4
-[board]
-arena_kb = 128
-flash_kb = 1024
-[model]
-preset = "mcu-m-128"
-[model.overrides]
-width = 0.25
-num_stages = 3
-stage_strides = [1, 2, 2]
-[model.head]
-stride = 8
-channels = 8
-blocks = 1
-kernel = 3
-[train]
-epochs = 2
-lr = 0.003
-batch = 4
-qat_epochs = 0
-[[data]]
-path = "{data}"
-format = "yolo"
-class_map = {{ pedestrian = "person" }}
-"""
 
 
 def _tiny_yolo(root: Path, n: int = 12) -> None:
@@ -79,7 +43,7 @@ def tiny_app(tmp_path, monkeypatch):
     data = tmp_path / "tiny"
     _tiny_yolo(data)
     toml = tmp_path / "app.toml"
-    toml.write_text(TOML.format(data=data))
+    toml.write_text(tiny_detect_toml(data, class_map={"pedestrian": "person"}))
     return config.load_app(toml)
 
 
@@ -158,8 +122,7 @@ def test_box_free_sources_give_only_their_negatives(tmp_path, monkeypatch):
         rows.append(f"images/p{i}.png,{'person' if i % 2 else 'no_person'}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     toml = tmp_path / "app.toml"
-    text = TOML.format(data=tmp_path / "unused").split("[[data]]")[0]
-    toml.write_text(text + f'[[data]]\npath = "{folder}"\nformat = "folder"\n')
+    toml.write_text(tiny_detect_toml(None) + f'[[data]]\npath = "{folder}"\nformat = "folder"\n')
     cfg = config.load_app(toml)
     d = td.load_split(cfg, "train")
     assert len(d) > 0 and all(len(b) == 0 for b in d.boxes)
