@@ -148,3 +148,13 @@ def test_resume_without_checkpoint_is_one_line(main, args, tmp_path, capsys):
     want = out / "none" if main is leave_sources_out.main else out  # its first arm's folder
     assert err == f"error: nothing to resume in {want}; start without --resume\n"
     assert not out.exists()
+
+
+def test_training_time_counts_every_logged_epoch_once():
+    """A resumed run's card reports the epochs run before the resume too (not the last
+    process's wall clock, which after a resume straight to export is about 0)."""
+    from patchcam.training.loop import training_seconds
+    history = [{"epoch": 1, "seconds": 60.5}, {"epoch": 2, "seconds": 70.0},
+               {"epoch": 1, "seconds": 30.0, "phase": "qat"}]
+    assert training_seconds(history) == 160.5
+    assert training_seconds([]) == 0.0

@@ -31,7 +31,6 @@ batches as an uninterrupted one. Resuming with no checkpoint is an error
 from __future__ import annotations
 
 import hashlib
-import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -440,7 +439,6 @@ def train_student(cfg: AppConfig, train_samples: list[readers.Sample],
               flush=True)
     torch.manual_seed(o.seed)
     model = zoo.Classifier(cfg.zoo_config())
-    t0 = time.time()
     extra = {"app": cfg.app.name, "teacher": teacher is not None, "views": k_views}
     # QAT resumes only on top of the float model it started from (loop.finished)
     float_done = resume and loop.finished(Path(out_dir) / "last.pt", o.epochs)
@@ -451,9 +449,9 @@ def train_student(cfg: AppConfig, train_samples: list[readers.Sample],
                                     (val_x, val_y))
     else:
         fused, qhist = calibrated(model, data, seed=o.seed), []
-    return Student(model, fused, hist + [{**h, "phase": "qat"} for h in qhist], probe,
-                   teacher_val, {str(k): int(v) for k, v in counts.items()},
-                   time.time() - t0)
+    history = hist + [{**h, "phase": "qat"} for h in qhist]
+    return Student(model, fused, history, probe, teacher_val,
+                   {str(k): int(v) for k, v in counts.items()}, loop.training_seconds(history))
 
 
 def evaluate(st: Student, cfg: AppConfig, samples: list[readers.Sample], desc: str,

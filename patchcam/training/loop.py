@@ -230,3 +230,9 @@ def train_qat(fused: nn.Module, task: Task, o: Options, out_dir: Path, resume: b
         fused.ranges = {k: list(v) for k, v in d["ranges"].items()}
 
     return train(fused, task, o, Path(out_dir) / "qat_last.pt", doc, restore, resume, "qat")
+
+
+def training_seconds(history: list[dict]) -> float:
+    """The time of the epochs logged, so a resumed run counts each epoch once (the wall clock
+    of the last process would leave out every epoch run before the resume)."""
+    return sum(float(h.get("seconds", 0.0)) for h in history)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -176,13 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     last = out / "last.pt"
     # a QAT run can only be resumed if the float model under it is the one it started from
     float_was_done = a.resume and loop.finished(last, o.epochs)
-    t0 = time.time()
     if o.epochs > 0:
         print(f"training {o.epochs} epochs x {td.steps_per_epoch(train, o)} batches of "
               f"{o.batch}, lr {o.lr}; checkpoints in {out}", flush=True)
         model, history = td.fit(model, train, o, out, resume=a.resume, val=val, cfg=cfg,
                                 extra={"app": cfg.app.name})
-    train_s = time.time() - t0
     if o.epochs > 0 and o.eval_every and (out / "best.pt").is_file():
         model, best = td.load_checkpoint(out / "best.pt")
         print(f"using best.pt (epoch {best['epoch']}, val mAP50 "
@@ -239,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = REPO / "apps" / cfg.app.name / "weights" / "float.pt"
     td.save_weights(model, weights, {"app": cfg.app.name, "data": data, "recipe": recipe,
                                      "ap50": summary, "history": history,
-                                     "train_seconds": round(train_s)})
+                                     "train_seconds": round(loop.training_seconds(history))})
     print(f"wrote {gen}/ (model.json, model.h, model.c, app_config.h) and {weights}")
     return 0
 
