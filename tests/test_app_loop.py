@@ -436,3 +436,69 @@ def test_qemu_board_frames_faults_camera_and_reset(det, qemu_det):
 
 def test_have_tools():
     assert shutil.which("gcc") is not None
+
+
+def test_host_board_text_until_hello(det, tmp_path):
+    """PC_APP_TEXT_UNTIL_HELLO (the Nano's standalone mode): from boot the board streams its
+    camera and prints one readable line per frame (the detections patchcam.app.pipeline finds,
+    with the viewer's probabilities), nothing binary; a HELLO from a host switches it to the
+    protocol (its HELLO answer, then FRAMEs as usual)."""
+    import os
+    import re
+    import select
+    import time
+
+    from patchcam.host.viewer import overlay
+    g, spec, model_dir = det
+    exe = boards.build_board("host", model_dir, tmp_path / "b",
+                             defines=(*DEFINES, "PC_APP_TEXT_UNTIL_HELLO=1"))
+    rng = np.random.default_rng(11)
+    w, h, fmt = 32, 24, pp.PixFmt.RGB565
+    frames = [rng.integers(0, 256, w * h * 2, dtype=np.uint8).tobytes() for _ in range(3)]
+    cam = tmp_path / "cam.pcam"
+    cam.write_bytes(boards.camera_file(frames, w, h, fmt))
+    log = tmp_path / "board.log"
+    env = {"PATH": "/usr/bin:/bin", "PATCHCAM_SERIAL": "pty", "PATCHCAM_CAMERA": str(cam)}
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen([str(exe)], env=env, stdout=logf, stderr=logf,
+                                stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (m := re.search(r"board_host: serial on (\S+)", log.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.01)
+        # read what is queued on the pty as it is (pyserial's open would flush it)
+        fd = os.open(m.group(1), os.O_RDWR | os.O_NOCTTY)
+        text = b""
+        while text.count(b"\r\n") < 4 and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                text += os.read(fd, 4096)
+        os.close(fd)
+        lines = text.decode("ascii").split("\r\n")
+        assert lines[0] == "patchcam tiny_det on host: one line per camera frame; the viewer " \
+                           "takes over when it connects"
+        with pp.Link(m.group(1)) as link:
+            hello = link.hello(timeout=10)
+            assert hello.app == "tiny_det"
+            pipe = Pipeline(g, spec)
+            for i, px in enumerate(frames, 1):
+                r = pipe.run(px, w, h, fmt, i, pp.Source.CAMERA)
+                boxes = "; ".join(
+                    f"{overlay.class_name(hello, d.cls)} "
+                    f"{round(100 * overlay.detection_probability(d, hello))}% at "
+                    f"{d.x0},{d.y0}-{d.x1},{d.y1}" for d in r.detections)
+                n = len(r.detections)
+                head = (f"frame {i}: {n} {'box' if n == 1 else 'boxes'}: {boxes}; " if n
+                        else f"frame {i}: no boxes; ")
+                if lines[i].endswith("..."):  # more boxes than the 256-byte line holds
+                    assert len(lines[i]) == 255 and head.startswith(lines[i][:-3])
+                else:
+                    assert lines[i].startswith(head) and \
+                        re.fullmatch(r"\d+\.\d ms", lines[i][len(head):]), (lines[i], head)
+            # the protocol from now on: a FRAME gets its RESULT
+            link.send_frame(9, frames[0], w, h, fmt)
+            res = link.wait_for(pp.Result, 20)
+            assert res.same_outcome(pipe.run(frames[0], w, h, fmt, 9, pp.Source.FRAME))
+    finally:
+        proc.kill()
+        proc.wait()

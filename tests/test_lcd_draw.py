@@ -41,7 +41,7 @@ def driver(tmp_path_factory) -> Path:
         pytest.skip("gcc not installed")
     exe = tmp_path_factory.mktemp("draw") / "draw"
     subprocess.run(["gcc", *FLAGS, "-O2", f"-I{APP}", str(REPO / "tests/c/test_pc_draw_main.c"),
-                    *map(str, SOURCES), "-lm", "-o", str(exe)], check=True)
+                    *map(str, SOURCES), "-o", str(exe)], check=True)
     return exe
 
 

@@ -505,3 +505,112 @@ def test_serve_runs_the_camera_loop_over_usb(monkeypatch):
     assert [r.frame_id for r in results] == [1, 2]
     assert all(r.source == pp.Source.CAMERA for r in results)
     assert any(isinstance(r, pp.Pong) and r.token == 3 for r in rest)
+
+
+# ---- main_ide.py: boxes on the frame buffer, a text line per frame ---------------------------
+class _DrawImage:
+    """An OpenMV `image` stand-in that records the drawing calls."""
+
+    def __init__(self, w: int = 320, h: int = 240) -> None:
+        self.w, self.h, self.calls = w, h, []
+        self.data = bytearray(w * h * 2)
+
+    def width(self) -> int:
+        return self.w
+
+    def height(self) -> int:
+        return self.h
+
+    def bytearray(self) -> bytearray:
+        return self.data
+
+    def draw_rectangle(self, x, y, w, h, color=None, thickness=1, fill=False):
+        self.calls.append(("rect", x, y, w, h, tuple(color), thickness, fill))
+
+    def draw_string(self, x, y, text, color=None, scale=1):
+        self.calls.append(("text", x, y, text, tuple(color)))
+
+
+IDE_APP = types.SimpleNamespace(TASK=1, INPUT_W=160, INPUT_H=128, OUTPUT_SCALE_BITS=_f32_bits(0.05),
+                                OUTPUT_ZERO_POINT=-10, CLASSES=("person", "mask", "no_mask"))
+IDE_DETS = [pp.Detection(10, 30, 50, 90, 0, 40), pp.Detection(60, 0, 100, 60, 1, 20),
+            pp.Detection(120, 70, 175, 140, 2, 90), pp.Detection(65, 100, 110, 126, 0, 0)]
+
+
+def _items(dets) -> bytes:
+    return b"".join(pcproto.detection(d.x0, d.y0, d.x1, d.y1, d.cls, d.score) for d in dets)
+
+
+def test_ide_drawing_matches_the_viewer_boxes(monkeypatch):
+    """Each box is drawn at overlay.box_on_canvas's corners (for a viewer canvas as wide as the
+    frame buffer, less its top bar), in overlay.class_color, 2 pixels thick; its label patch in
+    the same colour with the viewer's probability; the latency in the corner."""
+    from patchcam.host.viewer import overlay
+    monkeypatch.setitem(sys.modules, "pcproto", pcproto)
+    pcboard = _load("pcboard")
+    img = _DrawImage()
+    pcboard.draw_result(img, IDE_APP, _items(IDE_DETS), len(IDE_DETS), 233_149)
+    hello = pp.Hello(task=pp.Task.DETECT, input_w=160, input_h=128, input_c=3,
+                     input_format=pp.PixFmt.RGB888, output_scale=struct.unpack(
+                         "<f", struct.pack("<I", _f32_bits(0.05)))[0],
+                     output_zero_point=-10, classes=list(IDE_APP.CLASSES))
+    outlines = [c for c in img.calls if c[0] == "rect" and not c[7]]
+    patches = [c for c in img.calls if c[0] == "rect" and c[7]]
+    labels = [c for c in img.calls if c[0] == "text"]
+    assert len(outlines) == len(patches) == len(IDE_DETS) and len(labels) == len(IDE_DETS) + 1
+    for d, (_, x, y, w, h, color, thick, _fill), patch, label in zip(
+            IDE_DETS, outlines, patches, labels, strict=False):
+        x0, y0, x1, y1 = overlay.box_on_canvas(d, hello, img.w, img.h)
+        assert (x, y, x + w - 1, y + h - 1) == (x0, y0 - overlay.TOP_H, x1, y1 - overlay.TOP_H)
+        assert color == overlay.class_color(d.cls)[::-1] and thick == 2
+        assert patch[5] == color
+        prob = round(100 * overlay.detection_probability(d, hello))
+        assert label[3] == f"{overlay.class_name(hello, d.cls)} {prob}%"
+        assert label[4] == (0, 0, 0)
+        # above the box when it fits, else inside it
+        assert (patch[2] + patch[4] <= y) if y >= 13 else (patch[2] > y)
+    assert labels[-1][1:4] == (2, 2, "233.1 ms")
+
+
+def test_ide_text_line_is_the_c_format(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pcproto", pcproto)
+    pcboard = _load("pcboard")
+    assert pcboard.text_line(7, 69_050, _items(IDE_DETS[:1]), 1, IDE_APP) == \
+        "frame 7: 1 box: person 92% at 10,30-50,90; 69.1 ms"  # as tests/test_lcd_draw.py
+    assert pcboard.text_line(8, 1_950, b"", 0, IDE_APP) == "frame 8: no boxes; 2.0 ms"
+    cls = types.SimpleNamespace(TASK=0, OUTPUT_SCALE_BITS=_f32_bits(0.0390625),
+                                OUTPUT_ZERO_POINT=-128, CLASSES=("no_person", "person"))
+    assert pcboard.text_line(3, 69_000, bytes([(-60) & 0xFF, 70]), 2, cls) == \
+        "frame 3: person 99%; 69.0 ms"
+    assert pcboard.round_div(100, 240, 128) == 188 and pcboard.round_div(5, 1, 2) == 2
+
+
+def test_serve_ide_leaves_usb_alone_and_prints_a_line_per_frame(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pcproto", pcproto)
+    pcboard = _load("pcboard")
+
+    class Sensor(_FakeSensor):
+        def snapshot(self):
+            self.frame += 1
+            if self.frame > 3:
+                raise _Stop
+            self.last = _DrawImage(8, 6)
+            return self.last
+
+    class Model:
+        app = IDE_APP
+
+        def prepare(self, pixels, w, h, fmt):
+            assert (len(pixels), w, h, fmt) == (8 * 6 * 2, 8, 6, pcproto.RGB565)
+
+        def run(self):
+            return 1_000, _items(IDE_DETS[:1]), 1
+
+    sensor = Sensor()
+    monkeypatch.setattr(pcboard, "sensor", sensor)
+    monkeypatch.delitem(sys.modules, "pyb", raising=False)  # no USB VCP: the IDE keeps it
+    with pytest.raises(_Stop):
+        pcboard.serve_ide(Model)
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"frame {i}: 1 box: person 92% at 10,30-50,90; 1.0 ms" for i in (1, 2, 3)]
+    assert any(c[0] == "rect" and not c[7] for c in sensor.last.calls)

@@ -17,7 +17,11 @@
  * only (size_t is 32 bits on the board: a wrapped product would pass the size checks).
  * Compile-time options: PC_BOARD_NAME (string), PC_APP_FRAME_MAX_BYTES (the largest camera or
  * FRAME image buffered; default: the model input as RGB888), PC_APP_AUTOSTREAM (1: stream
- * from the camera from boot when the board has one; default 0).
+ * from the camera from boot when the board has one; default 0), PC_APP_TEXT_UNTIL_HELLO (1: the
+ * standalone mode of a board without a screen: from boot it streams its camera and prints one
+ * readable line per frame (pc_textline.h), lighting the LED while something is found, until a
+ * host sends any valid packet (the viewer's HELLO): from then on it speaks only the binary
+ * protocol; bytes that do not decode are ignored meanwhile, so a serial monitor sees text only).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +35,12 @@
 #include "pc_size.h"
 #if PC_APP_TASK == PC_TASK_DETECT
 #include "pc_detect.h"
+#endif
+#ifndef PC_APP_TEXT_UNTIL_HELLO
+#define PC_APP_TEXT_UNTIL_HELLO 0
+#endif
+#if PC_APP_TEXT_UNTIL_HELLO
+#include "pc_textline.h"
 #endif
 
 #ifndef PC_BOARD_NAME
@@ -85,6 +95,7 @@ static struct {
     uint8_t cam_format;
     uint32_t cam_frames;
     uint32_t results, errors;
+    int text_mode; /* PC_APP_TEXT_UNTIL_HELLO: no host has spoken yet */
 } st;
 
 #if PC_APP_TASK == PC_TASK_DETECT
@@ -102,6 +113,9 @@ static pc_detection_t detections[PC_DET_MAX_DETECTIONS];
 
 static void send(uint8_t type, const uint8_t *p, size_t len)
 {
+    if (st.text_mode) { /* standalone: only text reaches the serial port */
+        return;
+    }
     const size_t n = pc_encode(type, p, len, wire, sizeof wire);
     if (n > 0) {
         board_serial_write(wire, n);
@@ -188,6 +202,14 @@ static void send_preview(uint32_t frame_id)
     }
 }
 
+#if PC_APP_TEXT_UNTIL_HELLO
+static void send_text(const char *s, size_t n)
+{
+    board_serial_write((const uint8_t *)s, n);
+    board_serial_write((const uint8_t *)"\r\n", 2);
+}
+#endif
+
 /* ---- the pipeline ---- */
 
 static void process(uint32_t frame_id, uint8_t source, const uint8_t *pixels, uint16_t width,
@@ -217,6 +239,35 @@ static void process(uint32_t frame_id, uint8_t source, const uint8_t *pixels, ui
     pc_w_u8(&w, source);
     pc_w_u8(&w, PC_APP_TASK);
     const int8_t *y = model_output();
+#if PC_APP_TEXT_UNTIL_HELLO
+    if (st.text_mode) {
+        static char line[256];
+        size_t len;
+        int found;
+#if PC_APP_TASK == PC_TASK_CLASSIFY
+        len = pc_line_classify(line, sizeof line, frame_id, t2 - t1, y, PC_APP_NUM_CLASSES,
+                               class_names, MODEL_OUTPUT_SCALE, MODEL_OUTPUT_ZERO_POINT);
+        found = 0; /* the LED: the last class (e.g. vww's "person") wins */
+        for (size_t i = 0; i + 1 < PC_APP_NUM_CLASSES; i++) {
+            found |= y[PC_APP_NUM_CLASSES - 1] > y[i];
+        }
+#else
+        static pc_line_box_t boxes[PC_DET_MAX_DETECTIONS];
+        const size_t nb = pc_detect_decode(y, &det, candidates, detections);
+        for (size_t i = 0; i < nb; i++) {
+            const pc_detection_t *d = &detections[i];
+            boxes[i] = (pc_line_box_t){d->x0, d->y0, d->x1, d->y1, d->cls, (int8_t)d->score};
+        }
+        len = pc_line_detect(line, sizeof line, frame_id, t2 - t1, boxes, nb, class_names,
+                             PC_APP_NUM_CLASSES, MODEL_OUTPUT_SCALE, MODEL_OUTPUT_ZERO_POINT);
+        found = nb > 0;
+#endif
+        send_text(line, len);
+        board_led(found);
+        st.results++;
+        return;
+    }
+#endif
 #if PC_APP_TASK == PC_TASK_CLASSIFY
     pc_w_u8(&w, PC_APP_NUM_CLASSES);
     pc_w_bytes(&w, y, PC_APP_NUM_CLASSES);
@@ -393,6 +444,11 @@ static void on_set(const uint8_t *p, size_t len)
 
 static void on_packet(const pc_packet_t *pkt)
 {
+    if (st.text_mode) { /* a host speaks the protocol: it takes over (and the camera stops) */
+        st.text_mode = 0;
+        st.stream = 0;
+        board_led(0);
+    }
     switch (pkt->type) {
     case PC_MSG_HELLO:
         send_hello();
@@ -481,7 +537,7 @@ static void on_serial(const uint8_t *buf, size_t n)
         const int r = pc_decoder_put(&decoder, buf[i], &pkt);
         if (r == PC_DEC_PACKET) {
             on_packet(&pkt);
-        } else if (r < 0) {
+        } else if (r < 0 && !st.text_mode) {
             send_error((uint16_t)-r, 0, decode_error_text(-r));
         }
     }
@@ -492,7 +548,21 @@ int main(void)
     board_init();
     pc_decoder_init(&decoder);
     camera_setup();
+#if PC_APP_TEXT_UNTIL_HELLO
+    st.text_mode = 1;
+    if (st.cam_format != BOARD_PIXFMT_NONE) {
+        st.stream = -1;
+        static const char banner[] = "patchcam " PC_APP_NAME " on " PC_BOARD_NAME
+                                     ": one line per camera frame; the viewer takes over "
+                                     "when it connects";
+        send_text(banner, sizeof banner - 1);
+    } else {
+        st.text_mode = 0; /* nothing to show without a camera: the protocol as usual */
+        send_hello();
+    }
+#else
     send_hello();
+#endif
     for (;;) {
         uint8_t buf[64];
         const size_t n = board_serial_read(buf, sizeof buf, st.stream != 0 ? 0u

@@ -1,7 +1,6 @@
 /* pc_textline.c - see pc_textline.h. */
 #include "pc_textline.h"
 
-#include <math.h>
 
 typedef struct {
     char *buf;
@@ -85,10 +84,37 @@ static void put_name(line_t *l, const char *const *names, size_t n_names, unsign
     }
 }
 
+/* e^x without libm (the boards' images need not link it): x = k ln2 + r, |r| <= ln2 / 2,
+ * e^r by its Taylor series to r^8 (relative error < 1e-8), times 2^k. */
+static float exp_nolibm(float x)
+{
+    if (x > 80.0f) {
+        x = 80.0f;
+    } else if (x < -80.0f) {
+        x = -80.0f;
+    }
+    const float ln2 = 0.69314718f;
+    const int k = (int)(x / ln2 + (x >= 0.0f ? 0.5f : -0.5f));
+    const float r = x - (float)k * ln2;
+    float term = 1.0f, sum = 1.0f;
+    for (int i = 1; i <= 8; i++) {
+        term *= r / (float)i;
+        sum += term;
+    }
+    for (int i = 0; i < k; i++) {
+        sum *= 2.0f;
+    }
+    for (int i = 0; i > k; i--) {
+        sum *= 0.5f;
+    }
+    return sum;
+}
+
 int pc_box_percent(int8_t score, float scale, int zero_point)
 {
     const float x = scale * (float)((int)score - zero_point);
-    const float p = x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+    const float p = x >= 0.0f ? 1.0f / (1.0f + exp_nolibm(-x))
+                              : exp_nolibm(x) / (1.0f + exp_nolibm(x));
     return (int)(100.0f * p + 0.5f);
 }
 
@@ -139,7 +165,7 @@ size_t pc_line_classify(char *buf, size_t cap, uint32_t frame_id, uint32_t laten
         /* softmax probability of the best class: 1 / sum(exp(x_i - x_best)) */
         float sum = 0.0f;
         for (size_t i = 0; i < n; i++) {
-            sum += expf(scale * (float)((int)scores[i] - (int)scores[best]));
+            sum += exp_nolibm(scale * (float)((int)scores[i] - (int)scores[best]));
         }
         (void)zero_point; /* cancels out of the softmax */
         put_name(&l, names, n, (unsigned)best);

@@ -32,7 +32,7 @@ DEFAULT_MAIN = FIRMWARE / "app" / "infer_main.c"
 # (patchcam.app.export).
 APP_MAIN = FIRMWARE / "app" / "app_main.c"
 APP_LOOP_SOURCES = (FIRMWARE / "app" / "pc_preprocess.c", FIRMWARE / "app" / "pc_detect.c",
-                    FIRMWARE / "protocol" / "pc_proto.c")
+                    FIRMWARE / "app" / "pc_textline.c", FIRMWARE / "protocol" / "pc_proto.c")
 APP_LOOP_INCLUDES = (FIRMWARE / "app", FIRMWARE / "protocol")
 
 CC = "arm-none-eabi-gcc"

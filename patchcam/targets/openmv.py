@@ -440,10 +440,11 @@ def _cmd_generate(a: argparse.Namespace) -> None:
 def drive_folder(out: Path, mpy: Path) -> Path:
     """out/drive/: what to copy onto the camera's USB drive. main.py runs our model
     (pcmodel.mpy); main_ml.py, the zero-build fallback on OpenMV's `ml` module, is there too:
-    copy it over main.py to use it."""
+    copy it over main.py to use it; main_ide.py runs main.py's model from OpenMV IDE (boxes on
+    the frame buffer, the USB serial left to the IDE)."""
     drive = out / "drive"
     drive.mkdir(parents=True, exist_ok=True)
-    for f in ("main.py", "main_ml.py", "pcproto.py", "pcboard.py", "pcpipe.py"):
+    for f in ("main.py", "main_ml.py", "main_ide.py", "pcproto.py", "pcboard.py", "pcpipe.py"):
         shutil.copyfile(BOARD_DIR / f, drive / f)
     app = out.name
     for f in ("pcapp.py", f"{app}.tflite", f"{app}.txt"):
