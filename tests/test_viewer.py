@@ -438,11 +438,17 @@ BAD_OTHERS = [
     _bad(pp.Log(9, "level nine"), "level"),
     _bad(pp.Error(0, "no code"), "code"),
 ]
-# Frames the codec itself refuses (reported as line noise), and odd text that is fine.
+# Frames the codec itself refuses (reported as line noise), odd text that is fine, and the
+# kinds a board has no reason to send (a PING, a PONG nobody asked for with extreme counters,
+# an empty HELLO, a well-formed FRAME): valid in every field, so silently ignored.
 NOISE = (pp.frame_bytes(pp.packet(0x55, b"?")) +  # unknown type
          pp.frame_bytes(pp.packet(pp.MsgType.RESULT, bytes(12) + b"\x00\x09\x00")) +  # task 9
          pp.encode(pp.Log(pp.LogLevel.INFO, "two\nlines\x1b[2J")) +
-         pp.encode(pp.Error(pp.ErrorCode.BAD_SIZE, "multi\nline", 0)))
+         pp.encode(pp.Error(pp.ErrorCode.BAD_SIZE, "multi\nline", 0)) +
+         pp.encode(pp.Ping(0xFFFFFFFF)) + pp.encode(pp.Pong(0xFFFFFFFF, 2**32 - 1, 2**32 - 1,
+                                                            2**32 - 1)) +
+         pp.encode(pp.HelloRequest()) + pp.encode(pp.Frame(1, 2, 2, pp.PixFmt.GRAY8, 0,
+                                                           bytes(4))))
 
 
 def _strict_json(line: str) -> dict:
