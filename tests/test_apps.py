@@ -165,6 +165,21 @@ def test_max_detections_is_what_one_result_packet_holds(tmp_path):
         detect.DecodeParams.prepare(0.1, 0, 1, 8, (16, 20), (160, 128), 0.4, 0.45, 2 * n, n + 1)
 
 
+@pytest.mark.parametrize("key,value,message", [
+    ("max_detections", "0", r"'thresholds.max_detections': must be in 1\.\."),
+    ("max_candidates", "0", r"'thresholds.max_candidates': .*1\.\.65535"),
+    ("max_candidates", "70000", r"'thresholds.max_candidates': .*1\.\.65535"),
+    ("max_detections", "-1", r"'thresholds.max_detections': must be in 1\.\."),
+])
+def test_zero_or_negative_box_counts_are_refused(tmp_path, key, value, message):
+    """0 would silently disable every box on the board; above 65535 wraps a uint16_t."""
+    text = (REPO / "apps" / "person_detect" / "app.toml").read_text()
+    p = tmp_path / "app.toml"
+    p.write_text(_set(text, "thresholds", key, value))
+    with pytest.raises(config.AppConfigError, match=message):
+        config.load_app(p)
+
+
 def test_too_many_classes(tmp_path):
     text = (REPO / "apps" / "vww" / "app.toml").read_text()
     p = tmp_path / "app.toml"
