@@ -62,6 +62,13 @@ firmware: $(STAMP)  ## build APP for a real board: make firmware APP=vww BOARD=d
 flash: $(STAMP)  ## build and flash APP to BOARD=disco_f746ng|nano33ble_sense|openmv_h7 (docs/boards.md) [PORT=dev] [DRIVE=dir] [METHOD=drive|STM32CUBE|OPENOCD|PYOCD|STLINK]
 	$(PC) flash flash --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(PORT),--port "$(PORT)") $(if $(DRIVE),--drive "$(DRIVE)") $(if $(METHOD),--method "$(METHOD)") -j $(JOBS)
 
+.PHONY: release release-check
+release: $(STAMP)  ## prebuilt images: every app for disco_f746ng and nano33ble_sense -> release/ + manifest.json (needs the board toolchain)
+	$(PY) -m patchcam.targets.release build -j $(JOBS)
+
+release-check: $(STAMP)  ## every image release/manifest.json lists is there, intact and built from apps/*/generated
+	$(PY) -m patchcam.targets.release check
+
 .PHONY: openmv openmv-check
 openmv: $(STAMP)  ## OpenMV Cam H7 files for APP -> build/openmv/APP/ (docs/boards.md) [MICROPYTHON=dir]
 	$(PC) openmv $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") natmod $(APP) --regenerate

@@ -346,6 +346,29 @@ def build(app: str, board: BoardSpec, mbed_os: str | None, jobs: int | None = No
     return Image(app, board.name, elf, elf.with_suffix(".bin"), flash, ram)
 
 
+def prebuilt_image(app: str, board: BoardSpec) -> Image | None:
+    """The prebuilt release/<board>/<app>.bin (patchcam.targets.release) when no toolchain is
+    installed and the image was built from the app's current model; None when a build should
+    run (a toolchain is there, or no image is listed: the build then says what is missing)."""
+    try:
+        check_toolchain()
+        return None
+    except FlashError as missing:
+        why = str(missing)
+    from patchcam.targets import release
+    try:
+        found = release.find_prebuilt(app, board.name)
+    except release.ReleaseError as e:
+        raise FlashError(f"{why}; and the prebuilt image cannot be used: {e}") from None
+    if found is None:
+        return None
+    entry, path = found
+    print(f"flash: no toolchain here ({why.split(':')[0]}); using the prebuilt image "
+          f"{path.relative_to(path.parents[1])} built from model 0x{entry.model_hash:08x}, "
+          f"the same as apps/{app}/generated")
+    return Image(app, board.name, path, path, entry.flash_bytes, entry.ram_bytes)
+
+
 # ---- uploading ----------------------------------------------------------------------------
 def virtual_message(app: str, board: BoardSpec) -> str:
     return (f"{board.name} is the virtual board: there is nothing to flash. Run it with "
@@ -599,7 +622,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"flash: {note}")
             print(fit.message())
             return 0 if fit.fits else 1
-        image = build(a.app, board, a.mbed_os, a.jobs, model_dir=a.model_dir)
+        image = None
+        if a.action == "flash" and a.model_dir is None and method in (None, "drive"):
+            image = prebuilt_image(a.app, board)
+        if image is None:
+            image = build(a.app, board, a.mbed_os, a.jobs, model_dir=a.model_dir)
         if a.action == "flash":
             if board.flasher == "st_link":
                 flash_disco(image, method, a.mbed_os, a.model_dir, a.drive)
