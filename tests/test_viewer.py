@@ -768,10 +768,13 @@ def test_end_to_end_host_board_matches_the_python_pipeline(frames_dir: Path, tmp
                                      for i, d in enumerate(want.detections)]
 
 
-@needs_gcc
-def test_virtual_board_restarted_when_it_dies(frames_dir: Path, tmp_path: Path,
+@pytest.mark.parametrize("kind", [pytest.param("host", marks=needs_gcc),
+                                  pytest.param("qemu_m7", marks=needs_qemu)])
+def test_virtual_board_restarted_when_it_dies(kind: str, frames_dir: Path, tmp_path: Path,
                                               app_model: Path) -> None:
-    target = VirtualBoardTarget("host", app_model)
+    """The board process is killed between frames: the viewer starts it again, and every
+    frame's result is the one for that frame's pixels (none mis-attributed)."""
+    target = VirtualBoardTarget(kind, app_model)
     src = vs.open_source(str(frames_dir))
 
     def frames():
@@ -781,10 +784,32 @@ def test_virtual_board_restarted_when_it_dies(frames_dir: Path, tmp_path: Path,
                 target.board.proc.wait()
             yield f
     killing = vs.Source("frames, board killed after the first", frames, count=3)
-    v, out = run_viewer(target, killing, tmp_path, timeout=30.0)
+    # a low threshold, so that the three grey frames get boxes, and different ones
+    v, out = run_viewer(target, killing, tmp_path, timeout=60.0, threshold=0.05)
     recs = records(out)
     assert [x["result"] is not None for x in recs] == [True, True, True]
     assert target.starts == 2 and v.view.stats.reconnects == 1
+    if (app_model / "model.json").is_file():  # each answer is its own frame's
+        boxes = [[d["box"] for d in rec["result"]["detections"]] for rec in recs]
+        assert boxes == [[[d.x0, d.y0, d.x1, d.y1] for d in _python_result(
+            app_model, frames_dir / f"f{i}.png", 0.05).detections] for i in range(3)]
+        assert boxes[0] and boxes[0] != boxes[1] != boxes[2]  # a mix-up would show
+
+
+def _python_result(app_model: Path, image: Path, threshold: float) -> pp.Result:
+    """What the Python pipeline answers for the pixels the viewer sends for image."""
+    from patchcam.app.config import load_app
+    from patchcam.app.export import AppSpec
+    from patchcam.app.pipeline import Pipeline
+    from patchcam.compiler.ir import Graph
+    g = Graph.load(app_model / "model.json")
+    pipe = Pipeline(g, AppSpec.from_app(load_app("person_detect"), g))
+    out = g.tensors[g.output]
+    pipe.apply(pp.Set(pp.SetKey.SCORE_Q,
+                      pp.score_threshold_q(threshold, out.scale, out.zero_point)))
+    rgb = cv2.cvtColor(cv2.resize(cv2.imread(str(image)), (160, 128),
+                                  interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return pipe.run(rgb.tobytes(), 160, 128, pp.PixFmt.RGB888, frame_id=1)
 
 
 @needs_qemu
