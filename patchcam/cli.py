@@ -36,6 +36,7 @@ DELEGATED = {
     "openmv": ("patchcam.targets.openmv", "the OpenMV Cam H7 files of an app"),
     "view": ("patchcam.host.view", "stream frames to a board and draw what it answers"),
     "demo": ("patchcam.host.demo", "person detection on the virtual Cortex-M7"),
+    "lab": ("patchcam.labs", "prepare or check a course lab (docs/labs/): patchcam lab 1..5"),
 }
 
 
@@ -180,7 +181,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
     else:
         s = patchplan.search(g, args.budget, args.max_overhead, args.mode, **opts)
         shown = search_label(args)
-    others = plan_alternatives(g, shipped, s, shown) if shipped is not None else []
+    others = (plan_alternatives(g, shipped, s, shown, searches=not (asked or args.split))
+              if shipped is not None else [])
     plot = None
     if args.plot is not None:
         plot = Path(args.plot or Path("build") / "plan" / f"{file_stem(g.name)}.png")
@@ -205,7 +207,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 
 def shipped_label(g: Graph) -> str:
-    return f"shipped: what apps/{g.meta.get('app', g.name)}/generated runs"
+    return f"shipped: what {g.meta.get('app', g.name)}'s generated C runs"
 
 
 def search_label(args: argparse.Namespace) -> str:
@@ -223,24 +225,29 @@ def search_label(args: argparse.Namespace) -> str:
     return f"search: {what}"
 
 
-def plan_alternatives(g: Graph, shipped, shown_schedule, shown: str) -> list:
-    """(label, schedule) rows for an exported app: the shipped schedule, layer by layer, what
-    export would pick today for the app's budget, and the smallest arena with the input in
-    the arena and outside it; the shown schedule is among them (added when it is not)."""
+def plan_alternatives(g: Graph, shipped, shown_schedule, shown: str,
+                      searches: bool = True) -> list:
+    """(label, schedule) rows for an exported app: the shipped schedule, layer by layer, and
+    (searches=True: the default view) what export would pick today for the app's budget and
+    the smallest arena with the input in the arena and outside it; the shown schedule is
+    among them (added when it is not)."""
     from patchcam.app.export import app_schedule
     from patchcam.compiler import patchplan
 
     rows = [(shipped_label(g), shipped), ("layer by layer", patchplan.layer_schedule(g))]
     budget = g.meta.get("schedule", {}).get("budget_bytes")
+    if not searches:
+        budget = None
     if isinstance(budget, int) and budget > 0:
         try:
             rows.append((f"export's pick today for the app's budget ({budget:,} B)",
                          app_schedule(g, budget)))
         except PlanError:
             pass
-    rows.append(("search: smallest arena, input in the arena", patchplan.search(g)))
-    rows.append(("search: smallest arena, input outside the arena",
-                 patchplan.search(g, fuse_input=True)))
+    if searches:
+        rows.append(("search: smallest arena, input in the arena", patchplan.search(g)))
+        rows.append(("search: smallest arena, input outside the arena",
+                     patchplan.search(g, fuse_input=True)))
     if all(label != shown for label, _ in rows):
         rows.append((shown, shown_schedule))
     return rows

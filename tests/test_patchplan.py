@@ -306,11 +306,11 @@ def test_cli_an_exported_app_shows_the_schedule_it_ships(tmp_path, capsys):
     assert doc["shown"].startswith("shipped") and doc["fuse_input"]
     assert (doc["split"], doc["grid"], doc["arena_bytes"]) == (1, [2, 2], ship.arena_bytes)
     labels = [a["label"] for a in doc["alternatives"]]
-    assert labels[:2] == ["shipped: what apps/spike/generated runs", "layer by layer"]
+    assert labels[:2] == ["shipped: what spike's generated C runs", "layer by layer"]
     assert any("smallest arena" in label for label in labels)
     assert cli.main(["plan", str(path)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("table: shipped") and "> shipped: what apps/spike/generated" in out
+    assert out.startswith("table: shipped") and "> shipped: what spike's generated C" in out
     # a budget asks another question: its answer is the table, the shipped one stays listed
     assert cli.main(["plan", str(path), "--budget", "100kB"]) == 0
     out = capsys.readouterr().out

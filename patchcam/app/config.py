@@ -174,6 +174,12 @@ class AppConfig:
         """The app with its [[data]] sources replaced by these folders (format detected)."""
         return replace(self, data=[DataSource(path=str(Path(p).resolve())) for p in paths])
 
+    @property
+    def folder(self) -> Path:
+        """The app's folder: its app.toml, weights/ and generated/ (apps/<app>/ for the
+        shipped apps; any folder for an app.toml given by path, e.g. a course lab's)."""
+        return self.path.resolve().parent
+
     def data_path(self, src: DataSource) -> Path:
         p = (REPO / src.path).resolve()
         if not p.exists() and "shared/datasets" in src.path:

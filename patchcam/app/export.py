@@ -8,7 +8,8 @@ for detectors, every `patchcam.app.detect.DecodeParams` constant as a `PC_DET_*`
 writes model.h / model.c; this module only adds app_config.h beside them, so models and apps
 stay independent. `model_hash(model_dir)` is the hash both sides compute.
 
-`write_generated(graph, app_config)` writes an app's whole generated folder (model.json,
+`write_generated(graph, app_config)` writes an app's whole generated folder (beside its
+app.toml: apps/<app>/generated/; model.json,
 model.h / model.c with the schedule `app_schedule` picks for the app's arena budget, and
 app_config.h): what the training scripts export and the firmware builds.
 """
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING
 from patchcam.app.config import AppConfig
 from patchcam.compiler import codegen, ctext, patchplan
 from patchcam.compiler.ir import Graph
-from patchcam.paths import REPO
 
 if TYPE_CHECKING:  # patchcam.app.detect imports torch; `patchcam flash` never needs it
     from patchcam.app.detect import DecodeParams
@@ -129,7 +129,7 @@ def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Pa
     """model.json (the IR), model.h / model.c (codegen) and app_config.h into the folder,
     running the schedule `app_schedule` picks for the app's arena budget (board.arena_kb).
     The graph's meta["schedule"] records that choice: `shipped_schedule` reads it back."""
-    out = out_dir or REPO / "apps" / cfg.app.name / "generated"
+    out = out_dir or cfg.folder / "generated"
     budget = cfg.board.arena_kb * 1024
     schedule = app_schedule(g, budget)
     g.meta["schedule"] = {"mode": schedule.mode, "split": schedule.split,

@@ -85,11 +85,11 @@ class EvalError(Exception):
 
 # ---- model files ---------------------------------------------------------------------------
 def weights_path(cfg: AppConfig) -> Path:
-    return REPO / "apps" / cfg.app.name / "weights" / "float.pt"
+    return cfg.folder / "weights" / "float.pt"
 
 
 def generated_path(cfg: AppConfig) -> Path:
-    return REPO / "apps" / cfg.app.name / "generated" / "model.json"
+    return cfg.folder / "generated" / "model.json"
 
 
 def load_float(cfg: AppConfig) -> tuple[torch.nn.Module, dict]:
@@ -445,7 +445,8 @@ def eval_classifier(cfg: AppConfig, model: torch.nn.Module, g: Graph,
     recall = {k: {cfg.classes.names[pos]: _recall(np.concatenate(p), y, 1),
                   other: _recall(np.concatenate(p), y, 0)}
               for k, p in pooled.items() if p}
-    return {"metric": "accuracy (person / no_person, P(person) >= 0.5)", "sets": results,
+    pos_name = cfg.classes.names[pos]
+    return {"metric": f"accuracy ({pos_name} / {other}, P({pos_name}) >= 0.5)", "sets": results,
             "overall": overall, "recall": recall, "baseline": base_doc, "tflm": tflm_doc}
 
 

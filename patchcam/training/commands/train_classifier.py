@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="app mode: continue from <out>/last.pt and <out>/qat_last.pt (an "
                         "error when there is none)")
     p.add_argument("--export", action="store_true",
-                   help="app mode: write apps/<app>/weights/float.pt and apps/<app>/generated/")
+                   help="app mode: write weights/float.pt and generated/ beside the app's "
+                        "app.toml (apps/<app>/)")
     p.add_argument("--no-int8-eval", action="store_true",
                    help="app mode: skip the (slow) integer-reference test accuracy")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -175,7 +176,7 @@ def app_main(a: argparse.Namespace, argv: list[str] | None) -> int:
                    "test_accuracy": {k: res.get(k) for k in ("float", "int8")}})
     from patchcam.app.export import write_generated
     from patchcam.compiler.patchplan import PlanError
-    weights = REPO / "apps" / cfg.app.name / "weights" / "float.pt"
+    weights = cfg.folder / "weights" / "float.pt"  # apps/<app>/, or beside a given app.toml
     checkpoint.save_classifier(st.model, weights, meta)
     (out / "export.json").write_text(json.dumps(meta, indent=1, default=str))
     g.save(out / "model.json")  # the int8 IR, also when no schedule fits the board below
