@@ -157,6 +157,31 @@ def test_screen_with_another_scale_and_offset(driver):
         assert int(fb[y1 - overlay.TOP_H + 1, (x0 + x1) // 2 + 100]) == rgb565(FRAME_RGB)
 
 
+def test_whole_screen_layout_and_boxes(driver):
+    """pc_draw_screen on the DISCO's 480x272: the 160x120 frame at 341x256 below a 16-pixel
+    bar (the viewer's canvas at display_w=341 has the same 256 rows), boxes where the viewer
+    puts them, a line per box in the panel on the right, text in the bar."""
+    scale = float(np.float32(HELLO.output_scale))
+    spec = [FB_W, FB_H, 160, 128, 160, 120, *FRAME_RGB, repr(scale), HELLO.output_zero_point,
+            233_149, len(DETS)]
+    spec += [v for d in DETS for v in (d.x0, d.y0, d.x1, d.y1, d.cls, d.score)]
+    out = subprocess.run([str(driver), "screen"], input=" ".join(map(str, spec)).encode(),
+                         capture_output=True, check=True).stdout
+    fb = np.frombuffer(out, "<u2").reshape(FB_H, FB_W)
+    rw, rh = 341, 256
+    assert overlay.canvas_size(160, 120, rw) == (rw, rh)
+    assert int(fb[16, 0]) == int(fb[16 + rh - 1, 0]) == rgb565(FRAME_RGB)
+    assert int(fb[15, 0]) != rgb565(FRAME_RGB) and int(fb[16, rw]) != rgb565(FRAME_RGB)
+    for i, d in enumerate(DETS):
+        x0, y0, x1, y1 = overlay.box_on_canvas(d, HELLO, rw, rh)
+        color = rgb565(overlay.class_color(d.cls)[::-1])
+        y0, y1 = y0 - overlay.TOP_H + 16, y1 - overlay.TOP_H + 16
+        assert {int(v) for v in fb[y1, x0:x1 + 1]} == {color}
+        assert {int(v) for v in fb[y0:y1 + 1, x1]} - {0} <= {color}  # labels may cross
+        assert int(fb[20 + i * 14 + 2, rw + 5]) == color  # the panel's colour key
+    assert (fb[2:13, 4:200] == rgb565((240, 240, 240))).any()  # the bar's text
+
+
 # ---- the text line (the Nano's standalone mode) ----------------------------------------------
 def line(driver: Path, kind: str, frame: int, latency: int, hello: pp.Hello, items: list,
          cap: int = 400) -> str:
@@ -222,3 +247,20 @@ def test_board_code_compiles_warning_free_for_the_boards(cpu, tmp_path):
                         "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16" if cpu == "cortex-m4"
                         else "-mfpu=fpv5-sp-d16", f"-I{APP}", "-c", str(src), "-o",
                         str(tmp_path / (src.stem + ".o"))], check=True)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
+                    reason="arm-none-eabi-gcc not installed")
+@pytest.mark.parametrize("app", ["vww", "person_detect"])
+@pytest.mark.parametrize("opts", [("PC_APP_SCREEN=1",), ("PC_APP_TEXT_UNTIL_HELLO=1",),
+                                  ("PC_APP_SCREEN=1", "PC_APP_TEXT_UNTIL_HELLO=1")])
+def test_app_loop_standalone_options_compile_for_cortex_m7(app, opts, tmp_path):
+    """The DISCO's build options (screen + text until HELLO) and the Nano's, with a shipped
+    classifier and detector."""
+    fw = REPO / "firmware"
+    subprocess.run(["arm-none-eabi-gcc", *FLAGS[:5], "-O2", "-mthumb", "-mcpu=cortex-m7",
+                    "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16", *(f"-D{o}" for o in opts),
+                    '-DPC_BOARD_NAME="disco_f746ng"', f"-I{REPO / 'apps' / app / 'generated'}",
+                    f"-I{APP}", f"-I{fw / 'protocol'}", f"-I{fw / 'boards'}",
+                    f"-I{fw / 'runtime'}", "-c", str(APP / "app_main.c"), "-o",
+                    str(tmp_path / "app_main.o")], check=True)

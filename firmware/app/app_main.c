@@ -21,7 +21,9 @@
  * standalone mode of a board without a screen: from boot it streams its camera and prints one
  * readable line per frame (pc_textline.h), lighting the LED while something is found, until a
  * host sends any valid packet (the viewer's HELLO): from then on it speaks only the binary
- * protocol; bytes that do not decode are ignored meanwhile, so a serial monitor sees text only).
+ * protocol; bytes that do not decode are ignored meanwhile, so a serial monitor sees text only),
+ * PC_APP_SCREEN (1: every processed frame, its boxes and latency are drawn on the board's
+ * display through board.h's board_screen_back/board_screen_show and pc_draw.c).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -39,8 +41,14 @@
 #ifndef PC_APP_TEXT_UNTIL_HELLO
 #define PC_APP_TEXT_UNTIL_HELLO 0
 #endif
+#ifndef PC_APP_SCREEN
+#define PC_APP_SCREEN 0
+#endif
 #if PC_APP_TEXT_UNTIL_HELLO
 #include "pc_textline.h"
+#endif
+#if PC_APP_SCREEN
+#include "pc_draw.h"
 #endif
 
 #ifndef PC_BOARD_NAME
@@ -210,6 +218,21 @@ static void send_text(const char *s, size_t n)
 }
 #endif
 
+#if PC_APP_SCREEN
+static void show(const uint8_t *pixels, uint16_t width, uint16_t height, uint8_t format,
+                 uint32_t latency_us, const pc_line_box_t *boxes, size_t n)
+{
+    const pc_fb_t *fb = board_screen_back();
+    if (fb == 0) {
+        return;
+    }
+    pc_draw_screen(fb, pixels, width, height, format, MODEL_INPUT_W, MODEL_INPUT_H, boxes, n,
+                   class_names, PC_APP_NUM_CLASSES, MODEL_OUTPUT_SCALE,
+                   MODEL_OUTPUT_ZERO_POINT, latency_us, PC_APP_NAME);
+    board_screen_show();
+}
+#endif
+
 /* ---- the pipeline ---- */
 
 static void process(uint32_t frame_id, uint8_t source, const uint8_t *pixels, uint16_t width,
@@ -263,6 +286,13 @@ static void process(uint32_t frame_id, uint8_t source, const uint8_t *pixels, ui
         found = nb > 0;
 #endif
         send_text(line, len);
+#if PC_APP_SCREEN
+#if PC_APP_TASK == PC_TASK_CLASSIFY
+        show(pixels, width, height, format, t2 - t1, 0, 0);
+#else
+        show(pixels, width, height, format, t2 - t1, boxes, nb);
+#endif
+#endif
         board_led(found);
         st.results++;
         return;
@@ -290,6 +320,18 @@ static void process(uint32_t frame_id, uint8_t source, const uint8_t *pixels, ui
     }
     send(PC_MSG_RESULT, payload, w.len);
     st.results++;
+#if PC_APP_SCREEN
+#if PC_APP_TASK == PC_TASK_CLASSIFY
+    show(pixels, width, height, format, t2 - t1, 0, 0);
+#else
+    static pc_line_box_t shown[PC_DET_MAX_DETECTIONS];
+    for (size_t i = 0; i < n; i++) {
+        const pc_detection_t *d = &detections[i];
+        shown[i] = (pc_line_box_t){d->x0, d->y0, d->x1, d->y1, d->cls, (int8_t)d->score};
+    }
+    show(pixels, width, height, format, t2 - t1, shown, n);
+#endif
+#endif
 }
 
 /* ---- handling messages ---- */

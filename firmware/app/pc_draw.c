@@ -158,3 +158,82 @@ void pc_draw_detection(const pc_fb_t *fb, const pc_region_t *r, int input_w, int
     pc_fill(fb, tx, ty - th - 3, tx + tw + 4, ty + 3, color);
     pc_text(fb, tx + 2, ty - th, label, PC_RGB565(0, 0, 0));
 }
+
+#define SCREEN_BAR 16
+
+pc_region_t pc_screen_region(const pc_fb_t *fb, int fw, int fh)
+{
+    pc_region_t r = {0, SCREEN_BAR, 0, 0};
+    if (fb == NULL || fw <= 0 || fh <= 0 || fb->height <= SCREEN_BAR || fb->width <= 0) {
+        return r;
+    }
+    r.h = fb->height - SCREEN_BAR;
+    r.w = (int)(((int64_t)r.h * fw) / fh);
+    if (r.w > fb->width) {
+        r.w = fb->width;
+        r.h = (int)(((int64_t)r.w * fh) / fw);
+    }
+    return r;
+}
+
+/* "name NN%" into out (cap bytes), cut to fit */
+static void box_label(char *out, size_t cap, const char *const *names, size_t n_names,
+                      const pc_line_box_t *b, float scale, int zero_point)
+{
+    size_t len = 0;
+    const char *name = (names != NULL && b->cls < n_names) ? names[b->cls] : "class";
+    for (; name != NULL && *name != '\0' && len + 6 < cap; name++) {
+        out[len++] = *name;
+    }
+    const int pct = pc_box_percent(b->score, scale, zero_point);
+    out[len++] = ' ';
+    if (pct >= 100) {
+        out[len++] = '1';
+    }
+    if (pct >= 10) {
+        out[len++] = (char)('0' + (pct / 10) % 10);
+    }
+    out[len++] = (char)('0' + pct % 10);
+    out[len++] = '%';
+    out[len] = '\0';
+}
+
+void pc_draw_screen(const pc_fb_t *fb, const uint8_t *frame, int fw, int fh, int format,
+                    int input_w, int input_h, const pc_line_box_t *boxes, size_t n,
+                    const char *const *names, size_t n_names, float scale, int zero_point,
+                    uint32_t latency_us, const char *title)
+{
+    if (fb == NULL || fb->px == NULL) {
+        return;
+    }
+    const pc_region_t r = pc_screen_region(fb, fw, fh);
+    const uint16_t bar = PC_RGB565(32, 32, 32), text = PC_RGB565(240, 240, 240);
+    pc_fill(fb, 0, 0, fb->width - 1, fb->height - 1, bar);
+    if (r.w <= 0 || pc_draw_frame(fb, &r, frame, fw, fh, format) != 0) {
+        pc_text(fb, 4, SCREEN_BAR + 4, "no camera frame", text);
+    }
+    /* the bar: title, then the latency ("frame 0: no boxes; 12.3 ms" -> its last field) */
+    char line[64];
+    const size_t len = pc_line_detect(line, sizeof line, 0, latency_us, NULL, 0, NULL, 0,
+                                      scale, zero_point);
+    const char *ms = line;
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == ';' && i + 2 < len) {
+            ms = line + i + 2;
+        }
+    }
+    const int x = title != NULL ? 4 + pc_text(fb, 4, 2, title, text) + PC_FONT_W : 4;
+    pc_text(fb, x, 2, ms, text);
+    for (size_t i = 0; i < n && boxes != NULL && input_w > 0 && input_h > 0 && r.w > 0; i++) {
+        char label[PC_DRAW_LABEL_MAX + 1];
+        box_label(label, sizeof label, names, n_names, &boxes[i], scale, zero_point);
+        pc_draw_detection(fb, &r, input_w, input_h, boxes[i].x0, boxes[i].y0, boxes[i].x1,
+                          boxes[i].y1, boxes[i].cls, label);
+        const int ly = SCREEN_BAR + 4 + (int)i * (PC_FONT_H + 3);
+        if (r.x + r.w + 8 + 10 * PC_FONT_W <= fb->width && ly + PC_FONT_H < fb->height) {
+            pc_fill(fb, r.x + r.w + 4, ly, r.x + r.w + 8, ly + PC_FONT_H - 1,
+                    pc_class_color(boxes[i].cls));
+            pc_text(fb, r.x + r.w + 12, ly, label, text);
+        }
+    }
+}

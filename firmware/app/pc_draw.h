@@ -17,11 +17,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pc_textline.h"
+
 #define PC_RGB565(r, g, b)                                                                     \
     ((uint16_t)((((unsigned)(r) & 0xF8u) << 8) | (((unsigned)(g) & 0xFCu) << 3) |              \
                 ((unsigned)(b) >> 3)))
 
-typedef struct {
+typedef struct pc_fb {
     uint16_t *px; /* width * height pixels, row by row, RGB565 in the CPU's byte order */
     int width, height;
 } pc_fb_t;
@@ -64,5 +66,17 @@ void pc_box_on_region(const pc_region_t *r, int input_w, int input_h, int x0, in
 /* One detection: outline + label patch + label, as the viewer draws it. */
 void pc_draw_detection(const pc_fb_t *fb, const pc_region_t *r, int input_w, int input_h,
                        int x0, int y0, int x1, int y1, unsigned cls, const char *label);
+
+/* The whole standalone screen: a bar at the top (title and latency, as text), the camera frame
+ * below it as large as the framebuffer's height allows at the frame's aspect, each detection
+ * drawn on it (pc_draw_detection, with "name NN%" labels: pc_box_percent), and one line per
+ * detection to the right of the image when there is room. title may be NULL. */
+void pc_draw_screen(const pc_fb_t *fb, const uint8_t *frame, int fw, int fh, int format,
+                    int input_w, int input_h, const pc_line_box_t *boxes, size_t n,
+                    const char *const *names, size_t n_names, float scale, int zero_point,
+                    uint32_t latency_us, const char *title);
+
+/* The image region pc_draw_screen uses for a frame of fw x fh on fb. */
+pc_region_t pc_screen_region(const pc_fb_t *fb, int fw, int fh);
 
 #endif /* PC_DRAW_H */

@@ -46,4 +46,13 @@ void board_exit(int status);
 /* Optional: status LED (no-op where absent). */
 void board_led(int on);
 
+/* Optional, for builds with PC_APP_SCREEN=1 (a board with a display, e.g. the DISCO's LCD):
+ * board_screen_init brings it up (0, or -1: no screen); board_screen_back returns the
+ * framebuffer to draw the next picture into (pc_draw.h's pc_fb_t; NULL without a screen) and
+ * board_screen_show shows it and hands the other buffer back for drawing (double buffering). */
+struct pc_fb;
+int board_screen_init(void);
+const struct pc_fb *board_screen_back(void);
+void board_screen_show(void);
+
 #endif /* PATCHCAM_BOARD_H */

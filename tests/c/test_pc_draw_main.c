@@ -3,6 +3,8 @@
  *
  *   draw: fb_w fb_h  rx ry rw rh  input_w input_h  frame_w frame_h r g b  n  {x0 y0 x1 y1 cls label}
  *         -> the framebuffer, fb_w * fb_h RGB565 pixels (little endian), on stdout
+ *   screen: fb_w fb_h  input_w input_h  frame_w frame_h r g b  scale zero_point latency_us  n
+ *           {x0 y0 x1 y1 cls score}   (classes person, mask, no_mask) -> the framebuffer
  *   line: detect|classify frame latency_us scale zero_point cap n_names {name} n {box|score}
  *         -> the line on stdout
  */
@@ -51,6 +53,42 @@ static int draw(void)
         }
         pc_draw_detection(&fb, &reg, inw, inh, x0, y0, x1, y1, cls, label);
     }
+    for (int i = 0; i < fbw * fbh; i++) {
+        putchar(fb_px[i] & 0xFF);
+        putchar(fb_px[i] >> 8);
+    }
+    return 0;
+}
+
+static int screen(void)
+{
+    static const char *const names[] = {"person", "mask", "no_mask"};
+    int fbw, fbh, n, inw, inh, fw, fh, r, g, b, zp;
+    unsigned latency;
+    float scale;
+    pc_line_box_t boxes[MAX_N];
+    if (scanf("%d %d %d %d %d %d %d %d %d %f %d %u %d", &fbw, &fbh, &inw, &inh, &fw, &fh, &r, &g,
+              &b, &scale, &zp, &latency, &n) != 13 ||
+        fbw * fbh > 640 * 480 || fw * fh > 640 * 480 || n > MAX_N || n < 0) {
+        return 2;
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned x0, y0, x1, y1, cls;
+        int score;
+        if (scanf("%u %u %u %u %u %d", &x0, &y0, &x1, &y1, &cls, &score) != 6) {
+            return 2;
+        }
+        boxes[i] = (pc_line_box_t){(uint16_t)x0, (uint16_t)y0, (uint16_t)x1, (uint16_t)y1,
+                                   (uint8_t)cls, (int8_t)score};
+    }
+    for (int i = 0; i < fw * fh; i++) {
+        frame[3 * i] = (uint8_t)r;
+        frame[3 * i + 1] = (uint8_t)g;
+        frame[3 * i + 2] = (uint8_t)b;
+    }
+    pc_fb_t fb = {fb_px, fbw, fbh};
+    pc_draw_screen(&fb, frame, fw, fh, 3, inw, inh, boxes, (size_t)n, names, 3, scale, zp,
+                   latency, "person_detect");
     for (int i = 0; i < fbw * fbh; i++) {
         putchar(fb_px[i] & 0xFF);
         putchar(fb_px[i] >> 8);
@@ -122,6 +160,9 @@ int main(int argc, char **argv)
 {
     if (argc != 2) {
         return 2;
+    }
+    if (strcmp(argv[1], "screen") == 0) {
+        return screen();
     }
     return strcmp(argv[1], "draw") == 0 ? draw() : line();
 }

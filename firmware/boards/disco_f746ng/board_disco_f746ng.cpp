@@ -6,6 +6,7 @@
  *            SPI D10 CS, D11 MOSI, D12 MISO, D13 SCK; I2C (SCCB) D14 SDA, D15 SCL;
  *            RGB565 160x120 (QQVGA) frames, driver firmware/drivers/arducam_ov2640.c
  *   LED      none: LD1 is PI1, which is also D13, the camera's SCK (see board_led)
+ *   screen   with PC_APP_SCREEN: the 480x272 LCD, two framebuffers in SDRAM (disco_lcd.c)
  * See docs/boards.md for wiring and flashing.
  *
  * C++ only because Mbed's drivers are C++ classes; the app loop calls the C functions below.
@@ -102,6 +103,9 @@ extern "C" void board_init(void)
     arducam_ov2640_size(CAM_RES, &cam_width, &cam_height);
 #else
     camera_ok = 0;
+#endif
+#if PC_APP_SCREEN
+    board_screen_init(); /* no screen if it fails: board_screen_back() is then NULL */
 #endif
 }
 

@@ -41,6 +41,7 @@ function(patchcam_mbed_app GLUE)
         ${PATCHCAM_FIRMWARE}/app/pc_preprocess.c
         ${PATCHCAM_FIRMWARE}/app/pc_detect.c
         ${PATCHCAM_FIRMWARE}/app/pc_textline.c
+        ${PATCHCAM_FIRMWARE}/app/pc_draw.c
         ${PATCHCAM_FIRMWARE}/protocol/pc_proto.c)
     set(driver_sources "")
     foreach(d ${ARG_DRIVERS})
