@@ -73,6 +73,10 @@ release-check: $(STAMP)  ## every image release/manifest.json lists is there, in
 openmv: $(STAMP)  ## OpenMV Cam H7 files for APP -> build/openmv/APP/ (docs/boards.md) [MICROPYTHON=dir]
 	$(PC) openmv $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") natmod $(APP) --regenerate
 
+.PHONY: openmv-ml
+openmv-ml: $(STAMP)  ## OpenMV Cam H7 files for APP on OpenMV's ml module (no compiler, offline) -> build/openmv/APP/drive_ml/
+	$(PC) openmv ml $(APP) --regenerate
+
 openmv-check: $(STAMP)  ## OpenMV route: x64 natmod in MicroPython's unix port == reference [MICROPYTHON=dir]
 	$(PC) openmv $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") check vww person_detect
 

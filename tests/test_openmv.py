@@ -614,3 +614,33 @@ def test_serve_ide_leaves_usb_alone_and_prints_a_line_per_frame(monkeypatch, cap
     out = capsys.readouterr().out.splitlines()
     assert out == [f"frame {i}: 1 box: person 92% at 10,30-50,90; 1.0 ms" for i in (1, 2, 3)]
     assert any(c[0] == "rect" and not c[7] for c in sensor.last.calls)
+
+
+def test_ml_drive_folder_needs_no_micropython(tmp_path, monkeypatch):
+    """`make openmv-ml`: main_ml.py as main.py with the shared scripts, pcapp.py, the .tflite
+    and its labels; nothing compiled."""
+    out = tmp_path / "vww"
+    out.mkdir()
+    for f in ("pcapp.py", "vww.tflite", "vww.txt"):
+        (out / f).write_text(f)
+    drive = openmv.ml_drive_folder(out)
+    assert sorted(p.name for p in drive.iterdir()) == [
+        "main.py", "pcapp.py", "pcboard.py", "pcpipe.py", "pcproto.py", "vww.tflite", "vww.txt"]
+    assert (drive / "main.py").read_text() == (BOARD / "main_ml.py").read_text()
+    (out / "vww.tflite").unlink()
+    with pytest.raises(openmv.OpenMVError, match="patchcam openmv generate vww first"):
+        openmv.ml_drive_folder(out)
+
+
+def test_flash_falls_back_to_the_ml_folder(tmp_path, monkeypatch, capsys):
+    from patchcam.targets import flash
+    ml = tmp_path / "build" / "openmv" / "vww" / "drive_ml"
+    ml.mkdir(parents=True)
+    (ml / "main.py").write_text("ml")
+    camera = tmp_path / "cam"
+    camera.mkdir()
+    monkeypatch.setattr(flash, "REPO", tmp_path)
+    assert flash.main(["flash", "--app", "vww", "--board", "openmv_h7", "--drive",
+                       str(camera)]) == 0
+    assert (camera / "main.py").read_text() == "ml"
+    assert "copying the `ml`-module fallback instead" in capsys.readouterr().out

@@ -538,14 +538,19 @@ def openmv_drive_folder(app: str) -> Path:
 
 def openmv_route(app: str) -> str:
     return (f"openmv_h7 is not built with Mbed: make openmv APP={app} [MICROPYTHON=dir] "
-            f"writes its files to {openmv_drive_folder(app).relative_to(REPO)}/, then make "
-            f"flash APP={app} BOARD=openmv_h7 copies them to the camera's USB drive "
+            f"writes its files to {openmv_drive_folder(app).relative_to(REPO)}/ (or make "
+            f"openmv-ml APP={app}, offline and without a compiler: OpenMV's `ml` module), then "
+            f"make flash APP={app} BOARD=openmv_h7 copies them to the camera's USB drive "
             "(docs/boards.md, OpenMV Cam H7)")
 
 
 def flash_openmv(app: str, drive: Path | None) -> None:
     """Copy build/openmv/<app>/drive/ (made by `make openmv`) to the camera's USB drive."""
     folder = openmv_drive_folder(app)
+    if not folder.is_dir() and folder.with_name("drive_ml").is_dir():
+        folder = folder.with_name("drive_ml")  # make openmv-ml: OpenMV's `ml` module
+        print(f"flash: no {openmv_drive_folder(app).relative_to(REPO)}/ (make openmv); "
+              "copying the `ml`-module fallback instead")
     files = sorted(f for f in folder.glob("*") if f.is_file()) if folder.is_dir() else []
     if not files:
         raise FlashError(f"no {folder.relative_to(REPO)}/ yet: {openmv_route(app)}")

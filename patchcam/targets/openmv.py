@@ -5,6 +5,8 @@
     patchcam openmv natmod vww            # -> build/openmv/vww/armv7emsp/pcmodel.mpy
                                                       #   and build/openmv/vww/drive/ (the files
                                                       #   for the camera's USB drive)
+    patchcam openmv ml vww               # build/openmv/vww/drive_ml/: the `ml`-module
+                                                      #   fallback, offline, no compiler
     patchcam openmv check vww            # x64 natmod in the unix micropython ==
                                                       #   the numpy reference, bit for bit, and
                                                       #   main.py + pcproto == patchcam.app.pipeline
@@ -453,6 +455,31 @@ def drive_folder(out: Path, mpy: Path) -> Path:
     return drive
 
 
+def ml_drive_folder(out: Path) -> Path:
+    """out/drive_ml/: the zero-build fallback, needing no MicroPython tree and no compiler
+    (so it comes out offline): main_ml.py as main.py, running the app's .tflite on OpenMV's
+    `ml` module, with the shared scripts, pcapp.py and the labels."""
+    drive = out / "drive_ml"
+    drive.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(BOARD_DIR / "main_ml.py", drive / "main.py")
+    for f in ("pcproto.py", "pcboard.py", "pcpipe.py"):
+        shutil.copyfile(BOARD_DIR / f, drive / f)
+    app = out.name
+    for f in ("pcapp.py", f"{app}.tflite", f"{app}.txt"):
+        if not (out / f).is_file():
+            raise OpenMVError(f"no {out / f}: run patchcam openmv generate {app} first")
+        shutil.copyfile(out / f, drive / f)
+    return drive
+
+
+def _cmd_ml(a: argparse.Namespace) -> None:
+    for app in a.apps:
+        out = BUILD_DIR / app
+        if not (out / f"{app}.tflite").is_file() or a.regenerate:
+            generate(app, out, a.schedule)
+        print(ml_drive_folder(out))
+
+
 def _cmd_natmod(a: argparse.Namespace) -> None:
     for app in a.apps:
         out = BUILD_DIR / app
@@ -502,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--regenerate", action="store_true")
     s.add_argument("--schedule", choices=SCHEDULES, default="patch")
     s.set_defaults(fn=_cmd_natmod)
+    s = sub.add_parser("ml", help="the `ml`-module drive folder (build/openmv/APP/drive_ml/): "
+                       "no MicroPython tree or compiler needed")
+    s.add_argument("apps", nargs="+")
+    s.add_argument("--regenerate", action="store_true")
+    s.add_argument("--schedule", choices=SCHEDULES, default="patch")
+    s.set_defaults(fn=_cmd_ml)
     s = sub.add_parser("check", help="x64 natmod in the unix port == reference")
     s.add_argument("apps", nargs="+")
     s.add_argument("--inputs", type=int, default=3)
