@@ -141,7 +141,7 @@ def prepare(root: Path, fast: bool) -> None:
             write_set(d, n, seed)
             print(f"  wrote {d.relative_to(REPO)}/ ({n} 'target' + {n} 'other' photos)")
         else:
-            print(f"  kept {d.relative_to(REPO)}/ ({n} + {n} photos)")
+            print(f"  kept {d.relative_to(REPO)}/ ({n} 'target' + {n} 'other' photos)")
     toml = root / "wakeword" / "app.toml"
     epochs, qat = (1, 1) if fast else (30, 2)
     text = APP_TOML.format(epochs=epochs, qat_epochs=qat,
