@@ -643,4 +643,4 @@ def test_flash_falls_back_to_the_ml_folder(tmp_path, monkeypatch, capsys):
     assert flash.main(["flash", "--app", "vww", "--board", "openmv_h7", "--drive",
                        str(camera)]) == 0
     assert (camera / "main.py").read_text() == "ml"
-    assert "copying the `ml`-module fallback instead" in capsys.readouterr().out
+    assert "the `ml`-module fallback) to the OpenMV drive" in capsys.readouterr().out

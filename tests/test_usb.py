@@ -63,9 +63,9 @@ def test_none_found_lists_what_was_looked_for_and_the_ports_here():
         usb.pick_port(comports=ports())
     msg = str(e.value)
     assert "\n" not in msg
-    assert "ST-LINK 0483:374b (disco_f746ng)" in msg
+    assert "ST-LINK 0483:374b/3752/374e/374f/3753/3754 (disco_f746ng)" in msg
     assert "Arduino Nano 33 BLE 2341:805a (nano33ble_sense)" in msg
-    assert "OpenMV Cam 37c5:* (openmv_h7)" in msg
+    assert "OpenMV Cam 37c5:* (openmv_h7), OpenMV Cam 1209:abd1 (openmv_h7)" in msg
     assert "serial ports here: /dev/ttyS0, /dev/ttyUSB0" in msg
     assert msg.endswith("make view PORT=DEVICE; no board? make demo")
     with pytest.raises(usb.PortError, match="no serial ports here"):

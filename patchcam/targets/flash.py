@@ -546,11 +546,11 @@ def openmv_route(app: str) -> str:
 
 def flash_openmv(app: str, drive: Path | None) -> None:
     """Copy build/openmv/<app>/drive/ (made by `make openmv`) to the camera's USB drive."""
-    folder = openmv_drive_folder(app)
+    folder, note = openmv_drive_folder(app), ""
     if not folder.is_dir() and folder.with_name("drive_ml").is_dir():
         folder = folder.with_name("drive_ml")  # make openmv-ml: OpenMV's `ml` module
-        print(f"flash: no {openmv_drive_folder(app).relative_to(REPO)}/ (make openmv); "
-              "copying the `ml`-module fallback instead")
+        note = (f" (no {openmv_drive_folder(app).relative_to(REPO)}/ from make openmv: the "
+                "`ml`-module fallback)")
     files = sorted(f for f in folder.glob("*") if f.is_file()) if folder.is_dir() else []
     if not files:
         raise FlashError(f"no {folder.relative_to(REPO)}/ yet: {openmv_route(app)}")
@@ -561,8 +561,8 @@ def flash_openmv(app: str, drive: Path | None) -> None:
                          f"{usb.OPENMV_DRIVE[1]}): plug the camera in and wait for its drive, "
                          "or give DRIVE=its mount point; by hand: copy every file in "
                          f"{folder} onto it")
-    print(f"flash: copying {len(files)} files from {folder.relative_to(REPO)} to the OpenMV "
-          f"drive {drive}")
+    print(f"flash: copying {len(files)} files from {folder.relative_to(REPO)}{note} to the "
+          f"OpenMV drive {drive}")
     copy_to_drive(files, drive)
     print("flash: done; press the camera's reset button (or eject the drive and replug) to "
           f"start main.py. {view_hint(app)}, or open OpenMV IDE with main_ide.py")

@@ -127,8 +127,15 @@ def all_ports(comports: Callable[[], Iterable] | None = None) -> list[str]:
 
 
 def known_ids(board: str | None = None) -> str:
-    return ", ".join(f"{u.label()} ({u.board})" for u in USB_IDS
-                     if u.role == "serial" and (board is None or u.board == board))
+    """The serial USB IDs looked for, one entry per device kind: "ST-LINK 0483:374b/3752
+    (disco_f746ng), ..."."""
+    groups: dict[tuple[str, int, str], list[str]] = {}
+    for u in USB_IDS:
+        if u.role == "serial" and (board is None or u.board == board):
+            pid = "*" if u.pid is None else f"{u.pid:04x}"
+            groups.setdefault((u.what, u.vid, u.board), []).append(pid)
+    return ", ".join(f"{what} {vid:04x}:{'/'.join(pids)} ({b})"
+                     for (what, vid, b), pids in groups.items())
 
 
 def pick_port(board: str | None = None,
