@@ -9,7 +9,7 @@
 #define PC_APP_TASK 1 /* detect: PC_TASK_DETECT of pc_proto.h */
 #define PC_APP_NUM_CLASSES 1
 #define PC_APP_CLASS_NAMES { "person" }
-#define PC_APP_MODEL_HASH 0x7d3a50d3u /* SHA-256 of model.h + model.c, first 4 bytes LE */
+#define PC_APP_MODEL_HASH 0xf59b4e64u /* SHA-256 of model.h + model.c, first 4 bytes LE */
 
 /* Detection decode (patchcam.app.detect.DecodeParams): score threshold 0.4,
  * NMS IoU 0.45. */
@@ -19,9 +19,9 @@
 #define PC_DET_GRID_W 20
 #define PC_DET_IMAGE_W 160
 #define PC_DET_IMAGE_H 128
-#define PC_DET_ZERO_POINT -45
-#define PC_DET_Q_THRESHOLD -52
-#define PC_DET_BOX_MULTIPLIER 28617
+#define PC_DET_ZERO_POINT -48
+#define PC_DET_Q_THRESHOLD -55
+#define PC_DET_BOX_MULTIPLIER 30005
 #define PC_DET_FRAC_BITS 16
 #define PC_DET_IOU_Q10 461
 #define PC_DET_MAX_CANDIDATES 64

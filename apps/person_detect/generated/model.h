@@ -18,8 +18,8 @@
 #define MODEL_ARENA_BYTES 115200 /* activations + scratch: the peak SRAM */
 #define MODEL_INPUT_SCALE 3.921569e-03f
 #define MODEL_INPUT_ZERO_POINT -128
-#define MODEL_OUTPUT_SCALE 5.4582e-02f
-#define MODEL_OUTPUT_ZERO_POINT -45
+#define MODEL_OUTPUT_SCALE 5.7230018e-02f
+#define MODEL_OUTPUT_ZERO_POINT -48
 #define MODEL_MACS 37393920UL
 #define MODEL_PARAM_BYTES 123636UL /* weights, biases, multipliers, shifts (flash) */
 
