@@ -19,6 +19,8 @@ from patchcam.download import DownloadError, download, inside, unzip
 
 COCO_HOST = "images.cocodataset.org"
 ANNOTATIONS_URL = f"https://{COCO_HOST}/annotations/annotations_trainval2017.zip"
+# the digest COCO publishes for that archive (MD5 is all it lists)
+ANNOTATIONS_MD5 = "f4bbac642086de4f52a3fdda2de5fa2c"
 IMAGES_URL = f"https://{COCO_HOST}/{{split}}/{{file_name}}"
 
 
@@ -34,7 +36,8 @@ def fetch_annotations(cache: Path, split: str) -> Path:
     member = f"annotations/instances_{split}.json"
     out = cache / member
     if not out.is_file():
-        unzip(download(ANNOTATIONS_URL, cache / "annotations_trainval2017.zip"), cache, [member])
+        unzip(download(ANNOTATIONS_URL, cache / "annotations_trainval2017.zip",
+                       md5=ANNOTATIONS_MD5), cache, [member])
     return out
 
 

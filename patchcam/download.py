@@ -72,38 +72,53 @@ def _open(req: urllib.request.Request, timeout: float) -> urllib.response.addinf
     return urllib.request.build_opener(_HttpsRedirects).open(req, timeout=timeout)
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (downloads can be hundreds of MB)."""
-    h = hashlib.sha256()
+def digest_of(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks (downloads can be hundreds of MB)."""
+    h = hashlib.new(algorithm)
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
 
 
-def _verified(part: Path, dest: Path, url: str, sha256: str | None) -> Path:
+def sha256_of(path: Path) -> str:
+    return digest_of(path, "sha256")
+
+
+def _pins(sha256: str | None, md5: str | None) -> list[tuple[str, str, str]]:
+    """(hashlib name, display name, expected hex) of each digest the caller pinned."""
+    return [(algo, name, want.lower()) for algo, name, want in
+            (("sha256", "SHA-256", sha256), ("md5", "MD5", md5)) if want is not None]
+
+
+def _mismatch(path: Path, sha256: str | None, md5: str | None) -> str | None:
+    for algo, name, want in _pins(sha256, md5):
+        got = digest_of(path, algo)
+        if got != want:
+            return f"{name} {got[:16]}... is not the pinned {want[:16]}..."
+    return None
+
+
+def _verified(part: Path, dest: Path, url: str, sha256: str | None, md5: str | None) -> Path:
     """Rename the complete .part to dest, after its hash check when one is pinned."""
-    if sha256 is not None:
-        got = sha256_of(part)
-        if got != sha256.lower():
-            part.unlink()
-            raise DownloadError(f"{url}: SHA-256 {got[:16]}... is not the pinned "
-                                f"{sha256[:16]}...; the download was deleted")
+    if (why := _mismatch(part, sha256, md5)) is not None:
+        part.unlink()
+        raise DownloadError(f"{url}: {why}; the download was deleted")
     part.rename(dest)
     return dest
 
 
 def download(url: str, dest: str | Path, headers: dict[str, str] | None = None,
-             sha256: str | None = None) -> Path:
+             sha256: str | None = None, md5: str | None = None) -> Path:
     """Fetch url (https only) to dest. A partial `dest.part` from an interrupted run is
-    resumed with an HTTP Range request; an existing dest is kept as is (checked against
-    sha256 when given)."""
+    resumed with an HTTP Range request; an existing dest is kept as is. Pinned digests are
+    checked either way: sha256, or md5 where the publisher lists only that (it catches a
+    corrupt or truncated file, not a deliberately forged one)."""
     check_url(url)
     dest = Path(dest)
     if dest.is_file():
-        if sha256 is not None and sha256_of(dest) != sha256.lower():
-            raise DownloadError(f"{dest}: SHA-256 is not the pinned one for {url}; delete it "
-                                "to download it again")
+        if (why := _mismatch(dest, sha256, md5)) is not None:
+            raise DownloadError(f"{dest}: {why} for {url}; delete it to download it again")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -115,7 +130,7 @@ def download(url: str, dest: str | Path, headers: dict[str, str] | None = None,
         resp = _open(req, timeout=60)
     except urllib.error.HTTPError as e:
         if e.code == 416:  # the .part is already complete
-            return _verified(part, dest, url, sha256)
+            return _verified(part, dest, url, sha256, md5)
         raise DownloadError(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
         raise DownloadError(f"cannot download {url}: {e.reason} (no internet? pass local "
@@ -133,7 +148,7 @@ def download(url: str, dest: str | Path, headers: dict[str, str] | None = None,
     if total and part.stat().st_size != total:
         raise DownloadError(f"{url}: got {part.stat().st_size} of {total} bytes; run again to "
                             "resume")
-    return _verified(part, dest, url, sha256)
+    return _verified(part, dest, url, sha256, md5)
 
 
 def inside(root: str | Path, name: object, what: str = "path") -> Path:

@@ -232,3 +232,27 @@ def test_an_existing_tree_at_another_commit_is_refused(tmp_path, upstream):
 def test_a_pin_must_be_a_full_commit(tmp_path):
     with pytest.raises(dl.CloneError, match="full 40-digit commit"):
         dl.clone_pinned("https://github.com/x/y", tmp_path / "y", "main", "Y")
+
+
+def test_an_md5_pin_is_checked_on_download_and_on_the_kept_file(tmp_path, opened):
+    """COCO lists only an MD5 for its annotation zip: it is checked like a SHA-256 pin."""
+    good = hashlib.md5(BODY).hexdigest()
+    dest = dl.download("https://example.com/a.bin", tmp_path / "a.bin", md5=good)
+    assert dest.read_bytes() == BODY
+    with pytest.raises(dl.DownloadError) as e:
+        dl.download("https://example.com/a.bin", tmp_path / "a.bin", md5="0" * 32)
+    assert "MD5" in _one_line(e) and "delete it to download it again" in _one_line(e)
+    with pytest.raises(dl.DownloadError) as e:
+        dl.download("https://example.com/b.bin", tmp_path / "b.bin", md5="0" * 32)
+    assert "MD5" in _one_line(e)
+    assert not (tmp_path / "b.bin").exists() and not (tmp_path / "b.bin.part").exists()
+
+
+def test_the_coco_annotation_zip_is_fetched_with_its_published_md5(tmp_path, monkeypatch):
+    coco = load_script("_coco")
+    asked = []
+    monkeypatch.setattr(coco, "download", lambda url, dest, **kw: asked.append((url, kw)) or dest)
+    monkeypatch.setattr(coco, "unzip", lambda archive, dest, members: dest)
+    coco.fetch_annotations(tmp_path, "val2017")
+    assert asked == [("https://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+                      {"md5": "f4bbac642086de4f52a3fdda2de5fa2c"})]

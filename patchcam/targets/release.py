@@ -22,7 +22,6 @@ and ranges checked, paths kept inside release/).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
@@ -32,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from patchcam import paths
+from patchcam.download import sha256_of
 from patchcam.paths import REPO
 
 RELEASE = REPO / "release"
@@ -136,14 +136,6 @@ def load_manifest(path: Path) -> tuple[str, list[Entry]]:
             raise ReleaseError(f"{path}: {e.app} for {e.board} is listed twice")
         seen.add((e.app, e.board))
     return commit, entries
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(entry: Entry, root: Path, apps_dir: Path | None = None) -> Path:
