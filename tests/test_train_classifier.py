@@ -59,15 +59,17 @@ needs_teacher = pytest.mark.skipif(not TEACHER_FILE.is_file(),
 
 
 def _real_folder(tmp_path: Path, n: int = 20) -> Path:
-    """A labels.csv naming n person + n no_person photos of the shared sets by absolute path
-    (nothing is copied)."""
+    """A labels.csv naming n person + n no_person photos of the shared sets, linked into the
+    folder (a labels.csv may only name files inside its folder; nothing is copied)."""
+    out = tmp_path / "data"
+    out.mkdir()
     rows = []
     for d in ("vww_pos_har_actions", "vww_neg_house_rooms"):
         with (SHARED / "datasets" / d / "labels.csv").open(newline="") as f:
-            rows += [(SHARED / "datasets" / d / r["file"], r["label"])
-                     for r in list(csv.DictReader(f))[:n]]
-    out = tmp_path / "data"
-    out.mkdir()
+            for i, r in enumerate(list(csv.DictReader(f))[:n]):
+                link = out / f"{d}_{i}{Path(r['file']).suffix}"
+                link.symlink_to(SHARED / "datasets" / d / r["file"])
+                rows.append((link.name, r["label"]))
     (out / "labels.csv").write_text("file,label\n" + "".join(f"{p},{lb}\n" for p, lb in rows))
     return out
 
