@@ -160,3 +160,35 @@ def test_assign_and_loss():
     out = head(feats).detach()
     d = detect.decode_float(out[0].permute(1, 2, 0).numpy(), 8, (64, 64), 0.3, 0.5)
     assert len(d) >= 1 and detect.iou_matrix(d.boxes, boxes.numpy()).max() > 0.5
+
+
+def test_class_weights_scale_only_that_class_positive_cells():
+    """train.balance_classes: a class's factor multiplies the focal term of the cells where it
+    is the target; background cells and the other class keep weight 1."""
+    torch.manual_seed(1)
+    out = torch.randn(1, 6, 8, 8)
+    boxes = torch.tensor([[0.0, 0.0, 24.0, 24.0], [40.0, 40.0, 56.0, 56.0]])
+    targets = [(boxes, torch.tensor([0, 1]))]
+    plain, _ = detect.detection_loss(out, targets, 8)
+    same, _ = detect.detection_loss(out, targets, 8, class_weights=(1.0, 1.0))
+    assert torch.equal(plain, same)
+    cls_t, _, pos = detect.assign(boxes, torch.tensor([0, 1]), 8, 8, 8, 2)
+    focal = detect.sigmoid_focal_loss(out[:, :2], cls_t[None], 0.25, 2.0)[0]
+    num_pos = float(pos.sum())
+    extra_no_mask = float((focal[1] * cls_t[1]).sum()) / num_pos  # class 1's positive cells
+    heavier, _ = detect.detection_loss(out, targets, 8, class_weights=(1.0, 3.0))
+    assert float(heavier - plain) == pytest.approx(2 * extra_no_mask, rel=1e-5)
+    with pytest.raises(ValueError, match="2 classes"):
+        detect.detection_loss(out, targets, 8, class_weights=(1.0,))
+
+
+def test_class_weights_from_training_boxes():
+    from patchcam.training import detector as td
+    labels = [np.array([0, 0, 0]), np.zeros(0, np.int64), np.array([1, 0, 0])]
+    data = td.DetData(images=np.zeros((3, 8, 8, 3), np.uint8),
+                      boxes=[np.zeros((len(lb), 4), np.float32) for lb in labels],
+                      labels=labels, sources=["a", "a", "a"])
+    w = td.class_weights(data, 2)
+    assert w == pytest.approx((6 / (2 * 5), 6 / (2 * 1)))
+    with pytest.raises(ValueError, match="class \\[2\\]"):
+        td.class_weights(data, 3)

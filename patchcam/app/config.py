@@ -117,8 +117,9 @@ class TrainSpec:
     qat_epochs: int
     qat_lr: float = 1e-4
     seed: int = 0
-    # classify: weigh each class's cross-entropy by n / (classes * n_class), so a class with
-    # more photos (person, in vww's scene sources) does not pull the decision its way
+    # weigh each class by n / (classes * n_class) - classify: its cross-entropy over photos;
+    # detect: its positive cells' focal loss over boxes - so a class with more examples
+    # (person in vww's scenes, mask among the faces) does not pull the decision its way
     balance_classes: bool = False
 
 

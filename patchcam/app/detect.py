@@ -163,17 +163,27 @@ def giou_loss(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def detection_loss(out: torch.Tensor, targets: list[tuple[torch.Tensor, torch.Tensor]],
                    stride: int, radius: float = 1.5, box_weight: float = 2.0,
-                   alpha: float = 0.25, gamma: float = 2.0) -> tuple[torch.Tensor, dict]:
+                   alpha: float = 0.25, gamma: float = 2.0,
+                   class_weights: tuple[float, ...] | None = None
+                   ) -> tuple[torch.Tensor, dict]:
     """Focal loss on the class logits + GIoU on positive cells, both per positive cell.
 
     targets: one (boxes (n, 4) in input pixels, class indices (n,)) pair per image.
+    class_weights: one factor per class on its positive cells' focal term, so a rare class
+    (no_mask among masked faces) is not learned as background.
     """
     n, c, h, w = out.shape
     k = c - 4
     cls_t, box_t, pos = (torch.stack(v) for v in zip(
         *(assign(b, lb, h, w, stride, k, radius) for b, lb in targets), strict=True))
     num_pos = max(1.0, float(pos.sum()))
-    focal = sigmoid_focal_loss(out[:, :k], cls_t, alpha, gamma).sum() / num_pos
+    focal_map = sigmoid_focal_loss(out[:, :k], cls_t, alpha, gamma)
+    if class_weights is not None:
+        if len(class_weights) != k:
+            raise ValueError(f"class_weights has {len(class_weights)} factors for {k} classes")
+        w = torch.tensor(class_weights, dtype=out.dtype).view(1, k, 1, 1)
+        focal_map = focal_map * (1 + cls_t * (w - 1))  # negatives keep weight 1
+    focal = focal_map.sum() / num_pos
     if pos.any():
         pred = decode_torch(out, stride)[pos]
         box = giou_loss(pred, box_t[pos]).sum() / num_pos

@@ -276,15 +276,6 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
     return loss + o.kd_weight * kd, float(kd.detach())
 
 
-def balanced_weights(labels: np.ndarray, num_classes: int) -> tuple[float, ...]:
-    """n / (classes * n_class) for each class: every class weighs the same in the loss."""
-    counts = np.bincount(labels, minlength=num_classes)
-    if (counts == 0).any():
-        missing = [i for i, c in enumerate(counts) if c == 0]
-        raise ValueError(f"no training photo of class {missing}: cannot balance the classes")
-    return tuple(float(len(labels) / (num_classes * c)) for c in counts)
-
-
 @torch.no_grad()
 def predict(net: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
     net.eval()
@@ -425,7 +416,7 @@ def train_student(cfg: AppConfig, train_samples: list[readers.Sample],
     val_x, val_y, _ = load_clean(val_samples, cfg, desc=f"{cfg.app.name}-{desc}-val")
     counts = dict(zip(*np.unique(data.sources, return_counts=True), strict=True))
     if cfg.train.balance_classes:
-        w = balanced_weights(data.labels, len(cfg.classes.names))
+        w = loop.balanced_weights(data.labels, len(cfg.classes.names))
         o, qat = replace(o, class_weights=w), replace(qat, class_weights=w)
         print("class weights (train.balance_classes): " + ", ".join(
             f"{n} {x:.3f}" for n, x in zip(cfg.classes.names, w, strict=True)), flush=True)

@@ -303,6 +303,14 @@ class FitOptions:
     neg_ratio: float = 0.5  # negatives drawn per epoch, per image with boxes
     eval_every: int = 0  # float mAP on `val` every n epochs (0: never); best.pt keeps the best
     max_steps: int | None = None  # stop each epoch after this many batches (tests, timing)
+    class_weights: tuple[float, ...] | None = None  # train.balance_classes: class_weights()
+
+
+def class_weights(data: DetData, num_classes: int) -> tuple[float, ...]:
+    """n / (classes * n_class) over the training boxes: every class weighs the same in the
+    focal loss (train.balance_classes)."""
+    labels = np.concatenate([lb for lb in data.labels if len(lb)] or [np.zeros(0, np.int64)])
+    return loop.balanced_weights(labels.astype(np.int64), num_classes)
 
 
 def steps_per_epoch(data: DetData, o: FitOptions) -> int:
@@ -351,7 +359,8 @@ class DetectorTask:
         out = model(to_batch(np.stack([a[0] for a in aug])).to(device))
         # targets are assigned on the CPU; the output map is small, so move it there
         loss, parts = detect.detection_loss(out.cpu(), targets([a[1] for a in aug],
-                                                               [a[2] for a in aug]), self.stride)
+                                                               [a[2] for a in aug]), self.stride,
+                                              class_weights=self.o.class_weights)
         return loss, {"focal": parts["focal"], "giou": parts["giou"]}
 
     def progress(self, totals: dict[str, float], batches: int) -> dict[str, str]:

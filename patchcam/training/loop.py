@@ -236,3 +236,13 @@ def training_seconds(history: list[dict]) -> float:
     """The time of the epochs logged, so a resumed run counts each epoch once (the wall clock
     of the last process would leave out every epoch run before the resume)."""
     return sum(float(h.get("seconds", 0.0)) for h in history)
+
+
+def balanced_weights(labels: np.ndarray, num_classes: int) -> tuple[float, ...]:
+    """n / (classes * n_class) for each class: every class weighs the same in the loss
+    (train.balance_classes; labels are photos for a classifier, boxes for a detector)."""
+    counts = np.bincount(labels, minlength=num_classes)
+    if (counts == 0).any():
+        missing = [i for i, c in enumerate(counts) if c == 0]
+        raise ValueError(f"no training example of class {missing}: cannot balance the classes")
+    return tuple(float(len(labels) / (num_classes * c)) for c in counts)

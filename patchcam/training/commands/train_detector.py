@@ -157,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{cfg.app.name}: train {train.summary()}; val {val.summary()}", flush=True)
+    if r.balance_classes:
+        o.class_weights = td.class_weights(train, len(cfg.classes.names))
+        print("class weights (train.balance_classes): " + ", ".join(
+            f"{n} {w:.2f}" for n, w in zip(cfg.classes.names, o.class_weights, strict=True)))
     for name, d in train.by_source().items():
         print(f"  train {name}: {d.summary()}")
     print(f"  evaluation: {', '.join(f'{k} ({len(v)})' for k, v in tests.items())}")
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     qat_epochs = r.qat_epochs if a.qat_epochs is None else a.qat_epochs
     if qat_epochs > 0:
         qo = td.FitOptions(epochs=qat_epochs, lr=r.qat_lr, batch=o.batch, seed=o.seed,
-                           neg_ratio=o.neg_ratio, max_steps=o.max_steps)
+                           neg_ratio=o.neg_ratio, max_steps=o.max_steps,
+                           class_weights=o.class_weights)
         print(f"quantisation-aware fine-tuning: {qat_epochs} epochs, lr {r.qat_lr}",
               flush=True)
         fused = td.qat_finetune(model, cfg, train, qo, out, a.calib,
@@ -213,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     recipe = {"epochs": o.epochs, "lr": o.lr, "batch": o.batch, "seed": o.seed,
-              "neg_ratio": o.neg_ratio, "optimizer": "AdamW wd 5e-4, one-cycle cosine",
+              "neg_ratio": o.neg_ratio, "class_weights": o.class_weights,
+              "optimizer": "AdamW wd 5e-4, one-cycle cosine",
               "augment": td.View().describe(),
               "calibration_images": a.calib, "qat_epochs": qat_epochs, "qat_lr": r.qat_lr,
               "command": "patchcam train " + " ".join(argv or sys.argv[1:])}
