@@ -63,8 +63,8 @@ flash: $(STAMP)  ## build and flash APP to BOARD=disco_f746ng|nano33ble_sense|op
 	$(PC) flash flash --app $(APP) --board $(BOARD) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(PORT),--port "$(PORT)") $(if $(DRIVE),--drive "$(DRIVE)") $(if $(METHOD),--method "$(METHOD)") -j $(JOBS)
 
 .PHONY: release release-check
-release: $(STAMP)  ## prebuilt images: every app for disco_f746ng and nano33ble_sense -> release/ + manifest.json (needs the board toolchain)
-	$(PY) -m patchcam.targets.release build -j $(JOBS)
+release: $(STAMP)  ## prebuilt images of every app for the DISCO, the Nano, the OpenMV Cam -> release/ + manifest.json [APP=one app] [BOARD=one board] [MBED_OS_PATH=dir] [MICROPYTHON=dir]
+	$(PY) -m patchcam.targets.release build $(if $(filter command line,$(origin APP)),--app $(APP)) $(if $(filter command line,$(origin BOARD)),--board $(BOARD)) $(if $(MBED_OS_PATH),--mbed-os "$(MBED_OS_PATH)") $(if $(MICROPYTHON),--micropython "$(MICROPYTHON)") -j $(JOBS)
 
 release-check: $(STAMP)  ## every image release/manifest.json lists is there, intact and built from apps/*/generated
 	$(PY) -m patchcam.targets.release check

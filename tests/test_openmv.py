@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -299,6 +300,21 @@ def test_arena_rewrite(tmp_path):
     c.write_text(before.replace("static int8_t model_arena", "int8_t model_arena"))
     with pytest.raises(openmv.OpenMVError, match="expected one generated arena"):
         openmv.make_arena_external(c)
+
+
+def test_shipped_c_with_a_fused_input_loses_its_static_bss(tmp_path):
+    """vww's shipped C reads its input from a static buffer outside the arena
+    (MODEL_FUSED_INPUT); a native module cannot have static BSS, so the rewrite makes that
+    buffer global, and the model hash in pcapp.py stays the shipped one."""
+    out = openmv.generate("vww", tmp_path / "vww", "shipped")
+    c = (out / "model" / "model.c").read_text()
+    assert "static int8_t model_frame" not in c
+    assert c.count("int8_t model_frame[MODEL_INPUT_BYTES]; /* global: natmod BSS */") == 1
+    assert "extern int8_t *model_arena;" in c
+    shipped = (openmv.REPO / "apps" / "vww" / "generated" / "app_config.h").read_text()
+    h = re.search(r"PC_APP_MODEL_HASH (0x[0-9a-f]{8})", shipped).group(1)
+    assert f"MODEL_HASH = {h}" in (out / "pcapp.py").read_text()
+    assert (out / "model" / "app_config.h").read_text() == shipped
 
 
 # ---- mpy-cross: every script compiles for the camera ---------------------------------------

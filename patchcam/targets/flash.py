@@ -362,11 +362,11 @@ def prebuilt_image(app: str, board: BoardSpec) -> Image | None:
         raise FlashError(f"{why}; and the prebuilt image cannot be used: {e}") from None
     if found is None:
         return None
-    entry, path = found
+    entry, files = found
     print(f"flash: no toolchain here ({why.split(':')[0]}); using the prebuilt image "
-          f"{path.relative_to(path.parents[1])} built from model 0x{entry.model_hash:08x}, "
+          f"{entry.file} built from model 0x{entry.model_hash:08x}, "
           f"the same as apps/{app}/generated")
-    return Image(app, board.name, path, path, entry.flash_bytes, entry.ram_bytes)
+    return Image(app, board.name, files[0], files[0], entry.flash_bytes, entry.ram_bytes)
 
 
 # ---- uploading ----------------------------------------------------------------------------
@@ -544,14 +544,36 @@ def openmv_route(app: str) -> str:
             "(docs/boards.md, OpenMV Cam H7)")
 
 
+def prebuilt_openmv(app: str) -> tuple[list[Path], str] | None:
+    """The files of the prebuilt OpenMV folder of app (release/openmv_h7/<app>/, else the
+    `ml`-module one) when the manifest lists one built from the app's current model."""
+    from patchcam.targets import release
+    for board in release.OPENMV_BOARDS:
+        try:
+            found = release.find_prebuilt(app, board)
+        except release.ReleaseError as e:
+            raise FlashError(f"no build/openmv/{app}/ folder, and the prebuilt {board} folder "
+                             f"cannot be used: {e}") from None
+        if found is not None:
+            entry, files = found
+            return files, (f" (prebuilt, built from model 0x{entry.model_hash:08x}, the same "
+                           f"as apps/{app}/generated)")
+    return None
+
+
 def flash_openmv(app: str, drive: Path | None) -> None:
-    """Copy build/openmv/<app>/drive/ (made by `make openmv`) to the camera's USB drive."""
+    """Copy build/openmv/<app>/drive/ (made by `make openmv`) to the camera's USB drive; else
+    the `ml`-module folder of `make openmv-ml`; else the prebuilt folder of release/."""
     folder, note = openmv_drive_folder(app), ""
     if not folder.is_dir() and folder.with_name("drive_ml").is_dir():
         folder = folder.with_name("drive_ml")  # make openmv-ml: OpenMV's `ml` module
         note = (f" (no {openmv_drive_folder(app).relative_to(REPO)}/ from make openmv: the "
                 "`ml`-module fallback)")
     files = sorted(f for f in folder.glob("*") if f.is_file()) if folder.is_dir() else []
+    prebuilt = None if files else prebuilt_openmv(app)
+    if prebuilt is not None:
+        files, note = prebuilt
+        folder = files[0].parent
     if not files:
         raise FlashError(f"no {folder.relative_to(REPO)}/ yet: {openmv_route(app)}")
     if drive is None:
@@ -561,7 +583,8 @@ def flash_openmv(app: str, drive: Path | None) -> None:
                          f"{usb.OPENMV_DRIVE[1]}): plug the camera in and wait for its drive, "
                          "or give DRIVE=its mount point; by hand: copy every file in "
                          f"{folder} onto it")
-    print(f"flash: copying {len(files)} files from {folder.relative_to(REPO)}{note} to the "
+    shown = folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder
+    print(f"flash: copying {len(files)} files from {shown}{note} to the "
           f"OpenMV drive {drive}")
     copy_to_drive(files, drive)
     print("flash: done; press the camera's reset button (or eject the drive and replug) to "

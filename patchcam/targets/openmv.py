@@ -56,6 +56,7 @@ BUILD_DIR = REPO / "build" / "openmv"
 MAX_OVERHEAD = 0.2  # the same patch schedule `make bench` reports
 ARENA_LINE = re.compile(r"^static int8_t model_arena\[MODEL_ARENA_BYTES\] PC_ALIGNED\(\d+\);$",
                         re.M)
+FRAME_LINE = re.compile(r"^static int8_t model_frame\[MODEL_INPUT_BYTES\];$", re.M)
 
 # OpenMV Cam H7 (OPENMV4) firmware v5.0.0, boards/OPENMV4/board_config.h: the MicroPython GC
 # heap is split into OMV_GC_BLOCK0 (SRAM4) and OMV_GC_BLOCK1 (SRAM1), and one allocation must
@@ -98,9 +99,15 @@ def make_arena_external(model_c: Path) -> None:
     defined and set by pcmodel.c. Why: a native module's BSS is allocated on the MicroPython
     heap in one block with the weights (too big for the H7's heap blocks), and its loader
     cannot relocate static BSS at all; on the camera the arena comes from frame-buffer memory.
-    The kernels see the same offsets (ARENA(offset) is model_arena + offset either way)."""
+    The kernels see the same offsets (ARENA(offset) is model_arena + offset either way).
+    A model whose patch stage reads its input outside the arena (MODEL_FUSED_INPUT) has a
+    static input buffer too: it becomes a global (the loader places global BSS, in a heap
+    block of its own)."""
     text = model_c.read_text()
+    text = FRAME_LINE.sub("int8_t model_frame[MODEL_INPUT_BYTES]; /* global: natmod BSS */",
+                          text)
     if "extern int8_t *model_arena;" in text:
+        model_c.write_text(text)
         return
     new, n = ARENA_LINE.subn("extern int8_t *model_arena; /* set by pcmodel.set_arena() */",
                              text)
@@ -137,14 +144,15 @@ def _pcapp_source(g: Graph, spec: export.AppSpec, model_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-SCHEDULES = ("patch", "app")
+SCHEDULES = ("patch", "app", "shipped")
 
 
 def plan(g: Graph, arena_budget: int, schedule: str = "patch") -> patchplan.Schedule:
     """"patch": the planner's smallest patch arena within MAX_OVERHEAD extra MACs (what the
     camera runs by default: its arena competes with camera frames for frame-buffer RAM);
     "app": the rule of the app's own generated C (patchcam.app.export.app_schedule), which
-    makes the C, and HELLO's model hash, those of the other boards."""
+    makes the C, and HELLO's model hash, those of the other boards when the compiler has not
+    changed since the export; "shipped" (generate only): apps/<app>/generated/ as committed."""
     if schedule == "patch":
         return patchplan.search(g, max_overhead=MAX_OVERHEAD, mode="recompute")
     if schedule == "app":
@@ -158,17 +166,30 @@ def generate(app: str, out: str | Path | None = None, schedule: str = "patch") -
     folder."""
     out = Path(out) if out else BUILD_DIR / app
     model_dir = out / "model"
-    g = app_graph(app)
     cfg = load_app(app)
-    s = plan(g, cfg.board.arena_kb * 1024, schedule)
-    codegen.generate(g, model_dir, schedule=s)
-    spec = export.AppSpec.from_app(cfg, g)
-    export.generate(spec, model_dir)  # the model hash names the unmodified generated C
+    if schedule == "shipped":  # the very C the Mbed images are built from: no codegen
+        shipped = cfg.folder / "generated"
+        if not (shipped / "model.json").is_file():
+            raise OpenMVError(f"no {shipped}/model.json: export the app's model first "
+                              f"(make train APP={app} INSTALL=1)")
+        g = Graph.load(shipped / "model.json")
+        model_dir.mkdir(parents=True, exist_ok=True)
+        for f in ("model.c", "model.h", "app_config.h"):
+            shutil.copyfile(shipped / f, model_dir / f)
+        spec = export.AppSpec.from_app(cfg, g)
+        sched = g.meta.get("schedule", {})
+    else:
+        g = app_graph(app)
+        s = plan(g, cfg.board.arena_kb * 1024, schedule)
+        codegen.generate(g, model_dir, schedule=s)
+        spec = export.AppSpec.from_app(cfg, g)
+        export.generate(spec, model_dir)  # the model hash names the unmodified generated C
+        sched = s.to_dict()
     (out / "pcapp.py").write_text(_pcapp_source(g, spec, model_dir))
     make_arena_external(model_dir / "model.c")
     tflite_export.save_tflite(g, out / f"{app}.tflite")
     (out / f"{app}.txt").write_text("\n".join(spec.classes) + "\n")
-    (out / "schedule.json").write_text(json.dumps(s.to_dict(), indent=1))
+    (out / "schedule.json").write_text(json.dumps(sched, indent=1))
     return out
 
 
