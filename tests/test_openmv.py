@@ -523,6 +523,60 @@ def test_serve_runs_the_camera_loop_over_usb(monkeypatch):
     assert any(isinstance(r, pp.Pong) and r.token == 3 for r in rest)
 
 
+def test_serve_draws_each_camera_result_on_the_frame_buffer(monkeypatch):
+    """main.py (the protocol): each camera frame's RESULT is also drawn on that frame, exactly
+    as main_ide.py draws it, so OpenMV IDE's frame buffer view shows the boxes; a drawing
+    that fails is reported once in a LOG and the results keep coming."""
+    monkeypatch.setitem(sys.modules, "pcproto", pcproto)
+    pcboard = _load("pcboard")
+    images = []
+
+    class Sensor(_FakeSensor):
+        def snapshot(self):
+            self.frame += 1
+            images.append(_DrawImage(8, 6))
+            return images[-1]
+
+    sensor, vcp = Sensor(), _FakeVCP([pp.encode(pp.Set(pp.SetKey.STREAM, 3))])
+    clock = iter(range(0, 10**9, 7))
+    monkeypatch.setattr(pcboard, "sensor", sensor)
+    monkeypatch.setattr(pcboard, "time", types.SimpleNamespace(
+        ticks_us=lambda: next(clock), ticks_diff=lambda a, b: a - b, sleep_ms=lambda ms: None))
+    monkeypatch.setitem(sys.modules, "pyb", types.SimpleNamespace(USB_VCP=lambda: vcp))
+
+    class Model(FakeModel):
+        app = types.SimpleNamespace(**{**vars(IDE_APP), "INPUT_W": 4, "INPUT_H": 2})
+
+        def __init__(self):
+            super().__init__(task=1)
+            self.score_q = 90
+
+    with pytest.raises(_Stop):
+        pcboard.serve(Model, board="fake")
+    results = [r for r in pp.Decoder().feed(bytes(vcp.sent)) if isinstance(r, pp.Result)]
+    assert [r.frame_id for r in results] == [1, 2, 3] and len(images) == 3
+    for img, r in zip(images, results, strict=True):
+        want = _DrawImage(8, 6)
+        items = b"".join(pcproto.detection(d.x0, d.y0, d.x1, d.y1, d.cls, d.score)
+                         for d in r.detections)
+        pcboard.draw_result(want, Model.app, items, len(r.detections), r.latency_us)
+        assert img.calls == want.calls and any(c[0] == "rect" for c in img.calls)
+
+    class Broken(_DrawImage):
+        def draw_rectangle(self, *a, **k):
+            raise OSError("no frame buffer")
+
+    images.clear()
+    sensor.snapshot = lambda: images.append(Broken(8, 6)) or images[-1]
+    vcp.chunks, vcp.sent, vcp.polls = [pp.encode(pp.Set(pp.SetKey.STREAM, 2))], bytearray(), 0
+    with pytest.raises(_Stop):
+        pcboard.serve(Model, board="fake")
+    got = pp.Decoder().feed(bytes(vcp.sent))
+    assert [r.frame_id for r in got if isinstance(r, pp.Result)] == [1, 2]
+    logs = [m.text for m in got if isinstance(m, pp.Log)]
+    assert logs == ["drawing on the frame buffer: OSError('no frame buffer')"]
+
+
 # ---- main_ide.py: boxes on the frame buffer, a text line per frame ---------------------------
 class _DrawImage:
     """An OpenMV `image` stand-in that records the drawing calls."""

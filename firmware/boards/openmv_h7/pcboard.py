@@ -61,7 +61,8 @@ class Hello:
 
 def serve(make_model, board: str = "openmv_h7") -> None:
     """Run the protocol over USB VCP forever: HELLO at start, FRAME / PING / SET / HELLO
-    answered, camera frames processed while the host has STREAM on. make_model() builds the
+    answered, camera frames processed while the host has STREAM on, each camera frame's
+    result also drawn on the frame buffer as main_ide.py does. make_model() builds the
     runner once the camera is set up: the extra frame buffers it takes (arena, FRAME buffer)
     come after the camera's own frame buffer, which sensor.reset() would otherwise reclaim."""
     import pyb
@@ -86,6 +87,7 @@ def serve(make_model, board: str = "openmv_h7") -> None:
     app.send_hello()
     rx = bytearray(512)
     camera_frames = 0
+    drawing = True
     while True:
         n = usb.readinto(rx) if usb.any() else 0
         if n:
@@ -98,6 +100,14 @@ def serve(make_model, board: str = "openmv_h7") -> None:
             except Exception as e:  # report and keep serving (docs/protocol.md)
                 app.send_log(pcproto.LOG_WARNING, "camera: " + repr(e))
                 app.stream = 0
+                continue
+            if app.last is not None and drawing:  # the boxes on the frame buffer too
+                try:
+                    latency, items, count = app.last
+                    draw_result(img, a, items, count, latency)
+                except Exception as e:  # the results still go out; say so once
+                    app.send_log(pcproto.LOG_WARNING, "drawing on the frame buffer: " + repr(e))
+                    drawing = False
         elif not n:
             time.sleep_ms(1)
 

@@ -325,6 +325,7 @@ class App:
         self.stream = 0  # 0 off, n > 0 frames left, -1 forever
         self.results = 0
         self.errors = 0
+        self.last = None  # (latency_us, items, count) of the last RESULT sent
         self.t0 = ticks_us()
 
     def send(self, msg_type: int, payload: bytes) -> None:
@@ -465,9 +466,12 @@ class App:
         head = result_head(frame_id, latency, total, source, self.model.task, count)
         self.send(RESULT, head + bytes(items))
         self.results += 1
+        self.last = (latency, items, count)
 
     def camera_frame(self, frame_id: int, pixels) -> None:
-        """One captured frame (the camera's width, height, format)."""
+        """One captured frame (the camera's width, height, format); self.last is its result,
+        None when it had none."""
+        self.last = None
         w, h, fmt = self.camera
         self.process(frame_id, SOURCE_CAMERA, pixels, w, h, fmt)
         if self.stream > 0:
