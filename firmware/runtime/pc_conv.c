@@ -4,10 +4,11 @@
  * pixels is widened to int16 with the input offset added ("im2col"), in the order SXTB16
  * leaves the filter bytes in (x0 x2 x1 x3 per group of four), so the inner loop per four
  * input channels is: 2 filter loads, 4 SXTB16, 4 column loads, 8 SMLAD for 16 MACs
- * (2 output channels x 2 pixels). Pointwise convs (and convs with patches of <= 64 values,
- * such as the RGB first layer) keep the two pixels' columns interleaved so one LDRD fetches
- * both (see widen_pair); pointwise convs with 8 or 16 input channels take four pixels at a
- * time (see mat_mult_quad). The pointwise inner loop takes eight input channels per pass.
+ * (2 output channels x 2 pixels). Convs with patches of <= 64 values (such as the RGB first
+ * layer) keep the two pixels' columns interleaved so one LDRD fetches both (see widen_pair).
+ * Pointwise convs with up to 256 input channels take four pixels at a time, one output
+ * channel after the other (see mat_mult_pw4); wider ones, and the last pixels % 4, the 2x2
+ * blocks. The pointwise inner loops take eight input channels per pass.
  * When the activation range is all of int8 (no ReLU clamp narrower than SSAT's, the usual
  * case), the packed act_min / act_max clamp is left out (a compile-time variant). The
  * portable path is direct loops.
@@ -533,125 +534,136 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
     }
 }
 
-/* ---- pointwise with few input channels (8 or 16): four pixels at a time ----
+/* ---- pointwise: one output channel of four pixels at a time ----
  *
- * With K = 8 or 16 MACs per output the 2x2 path spends more on each output (its channels'
- * constants, the loop setup, the requantisation) than on its MACs. Four pixels per pass share
- * the per-channel work over twice the outputs; K is a compile-time constant in each copy, so
- * the MAC code is fully unrolled at fixed offsets (no loop counter or second filter pointer)
- * and fits the registers with 8 accumulators. The four widened pixels live on the stack
- * (8 * K bytes <= 128): the scratch stays 4 * Cin. */
-#define PW_QUAD_MAX_K 16
+ * The 2x2 blocks above pay each output's share of a block's set-up, requantisation constants,
+ * packing and stores (15-30 instructions) and re-extend each filter word for every pixel pair.
+ * Here four pixels are widened once into one buffer and every output channel runs down all
+ * four: per four input channels one filter load and two SXTB16 feed 8 SMLAD (four LDRD fetch
+ * the columns through one post-incremented pointer), the channel's constants are loaded once
+ * for four outputs, and each result is stored with one STRB (the four pixels' outputs are
+ * cout bytes apart), without packing. Any channel count works (no channel pairs), so only the
+ * last pixels % 4 take the 2x2 path. K is a compile-time constant in the copies for 8 and 16
+ * input channels (the MAC code is then unrolled, no loop). */
+#define PW4_MAX_CIN 256 /* the four widened pixels live on the stack: 8 * cin bytes (2 kB) */
 
-typedef struct {
-    int32_t a0, b0, c0, d0; /* channel co, pixels 0..3 */
-    int32_t a1, b1, c1, d1; /* channel co + 1 */
-} acc8_t;
-
-/* col per group of four input channels: even words (x0 x2) of pixels 0..3, then odd words. */
-static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t k, int32_t offset)
+/* Pixels a, b, c, d widened with the input offset, per group of four channels x0..x3:
+ * [a x0 x2 | b x0 x2 | a x1 x3 | b x1 x3 | c x0 x2 | d x0 x2 | c x1 x3 | d x1 x3] (int16x2
+ * words, SXTB16's order), then the cin % 4 tail as (a, b), (c, d) int16 pairs. */
+static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t cin, int32_t offset)
 {
     const uint32_t off2 = pc_dup16(offset);
-    for (int32_t i = 0; i < k; i += 4) {
-        for (int32_t j = 0; j < 4; j++) {
+    int32_t i = 0;
+    for (; i + 4 <= cin; i += 4) {
+        for (int32_t j = 0; j < 4; j += 2) {
             const uint32_t x = pc_read_u32(px[j] + i);
-            col[j] = pc_sxtab16(off2, x);
-            col[4 + j] = pc_sxtab16_ror8(off2, x);
+            const uint32_t y = pc_read_u32(px[j + 1] + i);
+            col[0] = pc_sxtab16(off2, x);
+            col[1] = pc_sxtab16(off2, y);
+            col[2] = pc_sxtab16_ror8(off2, x);
+            col[3] = pc_sxtab16_ror8(off2, y);
+            col += 4;
         }
-        col += 8;
+    }
+    for (; i < cin; i++) {
+        col[0] = pc_lane16(px[0][i] + offset) | (pc_lane16(px[1][i] + offset) << 16);
+        col[1] = pc_lane16(px[2][i] + offset) | (pc_lane16(px[3][i] + offset) << 16);
+        col += 2;
     }
 }
 
-/* One group of four input channels of one output channel for the four pixels. */
-PC_INLINE void quad_group(int32_t *a, int32_t *b, int32_t *c, int32_t *d, const int8_t *w,
-                          const uint32_t *col)
+/* Four input channels (the filter word at *w) of the four pixels (widen_quad's group at
+ * *col); advances both pointers. 15 instructions for 16 MACs: LDR, 2 SXTB16, 4 LDRD,
+ * 8 SMLAD. */
+PC_INLINE void pw4_group(int32_t *a, int32_t *b, int32_t *c, int32_t *d, const int8_t **w,
+                         const uint32_t **col)
 {
-    const uint32_t wv = pc_read_u32(w);
+    const uint32_t wv = pc_load_s8x4_inc(w);
     const uint32_t we = pc_sxtb16(wv);
     const uint32_t wo = pc_sxtb16_ror8(wv);
-    *a = pc_smlad(we, col[0], *a);
-    *b = pc_smlad(we, col[1], *b);
-    *c = pc_smlad(we, col[2], *c);
-    *d = pc_smlad(we, col[3], *d);
-    *a = pc_smlad(wo, col[4], *a);
-    *b = pc_smlad(wo, col[5], *b);
-    *c = pc_smlad(wo, col[6], *c);
-    *d = pc_smlad(wo, col[7], *d);
+    uint32_t x, y;
+    pc_load2_inc(col, &x, &y);
+    *a = pc_smlad(we, x, *a);
+    *b = pc_smlad(we, y, *b);
+    pc_load2_inc(col, &x, &y);
+    *a = pc_smlad(wo, x, *a);
+    *b = pc_smlad(wo, y, *b);
+    pc_load2_inc(col, &x, &y);
+    *c = pc_smlad(we, x, *c);
+    *d = pc_smlad(we, y, *d);
+    pc_load2_inc(col, &x, &y);
+    *c = pc_smlad(wo, x, *c);
+    *d = pc_smlad(wo, y, *d);
 }
 
-/* Two channels' rows (w, w + k) times the four pixels; k = 8 or 16 (a constant). */
-PC_INLINE void quad_dot(acc8_t *s, const int8_t *w, const uint32_t *col, int32_t k)
+/* All the chunk's channels (all fast) for four pixels (widen_quad's col) whose outputs start
+ * at out, out + cout, out + 2 cout, out + 3 cout. */
+PC_INLINE void mat_mult_pw4(const chunk_t *ch, const int8_t *filter, int32_t k,
+                            const uint32_t *col, int8_t *out, int32_t cout, int clamp)
 {
-    /* k / 4 is 2 or 4: unrolled (gcc keeps the first loop otherwise: its counter, compare
-     * and branch, and a reload of the column pointer, per group). */
-    PC_UNROLL(4)
-    for (int32_t g = 0; g < k / 4; g++) {
-        quad_group(&s->a0, &s->b0, &s->c0, &s->d0, w + 4 * g, col + 8 * g);
-    }
-    /* The second channel reads the columns again rather than keeping 16 words live. */
-    PC_BARRIER();
-    PC_UNROLL(4)
-    for (int32_t g = 0; g < k / 4; g++) {
-        quad_group(&s->a1, &s->b1, &s->c1, &s->d1, w + k + 4 * g, col + 8 * g);
-    }
-}
-
-/* Bytes (x0, x1) to pixel p's output, (y0, y1) to pixel q's, clamped. */
-PC_INLINE void quad_store(const chunk_t *ch, int32_t x0, int32_t x1, int32_t y0, int32_t y1,
-                          int8_t *out_p, int8_t *out_q, int clamp)
-{
-    uint32_t v = pc_pack_s8x4(x0, x1, y0, y1);
-    uint16_t h;
-    if (clamp) {
-        v = pc_min_s8x4(pc_max_s8x4(v, ch->lo4), ch->hi4);
-    }
-    h = (uint16_t)v;
-    memcpy(out_p, &h, 2);
-    h = (uint16_t)(v >> 16);
-    memcpy(out_q, &h, 2);
-}
-
-/* All the chunk's channels (an even number, all fast) for four pixels. */
-PC_INLINE void mat_mult_quad(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
-                             int8_t *const out[4], int32_t k, int clamp)
-{
+    const pc_rq_t *r = ch->rq;
+    const pc_rq_t *r_end = r + ch->n;
     const int8_t *w = filter;
-    for (int32_t co = 0; co < ch->n; co += 2) {
-        const pc_rq_t *r0 = &ch->rq[co];
-        const pc_rq_t *r1 = r0 + 1;
-        acc8_t s;
-        s.a0 = s.b0 = s.c0 = s.d0 = r0->bias;
-        s.a1 = s.b1 = s.c1 = s.d1 = r1->bias;
-        quad_dot(&s, w, col, k);
-        w += 2 * k;
-        {
-            const int32_t a0 = pc_rq_fast(s.a0, r0), b0 = pc_rq_fast(s.b0, r0);
-            const int32_t c0 = pc_rq_fast(s.c0, r0), d0 = pc_rq_fast(s.d0, r0);
-            const int32_t a1 = pc_rq_fast(s.a1, r1), b1 = pc_rq_fast(s.b1, r1);
-            const int32_t c1 = pc_rq_fast(s.c1, r1), d1 = pc_rq_fast(s.d1, r1);
-            quad_store(ch, a0, a1, b0, b1, out[0] + co, out[1] + co, clamp);
-            quad_store(ch, c0, c1, d0, d1, out[2] + co, out[3] + co, clamp);
+    int8_t *out2 = out + 2 * cout;
+    for (; r != r_end; r++) {
+        const uint32_t *c4 = col;
+        int32_t a = r->bias;
+        int32_t b = a;
+        int32_t c = a;
+        int32_t d = a;
+        /* Eight input channels per pass (the loop's count and branch per 32 MACs); K = 8 or
+         * 16: unrolled. */
+        PC_UNROLL(2)
+        for (int32_t g = k >> 3; g > 0; g--) {
+            pw4_group(&a, &b, &c, &d, &w, &c4);
+            pw4_group(&a, &b, &c, &d, &w, &c4);
         }
+        if (k & 4) {
+            pw4_group(&a, &b, &c, &d, &w, &c4);
+        }
+        for (int32_t n = k & 3; n > 0; n--) {
+            const int32_t wt = *w++;
+            uint32_t x, y;
+            pc_load2_inc(&c4, &x, &y);
+            a += wt * pc_lo16(x);
+            b += wt * pc_hi16(x);
+            c += wt * pc_lo16(y);
+            d += wt * pc_hi16(y);
+        }
+        a = pc_rq_fast(a, r);
+        b = pc_rq_fast(b, r);
+        c = pc_rq_fast(c, r);
+        d = pc_rq_fast(d, r);
+        if (clamp) {
+            a = a < ch->lo ? ch->lo : a > ch->hi ? ch->hi : a;
+            b = b < ch->lo ? ch->lo : b > ch->hi ? ch->hi : b;
+            c = c < ch->lo ? ch->lo : c > ch->hi ? ch->hi : c;
+            d = d < ch->lo ? ch->lo : d > ch->hi ? ch->hi : d;
+        }
+        pc_store2_s8_inc(&out, cout, a, b);
+        pc_store2_s8_inc(&out2, cout, c, d);
     }
 }
 
-PC_NOINLINE void mat_mult_quad8(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
-                                int8_t *const out[4])
+PC_NOINLINE void mat_mult_pw4_k8(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
+                                 int8_t *out, int32_t cout)
 {
-    if (ch->clamp) {
-        mat_mult_quad(ch, filter, col, out, 8, 1);
-    } else {
-        mat_mult_quad(ch, filter, col, out, 8, 0);
-    }
+    mat_mult_pw4(ch, filter, 8, col, out, cout, 0);
 }
 
-PC_NOINLINE void mat_mult_quad16(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
-                                 int8_t *const out[4])
+PC_NOINLINE void mat_mult_pw4_k16(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
+                                  int8_t *out, int32_t cout)
+{
+    mat_mult_pw4(ch, filter, 16, col, out, cout, 0);
+}
+
+PC_NOINLINE void mat_mult_pw4_any(const chunk_t *ch, const int8_t *filter, int32_t k,
+                                  const uint32_t *col, int8_t *out, int32_t cout)
 {
     if (ch->clamp) {
-        mat_mult_quad(ch, filter, col, out, 16, 1);
+        mat_mult_pw4(ch, filter, k, col, out, cout, 1);
     } else {
-        mat_mult_quad(ch, filter, col, out, 16, 0);
+        mat_mult_pw4(ch, filter, k, col, out, cout, 0);
     }
 }
 
@@ -679,20 +691,21 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
         const int8_t *px_b;
         int32_t i = 0;
         chunk_prepare(&ch, p, q, bias, co0, cin);
-        if ((cin == 8 || cin == 16) && ch.fast && (ch.n & 1) == 0) {
-            uint32_t col4[2 * PW_QUAD_MAX_K];
+        if (ch.fast && cin <= PW4_MAX_CIN) {
+            uint32_t col4[2 * PW4_MAX_CIN];
             for (; i + 4 <= pixels; i += 4) {
                 const int8_t *px[4];
-                int8_t *out[4];
+                int8_t *out = output + i * cout + co0;
                 for (int32_t j = 0; j < 4; j++) {
                     px[j] = dense ? input + (i + j) * cin : pw_pixel(p, input, i + j);
-                    out[j] = output + (i + j) * cout + co0;
                 }
                 widen_quad(px, col4, cin, p->input_offset);
-                if (cin == 8) {
-                    mat_mult_quad8(&ch, w, col4, out);
+                if (cin == 8 && !ch.clamp) {
+                    mat_mult_pw4_k8(&ch, w, col4, out, cout);
+                } else if (cin == 16 && !ch.clamp) {
+                    mat_mult_pw4_k16(&ch, w, col4, out, cout);
                 } else {
-                    mat_mult_quad16(&ch, w, col4, out);
+                    mat_mult_pw4_any(&ch, w, cin, col4, out, cout);
                 }
             }
         }

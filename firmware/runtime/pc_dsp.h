@@ -221,6 +221,53 @@ static inline uint32_t pc_min_s8x4(uint32_t a, uint32_t b)
 
 #endif /* PC_DSP_EMULATE */
 
+/* Two consecutive words of a word-aligned buffer, the pointer then advanced past them: one
+ * LDRD with post-increment. gcc loads such pairs with two LDR and keeps separate pointer
+ * updates, which in the pointwise kernels' inner loop cost as much as the MACs' extension. */
+PC_INLINE void pc_load2_inc(const uint32_t **p, uint32_t *x, uint32_t *y)
+{
+#if defined(PC_DSP_EMULATE)
+    *x = (*p)[0];
+    *y = (*p)[1];
+    *p += 2;
+#else
+    __asm__("ldrd %0, %1, [%2], #8"
+            : "=&r"(*x), "=&r"(*y), "+r"(*p)
+            : "m"(*(const uint32_t(*)[2]) * p));
+#endif
+}
+
+/* A (possibly unaligned) word, the pointer then advanced past it: one LDR with
+ * post-increment. */
+PC_INLINE uint32_t pc_load_s8x4_inc(const int8_t **p)
+{
+    uint32_t v;
+#if defined(PC_DSP_EMULATE)
+    v = pc_read_u32(*p);
+    *p += 4;
+#else
+    __asm__("ldr %0, [%1], #4" : "=&r"(v), "+r"(*p) : "m"(*(const int8_t(*)[4]) * p));
+#endif
+    return v;
+}
+
+/* The low bytes of v to p[0] and of u to p[off], then the pointer advanced by one: two STRB
+ * (the second with post-increment). Written out because gcc otherwise keeps one pointer per
+ * destination (four in the pointwise kernel) and spills them. */
+PC_INLINE void pc_store2_s8_inc(int8_t **p, int32_t off, int32_t v, int32_t u)
+{
+#if defined(PC_DSP_EMULATE)
+    (*p)[0] = (int8_t)v;
+    (*p)[off] = (int8_t)u;
+    *p += 1;
+#else
+    __asm__ __volatile__("strb %[u], [%[p], %[off]]\n\tstrb %[v], [%[p]], #1"
+                         : [p] "+r"(*p)
+                         : [off] "r"(off), [v] "r"(v), [u] "r"(u)
+                         : "memory");
+#endif
+}
+
 /* An int16x2 with both lanes = v (for SXTAB16's offset operand). */
 static inline uint32_t pc_dup16(int32_t v)
 {
