@@ -473,67 +473,6 @@ static void mat_mult_pw(const chunk_t *ch, const int8_t *filter, int32_t k,
     }
 }
 
-/* Patches up to this many values take the int8-gather + pointwise route (stack: 2 x this). */
-#define CONV_SMALL_K 64
-
-void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
-                  const int8_t *input, const int8_t *filter, const int32_t *bias,
-                  int8_t *output, void *scratch)
-{
-    const int32_t k = p->kernel_h * p->kernel_w * p->input.c;
-    const int32_t wo = p->output.w;
-    const int32_t pixels = p->output.h * wo;
-    const int32_t cout = p->output.c;
-    int16_t *col_a = (int16_t *)scratch;
-    int16_t *col_b = col_a + k;
-    chunk_t ch;
-    /* Output channels in chunks (usually one), so each channel's constants are prepared once
-     * per layer; the patches are rebuilt per chunk. */
-    for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
-        const int8_t *w = filter + co0 * k;
-        int32_t i = 0;
-        chunk_prepare(&ch, p, q, bias, co0, k);
-        if (k <= CONV_SMALL_K) {
-            /* Small patches (the RGB first layer: 27): gathered as int8 on the stack, then
-             * widened and multiplied like a pointwise layer (interleaved columns, LDRD).
-             * The patches are padded to a multiple of 4 with the zero point, so the columns
-             * (on the stack: the padded size can exceed the scratch) end in a full group. */
-            const int32_t kpad = (k + 3) & ~3;
-            const int8_t zp = (int8_t)(-p->input_offset);
-            int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K];
-            uint32_t colbuf[CONV_SMALL_K];
-            for (int32_t j = k; j < kpad; j++) {
-                pa[j] = pb[j] = zp;
-            }
-            for (; i + 2 <= pixels; i += 2) {
-                im2col_s8(p, input, i / wo, i % wo, pa);
-                im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
-                widen_pair(pa, pb, colbuf, kpad, p->input_offset);
-                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
-                            output + (i + 1) * cout + co0, 1);
-            }
-            if (i < pixels) {
-                im2col_s8(p, input, i / wo, i % wo, pa);
-                widen_pair(pa, pa, colbuf, kpad, p->input_offset);
-                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
-                            output + i * cout + co0, 1);
-            }
-            continue;
-        }
-        for (; i + 2 <= pixels; i += 2) {
-            im2col(p, input, i / wo, i % wo, col_a);
-            im2col(p, input, (i + 1) / wo, (i + 1) % wo, col_b);
-            mat_mult_2x2(&ch, w, k, col_a, col_b, output + i * cout + co0,
-                         output + (i + 1) * cout + co0);
-        }
-        if (i < pixels) {
-            im2col(p, input, i / wo, i % wo, col_a);
-            mat_mult_2x2(&ch, w, k, col_a, col_a, output + i * cout + co0,
-                         output + i * cout + co0);
-        }
-    }
-}
-
 /* ---- pointwise: one output channel of four pixels at a time ----
  *
  * The 2x2 blocks above pay each output's share of a block's set-up, requantisation constants,
@@ -572,13 +511,12 @@ static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t cin, in
     }
 }
 
-/* Four input channels (the filter word at *w) of the four pixels (widen_quad's group at
- * *col); advances both pointers. 15 instructions for 16 MACs: LDR, 2 SXTB16, 4 LDRD,
- * 8 SMLAD. */
-PC_INLINE void pw4_group(int32_t *a, int32_t *b, int32_t *c, int32_t *d, const int8_t **w,
+/* Four input channels (filter word wv) of the four pixels (widen_quad's group at *col);
+ * advances the pointer. With the filter load: 15 instructions for 16 MACs (LDR, 2 SXTB16,
+ * 4 LDRD, 8 SMLAD). */
+PC_INLINE void pw4_group(int32_t *a, int32_t *b, int32_t *c, int32_t *d, uint32_t wv,
                          const uint32_t **col)
 {
-    const uint32_t wv = pc_load_s8x4_inc(w);
     const uint32_t we = pc_sxtb16(wv);
     const uint32_t wo = pc_sxtb16_ror8(wv);
     uint32_t x, y;
@@ -597,9 +535,14 @@ PC_INLINE void pw4_group(int32_t *a, int32_t *b, int32_t *c, int32_t *d, const i
 }
 
 /* All the chunk's channels (all fast) for four pixels (widen_quad's col) whose outputs start
- * at out, out + cout, out + 2 cout, out + 3 cout. */
+ * at out, out + cout, out + 2 cout, out + 3 cout.
+ *
+ * padded: the columns' k % 4 tail is a full group of four, zero-filled (widen_quad of patches
+ * padded with the zero point), so it costs one more SIMD step instead of a scalar loop (the
+ * RGB first layer: k = 27). */
 PC_INLINE void mat_mult_pw4(const chunk_t *ch, const int8_t *filter, int32_t k,
-                            const uint32_t *col, int8_t *out, int32_t cout, int clamp)
+                            const uint32_t *col, int8_t *out, int32_t cout, int clamp,
+                            int padded)
 {
     const pc_rq_t *r = ch->rq;
     const pc_rq_t *r_end = r + ch->n;
@@ -615,13 +558,17 @@ PC_INLINE void mat_mult_pw4(const chunk_t *ch, const int8_t *filter, int32_t k,
          * 16: unrolled. */
         PC_UNROLL(2)
         for (int32_t g = k >> 3; g > 0; g--) {
-            pw4_group(&a, &b, &c, &d, &w, &c4);
-            pw4_group(&a, &b, &c, &d, &w, &c4);
+            pw4_group(&a, &b, &c, &d, pc_load_s8x4_inc(&w), &c4);
+            pw4_group(&a, &b, &c, &d, pc_load_s8x4_inc(&w), &c4);
         }
         if (k & 4) {
-            pw4_group(&a, &b, &c, &d, &w, &c4);
+            pw4_group(&a, &b, &c, &d, pc_load_s8x4_inc(&w), &c4);
         }
-        for (int32_t n = k & 3; n > 0; n--) {
+        if (padded && (k & 3) != 0) {
+            pw4_group(&a, &b, &c, &d, read_tail(w, k & 3), &c4);
+            w += k & 3;
+        }
+        for (int32_t n = padded ? 0 : k & 3; n > 0; n--) {
             const int32_t wt = *w++;
             uint32_t x, y;
             pc_load2_inc(&c4, &x, &y);
@@ -648,22 +595,111 @@ PC_INLINE void mat_mult_pw4(const chunk_t *ch, const int8_t *filter, int32_t k,
 PC_NOINLINE void mat_mult_pw4_k8(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
                                  int8_t *out, int32_t cout)
 {
-    mat_mult_pw4(ch, filter, 8, col, out, cout, 0);
+    mat_mult_pw4(ch, filter, 8, col, out, cout, 0, 0);
 }
 
 PC_NOINLINE void mat_mult_pw4_k16(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
                                   int8_t *out, int32_t cout)
 {
-    mat_mult_pw4(ch, filter, 16, col, out, cout, 0);
+    mat_mult_pw4(ch, filter, 16, col, out, cout, 0, 0);
 }
 
 PC_NOINLINE void mat_mult_pw4_any(const chunk_t *ch, const int8_t *filter, int32_t k,
                                   const uint32_t *col, int8_t *out, int32_t cout)
 {
     if (ch->clamp) {
-        mat_mult_pw4(ch, filter, k, col, out, cout, 1);
+        mat_mult_pw4(ch, filter, k, col, out, cout, 1, 0);
     } else {
-        mat_mult_pw4(ch, filter, k, col, out, cout, 0);
+        mat_mult_pw4(ch, filter, k, col, out, cout, 0, 0);
+    }
+}
+
+/* The small-patch conv2d route: k = the real patch size, the columns padded to a multiple
+ * of 4. */
+PC_NOINLINE void mat_mult_pw4_padded(const chunk_t *ch, const int8_t *filter, int32_t k,
+                                     const uint32_t *col, int8_t *out, int32_t cout)
+{
+    if (ch->clamp) {
+        mat_mult_pw4(ch, filter, k, col, out, cout, 1, 1);
+    } else {
+        mat_mult_pw4(ch, filter, k, col, out, cout, 0, 1);
+    }
+}
+
+/* Patches up to this many values take the int8-gather + pointwise route (stack: 2 x this). */
+#define CONV_SMALL_K 64
+
+void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                  const int8_t *input, const int8_t *filter, const int32_t *bias,
+                  int8_t *output, void *scratch)
+{
+    const int32_t k = p->kernel_h * p->kernel_w * p->input.c;
+    const int32_t wo = p->output.w;
+    const int32_t pixels = p->output.h * wo;
+    const int32_t cout = p->output.c;
+    int16_t *col_a = (int16_t *)scratch;
+    int16_t *col_b = col_a + k;
+    chunk_t ch;
+    /* Output channels in chunks (usually one), so each channel's constants are prepared once
+     * per layer; the patches are rebuilt per chunk. */
+    for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
+        const int8_t *w = filter + co0 * k;
+        int32_t i = 0;
+        chunk_prepare(&ch, p, q, bias, co0, k);
+        if (k <= CONV_SMALL_K) {
+            /* Small patches (the RGB first layer: 27): gathered as int8 on the stack, then
+             * widened and multiplied like a pointwise layer (interleaved columns, LDRD).
+             * The patches are padded to a multiple of 4 with the zero point, so the columns
+             * (on the stack: the padded size can exceed the scratch) end in a full group. */
+            const int32_t kpad = (k + 3) & ~3;
+            const int8_t zp = (int8_t)(-p->input_offset);
+            int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K];
+            uint32_t colbuf[CONV_SMALL_K];
+            for (int32_t j = k; j < kpad; j++) {
+                pa[j] = pb[j] = zp;
+            }
+            if (ch.fast) { /* four pixels at a time, as pointwise (mat_mult_pw4) */
+                int8_t pc[CONV_SMALL_K], pd[CONV_SMALL_K];
+                const int8_t *const px[4] = {pa, pb, pc, pd};
+                uint32_t col4[2 * CONV_SMALL_K];
+                for (int32_t j = k; j < kpad; j++) {
+                    pc[j] = pd[j] = zp;
+                }
+                for (; i + 4 <= pixels; i += 4) {
+                    im2col_s8(p, input, i / wo, i % wo, pa);
+                    im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
+                    im2col_s8(p, input, (i + 2) / wo, (i + 2) % wo, pc);
+                    im2col_s8(p, input, (i + 3) / wo, (i + 3) % wo, pd);
+                    widen_quad(px, col4, kpad, p->input_offset);
+                    mat_mult_pw4_padded(&ch, w, k, col4, output + i * cout + co0, cout);
+                }
+            }
+            for (; i + 2 <= pixels; i += 2) {
+                im2col_s8(p, input, i / wo, i % wo, pa);
+                im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
+                widen_pair(pa, pb, colbuf, kpad, p->input_offset);
+                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
+                            output + (i + 1) * cout + co0, 1);
+            }
+            if (i < pixels) {
+                im2col_s8(p, input, i / wo, i % wo, pa);
+                widen_pair(pa, pa, colbuf, kpad, p->input_offset);
+                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
+                            output + i * cout + co0, 1);
+            }
+            continue;
+        }
+        for (; i + 2 <= pixels; i += 2) {
+            im2col(p, input, i / wo, i % wo, col_a);
+            im2col(p, input, (i + 1) / wo, (i + 1) % wo, col_b);
+            mat_mult_2x2(&ch, w, k, col_a, col_b, output + i * cout + co0,
+                         output + (i + 1) * cout + co0);
+        }
+        if (i < pixels) {
+            im2col(p, input, i / wo, i % wo, col_a);
+            mat_mult_2x2(&ch, w, k, col_a, col_a, output + i * cout + co0,
+                         output + i * cout + co0);
+        }
     }
 }
 
