@@ -32,7 +32,8 @@ Manifest (JSON, format 2), written by `build`, read by `make flash` and the test
 writes. `model_hash` is PC_APP_MODEL_HASH of the apps/<app>/generated the image was built
 from (what its HELLO reports). flash_bytes / ram_bytes: the image's flash and static RAM
 (`arm-none-eabi-size`, as `make firmware` prints them); for the OpenMV folders the bytes
-copied to the camera's drive and the model's arena (frame-buffer memory on the camera).
+copied to the camera's drive and, for openmv_h7, the model's arena (frame-buffer memory on
+the camera; 0 for openmv_h7_ml, whose arena OpenMV's `ml` module plans).
 An image is used only when every file's size and SHA-256 match and its model hash is that of
 apps/<app>/generated now: a stale image is refused with one line, never flashed silently. A
 manifest is read as hostile input (size limit, types and ranges checked, paths kept inside
@@ -300,7 +301,8 @@ def build_openmv(app: str, board: str, out: Path,
                  micropython: Path | None) -> tuple[list[Path], int, int]:
     """The OpenMV drive folder (openmv_h7: pcmodel.mpy for armv7emsp, needs a MicroPython tree
     and arm-none-eabi-gcc; openmv_h7_ml: the `ml`-module folder, offline) from the app's
-    shipped generated C, copied to out/<board>/<app>/; (files, drive bytes, arena)."""
+    shipped generated C, copied to out/<board>/<app>/; (files, drive bytes, our arena: 0 for
+    the `ml` folder)."""
     from patchcam.targets import openmv
     work = REPO / "build" / "release" / "openmv" / app
     openmv.generate(app, work, "shipped")
@@ -310,7 +312,9 @@ def build_openmv(app: str, board: str, out: Path,
         folder = openmv.ml_drive_folder(work)
     files = _replace_files(out / board / app,
                            [(f, f.name) for f in sorted(folder.iterdir()) if f.is_file()])
-    arena = int(re.search(r"ARENA_BYTES = (\d+)", (work / "pcapp.py").read_text()).group(1))
+    arena = 0  # openmv_h7_ml: TensorFlow Lite Micro plans its own arena on the camera
+    if board == "openmv_h7":
+        arena = int(re.search(r"ARENA_BYTES = (\d+)", (work / "pcapp.py").read_text())[1])
     return files, sum(f.stat().st_size for f in files), arena
 
 
