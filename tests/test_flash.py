@@ -325,7 +325,9 @@ def test_openmv_flash_copies_the_drive_folder(monkeypatch, tmp_path: Path, capsy
     monkeypatch.setattr(flash.usb, "mounted_volumes", lambda: [])
     assert flash.main(["flash", "--app", "vww", "--board", "openmv_h7"]) == 2
     assert "OpenMV Cam's USB drive is not mounted" in capsys.readouterr().err
-    # nothing built yet
+    # nothing built yet, and no prebuilt folder (release/ has them: test_release.py)
+    from patchcam.targets import release
+    monkeypatch.setattr(release, "RELEASE", tmp_path / "release")
     assert flash.main(["flash", "--app", "person_detect", "--board", "openmv_h7"]) == 2
     assert "make openmv APP=person_detect" in capsys.readouterr().err
 
