@@ -280,11 +280,11 @@ def run_unix(mpy: Path | None, xs: list[np.ndarray], mpy_dir: Path | None = None
 
 
 def check(app: str, n_inputs: int = 3, mpy_dir: Path | None = None,
-          out: Path | None = None) -> str:
+          out: Path | None = None, schedule: str = "patch") -> str:
     """Generate, build the x64 natmod, run it in the unix port and compare with the numpy
     reference, for the portable kernels and the DSP algorithms (emulated in C). Raises
     OpenMVError on any difference; returns a one-line report."""
-    out = generate(app, out)
+    out = generate(app, out, schedule)
     g = app_graph(app)
     rng = np.random.default_rng(0)
     x_t = g.tensors[g.input]
@@ -343,13 +343,14 @@ def unix_session(app_out: Path, mpy: Path, wire: bytes, mpy_dir: Path | None = N
         return outp.read_bytes()
 
 
-def check_protocol(app: str, mpy_dir: Path | None = None, out: Path | None = None) -> str:
+def check_protocol(app: str, mpy_dir: Path | None = None, out: Path | None = None,
+                   schedule: str = "patch") -> str:
     """main.py's model + pcproto in the unix port, over the wire protocol, == the Python
     pipeline (patchcam.app.pipeline) RESULT for RESULT, PREVIEW for PREVIEW."""
     from patchcam.app import pipeline
     from patchcam.host import protocol as pp
 
-    out = generate(app, out)
+    out = generate(app, out, schedule)
     mpy = build_natmod(out, "x64", mpy_dir)
     g = app_graph(app)
     spec = export.AppSpec.from_app(load_app(app), g)
@@ -514,8 +515,8 @@ def _cmd_natmod(a: argparse.Namespace) -> None:
 
 def _cmd_check(a: argparse.Namespace) -> None:
     for app in a.apps:
-        print(check(app, a.inputs, a.micropython))
-        print(check_protocol(app, a.micropython))
+        print(check(app, a.inputs, a.micropython, schedule=a.schedule))
+        print(check_protocol(app, a.micropython, schedule=a.schedule))
 
 
 def _cmd_check_usermod(a: argparse.Namespace) -> None:
@@ -559,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("check", help="x64 natmod in the unix port == reference")
     s.add_argument("apps", nargs="+")
     s.add_argument("--inputs", type=int, default=3)
+    s.add_argument("--schedule", choices=SCHEDULES, default="patch")
     s.set_defaults(fn=_cmd_check)
     s = sub.add_parser("check-usermod", help="the unix port with pcmodel as a user C module "
                        "== reference")
