@@ -1,6 +1,7 @@
 """The app loop end to end over real transports (docs/design.md §4.5-4.7, §5.4).
 
-- pc_preprocess.c / pc_detect.c == patchcam/app/preprocess.py / detect.py on random cases;
+- pc_preprocess.c / pc_detect.c == patchcam/app/preprocess.py / detect.py on random cases, and
+  pc_preprocess_window == the same rectangle of pc_preprocess's whole image;
 - the host board (AddressSanitizer + UBSan) over a pseudo-terminal and the qemu_m7 board
   (Cortex-M7 under QEMU) over TCP to its UART: every FRAME gets a RESULT equal, bit for bit, to
   patchcam/app/pipeline.py's on the same frame; garbage, truncated frames, flipped bits, a reset
@@ -122,6 +123,20 @@ def test_preprocess_c_matches_python(app_harness):
         assert status == 0
         np.testing.assert_array_equal(got, preprocess(px, w, h, fmt, shape))
     assert pos == len(out)
+
+
+def test_preprocess_window_is_the_same_rectangle_of_the_whole_image(tmp_path):
+    """pc_preprocess_window (what the app loop of a fused-input model streams the input with)
+    == the same rectangle of pc_preprocess's image, byte for byte, over random sizes, formats
+    (up- and downscaling, odd sizes) and windows; refused windows write nothing (C, ASan)."""
+    exe = tmp_path / "test_preprocess_window"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g",
+                    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{APP_DIR}",
+                    str(ROOT / "tests" / "c" / "test_preprocess_window.c"),
+                    str(APP_DIR / "pc_preprocess.c"), "-o", str(exe)], check=True)
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["36000", "windows"]
 
 
 def test_preprocess_known_values():

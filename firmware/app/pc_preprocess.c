@@ -14,8 +14,8 @@ static uint32_t sample(uint32_t d, uint32_t src, uint32_t dst)
     return ((2u * d + 1u) * src) / (2u * dst);
 }
 
-int pc_preprocess(const uint8_t *src, uint16_t src_w, uint16_t src_h, uint8_t format,
-                  int8_t *dst, uint16_t dst_w, uint16_t dst_h, uint8_t dst_c)
+int pc_preprocess_check(uint16_t src_w, uint16_t src_h, uint8_t format, uint16_t dst_w,
+                        uint16_t dst_h, uint8_t dst_c)
 {
     const size_t bpp = pc_pixfmt_bytes(format);
     if (bpp == 0 || src_w == 0 || src_h == 0 || dst_w == 0 || dst_h == 0 ||
@@ -31,9 +31,29 @@ int pc_preprocess(const uint8_t *src, uint16_t src_w, uint16_t src_h, uint8_t fo
         pc_mul_size(2u * dst_w - 1u, src_w, &bytes) != 0) {
         return -1;
     }
-    for (uint32_t dy = 0; dy < dst_h; dy++) {
+    return 0;
+}
+
+int pc_preprocess_window(const uint8_t *src, uint16_t src_w, uint16_t src_h, uint8_t format,
+                         const pc_rect_t *win, int8_t *dst, uint16_t dst_w, uint16_t dst_h,
+                         uint8_t dst_c)
+{
+    if (pc_preprocess_check(src_w, src_h, format, dst_w, dst_h, dst_c) != 0) {
+        return -1;
+    }
+    if (win->h == 0 || win->w == 0) {
+        return 0; /* e.g. a cache-mode patch that reads no new input */
+    }
+    /* Inside the destination: y + h <= dst_h in 32 bits (uint16_t sums cannot wrap there), so
+     * every index below is one pc_preprocess_check has bounded. */
+    if ((uint32_t)win->y + win->h > dst_h || (uint32_t)win->x + win->w > dst_w) {
+        return -1;
+    }
+    const size_t bpp = pc_pixfmt_bytes(format);
+    const uint32_t y_end = (uint32_t)win->y + win->h, x_end = (uint32_t)win->x + win->w;
+    for (uint32_t dy = win->y; dy < y_end; dy++) {
         const uint8_t *row = src + (size_t)sample(dy, src_h, dst_h) * src_w * bpp;
-        for (uint32_t dx = 0; dx < dst_w; dx++) {
+        for (uint32_t dx = win->x; dx < x_end; dx++) {
             const uint8_t *p = row + (size_t)sample(dx, src_w, dst_w) * bpp;
             uint32_t r, g, b;
             if (format == 1) {
@@ -64,4 +84,11 @@ int pc_preprocess(const uint8_t *src, uint16_t src_w, uint16_t src_h, uint8_t fo
         }
     }
     return 0;
+}
+
+int pc_preprocess(const uint8_t *src, uint16_t src_w, uint16_t src_h, uint8_t format,
+                  int8_t *dst, uint16_t dst_w, uint16_t dst_h, uint8_t dst_c)
+{
+    const pc_rect_t whole = {0, 0, dst_h, dst_w};
+    return pc_preprocess_window(src, src_w, src_h, format, &whole, dst, dst_w, dst_h, dst_c);
 }
