@@ -24,6 +24,11 @@ void pc_patch_copy(const int8_t *src, const pc_window_t *win, int32_t c, int8_t 
     }
 }
 
+void pc_input_read_buffer(const void *ctx, const pc_window_t *win, int32_t c, int8_t *dst)
+{
+    pc_patch_copy((const int8_t *)ctx, win, c, dst);
+}
+
 /* Copy an h x w window between two c-channel buffers (the windows have the same size). */
 static void move(const int8_t *src, const pc_window_t *from, int32_t c, int8_t *dst,
                  const pc_window_t *to)

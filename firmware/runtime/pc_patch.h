@@ -45,6 +45,20 @@ typedef struct {
 /* Copy the window `win` of the c-channel buffer src into dst (contiguous, win->h x win->w). */
 void pc_patch_copy(const int8_t *src, const pc_window_t *win, int32_t c, int8_t *dst);
 
+/* Where the patch stage of a fused-input model (MODEL_FUSED_INPUT) gets its input: read(ctx,
+ * win, c, dst) writes the window `win` of the c-channel int8 model input (HWC, win->stride =
+ * the input's width) contiguously to dst (win->h x win->w x c bytes); an empty window (h or
+ * w 0) writes nothing. The source may compute the pixels on the fly (the app loop preprocesses
+ * them from the camera frame, pc_preprocess_window), so the whole input never has to exist. */
+typedef struct {
+    void (*read)(const void *ctx, const pc_window_t *win, int32_t c, int8_t *dst);
+    const void *ctx;
+} pc_input_source_t;
+
+/* A pc_input_source_t read function for an input that does exist in memory: ctx is the whole
+ * int8 model input (HWC) and the window is copied out of it with pc_patch_copy. */
+void pc_input_read_buffer(const void *ctx, const pc_window_t *win, int32_t c, int8_t *dst);
+
 /* Halo caching (cache-mode schedules): after an op wrote its new piece into its tile, the
  * halo around it is copied in from the caches, then the tile's own last rows / columns are
  * saved for the next patches. Each pair is (source window, destination window) of the same
