@@ -155,8 +155,9 @@ def test_random_patch_schedules_bit_exact(tmp_path):
 
 
 def test_fused_input_patch_schedules_bit_exact(tmp_path):
-    """fuse_input: the stage crops its windows from the caller's frame buffer (outside the
-    arena). Same checks (ASan fence, declared arena == the planner's fused arena)."""
+    """fuse_input: the stage reads its windows from an input source (here model_invoke(): the
+    whole input in model_input(), outside the arena). Same checks (ASan fence, declared
+    arena == the planner's fused arena)."""
     cases = _cases(_graphs(range(0, 6)), splits_per_graph=2)
     assert len(cases) >= 12
     for g, k, grid in cases[:4]:  # the input is no longer in the arena
@@ -185,9 +186,14 @@ def test_fused_input_api(tmp_path):
     files = codegen.render(g, schedule=s)
     assert "#define MODEL_FUSED_INPUT 1" in files["model.h"]
     assert "void model_invoke_frame(const int8_t *frame);" in files["model.h"]
+    assert "void model_invoke_source(const pc_input_source_t *source);" in files["model.h"]
+    assert '#include "pc_patch.h"' in files["model.h"]  # pc_input_source_t
     text = files["model.c"]
     assert "static int8_t model_frame[MODEL_INPUT_BYTES];" in text  # not in the arena
-    assert "pc_patch_copy(frame, &model_input_windows[patch]" in text
+    # the stage asks the source for each window; a whole input in a buffer is one such source
+    assert "source->read(source->ctx, &model_input_windows[patch]" in text
+    assert "pc_patch_copy(" not in text.split("void model_invoke_source")[1].split("\n}\n")[0]
+    assert "const pc_input_source_t source = { pc_input_read_buffer, frame };" in text
     assert "MODEL_FUSED_INPUT" not in codegen.render(g)["model.h"]
 
 

@@ -4,8 +4,9 @@
     for op in prof.ops: print(op.label, op.kind, op.instructions)
 
 The firmware is not changed for this: the instructions are split by where they run. Every
-call the generated `model_invoke` / `model_invoke_frame` makes to the runtime is a call site
-(`bl pc_...`, or a tail call `b.w pc_...`); the site's source line in model.c (DWARF, via
+call the generated `model_invoke` / `model_invoke_frame` / `model_invoke_source` makes to the
+runtime is a call site (`bl pc_...`, a tail call `b.w pc_...`, or for a fused input the
+`blx` of its input source's read); the site's source line in model.c (DWARF, via
 `arm-none-eabi-addr2line`) lies after the `MODEL_CHECK_OP(row)` of its step, which names the
 step: an op (row < number of ops), the patch stage's input copy (row = number of ops) or a
 halo step of the cached schedule (the rows after it). The QEMU plugin counts the
@@ -27,7 +28,10 @@ from patchcam.compiler import memplan
 from patchcam.compiler.ir import Graph
 from patchcam.targets import qemu
 
-DRIVERS = ("model_invoke", "model_invoke_frame")  # the generated code's entry points
+# the generated code's entry points (fused input: model_invoke -> model_invoke_frame ->
+# model_invoke_source)
+DRIVERS = ("model_invoke", "model_invoke_frame", "model_invoke_source")
+INDIRECT = "input source"  # the callee of a fused input's source->read(...) (a `blx rN`)
 CHECK = re.compile(r"^\s*MODEL_CHECK_OP\((\d+)\);")
 
 
@@ -94,8 +98,9 @@ def op_label(g: Graph, i: int) -> str:
 
 
 def call_sites(elf: str | Path) -> list[CallSite]:
-    """The calls the driver functions make to other functions, in address order: `bl`, and
-    unconditional `b` / `b.w` to another function (a tail call)."""
+    """The calls the driver functions make to other functions, in address order: `bl`, `blx`
+    through a register (the fused input's source->read) and unconditional `b` / `b.w` to
+    another function (a tail call)."""
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", "-j", ".text",
                           str(elf)], capture_output=True, text=True, check=True).stdout
     sites: list[CallSite] = []
@@ -106,6 +111,10 @@ def call_sites(elf: str | Path) -> list[CallSite]:
             current = head.group(1)
             continue
         if current not in DRIVERS:
+            continue
+        m = re.match(r"^\s*([0-9a-f]+):\s+blx\s+r\d+\s*$", line)
+        if m:  # a call through a pointer: the input source's read (Thumb BLX register: 2 bytes)
+            sites.append(CallSite(int(m.group(1), 16), INDIRECT, False, 2))
             continue
         m = re.match(r"^\s*([0-9a-f]+):\s+(\S+)\s+[0-9a-f]+ <([^>+]+)>\s*$", line)
         if m is None or m.group(3) == current:
@@ -169,7 +178,7 @@ def profile_model(elf: str | Path, x: bytes, g: Graph, model_c: str | Path,
     bucket_row: dict[int, int] = {}
     bucket_callee: dict[int, str] = {}
     for s, (path, line) in zip(sites, lines, strict=True):
-        if s.callee in DRIVERS:  # model_invoke -> model_invoke_frame: stays in the driver
+        if s.callee in DRIVERS:  # model_invoke -> model_invoke_frame ...: stays in the driver
             if not s.tail:
                 marks[s.addr + s.size] = 0
             continue
