@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam.compiler import codegen, patchplan, reference
+from patchcam.compiler import codegen, memplan, patchplan, reference
 from patchcam.compiler.randgraph import random_graph
 from patchcam.paths import REPO
 from patchcam.targets import bench, cmsisnn
@@ -39,7 +39,8 @@ def _invoke_body(text: str) -> str:
 
 
 def test_rewrite_sends_every_kernel_call_to_the_adapter(graph, tmp_path):
-    text = _generate(graph, tmp_path, patchplan.layer_schedule(graph))
+    g = cmsisnn.without_in_place_depthwise(graph)
+    text = _generate(g, tmp_path, patchplan.layer_schedule(g))
     new = cmsisnn.rewrite_model_c(text)
     body = _invoke_body(new)
     kernels = {op.kind for op in graph.ops}
@@ -51,6 +52,17 @@ def test_rewrite_sends_every_kernel_call_to_the_adapter(graph, tmp_path):
     assert new.replace(body, "").replace('#include "cnn_adapter.h"\n', "") == \
         text.replace(_invoke_body(text), "")
     assert {"conv2d", "depthwise_conv2d", "add"} <= kernels
+
+
+def test_in_place_depthwise_is_refused_and_planned_apart_for_cmsis_nn(graph, tmp_path):
+    ours = patchplan.layer_schedule(graph)
+    text = _generate(graph, tmp_path, ours)
+    assert "pc_depthwise_conv2d_s8_in_place(" in text
+    with pytest.raises(cmsisnn.CmsisNnError, match="in-place depthwise"):
+        cmsisnn.rewrite_model_c(text)
+    apart = patchplan.layer_schedule(cmsisnn.without_in_place_depthwise(graph))
+    assert apart.arena_bytes > ours.arena_bytes  # the price of a separate output buffer
+    assert memplan.DW_IN_PLACE_KEY not in graph.meta  # the caller's graph is untouched
 
 
 def test_rewrite_refuses_patch_based_code(graph, tmp_path):

@@ -41,9 +41,13 @@ def test_residual_kept_live_and_add_in_place():
     # the add writes over an input that dies there
     assert plan.aliases[add.output] in add.inputs
     assert plan.offset(add.output) == plan.offset(plan.aliases[add.output])
-    # while the expanded tensors run, the 256-byte input is kept: 256 + 1024 + 1024 (+scratch)
+    # the depthwise conv writes over its input too: while it runs the 256-byte input is kept,
+    # the 1024-byte expanded tensor and the ring of 2 output rows x 8 pixels x 4 channels
     dw = g.ops[1]
-    assert plan.live_bytes[1] == 256 + 2 * g.tensors[dw.output].size
+    assert plan.aliases[dw.output] == dw.inputs[0]
+    assert plan.offset(dw.output) == plan.offset(dw.inputs[0])
+    assert plan.scratch[1].size == 2 * 8 * 4
+    assert plan.live_bytes[1] == 256 + g.tensors[dw.output].size + 2 * 8 * 4
     assert plan.arena_bytes == plan.lower_bound
     assert memplan.plan_layers(g, in_place=False).arena_bytes >= plan.arena_bytes
 
@@ -54,7 +58,22 @@ def test_scratch_is_planned_per_op():
     pw, conv = g.ops[0], g.ops[2]
     assert plan.scratch[0].size == 4 * 4 and memplan.is_pointwise(pw)
     assert plan.scratch[2].size == 4 * 16 and memplan.is_pointwise(conv)
-    assert plan.scratch[1] is None  # depthwise needs none
+    # depthwise needs none, except in place (the ring of output rows)
+    assert memplan.plan_layers(g, in_place=False).scratch[1] is None
+
+
+@pytest.mark.parametrize(("hw", "kernel", "stride", "pad_top", "rows"), [
+    ((112, 112), 3, 1, 1, 2),  # an output row waits until the row below it is computed
+    ((112, 112), 3, 2, 0, 1),  # stride 2: only the first row waits
+    ((113, 113), 3, 2, 1, 1),
+    ((14, 14), 5, 1, 2, 3),
+    ((7, 7), 7, 1, 3, 4),
+    ((9, 9), 1, 1, 0, 1),  # 1x1: a row reads the input row it lands on
+])
+def test_dw_in_place_rows(hw, kernel, stride, pad_top, rows):
+    h, w = hw
+    ho, wo = (h + stride - 1) // stride, (w + stride - 1) // stride
+    assert memplan.dw_in_place_rows((h, w, 8), (ho, wo, 8), kernel, stride, pad_top) == rows
 
 
 @pytest.mark.parametrize("seed", range(300))

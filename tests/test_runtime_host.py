@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam.compiler import codegen, reference
+from patchcam.compiler import codegen, memplan, reference
 from patchcam.compiler.builder import GraphBuilder
 from patchcam.compiler.ir import Graph, Op
 from patchcam.compiler.randgraph import random_graph, random_input
@@ -100,6 +100,10 @@ def test_random_graphs_bit_exact(tmp_path):
     assert kinds == set(codegen.SUPPORTED)
     ks = {op.kernel for g in graphs for op in g.ops if op.kind == "depthwise_conv2d"}
     assert {(3, 3), (5, 5), (7, 7)} <= ks
+    in_place = {(op.kernel, op.stride) for g in graphs
+                for op in g.ops if op.output in memplan.plan_layers(g).aliases
+                and op.kind == "depthwise_conv2d"}  # depthwise run in place
+    assert {((3, 3), (1, 1)), ((3, 3), (2, 2)), ((5, 5), (1, 1)), ((7, 7), (1, 1))} <= in_place
     assert {op.stride for g in graphs for op in g.ops if op.kind != "fully_connected"} \
         >= {(1, 1), (2, 2)}
     hostbuild.build_libs(VARIANTS[0])  # compile each runtime once, before the threads
@@ -121,6 +125,49 @@ def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):
     regions[1] = f"{out_off}, {int(out_size) - 1}"
     files["model.c"].write_text(head + "model_op_regions[" + table.replace(
         first_row, "}, {".join(regions), 1))
+    exe = hostbuild.build_host(tmp_path / "model", tmp_path)
+    with pytest.raises(hostbuild.HostRunError, match="AddressSanitizer"):
+        hostbuild.run_host(exe, random_input(g))
+
+
+def test_depthwise_in_place_equals_depthwise(tmp_path):
+    """pc_depthwise_conv2d_s8_in_place == pc_depthwise_conv2d_s8 over a sweep of geometries
+    (kernels 1x1..7x7 and 3x5, strides 1..3, every top pad, "same" and "valid" outputs,
+    1..16 channels), on both code paths, with the data buffer and the ring malloc'd at exactly
+    their documented sizes under ASan; the ring rows equal the planner's."""
+    runtime = codegen.RUNTIME_DIR
+    for cfg in VARIANTS:
+        exe = tmp_path / f"dw_in_place_{cfg.variant}"
+        subprocess.run([cfg.cc, *hostbuild.WARNINGS, "-O1", "-g", *hostbuild.SANITIZERS,
+                        *hostbuild.VARIANTS[cfg.variant], f"-I{runtime}",
+                        str(Path(__file__).parent / "c" / "test_dw_in_place.c"),
+                        str(runtime / "pc_depthwise.c"), "-o", str(exe)], check=True)
+        for seed in (1, 2):
+            r = subprocess.run([str(exe), str(seed)], capture_output=True, text=True)
+            assert r.returncode == 0, (cfg.tag, r.stdout[-2000:], r.stderr[-4000:])
+            lines = r.stdout.splitlines()
+            assert lines[-1].startswith("checked ") and lines[-1].endswith(", failed 0")
+            assert int(lines[-1].split()[1].rstrip(",")) > 500
+            for line in lines[:-1]:
+                h, w, c, kh, _, sh, _, pt, _, ho, wo, rows = map(int, line.split())
+                assert memplan.dw_in_place_rows((h, w, c), (ho, wo, c), kh, sh, pt) == rows, line
+
+
+def test_arena_fence_catches_the_in_place_depthwise_ring_overflowing(tmp_path):
+    """Shrink an in-place depthwise conv's ring (its scratch region) by one byte in the fence
+    table: ASan must stop the run."""
+    g = random_graph(5)  # its first depthwise conv: 3x3 stride 1, a ring of 2 rows
+    plan = memplan.plan_layers(g)
+    i = next(i for i, op in enumerate(g.ops)
+             if op.kind == "depthwise_conv2d" and op.output in plan.aliases)
+    files = codegen.generate(g, tmp_path / "model")
+    text = files["model.c"].read_text()
+    assert "pc_depthwise_conv2d_s8_in_place(" in text
+    s = plan.scratch[i]
+    row = text.split("model_op_regions[", 1)[1].split("\n")[1 + i]
+    assert f"{{ {s.offset}, {s.size} }}" in row
+    files["model.c"].write_text(text.replace(
+        row, row.replace(f"{{ {s.offset}, {s.size} }}", f"{{ {s.offset}, {s.size - 1} }}")))
     exe = hostbuild.build_host(tmp_path / "model", tmp_path)
     with pytest.raises(hostbuild.HostRunError, match="AddressSanitizer"):
         hostbuild.run_host(exe, random_input(g))

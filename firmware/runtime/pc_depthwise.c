@@ -133,13 +133,17 @@ PC_INLINE void store4(const group_t *g, const acc4_t *a, int8_t *out)
     memcpy(out, &packed, 4);
 }
 
+/* Bytes between neighbouring output pixels: C, or in the in-place kernel's ring (ring = 1,
+ * always a constant where it is passed, so each variant is compiled for its own step) 4. */
+#define OUT_STEP(ring, ch) ((ring) ? PC_DEPTHWISE_IN_PLACE_GROUP : (ch))
+
 /* A run of n output pixels of one row whose taps are all inside the image; x: the top-left
- * tap of the first, step: bytes between the top-left taps of neighbours (stride_w * C).
- * Not inlined: in a function of its own the accumulators and pointers stay in registers. */
-static void run_inside(const group_t *g, const int8_t *x, int32_t step, int32_t row,
-                       int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+ * tap of the first, step: bytes between the top-left taps of neighbours (stride_w * C). */
+PC_INLINE void run_inside_at(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                             int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n,
+                             int ring)
 {
-    const int32_t out_step = ch;
+    const int32_t out_step = OUT_STEP(ring, ch);
     for (; n > 0; n--) {
         const uint32_t *w = g->w;
         const int8_t *xp = x;
@@ -178,11 +182,26 @@ static void run_inside(const group_t *g, const int8_t *x, int32_t step, int32_t 
     }
 }
 
+/* Not inlined: in a function of its own the accumulators and pointers stay in registers. */
+static void run_inside(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                       int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+{
+    run_inside_at(g, x, step, row, ch, kh, kw, out, n, 0);
+}
+
+static void run_inside_ring(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                            int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+{
+    run_inside_at(g, x, step, row, ch, kh, kw, out, n, 1);
+}
+
 /* run_inside for kw = 5 or 7 with each kernel row unrolled (no per-tap loop overhead, ~25%
  * of a tap). A function of its own: added to run_inside it costs the 3x3 copy registers. */
-PC_NOINLINE void run_inside_wide(const group_t *g, const int8_t *x, int32_t step, int32_t row,
-                                 int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+PC_INLINE void run_inside_wide_at(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                                  int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n,
+                                  int ring)
 {
+    const int32_t out_step = OUT_STEP(ring, ch);
     for (; n > 0; n--) {
         const uint32_t *w = g->w;
         const int8_t *xp = x;
@@ -206,8 +225,21 @@ PC_NOINLINE void run_inside_wide(const group_t *g, const int8_t *x, int32_t step
         }
         store4(g, &a, out);
         x += step;
-        out += ch;
+        out += out_step;
     }
+}
+
+PC_NOINLINE void run_inside_wide(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                                 int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+{
+    run_inside_wide_at(g, x, step, row, ch, kh, kw, out, n, 0);
+}
+
+PC_NOINLINE void run_inside_wide_ring(const group_t *g, const int8_t *x, int32_t step,
+                                      int32_t row, int32_t ch, int32_t kh, int32_t kw,
+                                      int8_t *out, int32_t n)
+{
+    run_inside_wide_at(g, x, step, row, ch, kh, kw, out, n, 1);
 }
 
 /* One kernel row of two neighbouring output pixels (stride 1), for the channel pair
@@ -296,11 +328,17 @@ PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t
  * pixel ~1.5 instead of 2 instructions per MAC, and each requantisation constant loaded once
  * for both). */
 PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t row,
-                                    int32_t ch, int8_t *out, int32_t n, int s2, int clamp)
+                                    int32_t ch, int8_t *out, int32_t n, int s2, int clamp,
+                                    int ring)
 {
     const int32_t step = s2 ? 2 * ch : ch; /* between neighbouring pixels' first columns */
+    const int32_t out_step = OUT_STEP(ring, ch);
     if (!g->fast) {
-        run_inside(g, x, step, row, ch, 3, 3, out, n);
+        if (ring) {
+            run_inside_ring(g, x, step, row, ch, 3, 3, out, n);
+        } else {
+            run_inside(g, x, step, row, ch, 3, 3, out, n);
+        }
         return;
     }
     for (; n >= 2; n -= 2) {
@@ -316,12 +354,16 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
             pb = pc_min_s8x4(pc_max_s8x4(pb, g->lo4), g->hi4);
         }
         memcpy(out, &pa, 4);
-        memcpy(out + ch, &pb, 4);
+        memcpy(out + out_step, &pb, 4);
         x += 2 * step;
-        out += 2 * ch;
+        out += 2 * out_step;
     }
     if (n > 0) {
-        run_inside(g, x, step, row, ch, 3, 3, out, 1);
+        if (ring) {
+            run_inside_ring(g, x, step, row, ch, 3, 3, out, 1);
+        } else {
+            run_inside(g, x, step, row, ch, 3, 3, out, 1);
+        }
     }
 }
 
@@ -329,9 +371,9 @@ PC_NOINLINE void run_inside_3x3_s1(const group_t *g, const int8_t *x, int32_t ro
                                    int8_t *out, int32_t n)
 {
     if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1);
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1, 0);
     } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0);
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0, 0);
     }
 }
 
@@ -340,9 +382,30 @@ PC_NOINLINE void run_inside_3x3_s2(const group_t *g, const int8_t *x, int32_t ro
                                    int8_t *out, int32_t n)
 {
     if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1);
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1, 0);
     } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0);
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0, 0);
+    }
+}
+
+/* The same two into the in-place kernel's ring. */
+PC_NOINLINE void run_inside_3x3_s1_ring(const group_t *g, const int8_t *x, int32_t row,
+                                        int32_t ch, int8_t *out, int32_t n)
+{
+    if (g->clamp) {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1, 1);
+    } else {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0, 1);
+    }
+}
+
+PC_NOINLINE void run_inside_3x3_s2_ring(const group_t *g, const int8_t *x, int32_t row,
+                                        int32_t ch, int8_t *out, int32_t n)
+{
+    if (g->clamp) {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1, 1);
+    } else {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0, 1);
     }
 }
 
@@ -410,74 +473,105 @@ static int32_t div_ceil(int32_t a, int32_t b)
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
 
+/* Output columns [*in0, *in1) have every tap column inside the image:
+ * ix0 = ox * sw - pad_left >= 0 and ix0 + kw <= input.w. */
+static void inside_columns(const pc_conv_params_t *p, int32_t *in0, int32_t *in1)
+{
+    const int32_t wo = p->output.w;
+    const int32_t sw = p->stride_w;
+    int32_t ox_in0 = div_ceil(p->pad_left, sw);
+    int32_t ox_in1 = p->input.w - p->kernel_w + p->pad_left >= 0
+                         ? (p->input.w - p->kernel_w + p->pad_left) / sw + 1
+                         : 0;
+    ox_in0 = ox_in0 < wo ? ox_in0 : wo;
+    ox_in1 = ox_in1 < ox_in0 ? ox_in0 : ox_in1 > wo ? wo : ox_in1;
+    *in0 = ox_in0;
+    *in1 = ox_in1;
+}
+
+/* Output row oy of the group of four channels starting at channel c; out: that row's first
+ * pixel, channel c; ring: out is a row of the in-place kernel's ring (4 bytes per pixel),
+ * else of the output tensor (C bytes per pixel). */
+PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8_t *input,
+                         int32_t c, int32_t oy, int32_t ox_in0, int32_t ox_in1, int8_t *out,
+                         int ring)
+{
+    const int32_t out_step = OUT_STEP(ring, p->input.c);
+    const int32_t ch = p->input.c;
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t sw = p->stride_w;
+    const int32_t row = p->input.w * ch;
+    const int32_t wo = p->output.w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top;
+    const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
+    const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;
+    const int8_t *x_row = input + (iy0 + ky0) * row + c; /* row of tap ky0 */
+    int32_t ox = 0;
+    int32_t ox_clip_end = ox_in0; /* columns before it need clipping */
+    if (ky0 != 0 || ky1 != kh) {
+        ox_clip_end = wo; /* the whole row is at the top / bottom border */
+    }
+    for (; ox < ox_clip_end; ox++) {
+        const int32_t ix0 = ox * sw - p->pad_left;
+        const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
+        const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
+        pixel_clipped(g, x_row + (ix0 + kx0) * ch, row, ch, kw, ky0, ky1, kx0, kx1,
+                      out + ox * out_step);
+    }
+    if (ox < ox_in1) {
+        const int8_t *x = x_row + (ox * sw - p->pad_left) * ch;
+        int8_t *o = out + ox * out_step;
+        const int32_t n = ox_in1 - ox;
+        if (ring) {
+            if (kh == 3 && kw == 3 && sw == 1) {
+                run_inside_3x3_s1_ring(g, x, row, ch, o, n);
+            } else if (kh == 3 && kw == 3 && sw == 2) {
+                run_inside_3x3_s2_ring(g, x, row, ch, o, n);
+            } else if (kw == 5 || kw == 7) {
+                run_inside_wide_ring(g, x, sw * ch, row, ch, kh, kw, o, n);
+            } else {
+                run_inside_ring(g, x, sw * ch, row, ch, kh, kw, o, n);
+            }
+        } else if (kh == 3 && kw == 3 && sw == 1) {
+            run_inside_3x3_s1(g, x, row, ch, o, n);
+        } else if (kh == 3 && kw == 3 && sw == 2) {
+            run_inside_3x3_s2(g, x, row, ch, o, n);
+        } else if (kh == 3 && kw == 3) { /* constant kernel size: unrolled copy */
+            run_inside(g, x, sw * ch, row, ch, 3, 3, o, n);
+        } else if (kw == 5) {
+            run_inside_wide(g, x, sw * ch, row, ch, kh, 5, o, n);
+        } else if (kw == 7) {
+            run_inside_wide(g, x, sw * ch, row, ch, kh, 7, o, n);
+        } else {
+            run_inside(g, x, sw * ch, row, ch, kh, kw, o, n);
+        }
+        ox = ox_in1;
+    }
+    for (; ox < wo; ox++) {
+        const int32_t ix0 = ox * sw - p->pad_left;
+        const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
+        const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
+        pixel_clipped(g, x_row + (ix0 + kx0) * ch, row, ch, kw, ky0, ky1, kx0, kx1,
+                      out + ox * out_step);
+    }
+}
+
 void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                             const int8_t *input, const int8_t *filter, const int32_t *bias,
                             int8_t *output)
 {
     const int32_t ch = p->input.c;
-    const int32_t kh = p->kernel_h;
-    const int32_t kw = p->kernel_w;
-    const int32_t sh = p->stride_h;
-    const int32_t sw = p->stride_w;
-    const int32_t row = p->input.w * ch;
     const int32_t wo = p->output.w;
-    /* Output columns [ox_in0, ox_in1) have every tap column inside the image:
-     * ix0 = ox * sw - pad_left >= 0 and ix0 + kw <= input.w. */
-    int32_t ox_in0 = div_ceil(p->pad_left, sw);
-    int32_t ox_in1 = p->input.w - kw + p->pad_left >= 0
-                         ? (p->input.w - kw + p->pad_left) / sw + 1
-                         : 0;
+    int32_t ox_in0, ox_in1;
     int32_t c = 0;
     group_t g;
-    ox_in0 = ox_in0 < wo ? ox_in0 : wo;
-    ox_in1 = ox_in1 < ox_in0 ? ox_in0 : ox_in1 > wo ? wo : ox_in1;
-    if (kh * kw <= DW_MAX_TAPS) {
+    inside_columns(p, &ox_in0, &ox_in1);
+    if (p->kernel_h * p->kernel_w <= DW_MAX_TAPS) {
         for (; c + 4 <= ch; c += 4) {
             group_prepare(&g, p, q, filter, bias, c);
             for (int32_t oy = 0; oy < p->output.h; oy++) {
-                const int32_t iy0 = oy * sh - p->pad_top;
-                const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
-                const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;
-                const int8_t *x_row = input + (iy0 + ky0) * row + c; /* row of tap ky0 */
-                int8_t *out = output + oy * wo * ch + c;
-                int32_t ox = 0;
-                int32_t ox_clip_end = ox_in0; /* columns before it need clipping */
-                if (ky0 != 0 || ky1 != kh) {
-                    ox_clip_end = wo; /* the whole row is at the top / bottom border */
-                }
-                for (; ox < ox_clip_end; ox++) {
-                    const int32_t ix0 = ox * sw - p->pad_left;
-                    const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
-                    const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
-                    pixel_clipped(&g, x_row + (ix0 + kx0) * ch, row, ch, kw, ky0, ky1, kx0,
-                                  kx1, out + ox * ch);
-                }
-                if (ox < ox_in1) {
-                    const int8_t *x = x_row + (ox * sw - p->pad_left) * ch;
-                    if (kh == 3 && kw == 3 && sw == 1) {
-                        run_inside_3x3_s1(&g, x, row, ch, out + ox * ch, ox_in1 - ox);
-                    } else if (kh == 3 && kw == 3 && sw == 2) {
-                        run_inside_3x3_s2(&g, x, row, ch, out + ox * ch, ox_in1 - ox);
-                    } else if (kh == 3 && kw == 3) { /* constant kernel size: unrolled copy */
-                        run_inside(&g, x, sw * ch, row, ch, 3, 3, out + ox * ch, ox_in1 - ox);
-                    } else if (kw == 5) {
-                        run_inside_wide(&g, x, sw * ch, row, ch, kh, 5, out + ox * ch,
-                                        ox_in1 - ox);
-                    } else if (kw == 7) {
-                        run_inside_wide(&g, x, sw * ch, row, ch, kh, 7, out + ox * ch,
-                                        ox_in1 - ox);
-                    } else {
-                        run_inside(&g, x, sw * ch, row, ch, kh, kw, out + ox * ch, ox_in1 - ox);
-                    }
-                    ox = ox_in1;
-                }
-                for (; ox < wo; ox++) {
-                    const int32_t ix0 = ox * sw - p->pad_left;
-                    const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
-                    const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
-                    pixel_clipped(&g, x_row + (ix0 + kx0) * ch, row, ch, kw, ky0, ky1, kx0,
-                                  kx1, out + ox * ch);
-                }
+                group_row(&g, p, input, c, oy, ox_in0, ox_in1, output + oy * wo * ch + c, 0);
             }
         }
     }
@@ -533,3 +627,181 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
 }
 
 #endif /* PC_USE_DSP */
+
+/* ---- in place ------------------------------------------------------------------------------
+ * The output is written over the input (pc_kernels.h). Output pixel p lands on the bytes of
+ * input pixel p, and channel c on channel c, so a pass over a group of channels only ever
+ * overwrites that group's own input. Within a pass, output row o may be stored once every
+ * output row that reads an input row under it has been computed (ready_row(o)); before that
+ * it waits in the ring. Rows become ready in order, so the rows waiting at one time are
+ * consecutive and row o has ring slot o % rows. */
+
+/* The last output row whose window covers input row r (-1: none reads it). */
+static int32_t last_reader(const pc_conv_params_t *p, int32_t r)
+{
+    int32_t o = (r + p->pad_top) / p->stride_h;
+    if (o > p->output.h - 1) {
+        o = p->output.h - 1;
+    }
+    return o * p->stride_h - p->pad_top + p->kernel_h - 1 >= r ? o : -1;
+}
+
+/* After which output row row o may be stored: the last reader of the input rows it lands on
+ * (below o: at once, straight to its place). Readers grow with the row, so that is the
+ * reader of the lowest of those rows that some window covers. */
+static int32_t ready_row(const pc_conv_params_t *p, int32_t o)
+{
+    const int32_t w = p->input.w;
+    const int32_t wo = p->output.w;
+    const int32_t r0 = o * wo / w;
+    int32_t r = ((o + 1) * wo - 1) / w;
+    if (r > p->input.h - 1) {
+        r = p->input.h - 1;
+    }
+    for (; r >= r0; r--) {
+        const int32_t last = last_reader(p, r);
+        if (last >= 0) {
+            return last;
+        }
+    }
+    return -1;
+}
+
+int32_t pc_depthwise_in_place_rows(const pc_conv_params_t *p)
+{
+    int32_t rows = 0;
+    int32_t waiting = 0;
+    int32_t head = 0; /* the oldest row not yet stored */
+    for (int32_t o = 0; o < p->output.h; o++) {
+        if (ready_row(p, o) >= o) {
+            waiting++;
+        }
+        rows = waiting > rows ? waiting : rows;
+        for (; head <= o; head++) {
+            const int32_t ready = ready_row(p, head);
+            if (ready >= head && ready > o) {
+                break;
+            }
+            if (ready >= head) {
+                waiting--;
+            }
+        }
+    }
+    return rows;
+}
+
+int32_t pc_depthwise_conv2d_s8_in_place_get_buffer_size(const pc_conv_params_t *p)
+{
+    return PC_DEPTHWISE_CONV2D_S8_IN_PLACE_BUFFER_SIZE(pc_depthwise_in_place_rows(p),
+                                                       p->output.w, p->output.c);
+}
+
+/* Output row oy of channels [c0, c0 + n) in plain C; out: the row's first pixel, channel c0;
+ * out_step: bytes between its pixels. */
+static void row_scalar(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                       const int8_t *input, const int8_t *filter, const int32_t *bias,
+                       int32_t oy, int32_t c0, int32_t n, int8_t *out, int32_t out_step)
+{
+    const int32_t ch = p->input.c;
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t row = p->input.w * ch;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top;
+    const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
+    const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;
+    for (int32_t ox = 0; ox < p->output.w; ox++) {
+        const int32_t ix0 = ox * p->stride_w - p->pad_left;
+        const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
+        const int32_t kx1 = p->input.w - ix0 < kw ? p->input.w - ix0 : kw;
+        const int8_t *x_base = input + (iy0 + ky0) * row + (ix0 + kx0) * ch;
+        const int8_t *w_base = filter + (ky0 * kw + kx0) * ch;
+        for (int32_t c = c0; c < c0 + n; c++) {
+            int32_t acc = bias[c];
+            const int8_t *xr = x_base + c;
+            const int8_t *wr = w_base + c;
+            for (int32_t ky = ky0; ky < ky1; ky++) {
+                for (int32_t k = 0; k < kx1 - kx0; k++) {
+                    acc += (xr[k * ch] + p->input_offset) * wr[k * ch];
+                }
+                xr += row;
+                wr += kw * ch;
+            }
+            out[c - c0] = PC_REQUANTIZE_S8(acc, q->multiplier[c], q->shift[c], p->output_offset,
+                                           p->act_min, p->act_max);
+        }
+        out += out_step;
+    }
+}
+
+/* Ring row `slot` (Wo pixels of n channels) to output row o, channels [c, c + n). */
+static void store_row(const pc_conv_params_t *p, const int8_t *slot, int8_t *data, int32_t o,
+                      int32_t c, int32_t n)
+{
+    const int32_t ch = p->output.c;
+    const int32_t wo = p->output.w;
+    int8_t *dst = data + o * wo * ch + c;
+    if (n == PC_DEPTHWISE_IN_PLACE_GROUP) {
+        for (int32_t x = 0; x < wo; x++) {
+            memcpy(dst + x * ch, slot + x * PC_DEPTHWISE_IN_PLACE_GROUP,
+                   PC_DEPTHWISE_IN_PLACE_GROUP);
+        }
+        return;
+    }
+    for (int32_t x = 0; x < wo; x++) {
+        for (int32_t k = 0; k < n; k++) {
+            dst[x * ch + k] = slot[x * n + k];
+        }
+    }
+}
+
+void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                                     int8_t *data, const int8_t *filter, const int32_t *bias,
+                                     int8_t *scratch)
+{
+    const int32_t ch = p->input.c;
+    const int32_t wo = p->output.w;
+    const int32_t rows = pc_depthwise_in_place_rows(p);
+#if PC_USE_DSP
+    const int fast = p->kernel_h * p->kernel_w <= DW_MAX_TAPS;
+    int32_t ox_in0, ox_in1;
+    group_t g;
+    inside_columns(p, &ox_in0, &ox_in1);
+#endif
+    for (int32_t c = 0; c < ch; c += PC_DEPTHWISE_IN_PLACE_GROUP) {
+        const int32_t n = ch - c < PC_DEPTHWISE_IN_PLACE_GROUP ? ch - c
+                                                                : PC_DEPTHWISE_IN_PLACE_GROUP;
+        int32_t head = 0;       /* the oldest row not yet stored */
+        int32_t head_ready = 0; /* its ready_row */
+#if PC_USE_DSP
+        if (fast && n == 4) {
+            group_prepare(&g, p, q, filter, bias, c);
+        }
+#endif
+        for (int32_t o = 0; o < p->output.h; o++) {
+            const int32_t ready = ready_row(p, o);
+            const int ring = ready >= o; /* else straight to its place */
+            int8_t *out = ring ? scratch + (o % rows) * wo * n : data + o * wo * ch + c;
+            if (head == o) {
+                head_ready = ready;
+            }
+#if PC_USE_DSP
+            if (fast && n == 4 && ring) {
+                group_row(&g, p, data, c, o, ox_in0, ox_in1, out, 1);
+            } else if (fast && n == 4) {
+                group_row(&g, p, data, c, o, ox_in0, ox_in1, out, 0);
+            } else
+#endif
+            {
+                row_scalar(p, q, data, filter, bias, o, c, n, out, ring ? n : ch);
+            }
+            /* store the waiting rows whose input rows no later output row reads */
+            while (head <= o && (head_ready < head || head_ready <= o)) {
+                if (head_ready >= head) {
+                    store_row(p, scratch + (head % rows) * wo * n, data, head, c, n);
+                }
+                head++;
+                head_ready = head == o ? ready : head < o ? ready_row(p, head) : 0;
+            }
+        }
+    }
+}

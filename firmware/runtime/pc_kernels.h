@@ -129,8 +129,16 @@ typedef struct {
 /* pointwise: two input pixels widened to int16. */
 #define PC_POINTWISE_CONV2D_S8_BUFFER_SIZE(cin) (4 * (cin))
 
+/* in-place depthwise: a ring of `rows` output rows of Wo pixels x (up to) 4 channels, rows =
+ * pc_depthwise_in_place_rows(p) (2 for 3x3 stride 1 "same", 1 for stride 2, 3 for 5x5 ...). */
+#define PC_DEPTHWISE_IN_PLACE_GROUP 4
+#define PC_DEPTHWISE_CONV2D_S8_IN_PLACE_BUFFER_SIZE(rows, wo, c) \
+    ((rows) * (wo) * ((c) < PC_DEPTHWISE_IN_PLACE_GROUP ? (c) : PC_DEPTHWISE_IN_PLACE_GROUP))
+
 int32_t pc_conv2d_s8_get_buffer_size(const pc_conv_params_t *p);
 int32_t pc_pointwise_conv2d_s8_get_buffer_size(const pc_conv_params_t *p);
+int32_t pc_depthwise_in_place_rows(const pc_conv_params_t *p);
+int32_t pc_depthwise_conv2d_s8_in_place_get_buffer_size(const pc_conv_params_t *p);
 
 /* ---- kernels ------------------------------------------------------------------------------ */
 
@@ -151,6 +159,18 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
 void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                             const int8_t *input, const int8_t *filter, const int32_t *bias,
                             int8_t *output);
+
+/* The same, in place: `data` holds the input (H x W x C) on entry and the output
+ * (Ho x Wo x C, from the same address) on return; it must have room for the larger of the
+ * two. In HWC, output channel c only lands on bytes of input channel c, so the kernel runs
+ * four channels at a time (the last pass: the rest), and within a pass stores an output row
+ * straight away where the input rows under it are no longer read, else keeps it in `scratch`
+ * (a ring of pc_depthwise_in_place_rows(p) rows of Wo x 4 bytes) until they are.
+ * scratch: pc_depthwise_conv2d_s8_in_place_get_buffer_size bytes, any alignment. Results are
+ * identical to pc_depthwise_conv2d_s8's. */
+void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                                     int8_t *data, const int8_t *filter, const int32_t *bias,
+                                     int8_t *scratch);
 
 /* Fully connected. input: K values (any layout, flattened); filter: (N, K); bias: N. */
 void pc_fully_connected_s8(const pc_fc_params_t *p, const int8_t *input, const int8_t *filter,

@@ -462,15 +462,29 @@ def _op_view(g: Graph, plan: memplan.MemoryPlan, i: int, op: Op) -> _OpView:
     if op.kind in ("conv2d", "depthwise_conv2d"):
         assert isinstance(p, MacParams)
         pointwise = memplan.is_pointwise(op)
+        in_place = op.kind == "depthwise_conv2d" and op.output in plan.aliases
         fn = {"depthwise_conv2d": "pc_depthwise_conv2d_s8",
               "conv2d": "pc_pointwise_conv2d_s8" if pointwise else "pc_conv2d_s8"}[op.kind]
-        v = _OpView(i, cname, f"{title}: {geometry}, {shapes}, {op.activation}, {macs:,} MACs",
-                    f"{fn.removeprefix('pc_').removesuffix('_s8')} {k}/{op.stride[0]}, {shapes}",
-                    "pc_conv_params_t", _conv_fields(x.shape, out.shape, op, p), fn, [],
-                    regions, quant=f"{cname}_quant")
+        where = " (in place)" if in_place else ""
+        v = _OpView(i, cname,
+                    f"{title}: {geometry}, {shapes}, {op.activation}, {macs:,} MACs{where}",
+                    f"{fn.removeprefix('pc_').removesuffix('_s8')} {k}/{op.stride[0]}, {shapes}"
+                    f"{where}", "pc_conv_params_t", _conv_fields(x.shape, out.shape, op, p), fn,
+                    [], regions, quant=f"{cname}_quant")
         v.arrays = _mac_arrays(cname, op, p)
         v.args = [f"&{cname}_params", f"&{cname}_quant", arena[0], f"{cname}_filter",
                   f"{cname}_bias", out_arg]
+        if in_place:  # the output over the input, a ring of output rows as scratch
+            if plan.offset(op.inputs[0]) != plan.offset(op.output):
+                raise CodegenError(f"{g.name}: op {i} ({op.name}) runs in place but its input "
+                                   "and output are not at one offset")
+            s = plan.scratch[i]
+            v.fn = "pc_depthwise_conv2d_s8_in_place"
+            v.args = [*v.args[:5], f"ARENA({s.offset})" if s else "NULL"]
+            rows = memplan.dw_in_place_rows(x.shape, out.shape, op.kernel[0], op.stride[0],
+                                             op.pads[0])
+            v.scratch_check = (f"PC_DEPTHWISE_CONV2D_S8_IN_PLACE_BUFFER_SIZE({rows}, "
+                               f"{out.shape[1]}, {out.shape[2]}) <= {s.size if s else 0}")
         if op.kind == "conv2d":
             s = plan.scratch[i]
             v.args.append(f"ARENA({s.offset})")

@@ -6,10 +6,14 @@ lifetimes (op index ranges) overlap get disjoint byte ranges; the arena is the h
 any buffer reaches. That figure is "peak SRAM" for the layer-by-layer baseline, and the
 generated C declares exactly `MemoryPlan.arena_bytes`.
 
-In place: only `add` writes over one of its inputs (when that input dies at the add), since
-its kernel reads each element before writing it. Convolutions and pooling read a window of
-rows around each output pixel, so writing over their input would destroy rows still needed;
-they always get a separate output buffer.
+In place: `add` writes over one of its inputs (when that input dies at the add), since its
+kernel reads each element before writing it. A depthwise conv writes over its dying input
+too (`pc_depthwise_conv2d_s8_in_place`): it runs four channels at a time, and in HWC output
+channel c only ever lands on bytes of input channel c, so each group of four channels holds
+back, in a small ring of output rows (its scratch, `dw_in_place_rows` rows of Wo x 4 bytes),
+only the rows that would overwrite input rows a later output row still reads. Other
+convolutions and pooling read a window of rows of every channel, so they always get a
+separate output buffer.
 
 Placement is greedy (as TFLite Micro's GreedyMemoryPlanner): buffers sorted by size, largest
 first, each put at the lowest offset where it does not collide with an already placed buffer
@@ -25,7 +29,9 @@ from patchcam.compiler.ir import Graph, Op
 from patchcam.compiler.placement import Buffer, BufferKey
 
 ALIGN = 8  # every buffer starts 8-byte aligned (word loads; exact AddressSanitizer checks)
-IN_PLACE_KINDS = ("add",)
+IN_PLACE_KINDS = ("add", "depthwise_conv2d")
+DW_GROUP = 4  # channels per pass of the in-place depthwise kernel (firmware/runtime)
+DW_IN_PLACE_KEY = "depthwise_in_place"  # Graph.meta switch, see in_place_ok
 
 
 def align_up(n: int, a: int = ALIGN) -> int:
@@ -37,15 +43,64 @@ def is_pointwise(op: Op) -> bool:
     return op.kind == "conv2d" and tuple(op.kernel) == (1, 1) and not any(op.pads)
 
 
-def scratch_bytes(g: Graph, op: Op) -> int:
+def scratch_bytes(g: Graph, op: Op, in_place: bool = False) -> int:
     """Kernel scratch of one op, in bytes; mirrors the PC_..._BUFFER_SIZE macros in
-    firmware/runtime/pc_kernels.h (the generated C checks both agree at compile time)."""
+    firmware/runtime/pc_kernels.h (the generated C checks both agree at compile time).
+    in_place: the op writes over its input (a depthwise conv's ring of output rows)."""
+    if op.kind == "depthwise_conv2d" and in_place:
+        return dw_in_place_bytes(g.tensors[op.inputs[0]].shape, g.tensors[op.output].shape, op)
     if op.kind != "conv2d":
         return 0
     cin = g.tensors[op.inputs[0]].shape[2]
     if is_pointwise(op):
         return 4 * cin
     return 4 * op.kernel[0] * op.kernel[1] * cin
+
+
+def dw_in_place_rows(in_shape: tuple[int, ...], out_shape: tuple[int, ...], kernel_h: int,
+                     stride_h: int, pad_top: int) -> int:
+    """Ring rows the in-place depthwise kernel needs (mirrors pc_depthwise_in_place_rows in
+    firmware/runtime/pc_depthwise.c). Output pixel p lands on input pixel p's bytes; output
+    row o may be stored once the last output row reading an input row it lands on
+    (`ready(o)`) is computed. Rows with ready(o) < o go straight to their place; the others
+    wait in the ring, in order, so the ring holds the most rows waiting at one time."""
+    h, w = in_shape[0], in_shape[1]
+    ho, wo = out_shape[0], out_shape[1]
+
+    def last_reader(r: int) -> int:  # the last output row whose window covers input row r
+        o = min(ho - 1, (r + pad_top) // stride_h)
+        return o if o >= 0 and o * stride_h - pad_top + kernel_h - 1 >= r else -1
+
+    ready = [max((last_reader(r) for r in range(o * wo // w, min(h - 1, ((o + 1) * wo - 1) // w)
+                                                 + 1)), default=-1) for o in range(ho)]
+    rows, waiting = 0, 0
+    head = 0  # the oldest row still in the ring
+    for j in range(ho):
+        if ready[j] >= j:
+            waiting += 1
+        rows = max(rows, waiting)
+        while head <= j:  # after row j: store the rows whose input rows are all read
+            if ready[head] >= head and ready[head] > j:
+                break
+            if ready[head] >= head:
+                waiting -= 1
+            head += 1
+    return rows
+
+
+def dw_in_place_bytes(in_shape: tuple[int, ...], out_shape: tuple[int, ...], op: Op) -> int:
+    """Scratch of an in-place depthwise conv: its ring of output rows, Wo x 4 channels each."""
+    rows = dw_in_place_rows(in_shape, out_shape, op.kernel[0], op.stride[0], op.pads[0])
+    return rows * out_shape[1] * min(DW_GROUP, out_shape[2])
+
+
+def in_place_ok(g: Graph, op: Op, name: str) -> bool:
+    """Whether op may write its output over input `name` (which must die at op). A graph
+    whose meta says `"depthwise_in_place": false` keeps every depthwise output apart: how a
+    runtime without the in-place kernel (TFLite Micro, CMSIS-NN) must run it."""
+    if op.kind == "add":
+        return g.tensors[name].size == g.tensors[op.output].size
+    return op.kind == "depthwise_conv2d" and g.meta.get(DW_IN_PLACE_KEY, True) is not False
 
 
 @dataclass
@@ -116,9 +171,8 @@ def plan_layers(g: Graph, align: int = ALIGN, in_place: bool = True) -> MemoryPl
         for i, op in enumerate(g.ops):
             if op.kind not in IN_PLACE_KINDS:
                 continue
-            out = g.tensors[op.output]
             for name in op.inputs:
-                if span[name][1] == i and g.tensors[name].size == out.size and name != g.output:
+                if span[name][1] == i and name != g.output and in_place_ok(g, op, name):
                     group[op.output] = group[name]
                     aliases[op.output] = name
                     break
@@ -132,7 +186,7 @@ def plan_layers(g: Graph, align: int = ALIGN, in_place: bool = True) -> MemoryPl
             for owner, (size, first, last) in storage.items()]
     scratch_of: dict[int, BufferKey] = {}
     for i, op in enumerate(g.ops):
-        nbytes = scratch_bytes(g, op)
+        nbytes = scratch_bytes(g, op, in_place=op.output in aliases)
         if nbytes:
             scratch_of[i] = BufferKey.scratch(i, op)
             bufs.append(Buffer(scratch_of[i], nbytes, i, i))

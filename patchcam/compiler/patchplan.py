@@ -371,14 +371,14 @@ def _layer_phase(tl: _Timeline, g: Graph, start: int, have: set[str]) -> None:
         aliased = False
         for t in op.inputs:
             if t in have and last_use[t][1] == i and t != g.output and t in ins:
-                if op.kind == "add" and g.tensors[t].size == out.size:
+                if memplan.in_place_ok(g, op, t):
                     tl.alias(tensor(op.output), tensor(t), out.size)
                     aliased = True
                     break
         if not aliased:
             tl.buf(tensor(op.output), out.size)
         touch.append(tensor(op.output))
-        scr = memplan.scratch_bytes(g, op)
+        scr = memplan.scratch_bytes(g, op, in_place=aliased)
         if scr:
             touch.append(tl.buf(BufferKey.scratch(i, op), scr))
         tl.step(op.name, i, touch)

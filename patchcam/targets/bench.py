@@ -27,7 +27,8 @@ shows instructions per MAC per kernel type; `--per-op` prints every op.
 
 `--cmsis-nn DIR` (a checkout of ARM-software/CMSIS-NN, never part of this repository) also
 runs each model's layer-by-layer C with Arm's CMSIS-NN kernels in place of ours
-(patchcam.targets.cmsisnn: same layers, weights, arena and driver, the same emulated M7 and
+(patchcam.targets.cmsisnn: same layers, weights and driver, the arena planned without in-place
+depthwise, the same emulated M7 and
 compiler flags; its output must equal the reference too) and reports our instructions divided
 by CMSIS-NN's per kernel type and for the whole network (`vs_cmsis_nn` of the DSP layer
 record; the CMSIS-NN run is a record of its own, kernels "cmsis-nn").
@@ -154,11 +155,17 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
     for kernels in kernels_list:
         portable = kernels == "portable"
         model_c = model_dir / "model.c"
+        kernels_arena = arena
         if kernels == "cmsis-nn":
             if cmsis is None or s.mode != "layer":
                 raise ValueError("CMSIS-NN runs need a checkout (--cmsis-nn) and the layer "
                                  "schedule")
-            build = cmsisnn.build_model(model_dir, cmsis, where / "cmsis-nn")
+            # CMSIS-NN's depthwise kernel cannot write over its input: its own layer plan
+            g_cnn = cmsisnn.without_in_place_depthwise(g)
+            cnn_dir, s_cnn = where / "cmsis-nn-model", patchplan.layer_schedule(g_cnn)
+            codegen.generate(g_cnn, cnn_dir, schedule=s_cnn)
+            kernels_arena = s_cnn.arena_bytes
+            build = cmsisnn.build_model(cnn_dir, cmsis, where / "cmsis-nn")
             model_c = where / "cmsis-nn" / "model" / "model.c"
             fits = (build.sizes.flash_bytes <= armbuild.STM32F746.flash_bytes
                     and build.sizes.ram_bytes <= armbuild.STM32F746.ram_bytes)
@@ -179,7 +186,8 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
         n = prof.instructions
         per_kind, per_op = profile_fields(prof)
         records.append(Record(
-            g.name, schedule, kernels, s.macs, g.total_params, arena, build.sizes.flash_bytes,
+            g.name, schedule, kernels, s.macs, g.total_params, kernels_arena,
+            build.sizes.flash_bytes,
             build.sizes.ram_bytes, fits, int(n), round(n / s.macs, 3), s.mode, s.split,
             list(s.grid), s.frame_bytes, tflm, per_kind, per_op,
             cmsis.commit if kernels == "cmsis-nn" and cmsis is not None else None))

@@ -18,14 +18,16 @@ How: the library's int8 sources are compiled once with the flags of our own kern
 ARM_MATH_DSP path; -O2) into an archive. The model's layer-by-layer C (the same generated
 model.c the bench measures) is copied with every runtime call in model_invoke renamed pc_... ->
 cnn_... (firmware/tools/cmsis_nn/cnn_adapter.c: the same arguments carried to CMSIS-NN's
-wrappers), so the weights, the requantisation constants, the arena and the driver are ours and
-only the kernels differ. Its output must equal the numpy reference like ours (CMSIS-NN is
-bit-exact with TFLite's reference kernels, and so are we), so a comparison is of the same
-arithmetic. The per-op profile (opprofile) works on it unchanged.
+wrappers), so the weights, the requantisation constants and the driver are ours and only the
+kernels differ; the arena is planned with every depthwise output in its own buffer, since
+CMSIS-NN's depthwise kernel cannot write over its input (ours can). Its output must equal the
+numpy reference like ours (CMSIS-NN is bit-exact with TFLite's reference kernels, and so are
+we), so a comparison is of the same arithmetic. The per-op profile (opprofile) works on it unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -33,6 +35,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchcam.compiler import memplan
+from patchcam.compiler.ir import Graph
 from patchcam.paths import REPO
 from patchcam.targets import armbuild
 
@@ -124,12 +128,22 @@ def library(path: str | Path, out_root: Path | None = None) -> Library:
     return found
 
 
+def without_in_place_depthwise(g: Graph) -> Graph:
+    """A copy of g planned with every depthwise output in its own buffer: CMSIS-NN's
+    depthwise kernel (like TFLite Micro's) cannot write over its input, so the layers it runs
+    need that plan (a larger arena; the same ops, weights and outputs)."""
+    return dataclasses.replace(g, meta={**g.meta, memplan.DW_IN_PLACE_KEY: False})
+
+
 def rewrite_model_c(text: str) -> str:
     """Our generated model.c with model_invoke's runtime calls going to cnn_adapter.c; the
     parameter tables, weights and arena are unchanged. Refuses a patch-based model.c (its
     pc_patch_... calls have no CMSIS-NN counterpart)."""
     if "pc_patch_" in text:
         raise CmsisNnError("a patch-based model.c: CMSIS-NN runs layer by layer only")
+    if "pc_depthwise_conv2d_s8_in_place(" in text:
+        raise CmsisNnError("a model.c with in-place depthwise convs, which CMSIS-NN cannot run: "
+                           "generate it from without_in_place_depthwise(graph)")
     m = re.search(r"^void model_invoke\(void\)\n\{\n", text, re.M)
     if m is None:
         raise CmsisNnError("no `void model_invoke(void)` in the generated model.c")
