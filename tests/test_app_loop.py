@@ -26,10 +26,10 @@ from patchcam.app import detect, export
 from patchcam.app.export import AppSpec
 from patchcam.app.pipeline import Pipeline
 from patchcam.app.preprocess import preprocess
-from patchcam.compiler import randgraph
+from patchcam.compiler import patchplan, randgraph
 from patchcam.compiler.builder import GraphBuilder
 from patchcam.host import protocol as pp
-from patchcam.targets import boards
+from patchcam.targets import armbuild, boards
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_DIR = ROOT / "firmware" / "app"
@@ -57,13 +57,22 @@ def det_graph(seed: int = 0, size: tuple[int, int] = (16, 24), k: int = 2):
     return b.finish(x, {"source": "test"})
 
 
-@pytest.fixture(scope="module")
-def det(tmp_path_factory):
+@pytest.fixture(scope="module", params=["layer", "fused"])
+def det(request, tmp_path_factory):
+    """The tiny detector run layer by layer, and with a fused input (what the apps ship): ops
+    0..1 in 2x3 cached patches whose input windows the app loop preprocesses straight from the
+    frame (model_invoke_source; cache mode: some patches read no new input)."""
     g = det_graph()
     spec = AppSpec.detect("tiny_det", g, ["a", "b"], score_threshold=0.3, nms_iou=0.4,
                           max_detections=8)
-    out = tmp_path_factory.mktemp("det")
-    return g, spec, boards.prepare_model(g, spec, out)
+    out = tmp_path_factory.mktemp(f"det_{request.param}")
+    schedule = None
+    if request.param == "fused":
+        schedule = patchplan.plan_patches(g, 1, (2, 3), "cache", fuse_input=True)
+    model_dir = boards.prepare_model(g, spec, out, schedule)
+    fused = "#define MODEL_FUSED_INPUT 1" in (model_dir / "model.h").read_text()
+    assert fused == (request.param == "fused")
+    return g, spec, model_dir
 
 
 @pytest.fixture(scope="module")
@@ -447,6 +456,31 @@ def test_qemu_board_frames_faults_camera_and_reset(det, qemu_det):
         _, r = until_result(board.link, 51)
         assert r.same_outcome(pipe.run(px, fw, fh, ffmt, 51))
         assert board.alive(), board.log()
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or
+                    shutil.which("arm-none-eabi-nm") is None,
+                    reason="needs gcc-arm-none-eabi (make setup)")
+def test_fused_app_image_holds_no_full_size_input(det, tmp_path):
+    """The app loop of a fused-input model preprocesses each input window from the frame: its
+    Cortex-M7 image has no model_frame (the static whole input behind model_input(), in a
+    section of its own that --gc-sections drops), while the test runner (infer_main.c, which
+    writes the input to model_input()) keeps it, MODEL_INPUT_BYTES long."""
+    g, spec, model_dir = det
+    if "#define MODEL_FUSED_INPUT 1" not in (model_dir / "model.h").read_text():
+        pytest.skip("layer by layer: the input lives in the arena, there is no such buffer")
+
+    def symbols(elf: Path) -> dict[str, int]:
+        out = subprocess.run(["arm-none-eabi-nm", "--print-size", str(elf)], check=True,
+                             capture_output=True, text=True).stdout
+        return {f[3]: int(f[1], 16) for f in map(str.split, out.splitlines()) if len(f) == 4}
+
+    app = symbols(armbuild.build_app(model_dir, tmp_path / "app", defines=DEFINES).elf)
+    runner = symbols(armbuild.build(model_dir, tmp_path / "runner").elf)
+    x = g.tensors[g.input]
+    assert runner["model_frame"] == x.size
+    assert "model_frame" not in app and "model_invoke_frame" not in app
+    assert "model_invoke_source" in app and app["model_arena"] == runner["model_arena"]
 
 
 def test_have_tools():

@@ -10,6 +10,11 @@
  *   process: preprocess (resize, colour, q = pixel - 128) into model_input(), [PREVIEW],
  *            model_invoke() timed with board_time_us(), postprocess (class scores, or the
  *            detection decode + NMS of pc_detect.c), RESULT.
+ *            A model with a fused input (MODEL_FUSED_INPUT) has no model_input() here: the frame
+ *            is checked once, then model_invoke_source() preprocesses each patch's input
+ *            window straight from the frame (pc_preprocess_window), so the board never holds
+ *            the whole preprocessed input (61,440 bytes for a 160x128 RGB detector); its
+ *            latency then includes the preprocessing.
  *
  * Built with the generated model.h and app_config.h (patchcam.app.export), pc_proto.c,
  * pc_preprocess.c and pc_detect.c. No malloc, no stdio: every buffer is static.
@@ -117,6 +122,54 @@ static pc_detection_t candidates[PC_DET_MAX_CANDIDATES];
 static pc_detection_t detections[PC_DET_MAX_DETECTIONS];
 #endif
 
+/* The image being processed: raw pixels as captured or received. */
+typedef struct {
+    const uint8_t *pixels;
+    uint16_t width, height;
+    uint8_t format;
+} frame_t;
+
+#ifdef MODEL_FUSED_INPUT
+/* Set when the input source could not preprocess a window (it cannot: process() checked the
+ * frame and the generated windows lie inside the model input; a failure is still reported
+ * rather than a result computed from stale bytes). */
+static int input_failed;
+
+/* The input source of model_invoke_source: the model input's window `win`, preprocessed
+ * from the frame (ctx), written contiguously to dst. */
+static void read_frame_window(const void *ctx, const pc_window_t *win, int32_t c, int8_t *dst)
+{
+    const frame_t *f = (const frame_t *)ctx;
+    if (win->y < 0 || win->x < 0 || win->h < 0 || win->w < 0 || c != MODEL_INPUT_C) {
+        input_failed = 1;
+        return;
+    }
+    const pc_rect_t r = {(uint16_t)win->y, (uint16_t)win->x, (uint16_t)win->h,
+                         (uint16_t)win->w};
+    if (pc_preprocess_window(f->pixels, f->width, f->height, f->format, &r, dst,
+                             MODEL_INPUT_W, MODEL_INPUT_H, MODEL_INPUT_C) != 0) {
+        input_failed = 1;
+    }
+}
+#endif
+
+/* The preprocessed model input's pixel (y, x): its MODEL_INPUT_C values. With a fused input
+ * it is preprocessed from the frame on its own (a 1x1 window: the same bytes by construction);
+ * else read from model_input(), which process() filled. */
+static void input_pixel(const frame_t *f, uint32_t y, uint32_t x, int8_t *out)
+{
+#ifdef MODEL_FUSED_INPUT
+    const pc_rect_t r = {(uint16_t)y, (uint16_t)x, 1, 1};
+    if (pc_preprocess_window(f->pixels, f->width, f->height, f->format, &r, out,
+                             MODEL_INPUT_W, MODEL_INPUT_H, MODEL_INPUT_C) != 0) {
+        memset(out, 0, MODEL_INPUT_C); /* not reached: process() checked the frame */
+    }
+#else
+    (void)f;
+    memcpy(out, model_input() + (y * MODEL_INPUT_W + x) * MODEL_INPUT_C, MODEL_INPUT_C);
+#endif
+}
+
 /* ---- sending ---- */
 
 static void send(uint8_t type, const uint8_t *p, size_t len)
@@ -180,14 +233,15 @@ static void send_hello(void)
 }
 
 /* The preprocessed model input (q + 128) subsampled by k, in PREVIEW chunks. */
-static void send_preview(uint32_t frame_id)
+static void send_preview(uint32_t frame_id, const frame_t *f)
 {
     const uint32_t k = st.preview_k;
     const uint32_t c = MODEL_INPUT_C;
     const uint32_t th = MODEL_INPUT_H / k > 0 ? MODEL_INPUT_H / k : 1u;
     const uint32_t tw = MODEL_INPUT_W / k > 0 ? MODEL_INPUT_W / k : 1u;
     const uint32_t total = th * tw * c;
-    const int8_t *x = model_input();
+    int8_t x[MODEL_INPUT_C];
+    uint32_t x_px = UINT32_MAX; /* the pixel x holds (a chunk may start inside a pixel) */
     uint32_t offset = 0;
     while (offset < total) {
         pc_writer_t w;
@@ -202,8 +256,11 @@ static void send_preview(uint32_t frame_id)
         n = n < PC_PROTO_MAX_CHUNK_DATA ? n : PC_PROTO_MAX_CHUNK_DATA;
         for (uint32_t i = offset; i < offset + n; i++) {
             const uint32_t px = i / c, ch = i % c;
-            const uint32_t y = (px / tw) * k, xx = (px % tw) * k;
-            pc_w_u8(&w, (uint8_t)(x[(y * MODEL_INPUT_W + xx) * c + ch] + 128));
+            if (px != x_px) {
+                input_pixel(f, (px / tw) * k, (px % tw) * k, x);
+                x_px = px;
+            }
+            pc_w_u8(&w, (uint8_t)(x[ch] + 128));
         }
         send(PC_MSG_PREVIEW, payload, w.len);
         offset += n;
@@ -239,19 +296,38 @@ static void process(uint32_t frame_id, uint8_t source, const uint8_t *pixels, ui
                     uint16_t height, uint8_t format)
 {
     const uint32_t t0 = board_time_us();
+    const frame_t frame = {pixels, width, height, format};
+#ifdef MODEL_FUSED_INPUT
+    /* the input is preprocessed window by window during inference: refuse a frame before */
+    if (pc_preprocess_check(width, height, format, MODEL_INPUT_W, MODEL_INPUT_H,
+                            MODEL_INPUT_C) != 0) {
+#else
     if (pc_preprocess(pixels, width, height, format, model_input(), MODEL_INPUT_W,
                       MODEL_INPUT_H, MODEL_INPUT_C) != 0) {
+#endif
         send_error(PC_ERR_BAD_FORMAT, frame_id, "cannot preprocess this image");
         return;
     }
     if (st.preview_k > 0) {
-        send_preview(frame_id);
+        send_preview(frame_id, &frame);
     }
     board_led(1);
     const uint32_t t1 = board_time_us();
+#ifdef MODEL_FUSED_INPUT
+    const pc_input_source_t input = {read_frame_window, &frame};
+    input_failed = 0;
+    model_invoke_source(&input);
+#else
     model_invoke();
+#endif
     const uint32_t t2 = board_time_us();
     board_led(0);
+#ifdef MODEL_FUSED_INPUT
+    if (input_failed) {
+        send_error(PC_ERR_BAD_FORMAT, frame_id, "cannot preprocess this image");
+        return;
+    }
+#endif
 
     pc_writer_t w;
     pc_w_init(&w, payload, sizeof payload);

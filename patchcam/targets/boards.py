@@ -42,7 +42,7 @@ import numpy as np
 
 from patchcam.app import export
 from patchcam.app.export import AppSpec
-from patchcam.compiler import codegen
+from patchcam.compiler import codegen, patchplan
 from patchcam.compiler.ir import Graph
 from patchcam.host.protocol import Hello, Link, PixFmt
 from patchcam.targets import armbuild, hostbuild, qemu
@@ -108,10 +108,12 @@ class BoardError(RuntimeError):
     """A virtual board did not start or stopped unexpectedly (the message holds its log)."""
 
 
-def prepare_model(g: Graph, spec: AppSpec, out_dir: str | Path) -> Path:
-    """Generate model.h / model.c / app_config.h into out_dir/model; return that folder."""
+def prepare_model(g: Graph, spec: AppSpec, out_dir: str | Path,
+                  schedule: patchplan.Schedule | None = None) -> Path:
+    """Generate model.h / model.c / app_config.h into out_dir/model; return that folder.
+    schedule: a patch schedule to run (default: layer by layer)."""
     model_dir = Path(out_dir) / "model"
-    codegen.generate(g, model_dir)
+    codegen.generate(g, model_dir, schedule=schedule)
     export.generate(spec, model_dir)
     return model_dir
 

@@ -84,9 +84,9 @@ class ModelFacts:
     input_w: int
     input_h: int
     input_c: int
-    # a model whose patch stage reads its input outside the arena (MODEL_FUSED_INPUT) keeps
-    # that input in a static buffer of its own: RAM the arena figure does not include
-    input_buffer_bytes: int = 0
+    # A model whose patch stage reads its input outside the arena (MODEL_FUSED_INPUT) needs
+    # no RAM for it beyond the arena in the app: the app loop preprocesses each input window
+    # straight from the frame buffer (model_invoke_source), so no whole input exists.
 
     @property
     def input_rgb888_bytes(self) -> int:
@@ -107,10 +107,9 @@ def read_model_facts(model_dir: str | Path) -> ModelFacts:
         return int(m.group(1))
 
     m = re.search(r'#define\s+MODEL_NAME\s+"([^"]*)"', text)
-    fused = re.search(r"#define\s+MODEL_FUSED_INPUT\s+1", text) is not None
     return ModelFacts(m.group(1) if m else Path(model_dir).name, num("MODEL_ARENA_BYTES"),
                       num("MODEL_PARAM_BYTES"), num("MODEL_INPUT_W"), num("MODEL_INPUT_H"),
-                      num("MODEL_INPUT_C"), num("MODEL_INPUT_BYTES") if fused else 0)
+                      num("MODEL_INPUT_C"))
 
 
 @dataclass(frozen=True)
@@ -122,12 +121,10 @@ class Fit:
     firmware_ram_bytes: int
     param_bytes: int
     firmware_flash_bytes: int
-    input_buffer_bytes: int = 0
 
     @property
     def ram_bytes(self) -> int:
-        return (self.arena_bytes + self.input_buffer_bytes + self.frame_bytes
-                + self.firmware_ram_bytes)
+        return self.arena_bytes + self.frame_bytes + self.firmware_ram_bytes
 
     @property
     def flash_bytes(self) -> int:
@@ -139,9 +136,7 @@ class Fit:
             self.flash_bytes <= self.board.flash_bytes
 
     def ram_line(self) -> str:
-        model_input = (f" + model input {self.input_buffer_bytes:,}"
-                       if self.input_buffer_bytes else "")
-        return (f"RAM {self.ram_bytes:,} B = arena {self.arena_bytes:,}{model_input} + frame "
+        return (f"RAM {self.ram_bytes:,} B = arena {self.arena_bytes:,} + frame "
                 f"buffer {self.frame_bytes:,} + firmware {self.firmware_ram_bytes:,} vs SRAM "
                 f"{self.board.sram_bytes:,}")
 
@@ -170,8 +165,7 @@ def frame_buffer_bytes(board: BoardSpec, facts: ModelFacts) -> int:
 
 def fit_check(app: str, board: BoardSpec, facts: ModelFacts) -> Fit:
     return Fit(app, board, facts.arena_bytes, frame_buffer_bytes(board, facts),
-               board.firmware_ram_bytes, facts.param_bytes, board.firmware_flash_bytes,
-               facts.input_buffer_bytes)
+               board.firmware_ram_bytes, facts.param_bytes, board.firmware_flash_bytes)
 
 
 # ---- which model --------------------------------------------------------------------------
