@@ -112,17 +112,23 @@ def generate(spec: AppSpec, model_dir: str | Path) -> Path:
 
 def app_schedule(g: Graph, budget: int) -> patchplan.Schedule:
     """How an app's exported C runs its model within `budget` bytes of arena: layer by layer
-    when that fits (fastest), else the patch schedule with the fewest MACs that fits, else
-    one whose patch stage reads the input from its own buffer outside the arena
-    (model_input(); the app loop writes the preprocessed frame there); a model that no
-    schedule fits raises patchplan.PlanError naming the smallest arena reachable."""
+    when that fits (fastest), else the patch schedule with the fewest MACs that fits among
+    those whose patch stage reads its input window by window from outside the arena
+    (MODEL_FUSED_INPUT). The app loop streams that input: each window is preprocessed straight
+    from the camera frame (model_invoke_source), so the arena is all the activation memory the
+    board holds and no copy of the whole input exists; a schedule with the input in the arena
+    would only add it. A model that no schedule fits raises patchplan.PlanError naming the
+    smallest arena reachable."""
     layer = patchplan.layer_schedule(g)
     if layer.arena_bytes <= budget:  # patch code only where it is needed: it costs time
         return layer
-    try:
-        return patchplan.search(g, budget)
-    except patchplan.PlanError:
-        return patchplan.search(g, budget, fuse_input=True)
+    s = patchplan.search(g, budget, fuse_input=True)
+    if s.mode == "layer":  # layer by layer without its input: the C has no such schedule
+        raise patchplan.PlanError(
+            f"{g.name}: only layer by layer with its input outside the arena fits "
+            f"{budget:,} B ({s.arena_bytes:,} B; with the input {layer.arena_bytes:,} B) and "
+            "the generated C keeps a layer-by-layer input in the arena: raise the budget")
+    return s
 
 
 def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Path:

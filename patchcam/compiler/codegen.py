@@ -19,8 +19,10 @@ tile geometry (windows read and written, pads at the image border) and a loop ca
 tile helpers of `firmware/runtime/pc_patch.h`; ops K+1.. then run layer by layer. Every
 buffer sits where the planner placed it (`Schedule.placement`, looked up by
 `placement.BufferKey`), so the declared arena is the planner's `arena_bytes`. A schedule with
-`fuse_input` reads each patch's input window straight from a caller's frame buffer
-(`model_invoke_frame(frame)`), so the full input is not in the arena.
+`fuse_input` reads each patch's input window from an input source
+(`model_invoke_source(&source)`, `pc_input_source_t`: the app loop preprocesses each window
+from the camera frame) or from a caller's buffer (`model_invoke_frame(frame)`), so the full
+input is not in the arena.
 
 In AddressSanitizer host builds every step is fenced into the arena bytes it may touch: one
 row of `model_op_regions` per `placement.CheckPoint` (an op, the stage's input copy, a halo
@@ -146,8 +148,8 @@ def render(g: Graph, plan: memplan.MemoryPlan | None = None,
                        + ("halos recomputed" if schedule.mode == "recompute" else
                           "halos cached (row / column caches, no recompute)")
                        + f" ({100 * schedule.mac_overhead:+.1f}% MACs);"
-                       + ("\n * the input is read from the caller's frame buffer (not in the "
-                          "arena);" if schedule.fuse_input else "")
+                       + ("\n * the input is read window by window from an input source (not "
+                          "in the arena);" if schedule.fuse_input else "")
                        + f"\n * layer by layer would need {schedule.layer_peak_bytes:,} bytes"
                        if stage and schedule else "layer by layer"),
     }
@@ -182,11 +184,12 @@ class _StageView:
     patch_notes: list[str]  # per patch: a comment (its place in the grid, op K's tile)
     input_windows: list[str]  # per patch: the window of the full input it crops
     input_channels: int
-    input_full: int  # arena offsets (input_full -1: read from the frame buffer)
+    input_full: int  # arena offsets (input_full -1: read from the input source)
     input_tile: int
     copy_check: int  # the MODEL_CHECK_OP row of the input copy
-    copy_call: str = ""
-    fused: bool = False  # the input windows are read from the caller's frame buffer
+    copy_call: str = ""  # not fused: the copy of the input window (fused: the template's
+    # source->read call)
+    fused: bool = False  # the input windows are read from an input source
     mode: str = "recompute"
     halos: list[list[str]] = field(default_factory=list)  # cache: per patch, per halo op
     halo_ops: int = 0  # cache: the number of halo steps (ops whose output has a halo)
@@ -376,18 +379,18 @@ def _stage_view(g: Graph, s: patchplan.Schedule, views: list[_OpView]) -> _Stage
         v.regions = _fence([region(tile_of(t)) for t in op.inputs] + [region(dest)] +
                            [region(b) for b in (crop_at, scr_at) if b is not None])
     tin = tile_of(g.input)
-    if s.fuse_input:  # the frame buffer is outside the arena: only the tile is fenced
-        src, full_at = "frame", -1
+    if s.fuse_input:  # the input source is outside the arena: only the tile is fenced
+        full_at, copy = -1, ""
         copy_fence = [region(tin)]
     else:
         full_in = BufferKey.tensor(g.input)
-        src, full_at = arena(full_in), placed.offset(full_in)
+        full_at = placed.offset(full_in)
         copy_fence = [region(full_in), region(tin)]
+        copy = _wrap_call("pc_patch_copy", [arena(full_in), "&model_input_windows[patch]",
+                                            str(g.tensors[g.input].shape[2]), arena(tin)],
+                          indent=8)
     copy_check = CheckPoint.input_copy()
     fences[copy_check] = _fence(copy_fence)
-    copy = _wrap_call("pc_patch_copy", [src, "&model_input_windows[patch]",
-                                        str(g.tensors[g.input].shape[2]), arena(tin)],
-                      indent=8)
     return _StageView(k, s.grid, views[:k + 1], tiles, notes, input_windows,
                       g.tensors[g.input].shape[2], full_at, placed.offset(tin),
                       copy_check.row(n_ops), copy, s.fuse_input, s.mode, halos, n_halos,

@@ -3,11 +3,23 @@
  * Usage:  write MODEL_INPUT_BYTES int8 values (HWC) to model_input(), call model_invoke(),
  *         read MODEL_OUTPUT_BYTES int8 values from model_output().
  * real value = scale * (int8 value - zero point).
+ *
+ * Fused input (MODEL_FUSED_INPUT): the input tensor is NOT in the arena. The patch stage asks
+ * an input source (pc_input_source_t, pc_patch.h) for each patch's input window, so the whole
+ * preprocessed input never has to exist: call model_invoke_source(&source) - the app loop's
+ * source preprocesses each window straight from the camera frame. model_invoke_frame(frame)
+ * reads the windows from a caller's buffer holding the whole input (MODEL_INPUT_BYTES, HWC
+ * int8, already quantised). model_input() returns a separate static buffer of
+ * MODEL_INPUT_BYTES (also not counted in MODEL_ARENA_BYTES) and model_invoke() runs
+ * model_invoke_frame(model_input()), for callers that have no input of their own; a firmware
+ * that never calls them links neither (--gc-sections).
  */
 #ifndef PATCHCAM_MODEL_H
 #define PATCHCAM_MODEL_H
 
 #include <stdint.h>
+
+#include "pc_patch.h" /* pc_input_source_t */
 
 #define MODEL_NAME "mask_detect"
 #define MODEL_INPUT_H 128
@@ -15,7 +27,8 @@
 #define MODEL_INPUT_C 3
 #define MODEL_INPUT_BYTES 61440
 #define MODEL_OUTPUT_BYTES 1920
-#define MODEL_ARENA_BYTES 99416 /* activations + scratch: the peak SRAM */
+#define MODEL_ARENA_BYTES 77440 /* activations + scratch, without the input frame */
+#define MODEL_FUSED_INPUT 1 /* the input is read window by window from an input source */
 #define MODEL_INPUT_SCALE 3.921569e-03f
 #define MODEL_INPUT_ZERO_POINT -128
 #define MODEL_OUTPUT_SCALE 4.450213e-02f
@@ -27,9 +40,11 @@
 extern "C" {
 #endif
 
-int8_t *model_input(void);        /* write the input here (inside the arena) */
-const int8_t *model_output(void); /* valid after model_invoke() */
-void model_invoke(void);
+int8_t *model_input(void);        /* a static input buffer outside the arena (see above) */
+const int8_t *model_output(void); /* valid after any of the model_invoke functions */
+void model_invoke(void);          /* = model_invoke_frame(model_input()) */
+void model_invoke_frame(const int8_t *frame); /* frame: MODEL_INPUT_BYTES, HWC int8 */
+void model_invoke_source(const pc_input_source_t *source); /* windows from source->read */
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
  *
  * 41 ops, 4,510,696 MACs, 127,424 bytes of parameters in flash.
  * Arena 14,360 bytes, patch-based: ops 0..13 in 6x6 patches, halos cached (row / column caches, no recompute) (+0.0% MACs);
- * the input is read from the caller's frame buffer (not in the arena);
+ * the input is read window by window from an input source (not in the arena);
  * layer by layer would need 73,760 bytes
  * (the most bytes live at once: 14,080, at op 16).
  *
