@@ -73,7 +73,8 @@ def test_docs_tables_come_from_bench_json(tmp_path, capsys):
     assert bench.load_records(saved) == records
     text = bench.markdown_tables(records)
     assert "| `m1` | layer | 0.0 M | 4.00 | 3.33 (50.0 %) | 2.50 (25.0 %) | - | 25.0 % |" in text
-    assert "`m2`" in text and text.count("| `m1` |") == 2  # the CMSIS-NN run is no row of its own
+    # m1: a memory row, a kind row, a CMSIS-NN row; the CMSIS-NN run is no row of its own
+    assert "`m2`" in text and text.count("| `m1` |") == 3
     assert "CMSIS-NN abc" in text and "| `m1` | 0.0 M | 0.0 M | 0.500 | 0.667 | - | - | - |" in text
     doc = tmp_path / "doc.md"
     doc.write_text(f"# t\n\nbefore\n{bench.DOCS_BEGIN}\nstale\n{bench.DOCS_END}\nafter\n")
@@ -84,4 +85,28 @@ def test_docs_tables_come_from_bench_json(tmp_path, capsys):
     doc.write_text("no markers\n")
     with pytest.raises(ValueError, match="bench-tables|bench tables"):
         bench.update_docs(doc, records)
+    doc.write_text(f"{bench.HEADLINE_END} {bench.HEADLINE_BEGIN}\n")
+    with pytest.raises(ValueError, match="needs one"):
+        bench.update_docs(doc, records)
     capsys.readouterr()
+
+
+def test_memory_and_headline_tables_come_from_the_records(tmp_path):
+    lay = bench.Record("m", "layer", "dsp", 1000, 10, 9000, 500, 600, True, 4000, 4.0,
+                       tflm_arena_bytes=12000)
+    cache = bench.Record("m", "cache-fused", "dsp", 1000, 10, 3000, 520, 600, True, 5000, 5.0,
+                         mode="cache", split=4, grid=[2, 3], frame_buffer_bytes=768,
+                         tflm_arena_bytes=12000)
+    port = bench.Record("m", "layer", "portable", 1000, 10, 9000, 500, 600, True, 9000, 9.0)
+    records = [lay, cache, port]
+    mem = bench.memory_table(records)
+    assert "| `m` | cache-fused | 2x3, ops 0..4 | 3,000 B | 768 B | 12,000 B | 0.250 | 520 B |" in mem
+    assert "| `m` | layer | - | 9,000 B | - | 12,000 B | 0.750 |" in mem
+    assert mem.count("| `m` |") == 2  # DSP records only
+    head = bench.headline_table(records)
+    assert "| `m` | 1,000 | 9,000 B, 4.00 | 3,000 B (cache-fused) | 12,000 B | 0.250 |" in head
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.HEADLINE_BEGIN}\nold\n{bench.HEADLINE_END}\nrest\n")
+    assert bench.update_docs(readme, records)
+    assert head in readme.read_text() and "old" not in readme.read_text()
+    assert bench.DOCS_BEGIN not in readme.read_text()  # only the sections the file has

@@ -366,6 +366,8 @@ def op_table(r: Record) -> str:
 
 DOCS_BEGIN = "<!-- bench tables: begin (patchcam bench --docs FILE writes this part) -->"
 DOCS_END = "<!-- bench tables: end -->"
+HEADLINE_BEGIN = "<!-- bench headline: begin (patchcam bench --docs FILE writes this part) -->"
+HEADLINE_END = "<!-- bench headline: end -->"
 
 
 def load_records(path: str | Path) -> list[Record]:
@@ -377,10 +379,53 @@ def _m(n: int) -> str:
     return f"{n / 1e6:,.1f} M"
 
 
+def _kb(n: int | None) -> str:
+    return "-" if n is None else f"{n:,} B"
+
+
+def memory_table(records: list[Record]) -> str:
+    """Per model and schedule (DSP kernels): the arena, TFLite Micro's arena for the same
+    model and the ratio, the frame buffer outside the arena, flash and instructions."""
+    rows = ["Arena (peak activation SRAM) per schedule, beside TensorFlow Lite Micro's smallest "
+            "arena for the same model (DSP kernels; flash: `arm-none-eabi-size` of the model, "
+            "runtime and a minimal main):", "",
+            "| model | schedule | patches | arena | input outside the arena | TFLM arena | "
+            "arena / TFLM | flash | instructions | instr/MAC |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r.kernels != "dsp":
+            continue
+        patches = f"{r.grid[0]}x{r.grid[1]}, ops 0..{r.split}" \
+            if r.mode != "layer" and r.grid else "-"
+        ratio = "-" if r.tflm_ratio is None else f"{r.tflm_ratio:.3f}"
+        rows.append(f"| `{r.model}` | {r.schedule} | {patches} | {_kb(r.arena_bytes)} | "
+                    f"{_kb(r.frame_buffer_bytes) if r.frame_buffer_bytes else '-'} | "
+                    f"{_kb(r.tflm_arena_bytes)} | {ratio} | {_kb(r.flash_bytes)} | "
+                    f"{_m(r.m7_instructions)} | {r.instr_per_mac:.2f} |")
+    return "\n".join(rows)
+
+
+def headline_table(records: list[Record]) -> str:
+    """The README's summary, one row per model (DSP kernels): layer by layer, and the schedule
+    with the smallest arena beside TensorFlow Lite Micro's."""
+    rows = ["| model | MACs | layer by layer: arena, instr/MAC | smallest arena (schedule) | "
+            "TFLM arena | ours / TFLM |", "|---|---|---|---|---|---|"]
+    models = list(dict.fromkeys(r.model for r in records if r.kernels == "dsp"))
+    for m in models:
+        rs = [r for r in records if r.model == m and r.kernels == "dsp"]
+        layer = next((r for r in rs if r.schedule == "layer"), None)
+        best = min(rs, key=lambda r: (r.arena_bytes, r.m7_instructions))
+        ratio = "-" if best.tflm_ratio is None else f"{best.tflm_ratio:.3f}"
+        lay = "-" if layer is None else f"{_kb(layer.arena_bytes)}, {layer.instr_per_mac:.2f}"
+        rows.append(f"| `{m}` | {(layer or best).macs:,} | {lay} | {_kb(best.arena_bytes)} "
+                    f"({best.schedule}) | {_kb(best.tflm_arena_bytes)} | {ratio} |")
+    return "\n".join(rows)
+
+
 def markdown_tables(records: list[Record]) -> str:
-    """The docs' tables, from records: instructions per MAC per kernel type (DSP kernels), and
-    ours / CMSIS-NN's instructions when CMSIS-NN ran."""
-    rows = ["Instructions per MAC per kernel type (DSP kernels; in brackets the type's share of "
+    """The docs' tables, from records: arena and TFLite Micro's per schedule, instructions per
+    MAC per kernel type (DSP kernels), and ours / CMSIS-NN's instructions when CMSIS-NN ran."""
+    rows = [memory_table(records), "", "Instructions per MAC per kernel type (DSP kernels; in brackets the type's share of "
             "the model's instructions):", "",
             "| model | schedule | instructions | all | pointwise | depthwise | conv2d | other |",
             "|---|---|---|---|---|---|---|---|"]
@@ -418,16 +463,26 @@ def markdown_tables(records: list[Record]) -> str:
 
 
 def update_docs(path: str | Path, records: list[Record]) -> bool:
-    """Rewrites the part of a Markdown file between DOCS_BEGIN and DOCS_END with
-    markdown_tables(records); returns whether the file changed."""
+    """Rewrites each generated section of a Markdown file: between DOCS_BEGIN and DOCS_END
+    markdown_tables(records), between HEADLINE_BEGIN and HEADLINE_END headline_table(records)
+    (a file needs at least one); returns whether the file changed."""
     path = Path(path)
-    text = path.read_text()
-    if text.count(DOCS_BEGIN) != 1 or text.count(DOCS_END) != 1 or \
-            text.index(DOCS_BEGIN) > text.index(DOCS_END):
-        raise ValueError(f"{path}: needs one {DOCS_BEGIN!r} ... {DOCS_END!r} section")
-    head, rest = text.split(DOCS_BEGIN)
-    _, tail = rest.split(DOCS_END)
-    new = f"{head}{DOCS_BEGIN}\n{markdown_tables(records)}\n{DOCS_END}{tail}"
+    text = new = path.read_text()
+    sections = ((DOCS_BEGIN, DOCS_END, markdown_tables), (HEADLINE_BEGIN, HEADLINE_END,
+                                                          headline_table))
+    found = 0
+    for begin, end, render in sections:
+        if begin not in new and end not in new:
+            continue
+        if new.count(begin) != 1 or new.count(end) != 1 or new.index(begin) > new.index(end):
+            raise ValueError(f"{path}: needs one {begin!r} ... {end!r} section")
+        head, rest = new.split(begin)
+        _, tail = rest.split(end)
+        new = f"{head}{begin}\n{render(records)}\n{end}{tail}"
+        found += 1
+    if not found:
+        raise ValueError(f"{path}: needs a {DOCS_BEGIN!r} ... {DOCS_END!r} (bench tables) or "
+                         f"{HEADLINE_BEGIN!r} ... {HEADLINE_END!r} section")
     if new != text:
         path.write_text(new)
     return new != text
@@ -450,17 +505,18 @@ def main(argv: list[str] | None = None) -> int:
                         "its kernels and report ours / CMSIS-NN's instructions")
     p.add_argument("--per-op", action="store_true",
                    help="also print every op's instructions, MACs and kernel functions")
-    p.add_argument("--docs", metavar="FILE",
-                   help="write the tables into FILE's bench-tables section (Markdown)")
+    p.add_argument("--docs", metavar="FILE", nargs="+", default=[],
+                   help="write the tables into each FILE's generated sections (Markdown: "
+                        "bench tables and/or bench headline markers)")
     p.add_argument("--from-json", metavar="JSON",
                    help="measure nothing: the tables (and --docs) from a saved bench.json")
     args = p.parse_args(argv)
     if args.from_json:
         records = load_records(args.from_json)
         print(markdown_tables(records))
-        if args.docs:
-            changed = update_docs(args.docs, records)
-            print(f"\n{args.docs}: {'updated' if changed else 'already up to date'}")
+        for doc in args.docs:
+            changed = update_docs(doc, records)
+            print(f"\n{doc}: {'updated' if changed else 'already up to date'}")
         return 0
     cmsis = None
     if args.cmsis_nn:
@@ -486,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in records:
             print()
             print(op_table(r))
-    if args.docs:
-        update_docs(args.docs, records)
+    for doc in args.docs:
+        update_docs(doc, records)
     print(f"\nwrote {out}; instruction counts are exact (QEMU -icount, TCG plugin), one "
           "inference on scikit-image's astronaut photo; 'fits' = within the STM32F746's "
           "1 MB flash / 320 kB SRAM; 'arena / TFLM': the goal is <= 1/3 ('ok')")
