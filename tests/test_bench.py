@@ -100,7 +100,8 @@ def test_memory_and_headline_tables_come_from_the_records(tmp_path):
     port = bench.Record("m", "layer", "portable", 1000, 10, 9000, 500, 600, True, 9000, 9.0)
     records = [lay, cache, port]
     mem = bench.memory_table(records)
-    assert "| `m` | cache-fused | 2x3, ops 0..4 | 3,000 B | 768 B | 12,000 B | 0.250 | 520 B |" in mem
+    assert ("| `m` | cache-fused | 2x3, ops 0..4 | 3,000 B | 768 B | 12,000 B | 0.250 | 520 B |"
+            in mem)
     assert "| `m` | layer | - | 9,000 B | - | 12,000 B | 0.750 |" in mem
     assert mem.count("| `m` |") == 2  # DSP records only
     head = bench.headline_table(records)

@@ -425,7 +425,8 @@ def headline_table(records: list[Record]) -> str:
 def markdown_tables(records: list[Record]) -> str:
     """The docs' tables, from records: arena and TFLite Micro's per schedule, instructions per
     MAC per kernel type (DSP kernels), and ours / CMSIS-NN's instructions when CMSIS-NN ran."""
-    rows = [memory_table(records), "", "Instructions per MAC per kernel type (DSP kernels; in brackets the type's share of "
+    rows = [memory_table(records), "",
+            "Instructions per MAC per kernel type (DSP kernels; in brackets the type's share of "
             "the model's instructions):", "",
             "| model | schedule | instructions | all | pointwise | depthwise | conv2d | other |",
             "|---|---|---|---|---|---|---|---|"]

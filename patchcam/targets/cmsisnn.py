@@ -22,7 +22,8 @@ wrappers), so the weights, the requantisation constants and the driver are ours 
 kernels differ; the arena is planned with every depthwise output in its own buffer, since
 CMSIS-NN's depthwise kernel cannot write over its input (ours can). Its output must equal the
 numpy reference like ours (CMSIS-NN is bit-exact with TFLite's reference kernels, and so are
-we), so a comparison is of the same arithmetic. The per-op profile (opprofile) works on it unchanged.
+we), so a comparison is of the same arithmetic. The per-op profile (opprofile) works on it
+unchanged.
 """
 
 from __future__ import annotations
