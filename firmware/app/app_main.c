@@ -37,6 +37,9 @@
 #include "app_config.h"
 #include "board.h"
 #include "model.h"
+#ifdef MODEL_FUSED_INPUT
+#include "pc_patch.h" /* pc_input_source_t, pc_window_t */
+#endif
 #include "pc_preprocess.h"
 #include "pc_proto.h"
 #include "pc_size.h"

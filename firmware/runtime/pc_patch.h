@@ -50,7 +50,7 @@ void pc_patch_copy(const int8_t *src, const pc_window_t *win, int32_t c, int8_t 
  * the input's width) contiguously to dst (win->h x win->w x c bytes); an empty window (h or
  * w 0) writes nothing. The source may compute the pixels on the fly (the app loop preprocesses
  * them from the camera frame, pc_preprocess_window), so the whole input never has to exist. */
-typedef struct {
+typedef struct pc_input_source { /* the tag lets model.h declare it without this header */
     void (*read)(const void *ctx, const pc_window_t *win, int32_t c, int8_t *dst);
     const void *ctx;
 } pc_input_source_t;

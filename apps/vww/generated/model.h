@@ -19,8 +19,6 @@
 
 #include <stdint.h>
 
-#include "pc_patch.h" /* pc_input_source_t */
-
 #define MODEL_NAME "vww"
 #define MODEL_INPUT_H 96
 #define MODEL_INPUT_W 96
@@ -44,7 +42,10 @@ int8_t *model_input(void);        /* a static input buffer outside the arena (se
 const int8_t *model_output(void); /* valid after any of the model_invoke functions */
 void model_invoke(void);          /* = model_invoke_frame(model_input()) */
 void model_invoke_frame(const int8_t *frame); /* frame: MODEL_INPUT_BYTES, HWC int8 */
-void model_invoke_source(const pc_input_source_t *source); /* windows from source->read */
+/* windows from source->read; the struct is pc_input_source_t of pc_patch.h (declared here by
+ * its tag so that this header needs nothing from the runtime) */
+struct pc_input_source;
+void model_invoke_source(const struct pc_input_source *source);
 
 #ifdef __cplusplus
 }
