@@ -9,6 +9,13 @@ FIRMWARE = REPO / "firmware"
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # Jinja templates of generated files
 
 
+def shown(path: Path) -> str:
+    """A path as messages and reports show it: relative to the checkout when inside it (an
+    app.toml given by path may live anywhere)."""
+    path = Path(path)
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def file_stem(name: str, fallback: str = "model") -> str:
     """A graph's or app's name as one file or folder name under build/: ASCII letters,
     digits, `-`, `_` and `.` (others become `_`), no leading dot (so never `..`), at most

@@ -1,6 +1,7 @@
 """Detector training: a few steps on a tiny generated YOLO set, checkpoint + resume; AP50."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from helpers import tiny_detect_toml
 from patchcam.app import config, export
 from patchcam.compiler import models, patchplan, quantize, reference
 from patchcam.compiler.ir import Graph
+from patchcam.paths import REPO
 from patchcam.training import detector as td
 from patchcam.training import imagesets, loop, metrics
 
@@ -349,6 +351,30 @@ def test_detector_training_starts_from_a_pretrained_backbone(tiny_app, tmp_path,
     for k, v in donor.backbone.state_dict().items():
         if k.endswith("weight"):
             assert torch.allclose(trained[f"backbone.{k}"], v, atol=1e-6), k
+
+
+def test_an_app_toml_outside_the_checkout_exports_and_evaluates_beside_itself(tiny_app,
+                                                                             tmp_path, capsys):
+    """train --export and eval on an app.toml given by path keep everything in its folder
+    (weights/ and generated/ beside it, not apps/<name>/), and say so with paths as given."""
+    from patchcam.training.commands import evaluate, train_detector
+    folder = tiny_app.path.parent
+    with pytest.raises(evaluate.EvalError, match=f"{folder}/weights/float.pt: no trained"):
+        evaluate.load_float(tiny_app)
+    assert train_detector.main([str(tiny_app.path), "--epochs", "1", "--max-steps", "1",
+                                "--eval-every", "0", "--qat-epochs", "0", "--calib", "4",
+                                "--threads", "1", "--out", str(tmp_path / "run"),
+                                "--export"]) == 0
+    assert (folder / "weights" / "float.pt").is_file()
+    assert (folder / "generated" / "model.json").is_file()
+    assert not (REPO / "apps" / tiny_app.app.name).exists()
+    report = tmp_path / "eval.json"
+    assert evaluate.main([str(tiny_app.path), "--no-baseline", "--threads", "1",
+                          "--json", str(report)]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["weights"] == str(folder / "weights" / "float.pt")
+    assert doc["int8_graph"] == str(folder / "generated" / "model.json")
+    capsys.readouterr()
 
 
 def test_a_held_out_source_is_all_test(tiny_app):

@@ -61,7 +61,7 @@ from patchcam.app.config import AppConfig, AppConfigError, load_app
 from patchcam.compiler import quantize, reference
 from patchcam.compiler.ir import Graph
 from patchcam.images import UnreadableImage, read_image
-from patchcam.paths import REPO
+from patchcam.paths import REPO, shown
 from patchcam.training import (
     baselines,
     checkpoint,
@@ -96,7 +96,7 @@ def load_float(cfg: AppConfig) -> tuple[torch.nn.Module, dict]:
     """The float model and its weights' meta (recipe, data, history)."""
     path = weights_path(cfg)
     if not path.is_file():
-        raise EvalError(f"{path.relative_to(REPO)}: no trained weights for {cfg.app.name}; "
+        raise EvalError(f"{shown(path)}: no trained weights for {cfg.app.name}; "
                         f"train them first: make train APP={cfg.app.name}")
     try:
         if cfg.app.task == "classify":
@@ -104,7 +104,7 @@ def load_float(cfg: AppConfig) -> tuple[torch.nn.Module, dict]:
         model, doc = td.load_checkpoint(path)
         return model, doc.get("meta", {})
     except (checkpoint.CheckpointError, ValueError, RuntimeError, KeyError) as e:
-        raise EvalError(f"{path.relative_to(REPO)}: cannot load ({e}); retrain with "
+        raise EvalError(f"{shown(path)}: cannot load ({e}); retrain with "
                         f"make train APP={cfg.app.name}") from None
 
 
@@ -320,7 +320,7 @@ def where_it_fails(cfg: AppConfig, g: Graph, stride: int, images: list[np.ndarra
         doc["tiles"] = failures.write_grid(png, images, preds, gts, misses, false,
                                            cfg.classes.names)
         if doc["tiles"]:
-            doc["png"] = str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png)
+            doc["png"] = shown(png)
     return doc
 
 
@@ -353,7 +353,7 @@ def vww_int8(cfg: AppConfig, model: torch.nn.Module, meta: dict) -> tuple[Graph,
     calibrated on the first 512 train images of the vww_* folders in name order."""
     gen = generated_path(cfg)
     if gen.is_file():
-        return Graph.load(gen), f"shipped {gen.relative_to(REPO)}"
+        return Graph.load(gen), f"shipped {shown(gen)}"
     folders = sorted((src for src in cfg.data if src.image_label is None),
                      key=lambda s: Path(s.path).name)
     train = [s for src in folders for s in imagesets.read_folder(cfg.data_path(src))
@@ -362,7 +362,7 @@ def vww_int8(cfg: AppConfig, model: torch.nn.Module, meta: dict) -> tuple[Graph,
     imgs, _ = imagesets.load_images(train, res, cfg.input.color == "gray", desc="vww-calib")
     g = quantize.quantize(model, (model.cfg.in_channels, *res), [quickfit.to_batch(imgs)],
                           model.cfg.name)
-    return g, (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt, "
+    return g, (f"no {shown(gen)}: post-training quantisation of float.pt, "
                f"calibrated on the first {len(imgs)} train images (as "
                "patchcam/training/commands/train_classifier.py does)")
 
@@ -597,11 +597,11 @@ def run(app: str, limit: int | None = None, with_baseline: bool = True,
         else:
             gen = generated_path(cfg)
             if gen.is_file():
-                g, how = Graph.load(gen), f"shipped {gen.relative_to(REPO)}"
+                g, how = Graph.load(gen), f"shipped {shown(gen)}"
             else:
                 train = td.load_split(cfg, "train")
                 g = td.quantize_model(model, cfg, train)
-                how = (f"no {gen.relative_to(REPO)}: post-training quantisation of float.pt "
+                how = (f"no {shown(gen)}: post-training quantisation of float.pt "
                        "calibrated on 128 train images (as `patchcam train "
                        f"{cfg.app.name} --export` does)")
             res = eval_detector(cfg, model, g, sets, limit, with_baseline, failures_png)
@@ -615,8 +615,8 @@ def run(app: str, limit: int | None = None, with_baseline: bool = True,
         g.save(graph)
     return {"app": cfg.app.name, "task": cfg.app.task, "classes": list(cfg.classes.names),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "weights": str(w.relative_to(REPO)), "int8_source": how,
-            "int8_graph": str(graph.relative_to(REPO)), "limit": limit,
+            "weights": shown(w), "int8_source": how,
+            "int8_graph": shown(graph), "limit": limit,
             "data": str(data) if data is not None else None,
             "seconds": round(time.time() - t0, 1), **res}
 

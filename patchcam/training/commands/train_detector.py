@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {cfg.app.name} does not fit its arena budget "
               f"(board.arena_kb = {cfg.board.arena_kb}): {e}", file=sys.stderr)
         return 2
-    weights = REPO / "apps" / cfg.app.name / "weights" / "float.pt"
+    weights = cfg.folder / "weights" / "float.pt"  # apps/<app>/, or beside a given app.toml
     td.save_weights(model, weights, {"app": cfg.app.name, "data": data, "recipe": recipe,
                                      "ap50": summary, "history": history,
                                      "train_seconds": round(loop.training_seconds(history))})
