@@ -19,7 +19,9 @@ def test_apps_load(name):
     assert cfg.resolution == (c.input.height, c.input.width)
     assert cfg.num_classes == len(c.classes.names)
     if c.app.task == "detect":
-        assert (c.input.width, c.input.height) == (160, 128)
+        # mask_detect spends the SRAM patches free on pixels: its faces are small
+        assert (c.input.width, c.input.height) == \
+            ((208, 160) if name == "mask_detect" else (160, 128))
         assert c.board.arena_kb <= 128 and c.board.flash_kb <= 1024
         assert detect.feature_stride(cfg) == c.model.head.stride == 8
         assert len(cfg.stages) == 5 and cfg.stages[3].stride == 1

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import jinja2
 
+from patchcam.app import export
 from patchcam.app.config import AppConfig, load_app
 from patchcam.compiler import codegen, patchplan
 from patchcam.compiler.ir import Graph
@@ -78,12 +79,16 @@ def flash_figure(g: Graph, schedule: patchplan.Schedule, app: str) -> tuple[int 
 
 
 def plan(g: Graph, cfg: AppConfig) -> tuple[patchplan.Schedule, str]:
-    """The planner's schedule for the app's arena budget (the smallest arena when none fits)
-    and a sentence, which also names the arena the shipped C declares when that differs."""
+    """The schedule the app runs: the one its generated C was built with (recorded in the
+    graph), else the one export would pick for the app's arena budget, else the smallest
+    arena when none fits; and a sentence, which also names the arena the shipped C declares
+    when that differs."""
     budget = cfg.board.arena_kb * 1024
     try:
-        s = patchplan.search(g, budget)
+        s = export.shipped_schedule(g) or export.app_schedule(g, budget)
         text = s.describe()
+        if s.fuse_input:
+            text += " (the input is read window by window from the camera frame)"
     except patchplan.PlanError:
         s = patchplan.search(g)
         text = f"**no schedule fits the {cfg.board.arena_kb} kB budget**; smallest: " + \

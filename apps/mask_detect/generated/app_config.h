@@ -9,23 +9,23 @@
 #define PC_APP_TASK 1 /* detect: PC_TASK_DETECT of pc_proto.h */
 #define PC_APP_NUM_CLASSES 2
 #define PC_APP_CLASS_NAMES { "mask", "no_mask" }
-#define PC_APP_MODEL_HASH 0xe1697da0u /* SHA-256 of model.h + model.c, first 4 bytes LE */
+#define PC_APP_MODEL_HASH 0x9fcae005u /* SHA-256 of model.h + model.c, first 4 bytes LE */
 
 /* Detection decode (patchcam.app.detect.DecodeParams): score threshold 0.4,
  * NMS IoU 0.4. */
 #define PC_DET_NUM_CLASSES 2
 #define PC_DET_STRIDE 8
-#define PC_DET_GRID_H 16
-#define PC_DET_GRID_W 20
-#define PC_DET_IMAGE_W 160
-#define PC_DET_IMAGE_H 128
-#define PC_DET_ZERO_POINT -9
-#define PC_DET_Q_THRESHOLD -18
-#define PC_DET_BOX_MULTIPLIER 23332
+#define PC_DET_GRID_H 20
+#define PC_DET_GRID_W 26
+#define PC_DET_IMAGE_W 208
+#define PC_DET_IMAGE_H 160
+#define PC_DET_ZERO_POINT -44
+#define PC_DET_Q_THRESHOLD -50
+#define PC_DET_BOX_MULTIPLIER 31202
 #define PC_DET_FRAC_BITS 16
 #define PC_DET_IOU_Q10 410
-#define PC_DET_MAX_CANDIDATES 64
-#define PC_DET_MAX_DETECTIONS 16
+#define PC_DET_MAX_CANDIDATES 128
+#define PC_DET_MAX_DETECTIONS 32
 #define PC_DET_CLASS_AGNOSTIC 1
 
 #endif /* PATCHCAM_APP_CONFIG_H */

@@ -20,18 +20,18 @@
 #include <stdint.h>
 
 #define MODEL_NAME "mask_detect"
-#define MODEL_INPUT_H 128
-#define MODEL_INPUT_W 160
+#define MODEL_INPUT_H 160
+#define MODEL_INPUT_W 208
 #define MODEL_INPUT_C 3
-#define MODEL_INPUT_BYTES 61440
-#define MODEL_OUTPUT_BYTES 1920
-#define MODEL_ARENA_BYTES 77440 /* activations + scratch, without the input frame */
+#define MODEL_INPUT_BYTES 99840
+#define MODEL_OUTPUT_BYTES 3120
+#define MODEL_ARENA_BYTES 125440 /* activations + scratch, without the input frame */
 #define MODEL_FUSED_INPUT 1 /* the input is read window by window from an input source */
 #define MODEL_INPUT_SCALE 3.921569e-03f
 #define MODEL_INPUT_ZERO_POINT -128
-#define MODEL_OUTPUT_SCALE 4.450213e-02f
-#define MODEL_OUTPUT_ZERO_POINT -9
-#define MODEL_MACS 37414400UL
+#define MODEL_OUTPUT_SCALE 5.951278e-02f
+#define MODEL_OUTPUT_ZERO_POINT -44
+#define MODEL_MACS 60798400UL
 #define MODEL_PARAM_BYTES 123712UL /* weights, biases, multipliers, shifts (flash) */
 
 #ifdef __cplusplus
