@@ -111,3 +111,16 @@ def test_memory_and_headline_tables_come_from_the_records(tmp_path):
     assert bench.update_docs(readme, records)
     assert head in readme.read_text() and "old" not in readme.read_text()
     assert bench.DOCS_BEGIN not in readme.read_text()  # only the sections the file has
+
+
+def test_the_docs_tables_are_the_committed_records(tmp_path):
+    """README.md and docs/patch_inference.md hold exactly the tables of docs/bench.json (the
+    records `bench --docs` wrote them from): a hand edit or a stale table fails here."""
+    records = bench.load_records(bench.DOCS_RECORDS)
+    assert {r.model for r in records} >= {"mbv2-0.35-144", "vww", "person_detect", "mask_detect"}
+    for doc in bench.DOCS_FILES:
+        copy = tmp_path / doc.name
+        copy.write_text(doc.read_text())
+        assert not bench.update_docs(copy, records), f"{doc.name}: tables differ from " \
+            "docs/bench.json; rerun `patchcam bench --from-json build/bench.json --docs " \
+            "README.md docs/patch_inference.md`"

@@ -53,6 +53,7 @@ from tqdm import tqdm
 from patchcam.compiler import codegen, patchplan, reference
 from patchcam.compiler.ir import Graph
 from patchcam.compiler.models import load_graph
+from patchcam.paths import REPO
 from patchcam.targets import armbuild, cmsisnn, opprofile
 
 PRESETS = ("mcu-s-96", "mcu-m-128", "mbv2-0.35-144", "mbv2-1.0-224")
@@ -370,6 +371,18 @@ HEADLINE_BEGIN = "<!-- bench headline: begin (patchcam bench --docs FILE writes 
 HEADLINE_END = "<!-- bench headline: end -->"
 
 
+DOCS_RECORDS = REPO / "docs" / "bench.json"  # the records the docs' tables were written from
+DOCS_FILES = (REPO / "README.md", REPO / "docs" / "patch_inference.md")
+
+
+def save_docs_records(records: list[Record], path: Path = DOCS_RECORDS) -> None:
+    """The records behind the project's docs tables (written whenever --docs writes README.md
+    or docs/patch_inference.md), without the per-op profiles (build/bench.json keeps those),
+    so a test can check the tables are exactly what the records say."""
+    path.write_text(json.dumps([{**asdict(r), "per_op": None} for r in records], indent=1)
+                    + "\n")
+
+
 def load_records(path: str | Path) -> list[Record]:
     """The records of a build/bench.json."""
     return [Record(**d) for d in json.loads(Path(path).read_text())]
@@ -518,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         for doc in args.docs:
             changed = update_docs(doc, records)
             print(f"\n{doc}: {'updated' if changed else 'already up to date'}")
+        if any(Path(d).resolve() in DOCS_FILES for d in args.docs):
+            save_docs_records(records)
         return 0
     cmsis = None
     if args.cmsis_nn:
@@ -545,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             print(op_table(r))
     for doc in args.docs:
         update_docs(doc, records)
+    if any(Path(d).resolve() in DOCS_FILES for d in args.docs):
+        save_docs_records(records)
     print(f"\nwrote {out}; instruction counts are exact (QEMU -icount, TCG plugin), one "
           "inference on scikit-image's astronaut photo; 'fits' = within the STM32F746's "
           "1 MB flash / 320 kB SRAM; 'arena / TFLM': the goal is <= 1/3 ('ok')")
