@@ -14,6 +14,12 @@ generated detector:
   ERROR BAD_SIZE, a wrapping camera header turns the camera off (SET STREAM -> ERROR NO_CAMERA),
   and a valid frame after them still gets its RESULT.
 
+Both with the detector run layer by layer and with a fused input in 2x3 cached patches (what
+the apps ship): there process() only checks the frame (pc_preprocess_check), each patch's
+input window is preprocessed straight from the received frame during inference
+(model_invoke_source, pc_preprocess_window) and PREVIEW pixels are 1x1 windows, so the frames
+that pass the size checks reach other code than in the layer-by-layer build.
+
 Needs gcc's 32-bit multilib (`apt-get install gcc-multilib`, in scripts/setup.sh on x86-64).
 """
 
@@ -30,7 +36,7 @@ import numpy as np
 import pytest
 
 from patchcam.app.export import AppSpec
-from patchcam.compiler import codegen
+from patchcam.compiler import codegen, patchplan
 from patchcam.compiler.builder import GraphBuilder
 from patchcam.host import protocol as pp
 from patchcam.targets import armbuild, boards, hostbuild
@@ -53,29 +59,43 @@ def _m32_works() -> bool:
 
 
 def tiny_detector():
-    """One stride-4 conv and a 1x1 head: a (4, 6, 2 + 4) grid on a 16 x 24 RGB input."""
+    """Two stride-2 3x3 convs and a 1x1 head: a (4, 6, 2 + 4) grid on a 16 x 24 RGB input.
+    Run in 2x3 cached patches, its input windows overlap (halos) and reach the last input row
+    and column (a single stride-4 conv never reads them): a window off by one there falls
+    outside the input, which pc_preprocess_window refuses (an ERROR where a RESULT was due)."""
     rng = np.random.default_rng(0)
     b = GraphBuilder("tiny_det", (16, 24, 3), 1 / 255, -128)
-    w = rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8)
-    x = b.conv2d(b.input, w, rng.uniform(0.002, 0.01, 8).astype(np.float32),
-                 rng.integers(-300, 300, 8).astype(np.int32), 0.05, -10, 4, "same", "relu6")
-    w = rng.integers(-127, 128, (6, 1, 1, 8)).astype(np.int8)
+    x, cin = b.input, 3
+    for cout in (8, 8):
+        w = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
+        x = b.conv2d(x, w, rng.uniform(0.002, 0.01, cout).astype(np.float32),
+                     rng.integers(-300, 300, cout).astype(np.int32), 0.05, -10, 2, "same",
+                     "relu6")
+        cin = cout
+    w = rng.integers(-127, 128, (6, 1, 1, cin)).astype(np.int8)
     bias = np.concatenate([rng.integers(-300, 300, 2), rng.integers(6000, 14000, 4)])
     x = b.conv2d(x, w, rng.uniform(0.002, 0.01, 6).astype(np.float32), bias.astype(np.int32),
                  0.08, 0, 1, "same", "none")
     return b.finish(x, {"source": "test"})
 
 
-@pytest.fixture(scope="module")
-def build32(tmp_path_factory) -> tuple[Path, Path]:
-    """(the fuzz harness, the real host-board app), both -m32 with ASan + UBSan."""
+@pytest.fixture(scope="module", params=["layer", "fused"])
+def build32(request, tmp_path_factory) -> tuple[Path, Path]:
+    """(the fuzz harness, the real host-board app), both -m32 with ASan + UBSan; the detector
+    layer by layer, or both ops in 2x3 cached patches with a fused input (MODEL_FUSED_INPUT:
+    the app loop preprocesses each patch's input window from the frame)."""
     if not _m32_works():
         pytest.skip("needs gcc -m32 with AddressSanitizer (apt-get install gcc-multilib)")
-    out = tmp_path_factory.mktemp("app32")
+    out = tmp_path_factory.mktemp(f"app32_{request.param}")
     g = tiny_detector()
     spec = AppSpec.detect("tiny_det", g, ["a", "b"], score_threshold=0.3, nms_iou=0.4,
                           max_detections=8)
-    model_dir = boards.prepare_model(g, spec, out)
+    schedule = None
+    if request.param == "fused":
+        schedule = patchplan.plan_patches(g, 1, (2, 3), "cache", fuse_input=True)
+    model_dir = boards.prepare_model(g, spec, out, schedule)
+    fused = "#define MODEL_FUSED_INPUT 1" in (model_dir / "model.h").read_text()
+    assert fused == (request.param == "fused")
     flags = ["-m32", *hostbuild.WARNINGS, "-O1", "-g", *hostbuild.SANITIZERS,
              f"-DPC_APP_FRAME_MAX_BYTES={FRAME_MAX}"]
     includes = [f"-I{d}" for d in (model_dir, *codegen.runtime_include_dirs(),
