@@ -16,6 +16,7 @@ runs the natmod and wire checks by hand.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -302,15 +303,22 @@ def test_arena_rewrite(tmp_path):
         openmv.make_arena_external(c)
 
 
-def test_shipped_c_with_a_fused_input_loses_its_static_bss(tmp_path):
+def test_shipped_c_with_a_fused_input_has_no_input_array(tmp_path):
     """vww's shipped C reads its input from a static buffer outside the arena
-    (MODEL_FUSED_INPUT); a native module cannot have static BSS, so the rewrite makes that
-    buffer global, and the model hash in pcapp.py stays the shipped one."""
+    (MODEL_FUSED_INPUT); as BSS it would sit on the MicroPython heap with the weights, so the
+    rewrite makes it a pointer that set_arena() places after the arena, and the model hash in
+    pcapp.py stays the shipped one."""
     out = openmv.generate("vww", tmp_path / "vww", "shipped")
     c = (out / "model" / "model.c").read_text()
-    assert "static int8_t model_frame" not in c
-    assert c.count("int8_t model_frame[MODEL_INPUT_BYTES]; /* global: natmod BSS */") == 1
+    assert re.search(r"int8_t model_frame\[", c) is None  # neither static nor global
+    assert c.count(openmv.FRAME_EXTERN) == 1
     assert "extern int8_t *model_arena;" in c
+    # a build folder an older rewrite left (a global array) is rewritten the same way
+    old = c.replace(openmv.FRAME_EXTERN,
+                    "int8_t model_frame[MODEL_INPUT_BYTES]; /* global: natmod BSS */")
+    (out / "model" / "model.c").write_text(old)
+    openmv.make_arena_external(out / "model" / "model.c")
+    assert (out / "model" / "model.c").read_text() == c
     shipped = (openmv.REPO / "apps" / "vww" / "generated" / "app_config.h").read_text()
     h = re.search(r"PC_APP_MODEL_HASH (0x[0-9a-f]{8})", shipped).group(1)
     assert f"MODEL_HASH = {h}" in (out / "pcapp.py").read_text()
@@ -364,6 +372,71 @@ def test_natmod_on_unix_port_is_bit_exact(app, tmp_path):
     mpy = openmv.build_natmod(tmp_path / app, "armv7emsp")
     sizes = openmv.natmod_sizes(app, mpy, tmp_path / app)
     assert 0 < sizes.text < max(openmv.H7_GC_BLOCKS)
+
+
+MEMORY_RUN = """
+import sys
+sys.path.insert(0, {mod_dir!r})
+import pcmodel
+info = pcmodel.info()
+need = info[13]
+refused = []
+for n in (info[6], need - 1):
+    try:
+        pcmodel.set_arena(bytearray(n))
+    except ValueError as e:
+        refused.append(str(e))
+memory = bytearray(need)
+pcmodel.set_arena(memory)
+x = pcmodel.input()
+x[:] = bytes(i % 251 for i in range(len(x)))
+print(repr((info[6], need, len(x), refused, memory[need - len(x):] == x)))
+"""
+
+
+@pytest.mark.slow
+def test_fused_input_lives_after_the_arena(tmp_path):
+    """The shipped vww C (MODEL_FUSED_INPUT) as a natmod: info()[13] is arena + input,
+    set_arena() refuses less (the arena alone included), input() is the buffer's tail, the
+    model == the reference and main.py + pcproto == the pipeline; for the camera the module's
+    BSS holds neither input nor arena."""
+    why = _natmod_ready()
+    if why:
+        pytest.skip(why)
+    out = tmp_path / "vww"
+    assert "== reference" in openmv.check("vww", n_inputs=2, out=out, schedule="shipped")
+    assert "== patchcam.app.pipeline" in openmv.check_protocol("vww", out=out,
+                                                                schedule="shipped")
+    mpy = out / "x64" / "pcmodel.mpy"  # check_protocol's build
+    script = tmp_path / "memory.py"
+    script.write_text(MEMORY_RUN.format(mod_dir=str(mpy.parent)))
+    r = subprocess.run([str(openmv.unix_micropython()), str(script)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    arena, need, n_input, refused, tail = ast.literal_eval(r.stdout.strip())
+    assert n_input == openmv._define(out / "model", "MODEL_INPUT_BYTES")
+    assert need == openmv.memory_bytes(arena, n_input, True) == -(-arena // 8) * 8 + n_input
+    assert refused == ["pcmodel: buffer too small for arena + input (info()[13] bytes)"] * 2
+    assert tail
+    sizes = openmv.natmod_sizes("vww", openmv.build_natmod(out, "armv7emsp"), out)
+    assert sizes.fused_input and sizes.frame_memory == need
+    assert 0 < sizes.bss < 4096
+
+
+@pytest.mark.slow
+def test_shipped_mask_detect_fits_the_h7_heap(tmp_path):
+    """mask_detect's input (208x160 RGB, 99,840 B) as BSS would push code + BSS past the
+    264 KiB heap block; in frame-buffer memory the module's BSS stays under 4 kB."""
+    why = _natmod_ready()
+    if why:
+        pytest.skip(why)
+    assert openmv.shipped_or_patch("mask_detect") == "shipped"
+    out = openmv.generate("mask_detect", tmp_path / "mask_detect", "shipped")
+    sizes = openmv.natmod_sizes("mask_detect", openmv.build_natmod(out, "armv7emsp"), out)
+    assert sizes.schedule == "shipped" and sizes.fused_input
+    assert sizes.bss < 4096 < sizes.input_bytes
+    assert sizes.frame_memory == openmv.memory_bytes(sizes.arena, sizes.input_bytes, True)
+    assert sizes.fits_h7_heap
 
 
 PCPIPE_RUN = """

@@ -11,6 +11,7 @@
                                                       #   the numpy reference, bit for bit, and
                                                       #   main.py + pcproto == patchcam.app.pipeline
     python -m patchcam.targets.openmv sizes vww person_detect # what the H7 heap would have to hold
+                                                      #   (the shipped schedule's C, if exported)
     python -m patchcam.targets.openmv check-usermod person_detect   # the user C module route, built
                                                       #   into the unix port == reference
 
@@ -56,7 +57,12 @@ BUILD_DIR = REPO / "build" / "openmv"
 MAX_OVERHEAD = 0.2  # the same patch schedule `make bench` reports
 ARENA_LINE = re.compile(r"^static int8_t model_arena\[MODEL_ARENA_BYTES\] PC_ALIGNED\(\d+\);$",
                         re.M)
-FRAME_LINE = re.compile(r"^static int8_t model_frame\[MODEL_INPUT_BYTES\];$", re.M)
+# The fused-input model's input buffer: as generated, or as an older rewrite left it (a global
+# array) in a build folder that `natmod` reuses.
+FRAME_LINE = re.compile(r"^(?:static )?int8_t model_frame\[MODEL_INPUT_BYTES\];"
+                        r"(?: /\* global: natmod BSS \*/)?$", re.M)
+FRAME_EXTERN = "extern int8_t *model_frame; /* set by pcmodel.set_arena(): after the arena */"
+MEMORY_ALIGN = 8  # pcmodel.c: the input starts at the arena's end rounded up to this
 
 # OpenMV Cam H7 (OPENMV4) firmware v5.0.0, boards/OPENMV4/board_config.h: the MicroPython GC
 # heap is split into OMV_GC_BLOCK0 (SRAM4) and OMV_GC_BLOCK1 (SRAM1), and one allocation must
@@ -101,11 +107,12 @@ def make_arena_external(model_c: Path) -> None:
     cannot relocate static BSS at all; on the camera the arena comes from frame-buffer memory.
     The kernels see the same offsets (ARENA(offset) is model_arena + offset either way).
     A model whose patch stage reads its input outside the arena (MODEL_FUSED_INPUT) has a
-    static input buffer too: it becomes a global (the loader places global BSS, in a heap
-    block of its own)."""
+    static buffer for its whole input too (model_input(), model_invoke()): as BSS it would
+    add MODEL_INPUT_BYTES (up to ~100 kB) to the module's heap allocation, so it becomes
+    `extern int8_t *model_frame`, which set_arena() points after the arena in the same
+    frame-buffer memory (see memory_bytes)."""
     text = model_c.read_text()
-    text = FRAME_LINE.sub("int8_t model_frame[MODEL_INPUT_BYTES]; /* global: natmod BSS */",
-                          text)
+    text = FRAME_LINE.sub(lambda _: FRAME_EXTERN, text)
     if "extern int8_t *model_arena;" in text:
         model_c.write_text(text)
         return
@@ -189,7 +196,8 @@ def generate(app: str, out: str | Path | None = None, schedule: str = "patch") -
     make_arena_external(model_dir / "model.c")
     tflite_export.save_tflite(g, out / f"{app}.tflite")
     (out / f"{app}.txt").write_text("\n".join(spec.classes) + "\n")
-    (out / "schedule.json").write_text(json.dumps(sched, indent=1))
+    # "source": which `schedule` option made the C (the sizes report names it)
+    (out / "schedule.json").write_text(json.dumps({"source": schedule} | sched, indent=1))
     return out
 
 
@@ -243,13 +251,21 @@ def unix_micropython(mpy_dir: Path | None = None) -> Path:
     return exe
 
 
+def memory_bytes(arena_bytes: int, input_bytes: int, fused_input: bool) -> int:
+    """What pcmodel.set_arena() needs (pcmodel.info()[13]): the arena, and for a fused-input
+    model its input after it at the next MEMORY_ALIGN boundary (pcmodel.c)."""
+    if not fused_input:
+        return arena_bytes
+    return -(-arena_bytes // MEMORY_ALIGN) * MEMORY_ALIGN + input_bytes
+
+
 RUNNER = """
 import sys
 sys.path.insert(0, {mod_dir!r})
 import pcmodel
 info = pcmodel.info()
-arena = bytearray(info[6])
-pcmodel.set_arena(arena)
+memory = bytearray(info[13])  # arena, and a fused-input model's input after it
+pcmodel.set_arena(memory)
 with open({inp!r}, "rb") as f:
     data = f.read()
 n = len(pcmodel.input())
@@ -428,15 +444,19 @@ def check_usermod(app: str, mpy_dir: Path | None = None, jobs: int = 2) -> str:
 
 @dataclass
 class Sizes:
-    """What the native-module route puts on the H7's MicroPython heap, in bytes."""
+    """What the native-module route puts on the H7's MicroPython heap, in bytes, and what it
+    takes from frame-buffer memory instead."""
     app: str
     arch: str
+    schedule: str  # how the model C was made (see plan): "shipped" = apps/<app>/generated
     mpy_file: int  # pcmodel.mpy on the filesystem
     text: int  # code + rodata (the weights): mpy_ld folds rodata into text; one heap block
-    bss: int  # a second heap block
+    bss: int  # a second heap block: pcmodel's small globals, neither arena nor input
     params: int  # MODEL_PARAM_BYTES
-    arena: int  # MODEL_ARENA_BYTES: frame-buffer memory (set_arena), or a third heap block
-    input_bytes: int
+    arena: int  # MODEL_ARENA_BYTES
+    input_bytes: int  # MODEL_INPUT_BYTES: in the arena, or after it when fused_input
+    fused_input: bool  # MODEL_FUSED_INPUT: the input is not in the arena
+    frame_memory: int  # pcmodel.info()[13]: what set_arena() takes (arena + fused input)
 
     @property
     def fits_h7_heap(self) -> bool:
@@ -450,10 +470,17 @@ def natmod_sizes(app: str, mpy: Path, out: Path) -> Sizes:
     log = mpy.parent / "mpy_ld.log"
     text = log.read_text() if log.is_file() else ""
     nums = {k: int(v) for k, v in re.findall(r"^(text|bss) size:\s+(\d+)", text, re.M)}
-    return Sizes(app, mpy.parent.name, mpy.stat().st_size, nums.get("text", -1),
-                 nums.get("bss", 0), _define(out / "model", "MODEL_PARAM_BYTES"),
-                 _define(out / "model", "MODEL_ARENA_BYTES"),
-                 _define(out / "model", "MODEL_INPUT_BYTES"))
+    model = out / "model"
+    arena = _define(model, "MODEL_ARENA_BYTES")
+    input_bytes = _define(model, "MODEL_INPUT_BYTES")
+    fused = re.search(r"^#define MODEL_FUSED_INPUT 1\b", (model / "model.h").read_text(),
+                      re.M) is not None
+    sched = out / "schedule.json"
+    schedule = json.loads(sched.read_text()).get("source", "?") \
+        if sched.is_file() else "?"
+    return Sizes(app, mpy.parent.name, schedule, mpy.stat().st_size, nums.get("text", -1),
+                 nums.get("bss", 0), _define(model, "MODEL_PARAM_BYTES"), arena, input_bytes,
+                 fused, memory_bytes(arena, input_bytes, fused))
 
 
 def _cmd_generate(a: argparse.Namespace) -> None:
@@ -524,12 +551,23 @@ def _cmd_check_usermod(a: argparse.Namespace) -> None:
         print(check_usermod(app, a.micropython))
 
 
+def shipped_or_patch(app: str) -> str:
+    """"shipped" when the app's exported graph records the schedule its C was built with
+    (export.shipped_schedule), else "patch" (an app that was never exported)."""
+    exported = load_app(app).folder / "generated" / "model.json"
+    if exported.is_file() and export.shipped_schedule(Graph.load(exported)) is not None:
+        return "shipped"
+    return "patch"
+
+
 def _cmd_sizes(a: argparse.Namespace) -> None:
     rows = []
     for app in a.apps:
-        out = BUILD_DIR / app
-        if not (out / "model" / "model.c").is_file():
-            generate(app, out)
+        schedule = a.schedule or shipped_or_patch(app)
+        # Its own folder, regenerated each time: the report must not measure whatever C an
+        # earlier `natmod` left in build/openmv/<app> (another schedule, an older export).
+        out = BUILD_DIR / app / f"sizes-{schedule}"
+        generate(app, out, schedule)
         mpy = build_natmod(out, a.arch, a.micropython)
         rows.append(natmod_sizes(app, mpy, out))
     print(json.dumps([asdict(s) | {"fits_h7_heap": s.fits_h7_heap} for s in rows], indent=1))
@@ -568,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=_cmd_check_usermod)
     s = sub.add_parser("sizes", help="section sizes of pcmodel.mpy vs the H7 heap")
     s.add_argument("apps", nargs="+")
+    s.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="default: shipped when the app was exported, else patch")
     s.add_argument("--arch", default="armv7emsp")
     s.set_defaults(fn=_cmd_sizes)
     a = p.parse_args(argv)

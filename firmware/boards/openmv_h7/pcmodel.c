@@ -12,11 +12,13 @@
  *
  *   pcmodel.info()            -> (model_name, app_name, task, input_w, input_h, input_c,
  *                                 arena_bytes, param_bytes, output_bytes, output_scale_bits,
- *                                 output_zero_point, model_hash, classes)
- *   pcmodel.set_arena(buf)    give the model its arena: a writable buffer of at least
- *                             arena_bytes, 8-byte aligned (on the camera: frame-buffer memory,
+ *                                 output_zero_point, model_hash, classes, memory_bytes)
+ *                             memory_bytes: what set_arena() needs, arena_bytes plus, for a
+ *                             model with a fused input (MODEL_FUSED_INPUT), the input after it
+ *   pcmodel.set_arena(buf)    give the model its memory: a writable buffer of at least
+ *                             memory_bytes, 8-byte aligned (on the camera: frame-buffer memory,
  *                             outside the MicroPython heap). Kept alive by the module.
- *   pcmodel.input()           the model input inside the arena (a bytearray view, int8 HWC)
+ *   pcmodel.input()           the model input in that memory (a bytearray view, int8 HWC)
  *   pcmodel.output()          the model output inside the arena (a bytearray view)
  *   pcmodel.invoke()          run the model on input() -> output()
  *   pcmodel.preprocess(src, w, h, fmt)   camera / FRAME image -> input() (docs/protocol.md
@@ -30,7 +32,10 @@
  * that heap is split into 64 kB + 264 kB blocks, so weights + arena of a real model do not fit
  * one allocation, while the camera's frame-buffer memory (480 kB) does. The build turns the
  * generated `static int8_t model_arena[...]` into `int8_t *model_arena` (patchcam/targets/openmv.py,
- * make_arena_external) and this file owns that pointer. Nothing here allocates memory.
+ * make_arena_external) and this file owns that pointer. A fused-input model's whole input
+ * (model_frame, outside the arena) is the same kind of BSS, as large as a heap block for a
+ * 208x160 RGB model: it becomes `int8_t *model_frame` too, placed after the arena in the same
+ * buffer, so the module's BSS is only a few small globals. Nothing here allocates memory.
  */
 #include <stdint.h>
 
@@ -53,6 +58,18 @@
 
 /* Defined here; the rewritten model.c declares it `extern` (see the header comment). */
 int8_t *model_arena;
+
+#ifdef MODEL_FUSED_INPUT
+int8_t *model_frame; /* rewritten model.c: extern, the input model_input() returns */
+/* The input starts at the first 8-byte boundary after the arena, as an arena offset would. */
+#define PCMODEL_INPUT_OFFSET                                                                 \
+    (((size_t)MODEL_ARENA_BYTES + PCMODEL_ARENA_ALIGN - 1u) & ~(size_t)(PCMODEL_ARENA_ALIGN - 1u))
+#define PCMODEL_MEMORY_BYTES (PCMODEL_INPUT_OFFSET + (size_t)MODEL_INPUT_BYTES)
+#define PCMODEL_TOO_SMALL "pcmodel: buffer too small for arena + input (info()[13] bytes)"
+#else
+#define PCMODEL_MEMORY_BYTES ((size_t)MODEL_ARENA_BYTES)
+#define PCMODEL_TOO_SMALL "pcmodel: arena buffer too small"
+#endif
 
 /* The Python object that owns the arena must stay reachable for the GC: a root pointer in
  * the firmware build; a native module cannot add roots, so it stores a module global. */
@@ -85,7 +102,7 @@ static mp_obj_t pcmodel_info(void)
         }
         classes[i] = mp_obj_new_str(s, n);
     }
-    const mp_obj_t items[13] = {
+    const mp_obj_t items[14] = {
         mp_obj_new_str(MODEL_NAME, sizeof MODEL_NAME - 1),
         mp_obj_new_str(PC_APP_NAME, sizeof PC_APP_NAME - 1),
         mp_obj_new_int(PC_APP_TASK),
@@ -99,8 +116,9 @@ static mp_obj_t pcmodel_info(void)
         mp_obj_new_int(MODEL_OUTPUT_ZERO_POINT),
         mp_obj_new_int_from_uint(PC_APP_MODEL_HASH),
         mp_obj_new_tuple(PC_APP_NUM_CLASSES, classes),
+        mp_obj_new_int((mp_int_t)PCMODEL_MEMORY_BYTES),
     };
-    return mp_obj_new_tuple(13, items);
+    return mp_obj_new_tuple(14, items);
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(pcmodel_info_obj, pcmodel_info);
 
@@ -108,14 +126,17 @@ static mp_obj_t pcmodel_set_arena(mp_obj_t buf)
 {
     mp_buffer_info_t info;
     mp_get_buffer_raise(buf, &info, MP_BUFFER_WRITE);
-    if (info.len < MODEL_ARENA_BYTES) {
-        mp_raise_ValueError(MP_ERROR_TEXT("pcmodel: arena buffer too small"));
+    if (info.len < PCMODEL_MEMORY_BYTES) {
+        mp_raise_ValueError(MP_ERROR_TEXT(PCMODEL_TOO_SMALL));
     }
     /* The kernels read words from the arena; the planner aligned every offset to 8. */
     if ((uintptr_t)info.buf % PCMODEL_ARENA_ALIGN != 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("pcmodel: arena buffer not 8-byte aligned"));
     }
     model_arena = (int8_t *)info.buf;
+#ifdef MODEL_FUSED_INPUT
+    model_frame = (int8_t *)info.buf + PCMODEL_INPUT_OFFSET;
+#endif
 #ifdef MICROPY_ENABLE_DYNRUNTIME
     mp_store_global(MP_QSTR__arena, buf);
 #else
@@ -230,6 +251,9 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
 {
     MP_DYNRUNTIME_INIT_ENTRY
     model_arena = 0; /* BSS is zeroed on load; explicit for a re-import */
+#ifdef MODEL_FUSED_INPUT
+    model_frame = 0;
+#endif
     mp_store_global(MP_QSTR_info, MP_OBJ_FROM_PTR(&pcmodel_info_obj));
     mp_store_global(MP_QSTR_set_arena, MP_OBJ_FROM_PTR(&pcmodel_set_arena_obj));
     mp_store_global(MP_QSTR_input, MP_OBJ_FROM_PTR(&pcmodel_input_obj));
