@@ -25,8 +25,10 @@ class NatmodModel(pcboard.Hello):
         info = pcmodel.info()
         if info[11] != app.MODEL_HASH:
             raise ValueError("pcmodel.mpy and pcapp.py come from different models")
-        self.arena = pcboard.frame_memory(info[6])
-        pcmodel.set_arena(self.arena)
+        # info[13]: the arena, plus a fused-input model's input after it (info[6] is the
+        # arena alone, as HELLO reports it): all from frame-buffer memory, off the heap.
+        self.model_memory = pcboard.frame_memory(info[13])
+        pcmodel.set_arena(self.model_memory)
         self.x = pcmodel.input()
         self.y = pcmodel.output()
         self.items = bytearray(10 * max(1, getattr(app, "DET_MAX_DETECTIONS", 1)))
