@@ -1,6 +1,7 @@
-"""What several test files share: the tiny detect app and loading a datasets/ script.
+"""What several test files share: the tiny detect app, the tiny detector model the app-loop
+tests build (layer by layer or with a fused input), and loading a datasets/ script.
 
-    from helpers import load_script, tiny_detect_toml
+    from helpers import load_script, tiny_detect_toml, tiny_detector_model
 """
 
 from __future__ import annotations
@@ -9,6 +10,13 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
+
+from patchcam.app.export import AppSpec
+from patchcam.compiler import patchplan
+from patchcam.compiler.builder import GraphBuilder
+from patchcam.targets import boards
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,3 +80,41 @@ def load_script(name: str) -> ModuleType:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def tiny_detector():
+    """Two stride-2 3x3 convs and a 1x1 head: a (4, 6, 2 + 4) grid on a 16 x 24 RGB input, box
+    channels biased positive so that boxes are mostly non-empty and NMS has work to do. In
+    2x3 cached patches its input windows overlap (halos) and reach the last input row and
+    column, so a window off by one there falls outside the input."""
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("tiny_det", (16, 24, 3), 1 / 255, -128)
+    x, cin = b.input, 3
+    for cout in (8, 8):
+        w = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
+        x = b.conv2d(x, w, rng.uniform(0.002, 0.01, cout).astype(np.float32),
+                     rng.integers(-300, 300, cout).astype(np.int32), 0.05, -10, 2, "same",
+                     "relu6")
+        cin = cout
+    w = rng.integers(-127, 128, (6, 1, 1, cin)).astype(np.int8)
+    bias = np.concatenate([rng.integers(-300, 300, 2), rng.integers(6000, 14000, 4)])
+    x = b.conv2d(x, w, rng.uniform(0.002, 0.01, 6).astype(np.float32), bias.astype(np.int32),
+                 0.08, 0, 1, "same", "none")
+    return b.finish(x, {"source": "test"})
+
+
+def tiny_detector_model(out: Path, variant: str):
+    """(graph, AppSpec, generated model folder) of tiny_detector(): variant "layer" runs it
+    layer by layer, "fused" as the apps ship (ops 0..1 in 2x3 cached patches whose input
+    windows the app loop preprocesses straight from the frame; some patches read no new
+    input)."""
+    g = tiny_detector()
+    spec = AppSpec.detect("tiny_det", g, ["a", "b"], score_threshold=0.3, nms_iou=0.4,
+                          max_detections=8)
+    schedule = None
+    if variant == "fused":
+        schedule = patchplan.plan_patches(g, 1, (2, 3), "cache", fuse_input=True)
+    model_dir = boards.prepare_model(g, spec, out, schedule)
+    fused = "#define MODEL_FUSED_INPUT 1" in (model_dir / "model.h").read_text()
+    assert fused == (variant == "fused")
+    return g, spec, model_dir

@@ -32,14 +32,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import tiny_detector_model
 
-from patchcam.app.export import AppSpec
-from patchcam.compiler import codegen, patchplan
-from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler import codegen
 from patchcam.host import protocol as pp
-from patchcam.targets import armbuild, boards, hostbuild
+from patchcam.targets import armbuild, hostbuild
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "c" / "fuzz_app_loop.c"
@@ -58,27 +56,6 @@ def _m32_works() -> bool:
         return r.returncode == 0
 
 
-def tiny_detector():
-    """Two stride-2 3x3 convs and a 1x1 head: a (4, 6, 2 + 4) grid on a 16 x 24 RGB input.
-    Run in 2x3 cached patches, its input windows overlap (halos) and reach the last input row
-    and column (a single stride-4 conv never reads them): a window off by one there falls
-    outside the input, which pc_preprocess_window refuses (an ERROR where a RESULT was due)."""
-    rng = np.random.default_rng(0)
-    b = GraphBuilder("tiny_det", (16, 24, 3), 1 / 255, -128)
-    x, cin = b.input, 3
-    for cout in (8, 8):
-        w = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
-        x = b.conv2d(x, w, rng.uniform(0.002, 0.01, cout).astype(np.float32),
-                     rng.integers(-300, 300, cout).astype(np.int32), 0.05, -10, 2, "same",
-                     "relu6")
-        cin = cout
-    w = rng.integers(-127, 128, (6, 1, 1, cin)).astype(np.int8)
-    bias = np.concatenate([rng.integers(-300, 300, 2), rng.integers(6000, 14000, 4)])
-    x = b.conv2d(x, w, rng.uniform(0.002, 0.01, 6).astype(np.float32), bias.astype(np.int32),
-                 0.08, 0, 1, "same", "none")
-    return b.finish(x, {"source": "test"})
-
-
 @pytest.fixture(scope="module", params=["layer", "fused"])
 def build32(request, tmp_path_factory) -> tuple[Path, Path]:
     """(the fuzz harness, the real host-board app), both -m32 with ASan + UBSan; the detector
@@ -87,15 +64,7 @@ def build32(request, tmp_path_factory) -> tuple[Path, Path]:
     if not _m32_works():
         pytest.skip("needs gcc -m32 with AddressSanitizer (apt-get install gcc-multilib)")
     out = tmp_path_factory.mktemp(f"app32_{request.param}")
-    g = tiny_detector()
-    spec = AppSpec.detect("tiny_det", g, ["a", "b"], score_threshold=0.3, nms_iou=0.4,
-                          max_detections=8)
-    schedule = None
-    if request.param == "fused":
-        schedule = patchplan.plan_patches(g, 1, (2, 3), "cache", fuse_input=True)
-    model_dir = boards.prepare_model(g, spec, out, schedule)
-    fused = "#define MODEL_FUSED_INPUT 1" in (model_dir / "model.h").read_text()
-    assert fused == (request.param == "fused")
+    _, _, model_dir = tiny_detector_model(out, request.param)
     flags = ["-m32", *hostbuild.WARNINGS, "-O1", "-g", *hostbuild.SANITIZERS,
              f"-DPC_APP_FRAME_MAX_BYTES={FRAME_MAX}"]
     includes = [f"-I{d}" for d in (model_dir, *codegen.runtime_include_dirs(),

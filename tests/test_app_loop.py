@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_detector_model
 
 from patchcam.app import detect, export
 from patchcam.app.export import AppSpec
 from patchcam.app.pipeline import Pipeline
 from patchcam.app.preprocess import preprocess
-from patchcam.compiler import patchplan, randgraph
-from patchcam.compiler.builder import GraphBuilder
+from patchcam.compiler import randgraph
 from patchcam.host import protocol as pp
 from patchcam.targets import armbuild, boards
 
@@ -38,41 +38,12 @@ DEFINES = (f"PC_APP_FRAME_MAX_BYTES={FRAME_MAX}",)
 HAVE_QEMU = boards.have_board("qemu_m7")
 
 
-def det_graph(seed: int = 0, size: tuple[int, int] = (16, 24), k: int = 2):
-    """A tiny detector: two stride-2 convs and a 1x1 head; box channels biased positive so
-    that boxes are mostly non-empty and NMS has work to do."""
-    rng = np.random.default_rng(seed)
-    b = GraphBuilder("tiny_det", (size[0], size[1], 3), 1 / 255, -128)
-    x, cin = b.input, 3
-    for cout in (8, 8):
-        w = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
-        x = b.conv2d(x, w, rng.uniform(0.002, 0.01, cout).astype(np.float32),
-                     rng.integers(-300, 300, cout).astype(np.int32), 0.05, -10, 2, "same",
-                     "relu6")
-        cin = cout
-    w = rng.integers(-127, 128, (k + 4, 1, 1, cin)).astype(np.int8)
-    bias = np.concatenate([rng.integers(-300, 300, k), rng.integers(6000, 14000, 4)])
-    x = b.conv2d(x, w, rng.uniform(0.002, 0.01, k + 4).astype(np.float32),
-                 bias.astype(np.int32), 0.08, 0, 1, "same", "none")
-    return b.finish(x, {"source": "test"})
-
-
 @pytest.fixture(scope="module", params=["layer", "fused"])
 def det(request, tmp_path_factory):
     """The tiny detector run layer by layer, and with a fused input (what the apps ship): ops
     0..1 in 2x3 cached patches whose input windows the app loop preprocesses straight from the
     frame (model_invoke_source; cache mode: some patches read no new input)."""
-    g = det_graph()
-    spec = AppSpec.detect("tiny_det", g, ["a", "b"], score_threshold=0.3, nms_iou=0.4,
-                          max_detections=8)
-    out = tmp_path_factory.mktemp(f"det_{request.param}")
-    schedule = None
-    if request.param == "fused":
-        schedule = patchplan.plan_patches(g, 1, (2, 3), "cache", fuse_input=True)
-    model_dir = boards.prepare_model(g, spec, out, schedule)
-    fused = "#define MODEL_FUSED_INPUT 1" in (model_dir / "model.h").read_text()
-    assert fused == (request.param == "fused")
-    return g, spec, model_dir
+    return tiny_detector_model(tmp_path_factory.mktemp(f"det_{request.param}"), request.param)
 
 
 @pytest.fixture(scope="module")
