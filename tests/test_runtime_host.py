@@ -133,18 +133,22 @@ def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):
 def test_depthwise_in_place_equals_depthwise(tmp_path):
     """pc_depthwise_conv2d_s8_in_place == pc_depthwise_conv2d_s8 over a sweep of geometries
     (kernels 1x1..7x7 and 3x5, strides 1..3, every top pad, "same" and "valid" outputs,
-    1..16 channels), on both code paths, with the data buffer and the ring malloc'd at exactly
-    their documented sizes under ASan; the ring rows equal the planner's."""
+    1..16 channels), both equal to plain reference loops, on both code paths, with the data
+    buffer and the ring malloc'd at exactly their documented sizes under ASan; the ring rows
+    equal the planner's. The DSP path runs twice: as shipped, and with every layer whose rows
+    fit on the widened-rows path (PC_DW_ROWS_MIN_WIDTH=1), so both its algorithms are swept."""
     runtime = codegen.RUNTIME_DIR
-    for cfg in VARIANTS:
-        exe = tmp_path / f"dw_in_place_{cfg.variant}"
-        subprocess.run([cfg.cc, *hostbuild.WARNINGS, "-O1", "-g", *hostbuild.SANITIZERS,
-                        *hostbuild.VARIANTS[cfg.variant], f"-I{runtime}",
+    builds = [(cfg.variant, hostbuild.VARIANTS[cfg.variant]) for cfg in VARIANTS]
+    builds.append(("dsp-rows", [*hostbuild.VARIANTS["dsp-emulated"], "-DPC_DW_ROWS_MIN_WIDTH=1"]))
+    for variant, flags in builds:
+        exe = tmp_path / f"dw_in_place_{variant}"
+        subprocess.run([hostbuild.HostConfig().cc, *hostbuild.WARNINGS, "-O1", "-g",
+                        *hostbuild.SANITIZERS, *flags, f"-I{runtime}",
                         str(Path(__file__).parent / "c" / "test_dw_in_place.c"),
                         str(runtime / "pc_depthwise.c"), "-o", str(exe)], check=True)
         for seed in (1, 2):
             r = subprocess.run([str(exe), str(seed)], capture_output=True, text=True)
-            assert r.returncode == 0, (cfg.tag, r.stdout[-2000:], r.stderr[-4000:])
+            assert r.returncode == 0, (variant, r.stdout[-2000:], r.stderr[-4000:])
             lines = r.stdout.splitlines()
             assert lines[-1].startswith("checked ") and lines[-1].endswith(", failed 0")
             assert int(lines[-1].split()[1].rstrip(",")) > 500

@@ -3,7 +3,12 @@
  * No scratch: taps outside the image are skipped by clipping the kernel window, so the inner
  * loops never test for padding.
  *
- * DSP path: four channels at a time, in an outer loop, so everything that belongs to those
+ * DSP path, two algorithms (which one a layer takes: rows_fit):
+ * - widened rows, one channel at a time: wide maps (12+ outputs a row) with stride 1, and
+ *   5x5 / 7x7 with stride 2 (described at rows_layer's section);
+ * - four channels at a time: the rest (narrow maps, 3x3 with stride 2).
+ *
+ * Four channels at a time, in an outer loop, so everything that belongs to those
  * channels is done once per layer rather than once per pixel: their kh*kw filter words are
  * widened to int16 pairs into a stack buffer (SXTB16: channels 0, 2 and 1, 3) and their
  * requantisation constants prepared (pc_rq_t, pc_dsp.h). Per tap and pixel that leaves one
@@ -557,6 +562,423 @@ PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8
     }
 }
 
+/* ---- widened rows: one channel at a time ---------------------------------------------------
+ * The path for layers where it is faster (rows_fit). Each input row of the channel is widened
+ * to int16 once, into a ring of kh rows on the stack; the columns outside the image, and rows
+ * above / below it, hold -input_offset, so with input_offset * sum(weights) in the bias a
+ * padding tap adds exactly 0 and border pixels need no path of their own. Horizontally
+ * neighbouring taps are then int16 pairs in one word, and outputs take SMLAD (2 MACs per
+ * instruction) against pairs of weights prepared once per channel: two neighbouring outputs
+ * per step for 3x3 (stride 1), 5x5 and 7x7 (stride 1 or 2), so each weight word serves both.
+ * The accumulators of a chunk of outputs are requantised in a second pass, with the
+ * channel's constants in registers.
+ *
+ * Weights are pre-shifted by the requantisation's left shift (pc_rq_t.lsh, at most 7 so that
+ * 128 << 7 still fits an int16 lane), so the accumulator comes out already shifted and
+ * requantising is ASR, ADD, SMMLAR, ASR, SSAT (pc_dsp.h explains why that is exact).
+ * Stack: the ring (DW_RING_BYTES), a chunk of accumulators (4 * DW_CHUNK) and one chan_t,
+ * about 1.2 kB; the four-channel path below is not on the stack at the same time. */
+
+#define DW_RING_BYTES 768   /* the ring on the stack: kh rows of dw_slot(p) int16 values */
+#ifndef PC_DW_ROWS_MIN_WIDTH
+#define PC_DW_ROWS_MIN_WIDTH 12 /* narrowest output rows that take this path (see rows_fit) */
+#endif
+#define DW_ROW_MAX_WORDS 32 /* weight pairs: kh * ceil(kw / 2), 28 for 7x7 */
+
+/* int16 values per ring row: the (Wo - 1) * stride + kw input columns the outputs read, plus
+ * one for the zero-weighted upper lane of an odd kernel's last pair, rounded up to even. */
+static int32_t dw_slot(const pc_conv_params_t *p)
+{
+    const int32_t cols = (p->output.w - 1) * p->stride_w + p->kernel_w + 1;
+    return (cols + 1) & ~1;
+}
+
+/* Whether a layer takes this path: its rows fit the ring, and it is one where the path is
+ * faster (measured by `make bench`, per op). Widening costs about 2 instructions per input
+ * value and each channel has its own set-up, which pays off on rows of 12+ outputs, except
+ * for 3x3 with stride 2 (where each input value feeds only 2.25 MACs): those, and narrower
+ * maps, run faster on the four-channel path below. */
+static int rows_fit(const pc_conv_params_t *p)
+{
+    const int32_t pairs = (p->kernel_w + 1) / 2;
+    return p->kernel_h * pairs <= DW_ROW_MAX_WORDS &&
+           p->kernel_h * dw_slot(p) * 2 <= DW_RING_BYTES &&
+           p->output.w >= PC_DW_ROWS_MIN_WIDTH && !(p->kernel_w == 3 && p->stride_w == 2);
+}
+
+/* One channel's constants. */
+typedef struct {
+    uint32_t w[DW_ROW_MAX_WORDS]; /* per kernel row: (w[kx], w[kx + 1]) for kx = 0, 2, ..;
+                                     an odd kernel's last tap with 0 in the upper lane */
+    int32_t bias;                 /* bias + input_offset * sum(w), << rq.lsh when fast */
+    pc_rq_t rq;
+    int32_t fast;
+    int32_t mult, shift, out_off, lo, hi; /* the generic route (not fast) */
+    int32_t kh, kw, sw;                   /* the kernel, the horizontal stride */
+} chan_t;
+
+PC_NOINLINE void chan_prepare(chan_t *k, const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                         const int8_t *filter, const int32_t *bias, int32_t c)
+{
+    const int32_t ch = p->input.c;
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t pairs = (kw + 1) / 2;
+    int32_t lsh;
+    int32_t wsum = 0;
+    k->fast = pc_rq_prepare(&k->rq, bias[c], q->multiplier[c], q->shift[c], p->output_offset,
+                            kh * kw) &&
+              k->rq.lsh <= 7;
+    lsh = k->fast ? k->rq.lsh : 0;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        for (int32_t i = 0; i < pairs; i++) {
+            const int32_t kx = 2 * i;
+            const int32_t lo = filter[(ky * kw + kx) * ch + c];
+            const int32_t hi = kx + 1 < kw ? filter[(ky * kw + kx + 1) * ch + c] : 0;
+            wsum += lo + hi;
+            k->w[ky * pairs + i] = pc_lane16(lo * (1 << lsh)) | (pc_lane16(hi * (1 << lsh)) << 16);
+        }
+    }
+    /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
+    k->bias = (int32_t)(((uint32_t)bias[c] + (uint32_t)(p->input_offset * wsum)) << lsh);
+    k->mult = q->multiplier[c];
+    k->shift = q->shift[c];
+    k->out_off = p->output_offset;
+    k->lo = p->act_min;
+    k->hi = p->act_max;
+    k->kh = kh;
+    k->kw = kw;
+    k->sw = p->stride_w;
+}
+
+/* Two int16 values of a ring row as one word (unaligned where x is odd: one LDR on the M7). */
+PC_INLINE uint32_t rd2(const int16_t *x)
+{
+    return pc_read_u32(x);
+}
+
+/* Outputs are made in two passes over chunks of DW_CHUNK: their accumulators first, with the
+ * weights in registers, then their requantisation, with the channel's constants in registers
+ * (both sets at once would not fit the 13 registers of a Cortex-M loop). */
+#define DW_CHUNK 64
+
+/* The accumulators of n outputs of one row; r: the kernel rows' ring rows, at the first
+ * output's first tap. */
+typedef void (*acc_fn_t)(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n);
+
+/* 3x3, stride 1, two neighbouring outputs A (s) and B (t) per step. Per kernel row: A's taps
+ * 0, 1 are the word (x0, x1) and B's (x1, x2), both against the row's weights (w0, w1); tap 2
+ * is the bottom (A: x2) or top (B: x3) lane of (x2, x3). Tap 2 of rows 0 and 1 share one
+ * weight word, (w2 of row 0, w2 of row 1), which keeps the weights in 5 registers. */
+PC_NOINLINE void acc_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+{
+    const int16_t *r0 = r[0];
+    const int16_t *r1 = r[1];
+    const int16_t *r2 = r[2];
+    const uint32_t a0 = k->w[0];
+    const uint32_t a1 = k->w[2];
+    const uint32_t a2 = k->w[4];
+    const uint32_t b01 = (k->w[1] & 0xffffu) | (k->w[3] << 16);
+    const uint32_t b2 = k->w[5];
+    const int32_t bias = k->bias;
+    for (; n >= 2; n -= 2) {
+        int32_t s = pc_smlad(rd2(r0), a0, bias);
+        int32_t t = pc_smlad(rd2(r0 + 1), a0, bias);
+        uint32_t x23 = rd2(r0 + 2);
+        s = pc_smlabb(x23, b01, s);
+        t = pc_smlatb(x23, b01, t);
+        s = pc_smlad(rd2(r1), a1, s);
+        t = pc_smlad(rd2(r1 + 1), a1, t);
+        x23 = rd2(r1 + 2);
+        s = pc_smlabt(x23, b01, s);
+        t = pc_smlatt(x23, b01, t);
+        s = pc_smlad(rd2(r2), a2, s);
+        t = pc_smlad(rd2(r2 + 1), a2, t);
+        x23 = rd2(r2 + 2);
+        s = pc_smlabb(x23, b2, s);
+        t = pc_smlatb(x23, b2, t);
+        acc[0] = s;
+        acc[1] = t;
+        acc += 2;
+        r0 += 2;
+        r1 += 2;
+        r2 += 2;
+    }
+    if (n > 0) {
+        int32_t s = pc_smlad(rd2(r0), a0, bias);
+        s = pc_smlabb(rd2(r0 + 2), b01, s);
+        s = pc_smlad(rd2(r1), a1, s);
+        s = pc_smlabt(rd2(r1 + 2), b01, s);
+        s = pc_smlad(rd2(r2), a2, s);
+        s = pc_smlabb(rd2(r2 + 2), b2, s);
+        acc[0] = s;
+    }
+}
+
+/* Accumulators of n outputs of a kernel kw wide (a constant: 5 or 7), stride 1 or 2, two
+ * neighbouring outputs A (s) and B (t) per step: per kernel row, ceil(kw / 2) weight words
+ * serve both (with stride 2 B's pairs are A's next ones, so loads are shared too). */
+PC_INLINE void acc_wide_at(const chan_t *k, const int16_t *const *r, int32_t kh,
+                           int32_t *acc, int32_t n, int32_t kw, int s2)
+{
+    const int32_t full = kw / 2; /* pairs with two taps; kw is odd, so one tap is left */
+    const int32_t pairs = full + 1;
+    const int32_t d = s2 ? 2 : 1;
+    int32_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+        int32_t s = k->bias;
+        int32_t t = k->bias;
+        const uint32_t *w = k->w;
+        PC_UNROLL(7)
+        for (int32_t ky = 0; ky < kh; ky++) {
+            const int16_t *x = r[ky] + j * d;
+            uint32_t last;
+            PC_UNROLL(3)
+            for (int32_t i = 0; i < full; i++) {
+                s = pc_smlad(rd2(x + 2 * i), w[i], s);
+                t = pc_smlad(rd2(x + d + 2 * i), w[i], t);
+            }
+            last = rd2(x + 2 * full); /* A's last tap, bottom lane */
+            s = pc_smlabb(last, w[full], s);
+            t = s2 ? pc_smlabb(rd2(x + 2 * full + 2), w[full], t) : pc_smlatb(last, w[full], t);
+            w += pairs;
+        }
+        acc[j] = s;
+        acc[j + 1] = t;
+    }
+    if (j < n) {
+        int32_t s = k->bias;
+        const uint32_t *w = k->w;
+        for (int32_t ky = 0; ky < kh; ky++) {
+            const int16_t *x = r[ky] + j * d;
+            for (int32_t i = 0; i < pairs; i++) {
+                s = pc_smlad(rd2(x + 2 * i), w[i], s);
+            }
+            w += pairs;
+        }
+        acc[j] = s;
+    }
+}
+
+PC_NOINLINE void acc_5x5_s1(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+{
+    acc_wide_at(k, r, 5, acc, n, 5, 0); /* 5x5: unrolled */
+}
+
+PC_NOINLINE void acc_5x5_s2(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+{
+    acc_wide_at(k, r, 5, acc, n, 5, 1); /* 5x5: unrolled */
+}
+
+PC_NOINLINE void acc_7x7_s1(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+{
+    acc_wide_at(k, r, 7, acc, n, 7, 0); /* 7x7: unrolled */
+}
+
+PC_NOINLINE void acc_7x7_s2(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+{
+    acc_wide_at(k, r, 7, acc, n, 7, 1); /* 7x7: unrolled */
+}
+
+/* Accumulators of n outputs of any kernel and stride. */
+PC_NOINLINE void acc_any(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+{
+    const int32_t pairs = (k->kw + 1) / 2;
+    for (int32_t j = 0; j < n; j++) {
+        int32_t a = k->bias;
+        const uint32_t *w = k->w;
+        for (int32_t ky = 0; ky < k->kh; ky++) {
+            const int16_t *x = r[ky] + j * k->sw;
+            for (int32_t i = 0; i < pairs; i++) {
+                a = pc_smlad(rd2(x + 2 * i), w[i], a);
+            }
+            w += pairs;
+        }
+        acc[j] = a;
+    }
+}
+
+static acc_fn_t pick_acc(const pc_conv_params_t *p)
+{
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t sw = p->stride_w;
+    if (kh == 3 && kw == 3) {
+        return sw == 1 ? acc_3x3_s1 : acc_any;
+    }
+    if (kh == 5 && kw == 5) {
+        return sw == 1 ? acc_5x5_s1 : sw == 2 ? acc_5x5_s2 : acc_any;
+    }
+    if (kh == 7 && kw == 7) {
+        return sw == 1 ? acc_7x7_s1 : sw == 2 ? acc_7x7_s2 : acc_any;
+    }
+    return acc_any;
+}
+
+/* n accumulators of a fast channel (already << lsh) to outputs out[0], out[step], ...;
+ * lo / hi: whether act_min / act_max are narrower than int8 (SSAT has done the rest). */
+PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *out,
+                        int32_t step, int lo, int hi)
+{
+    const int32_t mult = k->rq.mult;
+    const int32_t rnd = k->rq.rnd;
+    const int32_t rsh = k->rq.rsh;
+    const int32_t vmin = k->lo;
+    const int32_t vmax = k->hi;
+    const int32_t step2 = 2 * step;
+    for (; n >= 2; n -= 2) {
+        const int32_t a = acc[0];
+        const int32_t b = acc[1];
+        int32_t u = pc_ssat8(pc_smmlar(a, mult, rnd + (a >> 31)) >> rsh);
+        int32_t v = pc_ssat8(pc_smmlar(b, mult, rnd + (b >> 31)) >> rsh);
+        if (lo) {
+            u = u < vmin ? vmin : u;
+            v = v < vmin ? vmin : v;
+        }
+        if (hi) {
+            u = u > vmax ? vmax : u;
+            v = v > vmax ? vmax : v;
+        }
+        out[0] = (int8_t)u;
+        out[step] = (int8_t)v;
+        out += step2;
+        acc += 2;
+    }
+    if (n > 0) {
+        const int32_t a = acc[0];
+        int32_t u = pc_ssat8(pc_smmlar(a, mult, rnd + (a >> 31)) >> rsh);
+        u = lo && u < vmin ? vmin : u;
+        u = hi && u > vmax ? vmax : u;
+        out[0] = (int8_t)u;
+    }
+}
+
+PC_NOINLINE void store_outputs(const chan_t *k, const int32_t *acc, int32_t n, int8_t *out,
+                               int32_t step)
+{
+    const int lo = k->lo > -128;
+    const int hi = k->hi < 127;
+    if (!k->fast) {
+        for (int32_t j = 0; j < n; j++) {
+            out[j * step] = PC_REQUANTIZE_S8(acc[j], k->mult, k->shift, k->out_off, k->lo,
+                                             k->hi);
+        }
+    } else if (lo && hi) {
+        store_at(k, acc, n, out, step, 1, 1);
+    } else if (hi) {
+        store_at(k, acc, n, out, step, 0, 1);
+    } else if (lo) {
+        store_at(k, acc, n, out, step, 1, 0);
+    } else {
+        store_at(k, acc, n, out, step, 0, 0);
+    }
+}
+
+/* Input row iy of channel c into the ring row dst, whose columns outside the image already
+ * hold the padding (rows_layer fills the whole ring with it first). */
+PC_NOINLINE void widen_row(const pc_conv_params_t *p, const int8_t *input, int32_t c, int32_t iy,
+                      int16_t *dst, int32_t cols)
+{
+    const int32_t ch = p->input.c;
+    dst += p->pad_left;
+    if (iy < 0 || iy >= p->input.h) {
+        const int16_t pad = (int16_t)-p->input_offset;
+        for (int32_t x = 0; x < cols; x++) {
+            dst[x] = pad;
+        }
+        return;
+    }
+    input += iy * p->input.w * ch + c;
+    for (; cols >= 4; cols -= 4) { /* four values, two word stores */
+        const uint32_t p01 = pc_pack16x2(input[0], input[ch]);
+        const uint32_t p23 = pc_pack16x2(input[2 * ch], input[3 * ch]);
+        memcpy(dst, &p01, 4);
+        memcpy(dst + 2, &p23, 4);
+        dst += 4;
+        input += 4 * ch;
+    }
+    for (; cols > 1; cols--) {
+        *dst++ = *input;
+        input += ch;
+    }
+    if (cols > 0) {
+        dst[0] = input[0];
+    }
+}
+
+/* The whole layer, channel by channel, into output (which may be the input itself when
+ * in_place_rows_ok: see pc_depthwise_conv2d_s8_in_place). */
+PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                            const int8_t *input, const int8_t *filter, const int32_t *bias,
+                            int8_t *output)
+{
+    union {
+        int16_t v[DW_RING_BYTES / 2];
+        uint32_t align; /* word loads */
+    } ring;
+    int32_t acc[DW_CHUNK];
+    const int16_t *r[8]; /* kh <= 7 where rows_fit (DW_ROW_MAX_WORDS) */
+    chan_t k;
+    const acc_fn_t acc_rows = pick_acc(p);
+    const int32_t ch = p->input.c;
+    const int32_t kh = p->kernel_h;
+    const int32_t wo = p->output.w;
+    const int32_t slot = dw_slot(p);
+    /* input columns inside both the image and the span the outputs read */
+    int32_t cols = slot - 1 - p->pad_left;
+    cols = cols < 0 ? 0 : cols > p->input.w ? p->input.w : cols;
+    for (int32_t i = 0; i < kh * slot; i++) {
+        ring.v[i] = (int16_t)-p->input_offset;
+    }
+    for (int32_t c = 0; c < ch; c++) {
+        /* input row iy sits in ring row (iy + pad_top) % kh; the rows are widened in order */
+        int32_t next = -p->pad_top; /* the next input row to widen */
+        int32_t next_slot = 0;      /* its ring row */
+        int32_t top_slot = 0;       /* the ring row of the output row's first kernel row */
+        chan_prepare(&k, p, q, filter, bias, c);
+        for (int32_t oy = 0; oy < p->output.h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            int8_t *out = output + oy * wo * ch + c;
+            if (next < iy0) { /* rows a stride over kh skips */
+                next_slot = (next_slot + iy0 - next) % kh;
+                next = iy0;
+            }
+            for (; next < iy0 + kh; next++) {
+                widen_row(p, input, c, next, ring.v + next_slot * slot, cols);
+                next_slot = next_slot + 1 == kh ? 0 : next_slot + 1;
+            }
+            for (int32_t ky = 0, s = top_slot; ky < kh; ky++, s = s + 1 == kh ? 0 : s + 1) {
+                r[ky] = ring.v + s * slot;
+            }
+            top_slot = (top_slot + p->stride_h) % kh;
+            for (int32_t ox = 0; ox < wo; ox += DW_CHUNK) {
+                const int32_t n = wo - ox < DW_CHUNK ? wo - ox : DW_CHUNK;
+                acc_rows(&k, r, acc, n);
+                store_outputs(&k, acc, n, out + ox * ch, ch);
+                for (int32_t ky = 0; ky < kh; ky++) {
+                    r[ky] += DW_CHUNK * p->stride_w;
+                }
+            }
+        }
+    }
+}
+
+/* In place, output row o lands on the flat pixels [o * Wo, (o + 1) * Wo) of the input: every
+ * input row under it must have been widened by then (true for "same" and "valid" padding). */
+static int in_place_rows_ok(const pc_conv_params_t *p)
+{
+    for (int32_t o = 0; o < p->output.h; o++) {
+        int32_t widened = o * p->stride_h - p->pad_top + p->kernel_h - 1;
+        int32_t landing = ((o + 1) * p->output.w - 1) / p->input.w;
+        widened = widened > p->input.h - 1 ? p->input.h - 1 : widened;
+        landing = landing > p->input.h - 1 ? p->input.h - 1 : landing;
+        if (landing > widened) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                             const int8_t *input, const int8_t *filter, const int32_t *bias,
                             int8_t *output)
@@ -564,6 +986,10 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t ch = p->input.c;
     const int32_t wo = p->output.w;
     int32_t ox_in0, ox_in1;
+    if (rows_fit(p)) {
+        rows_layer(p, q, input, filter, bias, output);
+        return;
+    }
     int32_t c = 0;
     group_t g;
     inside_columns(p, &ox_in0, &ox_in1);
@@ -766,6 +1192,12 @@ void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_cha
     int32_t ox_in0, ox_in1;
     group_t g;
     inside_columns(p, &ox_in0, &ox_in1);
+#endif
+#if PC_USE_DSP
+    if (rows_fit(p) && in_place_rows_ok(p)) { /* the ring holds the rows still read */
+        rows_layer(p, q, data, filter, bias, data);
+        return;
+    }
 #endif
     for (int32_t c = 0; c < ch; c += PC_DEPTHWISE_IN_PLACE_GROUP) {
         const int32_t n = ch - c < PC_DEPTHWISE_IN_PLACE_GROUP ? ch - c

@@ -113,6 +113,17 @@ static inline int32_t pc_smlatt(uint32_t x, uint32_t y, int32_t acc)
     return (int32_t)((uint32_t)acc + (uint32_t)(pc_hi16(x) * pc_hi16(y)));
 }
 
+/* SMLATB / SMLABT: acc + top of x * bottom of y, acc + bottom of x * top of y. */
+static inline int32_t pc_smlatb(uint32_t x, uint32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(pc_hi16(x) * pc_lo16(y)));
+}
+
+static inline int32_t pc_smlabt(uint32_t x, uint32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(pc_lo16(x) * pc_hi16(y)));
+}
+
 /* SMMULR: the top word of a * b, rounded: (a * b + 2^31) >> 32. */
 static inline int32_t pc_smmulr(int32_t a, int32_t b)
 {
@@ -185,6 +196,16 @@ static inline int32_t pc_smlabb(uint32_t x, uint32_t y, int32_t acc)
 static inline int32_t pc_smlatt(uint32_t x, uint32_t y, int32_t acc)
 {
     return __smlatt((int32_t)x, (int32_t)y, acc);
+}
+
+static inline int32_t pc_smlatb(uint32_t x, uint32_t y, int32_t acc)
+{
+    return __smlatb((int32_t)x, (int32_t)y, acc);
+}
+
+static inline int32_t pc_smlabt(uint32_t x, uint32_t y, int32_t acc)
+{
+    return __smlabt((int32_t)x, (int32_t)y, acc);
 }
 
 static inline int32_t pc_smmulr(int32_t a, int32_t b)
@@ -265,6 +286,18 @@ PC_INLINE void pc_store2_s8_inc(int8_t **p, int32_t off, int32_t v, int32_t u)
                          : [p] "+r"(*p)
                          : [off] "r"(off), [v] "r"(v), [u] "r"(u)
                          : "memory");
+#endif
+}
+
+/* lo and hi as the two int16 lanes (PKHBT: one instruction; the C form takes two). */
+static inline uint32_t pc_pack16x2(int32_t lo, int32_t hi)
+{
+#if defined(PC_DSP_EMULATE)
+    return pc_lane16(lo) | (pc_lane16(hi) << 16);
+#else
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
 #endif
 }
 

@@ -2,14 +2,16 @@
  * tests/test_runtime_host.py on both code paths, built with AddressSanitizer + UBSan).
  *
  *   test_dw_in_place SEED
- *       for every geometry of a sweep (sizes 1..13 x 1..11, kernels 1x1 .. 7x7 and 3x5,
+ *       for every geometry of a sweep (sizes 1..13 x 1..30, kernels 1x1 .. 7x7 and 3x5,
  *       strides 1..3, every top / left pad below the kernel, bottom / right pads giving the
- *       "same" and the "valid" output, 1..9 channels and 16) and random data, runs the
+ *       "same" and the "valid" output, 1..9 channels and 16) and random data (a channel in 8
+ *       with a positive shift, which takes the kernels' generic requantisation), runs the
  *       depthwise kernel into a separate output and the in-place kernel over a malloc'd copy
  *       of the input of exactly max(input, output) bytes, with a malloc'd scratch of exactly
  *       pc_depthwise_conv2d_s8_in_place_get_buffer_size bytes (AddressSanitizer catches a
- *       byte past either), and compares the two outputs byte for byte. Prints one line per
- *       geometry, "H W C KH KW SH SW PT PL HO WO ROWS", then "checked N, failed F".
+ *       byte past either), and compares both outputs byte for byte with the plain loops of
+ *       `reference` below. Prints one line per geometry, "H W C KH KW SH SW PT PL HO WO ROWS",
+ *       then "checked N, failed F".
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "pc_kernels.h"
+#include "pc_requant.h"
 
 static uint32_t rng_state;
 
@@ -31,6 +34,34 @@ static int8_t rnd_s8(void)
     return (int8_t)(rnd() & 0xff);
 }
 
+/* Depthwise convolution as the definition reads (docs/design.md: int8 arithmetic). */
+static void reference(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                      const int8_t *input, const int8_t *filter, const int32_t *bias,
+                      int8_t *output)
+{
+    const int32_t c = p->input.c;
+    for (int32_t oy = 0; oy < p->output.h; oy++) {
+        for (int32_t ox = 0; ox < p->output.w; ox++) {
+            for (int32_t ch = 0; ch < c; ch++) {
+                int32_t acc = bias[ch];
+                for (int32_t ky = 0; ky < p->kernel_h; ky++) {
+                    for (int32_t kx = 0; kx < p->kernel_w; kx++) {
+                        const int32_t iy = oy * p->stride_h - p->pad_top + ky;
+                        const int32_t ix = ox * p->stride_w - p->pad_left + kx;
+                        if (iy >= 0 && iy < p->input.h && ix >= 0 && ix < p->input.w) {
+                            acc += (input[(iy * p->input.w + ix) * c + ch] + p->input_offset) *
+                                   filter[(ky * p->kernel_w + kx) * c + ch];
+                        }
+                    }
+                }
+                output[(oy * p->output.w + ox) * c + ch] =
+                    pc_requantize_s8(acc, q->multiplier[ch], q->shift[ch], p->output_offset,
+                                     p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
 static int check(int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_t sh,
                  int32_t sw, int32_t pt, int32_t pl, int32_t pb, int32_t pr)
 {
@@ -41,7 +72,7 @@ static int check(int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_
     int32_t mult[16], shift[16], bias[16];
     int8_t filter[7 * 7 * 16];
     size_t in_bytes, out_bytes, bytes;
-    int8_t *input, *want, *data, *scratch;
+    int8_t *input, *want, *data, *scratch, *ref;
     int32_t scratch_bytes;
     int failed;
     if (h + pt + pb < kh || w + pl + pr < kw) {
@@ -66,7 +97,7 @@ static int check(int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_
     p.act_max = rnd() % 2 ? 127 : 90;
     for (int32_t i = 0; i < c; i++) {
         mult[i] = (int32_t)((1u << 30) + rnd() % (1u << 30));
-        shift[i] = -(int32_t)(6 + rnd() % 4);
+        shift[i] = rnd() % 8 == 0 ? 1 : -(int32_t)(6 + rnd() % 4);
         bias[i] = (int32_t)(rnd() % 4001) - 2000;
     }
     for (int32_t i = 0; i < kh * kw * c; i++) {
@@ -79,6 +110,7 @@ static int check(int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_
     bytes = in_bytes > out_bytes ? in_bytes : out_bytes;
     input = malloc(in_bytes);
     want = malloc(out_bytes);
+    ref = malloc(out_bytes);
     data = malloc(bytes);
     scratch_bytes = pc_depthwise_conv2d_s8_in_place_get_buffer_size(&p);
     scratch = malloc(scratch_bytes > 0 ? (size_t)scratch_bytes : 1);
@@ -90,12 +122,14 @@ static int check(int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_
     }
     pc_depthwise_conv2d_s8(&p, &q, input, filter, bias, want);
     pc_depthwise_conv2d_s8_in_place(&p, &q, data, filter, bias, scratch);
-    failed = memcmp(want, data, out_bytes) != 0;
+    reference(&p, &q, input, filter, bias, ref);
+    failed = memcmp(want, data, out_bytes) != 0 || memcmp(ref, want, out_bytes) != 0;
     printf("%d %d %d %d %d %d %d %d %d %d %d %d%s\n", (int)h, (int)w, (int)c, (int)kh, (int)kw,
            (int)sh, (int)sw, (int)pt, (int)pl, (int)ho, (int)wo,
            (int)pc_depthwise_in_place_rows(&p), failed ? " FAILED" : "");
     free(input);
     free(want);
+    free(ref);
     free(data);
     free(scratch);
     return failed ? 2 : 1;
@@ -118,7 +152,7 @@ int main(int argc, char **argv)
                     const int32_t pr = same ? kw - 1 - pl : 0;
                     for (int32_t n = 0; n < 6; n++) {
                         const int32_t h = 1 + (int32_t)(rnd() % 13);
-                        const int32_t w = 1 + (int32_t)(rnd() % 11);
+                        const int32_t w = 1 + (int32_t)(rnd() % 30);
                         const int32_t c = channels[rnd() % (sizeof(channels) / sizeof(channels[0]))];
                         const int r = check(h, w, c, kh, kw, s, s == 3 ? 1 : s, pt, pl, pb, pr);
                         checked += r > 0;
