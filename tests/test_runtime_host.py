@@ -136,10 +136,10 @@ def test_depthwise_in_place_equals_depthwise(tmp_path):
     1..16 channels), both equal to plain reference loops, on both code paths, with the data
     buffer and the ring malloc'd at exactly their documented sizes under ASan; the ring rows
     equal the planner's. The DSP path runs twice: as shipped, and with every layer whose rows
-    fit on the widened-rows path (PC_DW_ROWS_MIN_WIDTH=1), so both its algorithms are swept."""
+    fit on the widened-rows path (PC_DW_ROWS_ALWAYS=1), so both its algorithms are swept."""
     runtime = codegen.RUNTIME_DIR
     builds = [(cfg.variant, hostbuild.VARIANTS[cfg.variant]) for cfg in VARIANTS]
-    builds.append(("dsp-rows", [*hostbuild.VARIANTS["dsp-emulated"], "-DPC_DW_ROWS_MIN_WIDTH=1"]))
+    builds.append(("dsp-rows", [*hostbuild.VARIANTS["dsp-emulated"], "-DPC_DW_ROWS_ALWAYS=1"]))
     for variant, flags in builds:
         exe = tmp_path / f"dw_in_place_{variant}"
         subprocess.run([hostbuild.HostConfig().cc, *hostbuild.WARNINGS, "-O1", "-g",

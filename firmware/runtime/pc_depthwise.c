@@ -4,9 +4,10 @@
  * loops never test for padding.
  *
  * DSP path, two algorithms (which one a layer takes: rows_fit):
- * - widened rows, one channel at a time: wide maps (12+ outputs a row) with stride 1, and
- *   5x5 / 7x7 with stride 2 (described at rows_layer's section);
- * - four channels at a time: the rest (narrow maps, 3x3 with stride 2).
+ * - widened rows, one channel at a time: maps of 4+ rows and 64+ outputs a channel, but for
+ *   3x3 with stride 2 (rows_fit; described at rows_layer's section);
+ * - four channels at a time: the rest (3x3 with stride 2, tiny maps, a patch stage's small
+ *   tiles and single rows).
  *
  * Four channels at a time, in an outer loop, so everything that belongs to those
  * channels is done once per layer rather than once per pixel: their kh*kw filter words are
@@ -564,25 +565,25 @@ PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8
 
 /* ---- widened rows: one channel at a time ---------------------------------------------------
  * The path for layers where it is faster (rows_fit). Each input row of the channel is widened
- * to int16 once, into a ring of kh rows on the stack; the columns outside the image, and rows
- * above / below it, hold -input_offset, so with input_offset * sum(weights) in the bias a
- * padding tap adds exactly 0 and border pixels need no path of their own. Horizontally
- * neighbouring taps are then int16 pairs in one word, and outputs take SMLAD (2 MACs per
- * instruction) against pairs of weights prepared once per channel: two neighbouring outputs
- * per step for 3x3 (stride 1), 5x5 and 7x7 (stride 1 or 2), so each weight word serves both.
- * The accumulators of a chunk of outputs are requantised in a second pass, with the
- * channel's constants in registers.
+ * to int16 once, into a ring on the stack; the columns outside the image, and rows above /
+ * below it, hold -input_offset, so with input_offset * sum(weights) in the bias a padding tap
+ * adds exactly 0 and border pixels need no path of their own. Horizontally neighbouring taps
+ * are then int16 pairs in one word, and outputs take SMLAD (2 MACs per instruction) against
+ * pairs of weights prepared once per channel: two neighbouring outputs per step for 3x3 and
+ * 5x5 / 7x7 (stride 1 or 2), so each weight word serves both. The accumulators of a chunk
+ * of outputs are requantised in a second pass, with the channel's constants in registers.
+ *
+ * Two ring modes (rows_layer): when the channel's whole padded plane fits the ring, every row
+ * is widened first and output rows are requantised several at a time ("plane"); otherwise the
+ * ring holds kh rows and each is widened when the first output row needs it.
  *
  * Weights are pre-shifted by the requantisation's left shift (pc_rq_t.lsh, at most 7 so that
  * 128 << 7 still fits an int16 lane), so the accumulator comes out already shifted and
  * requantising is ASR, ADD, SMMLAR, ASR, SSAT (pc_dsp.h explains why that is exact).
  * Stack: the ring (DW_RING_BYTES), a chunk of accumulators (4 * DW_CHUNK) and one chan_t,
- * about 1.2 kB; the four-channel path below is not on the stack at the same time. */
+ * about 1.5 kB; the four-channel path below is not on the stack at the same time. */
 
-#define DW_RING_BYTES 768   /* the ring on the stack: kh rows of dw_slot(p) int16 values */
-#ifndef PC_DW_ROWS_MIN_WIDTH
-#define PC_DW_ROWS_MIN_WIDTH 12 /* narrowest output rows that take this path (see rows_fit) */
-#endif
+#define DW_RING_BYTES 768   /* the ring on the stack: rows of dw_slot(p) int16 values */
 #define DW_ROW_MAX_WORDS 32 /* weight pairs: kh * ceil(kw / 2), 28 for 7x7 */
 
 /* int16 values per ring row: the (Wo - 1) * stride + kw input columns the outputs read, plus
@@ -593,17 +594,39 @@ static int32_t dw_slot(const pc_conv_params_t *p)
     return (cols + 1) & ~1;
 }
 
-/* Whether a layer takes this path: its rows fit the ring, and it is one where the path is
- * faster (measured by `make bench`, per op). Widening costs about 2 instructions per input
- * value and each channel has its own set-up, which pays off on rows of 12+ outputs, except
- * for 3x3 with stride 2 (where each input value feeds only 2.25 MACs): those, and narrower
- * maps, run faster on the four-channel path below. */
+/* Input rows the outputs read: (Ho - 1) * stride + kh, from row -pad_top. */
+static int32_t dw_plane_rows(const pc_conv_params_t *p)
+{
+    return (p->output.h - 1) * p->stride_h + p->kernel_h;
+}
+
+/* Whether the whole padded input plane of a channel fits the ring: then every row is widened
+ * up front ("plane" mode), which also makes running in place safe for any geometry. */
+static int plane_fits(const pc_conv_params_t *p)
+{
+    return dw_plane_rows(p) * dw_slot(p) * 2 <= DW_RING_BYTES;
+}
+
+/* Whether a layer takes this path (measured by `make bench`, per op): its kernel's weights fit
+ * chan_t, its rows fit the ring, and it has work enough per channel to repay the channel's
+ * set-up and the widening of its rows: 4+ output rows (a kernel row's widened input serves up
+ * to kh of them), 64+ outputs, rows of 12+ outputs unless the whole plane fits the ring (the
+ * per-row calls of ring mode); and not 3x3 with stride 2, where each input value feeds
+ * only 2.25 MACs and widening it (about 2.5 instructions) does not pay. The rest (small
+ * tiles of a patch stage, single output rows, tiny maps) is faster on the four-channel path.
+ * -DPC_DW_ROWS_ALWAYS=1 sends every layer that fits here (the tests sweep both paths). */
+#ifndef PC_DW_ROWS_ALWAYS
+#define PC_DW_ROWS_ALWAYS 0
+#endif
+
 static int rows_fit(const pc_conv_params_t *p)
 {
     const int32_t pairs = (p->kernel_w + 1) / 2;
+    const int pays = p->output.h >= 4 && p->output.h * p->output.w >= 64 &&
+                     (plane_fits(p) || p->output.w >= 12) &&
+                     !(p->kernel_w == 3 && p->stride_w == 2);
     return p->kernel_h * pairs <= DW_ROW_MAX_WORDS &&
-           p->kernel_h * dw_slot(p) * 2 <= DW_RING_BYTES &&
-           p->output.w >= PC_DW_ROWS_MIN_WIDTH && !(p->kernel_w == 3 && p->stride_w == 2);
+           p->kernel_h * dw_slot(p) * 2 <= DW_RING_BYTES && (PC_DW_ROWS_ALWAYS || pays);
 }
 
 /* One channel's constants. */
@@ -660,27 +683,46 @@ PC_INLINE uint32_t rd2(const int16_t *x)
 /* Outputs are made in two passes over chunks of DW_CHUNK: their accumulators first, with the
  * weights in registers, then their requantisation, with the channel's constants in registers
  * (both sets at once would not fit the 13 registers of a Cortex-M loop). */
-#define DW_CHUNK 64
+#define DW_CHUNK 128
 
-/* The accumulators of n outputs of one row; r: the kernel rows' ring rows, at the first
- * output's first tap. */
-typedef void (*acc_fn_t)(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n);
+/* The accumulators of n outputs of one row; r: the kernel rows' ring rows at the first
+ * output row's first tap, off: int16 values from there to this row's (0, or in plane mode a
+ * multiple of the stride's rows). Each row function is a function of its own, which keeps
+ * its loop's accumulators, weights and pointers in registers. */
+typedef void (*row_fn_t)(const chan_t *k, const int16_t *const *r, int32_t off, int32_t *acc,
+                         int32_t n);
 
-/* 3x3, stride 1, two neighbouring outputs A (s) and B (t) per step. Per kernel row: A's taps
- * 0, 1 are the word (x0, x1) and B's (x1, x2), both against the row's weights (w0, w1); tap 2
- * is the bottom (A: x2) or top (B: x3) lane of (x2, x3). Tap 2 of rows 0 and 1 share one
- * weight word, (w2 of row 0, w2 of row 1), which keeps the weights in 5 registers. */
-PC_NOINLINE void acc_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+/* The weights of a 3x3 kernel in 5 registers: (w0, w1) of each row in a0..a2, and tap 2 of
+ * rows 0 and 1 sharing one word, b01 = (w2 of row 0, w2 of row 1); b2 = (w2 of row 2, 0). */
+typedef struct {
+    uint32_t a0, a1, a2, b01, b2;
+    int32_t bias;
+} w3x3_t;
+
+PC_INLINE w3x3_t w3x3(const chan_t *k)
 {
-    const int16_t *r0 = r[0];
-    const int16_t *r1 = r[1];
-    const int16_t *r2 = r[2];
-    const uint32_t a0 = k->w[0];
-    const uint32_t a1 = k->w[2];
-    const uint32_t a2 = k->w[4];
-    const uint32_t b01 = (k->w[1] & 0xffffu) | (k->w[3] << 16);
-    const uint32_t b2 = k->w[5];
-    const int32_t bias = k->bias;
+    w3x3_t w;
+    w.a0 = k->w[0];
+    w.a1 = k->w[2];
+    w.a2 = k->w[4];
+    w.b01 = (k->w[1] & 0xffffu) | (k->w[3] << 16);
+    w.b2 = k->w[5];
+    w.bias = k->bias;
+    return w;
+}
+
+/* One row, 3x3, stride 1, two neighbouring outputs A (s) and B (t) per step. Per kernel row:
+ * A's taps 0, 1 are the word (x0, x1) and B's (x1, x2), both against (w0, w1); tap 2 is the
+ * bottom (A: x2) or top (B: x3) lane of (x2, x3). */
+PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t off,
+                            int32_t *acc, int32_t n)
+{
+    const w3x3_t w = w3x3(k);
+    const uint32_t a0 = w.a0, a1 = w.a1, a2 = w.a2, b01 = w.b01, b2 = w.b2;
+    const int32_t bias = w.bias;
+    const int16_t *r0 = r[0] + off;
+    const int16_t *r1 = r[1] + off;
+    const int16_t *r2 = r[2] + off;
     for (; n >= 2; n -= 2) {
         int32_t s = pc_smlad(rd2(r0), a0, bias);
         int32_t t = pc_smlad(rd2(r0 + 1), a0, bias);
@@ -715,11 +757,57 @@ PC_NOINLINE void acc_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t *a
     }
 }
 
-/* Accumulators of n outputs of a kernel kw wide (a constant: 5 or 7), stride 1 or 2, two
- * neighbouring outputs A (s) and B (t) per step: per kernel row, ceil(kw / 2) weight words
- * serve both (with stride 2 B's pairs are A's next ones, so loads are shared too). */
-PC_INLINE void acc_wide_at(const chan_t *k, const int16_t *const *r, int32_t kh,
-                           int32_t *acc, int32_t n, int32_t kw, int s2)
+/* One row, 3x3, stride 2: A's taps are (x0, x1), x2 and B's (x2, x3), x4, so the word
+ * (x2, x3) serves both (3 loads a kernel row for 2 outputs). */
+PC_NOINLINE void row_3x3_s2(const chan_t *k, const int16_t *const *r, int32_t off,
+                            int32_t *acc, int32_t n)
+{
+    const w3x3_t w = w3x3(k);
+    const uint32_t a0 = w.a0, a1 = w.a1, a2 = w.a2, b01 = w.b01, b2 = w.b2;
+    const int32_t bias = w.bias;
+    const int16_t *r0 = r[0] + off;
+    const int16_t *r1 = r[1] + off;
+    const int16_t *r2 = r[2] + off;
+    for (; n >= 2; n -= 2) {
+        uint32_t x23 = rd2(r0 + 2);
+        int32_t s = pc_smlad(rd2(r0), a0, bias);
+        int32_t t = pc_smlad(x23, a0, bias);
+        s = pc_smlabb(x23, b01, s);
+        t = pc_smlabb(rd2(r0 + 4), b01, t);
+        x23 = rd2(r1 + 2);
+        s = pc_smlad(rd2(r1), a1, s);
+        t = pc_smlad(x23, a1, t);
+        s = pc_smlabt(x23, b01, s);
+        t = pc_smlabt(rd2(r1 + 4), b01, t);
+        x23 = rd2(r2 + 2);
+        s = pc_smlad(rd2(r2), a2, s);
+        t = pc_smlad(x23, a2, t);
+        s = pc_smlabb(x23, b2, s);
+        t = pc_smlabb(rd2(r2 + 4), b2, t);
+        acc[0] = s;
+        acc[1] = t;
+        acc += 2;
+        r0 += 4;
+        r1 += 4;
+        r2 += 4;
+    }
+    if (n > 0) {
+        int32_t s = pc_smlad(rd2(r0), a0, bias);
+        s = pc_smlabb(rd2(r0 + 2), b01, s);
+        s = pc_smlad(rd2(r1), a1, s);
+        s = pc_smlabt(rd2(r1 + 2), b01, s);
+        s = pc_smlad(rd2(r2), a2, s);
+        s = pc_smlabb(rd2(r2 + 2), b2, s);
+        acc[0] = s;
+    }
+}
+
+/* One row of a kernel kw wide (a constant: 5 or 7), stride 1 or 2, two neighbouring outputs
+ * A (s) and B (t) per step: per kernel row, ceil(kw / 2) weight words serve both (with
+ * stride 2 B's pairs are A's next ones, so loads are shared too); r: the kernel rows, off:
+ * int16 values from them to this output row's. */
+PC_INLINE void row_wide(const chan_t *k, const int16_t *const *r, int32_t off, int32_t kh,
+                        int32_t *acc, int32_t n, int32_t kw, int s2)
 {
     const int32_t full = kw / 2; /* pairs with two taps; kw is odd, so one tap is left */
     const int32_t pairs = full + 1;
@@ -731,7 +819,7 @@ PC_INLINE void acc_wide_at(const chan_t *k, const int16_t *const *r, int32_t kh,
         const uint32_t *w = k->w;
         PC_UNROLL(7)
         for (int32_t ky = 0; ky < kh; ky++) {
-            const int16_t *x = r[ky] + j * d;
+            const int16_t *x = r[ky] + off + j * d;
             uint32_t last;
             PC_UNROLL(3)
             for (int32_t i = 0; i < full; i++) {
@@ -750,7 +838,7 @@ PC_INLINE void acc_wide_at(const chan_t *k, const int16_t *const *r, int32_t kh,
         int32_t s = k->bias;
         const uint32_t *w = k->w;
         for (int32_t ky = 0; ky < kh; ky++) {
-            const int16_t *x = r[ky] + j * d;
+            const int16_t *x = r[ky] + off + j * d;
             for (int32_t i = 0; i < pairs; i++) {
                 s = pc_smlad(rd2(x + 2 * i), w[i], s);
             }
@@ -760,37 +848,30 @@ PC_INLINE void acc_wide_at(const chan_t *k, const int16_t *const *r, int32_t kh,
     }
 }
 
-PC_NOINLINE void acc_5x5_s1(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
-{
-    acc_wide_at(k, r, 5, acc, n, 5, 0); /* 5x5: unrolled */
-}
+#define ROW_WIDE(name, kw, s2)                                                                \
+    PC_NOINLINE void name(const chan_t *k, const int16_t *const *r, int32_t off, int32_t *acc, \
+                          int32_t n)                                                           \
+    {                                                                                          \
+        row_wide(k, r, off, kw, acc, n, kw, s2); /* kh = kw: each kernel row unrolled */       \
+    }
 
-PC_NOINLINE void acc_5x5_s2(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
-{
-    acc_wide_at(k, r, 5, acc, n, 5, 1); /* 5x5: unrolled */
-}
+ROW_WIDE(row_5x5_s1, 5, 0)
+ROW_WIDE(row_5x5_s2, 5, 1)
+ROW_WIDE(row_7x7_s1, 7, 0)
+ROW_WIDE(row_7x7_s2, 7, 1)
 
-PC_NOINLINE void acc_7x7_s1(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
-{
-    acc_wide_at(k, r, 7, acc, n, 7, 0); /* 7x7: unrolled */
-}
-
-PC_NOINLINE void acc_7x7_s2(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
-{
-    acc_wide_at(k, r, 7, acc, n, 7, 1); /* 7x7: unrolled */
-}
-
-/* Accumulators of n outputs of any kernel and stride. */
-PC_NOINLINE void acc_any(const chan_t *k, const int16_t *const *r, int32_t *acc, int32_t n)
+/* Any kernel and stride. */
+PC_NOINLINE void row_any(const chan_t *k, const int16_t *const *r, int32_t off, int32_t *acc,
+                         int32_t n)
 {
     const int32_t pairs = (k->kw + 1) / 2;
     for (int32_t j = 0; j < n; j++) {
         int32_t a = k->bias;
         const uint32_t *w = k->w;
         for (int32_t ky = 0; ky < k->kh; ky++) {
-            const int16_t *x = r[ky] + j * k->sw;
-            for (int32_t i = 0; i < pairs; i++) {
-                a = pc_smlad(rd2(x + 2 * i), w[i], a);
+            const int16_t *x = r[ky] + off + j * k->sw;
+            for (int32_t t = 0; t < pairs; t++) {
+                a = pc_smlad(rd2(x + 2 * t), w[t], a);
             }
             w += pairs;
         }
@@ -798,21 +879,21 @@ PC_NOINLINE void acc_any(const chan_t *k, const int16_t *const *r, int32_t *acc,
     }
 }
 
-static acc_fn_t pick_acc(const pc_conv_params_t *p)
+static row_fn_t pick_row(const pc_conv_params_t *p)
 {
     const int32_t kh = p->kernel_h;
     const int32_t kw = p->kernel_w;
     const int32_t sw = p->stride_w;
     if (kh == 3 && kw == 3) {
-        return sw == 1 ? acc_3x3_s1 : acc_any;
+        return sw == 1 ? row_3x3_s1 : sw == 2 ? row_3x3_s2 : row_any;
     }
     if (kh == 5 && kw == 5) {
-        return sw == 1 ? acc_5x5_s1 : sw == 2 ? acc_5x5_s2 : acc_any;
+        return sw == 1 ? row_5x5_s1 : sw == 2 ? row_5x5_s2 : row_any;
     }
     if (kh == 7 && kw == 7) {
-        return sw == 1 ? acc_7x7_s1 : sw == 2 ? acc_7x7_s2 : acc_any;
+        return sw == 1 ? row_7x7_s1 : sw == 2 ? row_7x7_s2 : row_any;
     }
-    return acc_any;
+    return row_any;
 }
 
 /* n accumulators of a fast channel (already << lsh) to outputs out[0], out[step], ...;
@@ -919,41 +1000,59 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
     int32_t acc[DW_CHUNK];
     const int16_t *r[8]; /* kh <= 7 where rows_fit (DW_ROW_MAX_WORDS) */
     chan_t k;
-    const acc_fn_t acc_rows = pick_acc(p);
+    const row_fn_t row = pick_row(p);
     const int32_t ch = p->input.c;
     const int32_t kh = p->kernel_h;
+    const int32_t sh = p->stride_h;
+    const int32_t ho = p->output.h;
     const int32_t wo = p->output.w;
     const int32_t slot = dw_slot(p);
+    /* plane mode: a ring row for every input row read, all widened before the first output
+     * row, and output rows taken DW_CHUNK outputs at a time; else a ring of kh rows, each
+     * widened when the first output row needs it, one output row at a time */
+    const int32_t plane = plane_fits(p);
+    const int32_t ring_rows = plane ? dw_plane_rows(p) : kh;
+    const int32_t block = plane && wo <= DW_CHUNK ? DW_CHUNK / wo : 1; /* output rows a call */
     /* input columns inside both the image and the span the outputs read */
     int32_t cols = slot - 1 - p->pad_left;
     cols = cols < 0 ? 0 : cols > p->input.w ? p->input.w : cols;
-    for (int32_t i = 0; i < kh * slot; i++) {
+    for (int32_t i = 0; i < ring_rows * slot; i++) {
         ring.v[i] = (int16_t)-p->input_offset;
     }
     for (int32_t c = 0; c < ch; c++) {
-        /* input row iy sits in ring row (iy + pad_top) % kh; the rows are widened in order */
+        /* input row iy sits in ring row (iy + pad_top) % ring_rows; rows are widened in order */
         int32_t next = -p->pad_top; /* the next input row to widen */
         int32_t next_slot = 0;      /* its ring row */
         int32_t top_slot = 0;       /* the ring row of the output row's first kernel row */
         chan_prepare(&k, p, q, filter, bias, c);
-        for (int32_t oy = 0; oy < p->output.h; oy++) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (int32_t oy = 0; oy < ho; oy += block) {
+            const int32_t iy0 = oy * sh - p->pad_top;
+            const int32_t rows = ho - oy < block ? ho - oy : block;
+            const int32_t last = plane ? ring_rows - p->pad_top : iy0 + kh; /* widen below */
             int8_t *out = output + oy * wo * ch + c;
             if (next < iy0) { /* rows a stride over kh skips */
-                next_slot = (next_slot + iy0 - next) % kh;
+                next_slot = (next_slot + iy0 - next) % ring_rows;
                 next = iy0;
             }
-            for (; next < iy0 + kh; next++) {
+            for (; next < last; next++) {
                 widen_row(p, input, c, next, ring.v + next_slot * slot, cols);
-                next_slot = next_slot + 1 == kh ? 0 : next_slot + 1;
+                next_slot = next_slot + 1 == ring_rows ? 0 : next_slot + 1;
             }
-            for (int32_t ky = 0, s = top_slot; ky < kh; ky++, s = s + 1 == kh ? 0 : s + 1) {
+            for (int32_t ky = 0, s = top_slot; ky < kh; ky++) {
                 r[ky] = ring.v + s * slot;
+                s = s + 1 == ring_rows ? 0 : s + 1;
             }
-            top_slot = (top_slot + p->stride_h) % kh;
+            top_slot = (top_slot + rows * sh) % ring_rows;
+            if (rows > 1) { /* plane mode: whole output rows, contiguous in the output */
+                for (int32_t i = 0; i < rows; i++) {
+                    row(&k, r, i * sh * slot, acc + i * wo, wo);
+                }
+                store_outputs(&k, acc, rows * wo, out, ch);
+                continue;
+            }
             for (int32_t ox = 0; ox < wo; ox += DW_CHUNK) {
                 const int32_t n = wo - ox < DW_CHUNK ? wo - ox : DW_CHUNK;
-                acc_rows(&k, r, acc, n);
+                row(&k, r, 0, acc, n);
                 store_outputs(&k, acc, n, out + ox * ch, ch);
                 for (int32_t ky = 0; ky < kh; ky++) {
                     r[ky] += DW_CHUNK * p->stride_w;
@@ -967,6 +1066,9 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
  * input row under it must have been widened by then (true for "same" and "valid" padding). */
 static int in_place_rows_ok(const pc_conv_params_t *p)
 {
+    if (plane_fits(p)) {
+        return 1; /* the whole plane is widened first */
+    }
     for (int32_t o = 0; o < p->output.h; o++) {
         int32_t widened = o * p->stride_h - p->pad_top + p->kernel_h - 1;
         int32_t landing = ((o + 1) * p->output.w - 1) / p->input.w;
