@@ -711,6 +711,18 @@ PC_INLINE w3x3_t w3x3(const chan_t *k)
     return w;
 }
 
+/* One output of a 3x3 kernel (a row's odd last one); r0..r2: its first taps. */
+PC_INLINE int32_t one_3x3(const w3x3_t *w, const int16_t *r0, const int16_t *r1,
+                          const int16_t *r2)
+{
+    int32_t s = pc_smlad(rd2(r0), w->a0, w->bias);
+    s = pc_smlabb(rd2(r0 + 2), w->b01, s);
+    s = pc_smlad(rd2(r1), w->a1, s);
+    s = pc_smlabt(rd2(r1 + 2), w->b01, s);
+    s = pc_smlad(rd2(r2), w->a2, s);
+    return pc_smlabb(rd2(r2 + 2), w->b2, s);
+}
+
 /* One row, 3x3, stride 1, two neighbouring outputs A (s) and B (t) per step. Per kernel row:
  * A's taps 0, 1 are the word (x0, x1) and B's (x1, x2), both against (w0, w1); tap 2 is the
  * bottom (A: x2) or top (B: x3) lane of (x2, x3). */
@@ -747,13 +759,7 @@ PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t of
         r2 += 2;
     }
     if (n > 0) {
-        int32_t s = pc_smlad(rd2(r0), a0, bias);
-        s = pc_smlabb(rd2(r0 + 2), b01, s);
-        s = pc_smlad(rd2(r1), a1, s);
-        s = pc_smlabt(rd2(r1 + 2), b01, s);
-        s = pc_smlad(rd2(r2), a2, s);
-        s = pc_smlabb(rd2(r2 + 2), b2, s);
-        acc[0] = s;
+        acc[0] = one_3x3(&w, r0, r1, r2);
     }
 }
 
@@ -792,13 +798,7 @@ PC_NOINLINE void row_3x3_s2(const chan_t *k, const int16_t *const *r, int32_t of
         r2 += 4;
     }
     if (n > 0) {
-        int32_t s = pc_smlad(rd2(r0), a0, bias);
-        s = pc_smlabb(rd2(r0 + 2), b01, s);
-        s = pc_smlad(rd2(r1), a1, s);
-        s = pc_smlabt(rd2(r1 + 2), b01, s);
-        s = pc_smlad(rd2(r2), a2, s);
-        s = pc_smlabb(rd2(r2 + 2), b2, s);
-        acc[0] = s;
+        acc[0] = one_3x3(&w, r0, r1, r2);
     }
 }
 
