@@ -216,16 +216,29 @@ ARM_TARGETS = {  # (flags, expected kernel variant)
 @pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
 @pytest.mark.parametrize("target", ARM_TARGETS)
 def test_runtime_and_model_compile_warning_free_for_cortex_m(target, tmp_path):
+    """Warning-free on each core; the DSP path uses SIMD MACs; and no runtime function has a
+    stack frame of variable size or over 4 kB (-fstack-usage), half the 8 kB stack of the
+    Mbed images, so a kernel cannot quietly eat the stack (their deepest chain: the pointwise
+    driver's two-kilobyte column buffer, or a depthwise driver calling its widened-rows path)."""
     files = codegen.generate(edge_graph(0), tmp_path)
     inc = [f"-I{d}" for d in [tmp_path, *codegen.runtime_include_dirs(), hostbuild.BOARD_INCLUDE]]
     srcs = [*codegen.runtime_sources(), files["model.c"], *hostbuild.APP_SOURCES]
     for src in srcs:
-        subprocess.run([ARM_GCC, *hostbuild.WARNINGS, "-O2", *ARM_TARGETS[target], *inc, "-c",
-                        str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True)
+        subprocess.run([ARM_GCC, *hostbuild.WARNINGS, "-O2", "-fstack-usage",
+                        *ARM_TARGETS[target], *inc, "-c", str(src),
+                        "-o", str(tmp_path / (src.stem + ".o"))], check=True)
     # the DSP path really uses the SIMD MACs where the core has them
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "pc_conv.o")],
                          capture_output=True, text=True).stdout
     assert ("smlad" in dis) == (target == "m7-dsp")
+    frames = {}
+    for src in codegen.runtime_sources():
+        for line in (tmp_path / (src.stem + ".su")).read_text().splitlines():
+            where, size, kind = line.split("\t")
+            frames[where.rsplit(":", 1)[-1] + " in " + src.name] = (int(size), kind)
+    assert len(frames) > 20
+    big = {f: v for f, v in frames.items() if v[0] > 4096 or v[1] != "static"}
+    assert not big, big
 
 
 def test_generated_code_is_warning_free_on_host_gcc(tmp_path):
