@@ -569,9 +569,10 @@ PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8
  * below it, hold -input_offset, so with input_offset * sum(weights) in the bias a padding tap
  * adds exactly 0 and border pixels need no path of their own. Horizontally neighbouring taps
  * are then int16 pairs in one word, and outputs take SMLAD (2 MACs per instruction) against
- * pairs of weights prepared once per channel: two neighbouring outputs per step for 3x3 and
- * 5x5 / 7x7 (stride 1 or 2), so each weight word serves both. The accumulators of a chunk
- * of outputs are requantised in a second pass, with the channel's constants in registers.
+ * pairs of weights prepared once per channel: two neighbouring outputs per step for 3x3
+ * (stride 1) and 5x5 / 7x7 (stride 1 or 2), so each weight word serves both. The
+ * accumulators of a chunk of outputs are requantised in a second pass, with the channel's
+ * constants in registers.
  *
  * Two ring modes (rows_layer): when the channel's whole padded plane fits the ring, every row
  * is widened first and output rows are requantised several at a time ("plane"); otherwise the
@@ -763,45 +764,6 @@ PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t of
     }
 }
 
-/* One row, 3x3, stride 2: A's taps are (x0, x1), x2 and B's (x2, x3), x4, so the word
- * (x2, x3) serves both (3 loads a kernel row for 2 outputs). */
-PC_NOINLINE void row_3x3_s2(const chan_t *k, const int16_t *const *r, int32_t off,
-                            int32_t *acc, int32_t n)
-{
-    const w3x3_t w = w3x3(k);
-    const uint32_t a0 = w.a0, a1 = w.a1, a2 = w.a2, b01 = w.b01, b2 = w.b2;
-    const int32_t bias = w.bias;
-    const int16_t *r0 = r[0] + off;
-    const int16_t *r1 = r[1] + off;
-    const int16_t *r2 = r[2] + off;
-    for (; n >= 2; n -= 2) {
-        uint32_t x23 = rd2(r0 + 2);
-        int32_t s = pc_smlad(rd2(r0), a0, bias);
-        int32_t t = pc_smlad(x23, a0, bias);
-        s = pc_smlabb(x23, b01, s);
-        t = pc_smlabb(rd2(r0 + 4), b01, t);
-        x23 = rd2(r1 + 2);
-        s = pc_smlad(rd2(r1), a1, s);
-        t = pc_smlad(x23, a1, t);
-        s = pc_smlabt(x23, b01, s);
-        t = pc_smlabt(rd2(r1 + 4), b01, t);
-        x23 = rd2(r2 + 2);
-        s = pc_smlad(rd2(r2), a2, s);
-        t = pc_smlad(x23, a2, t);
-        s = pc_smlabb(x23, b2, s);
-        t = pc_smlabb(rd2(r2 + 4), b2, t);
-        acc[0] = s;
-        acc[1] = t;
-        acc += 2;
-        r0 += 4;
-        r1 += 4;
-        r2 += 4;
-    }
-    if (n > 0) {
-        acc[0] = one_3x3(&w, r0, r1, r2);
-    }
-}
-
 /* One row of a kernel kw wide (a constant: 5 or 7), stride 1 or 2, two neighbouring outputs
  * A (s) and B (t) per step: per kernel row, ceil(kw / 2) weight words serve both (with
  * stride 2 B's pairs are A's next ones, so loads are shared too); r: the kernel rows, off:
@@ -885,7 +847,7 @@ static row_fn_t pick_row(const pc_conv_params_t *p)
     const int32_t kw = p->kernel_w;
     const int32_t sw = p->stride_w;
     if (kh == 3 && kw == 3) {
-        return sw == 1 ? row_3x3_s1 : sw == 2 ? row_3x3_s2 : row_any;
+        return sw == 1 ? row_3x3_s1 : row_any; /* stride 2 stays on the four-channel path */
     }
     if (kh == 5 && kw == 5) {
         return sw == 1 ? row_5x5_s1 : sw == 2 ? row_5x5_s2 : row_any;
