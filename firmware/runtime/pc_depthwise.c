@@ -641,8 +641,9 @@ typedef struct {
     int32_t kh, kw, sw;                   /* the kernel, the horizontal stride */
 } chan_t;
 
-PC_NOINLINE void chan_prepare(chan_t *k, const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
-                         const int8_t *filter, const int32_t *bias, int32_t c)
+PC_NOINLINE void chan_prepare(chan_t *k, const pc_conv_params_t *p,
+                              const pc_per_channel_quant_t *q, const int8_t *filter,
+                              const int32_t *bias, int32_t c)
 {
     const int32_t ch = p->input.c;
     const int32_t kh = p->kernel_h;
@@ -693,46 +694,18 @@ PC_INLINE uint32_t rd2(const int16_t *x)
 typedef void (*row_fn_t)(const chan_t *k, const int16_t *const *r, int32_t off, int32_t *acc,
                          int32_t n);
 
-/* The weights of a 3x3 kernel in 5 registers: (w0, w1) of each row in a0..a2, and tap 2 of
- * rows 0 and 1 sharing one word, b01 = (w2 of row 0, w2 of row 1); b2 = (w2 of row 2, 0). */
-typedef struct {
-    uint32_t a0, a1, a2, b01, b2;
-    int32_t bias;
-} w3x3_t;
-
-PC_INLINE w3x3_t w3x3(const chan_t *k)
-{
-    w3x3_t w;
-    w.a0 = k->w[0];
-    w.a1 = k->w[2];
-    w.a2 = k->w[4];
-    w.b01 = (k->w[1] & 0xffffu) | (k->w[3] << 16);
-    w.b2 = k->w[5];
-    w.bias = k->bias;
-    return w;
-}
-
-/* One output of a 3x3 kernel (a row's odd last one); r0..r2: its first taps. */
-PC_INLINE int32_t one_3x3(const w3x3_t *w, const int16_t *r0, const int16_t *r1,
-                          const int16_t *r2)
-{
-    int32_t s = pc_smlad(rd2(r0), w->a0, w->bias);
-    s = pc_smlabb(rd2(r0 + 2), w->b01, s);
-    s = pc_smlad(rd2(r1), w->a1, s);
-    s = pc_smlabt(rd2(r1 + 2), w->b01, s);
-    s = pc_smlad(rd2(r2), w->a2, s);
-    return pc_smlabb(rd2(r2 + 2), w->b2, s);
-}
-
 /* One row, 3x3, stride 1, two neighbouring outputs A (s) and B (t) per step. Per kernel row:
  * A's taps 0, 1 are the word (x0, x1) and B's (x1, x2), both against (w0, w1); tap 2 is the
  * bottom (A: x2) or top (B: x3) lane of (x2, x3). */
 PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t off,
                             int32_t *acc, int32_t n)
 {
-    const w3x3_t w = w3x3(k);
-    const uint32_t a0 = w.a0, a1 = w.a1, a2 = w.a2, b01 = w.b01, b2 = w.b2;
-    const int32_t bias = w.bias;
+    /* the weights in 5 registers: (w0, w1) of each row in a0..a2; tap 2 of rows 0 and 1
+     * share one word, b01 = (w2 of row 0, w2 of row 1); b2 = (w2 of row 2, 0) */
+    const uint32_t a0 = k->w[0], a1 = k->w[2], a2 = k->w[4];
+    const uint32_t b01 = (k->w[1] & 0xffffu) | (k->w[3] << 16);
+    const uint32_t b2 = k->w[5];
+    const int32_t bias = k->bias;
     const int16_t *r0 = r[0] + off;
     const int16_t *r1 = r[1] + off;
     const int16_t *r2 = r[2] + off;
@@ -759,8 +732,13 @@ PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t of
         r1 += 2;
         r2 += 2;
     }
-    if (n > 0) {
-        acc[0] = one_3x3(&w, r0, r1, r2);
+    if (n > 0) { /* the last, odd output */
+        int32_t s = pc_smlad(rd2(r0), a0, bias);
+        s = pc_smlabb(rd2(r0 + 2), b01, s);
+        s = pc_smlad(rd2(r1), a1, s);
+        s = pc_smlabt(rd2(r1 + 2), b01, s);
+        s = pc_smlad(rd2(r2), a2, s);
+        acc[0] = pc_smlabb(rd2(r2 + 2), b2, s);
     }
 }
 
@@ -919,8 +897,8 @@ PC_NOINLINE void store_outputs(const chan_t *k, const int32_t *acc, int32_t n, i
 
 /* Input row iy of channel c into the ring row dst, whose columns outside the image already
  * hold the padding (rows_layer fills the whole ring with it first). */
-PC_NOINLINE void widen_row(const pc_conv_params_t *p, const int8_t *input, int32_t c, int32_t iy,
-                      int16_t *dst, int32_t cols)
+PC_NOINLINE void widen_row(const pc_conv_params_t *p, const int8_t *input, int32_t c,
+                           int32_t iy, int16_t *dst, int32_t cols)
 {
     const int32_t ch = p->input.c;
     dst += p->pad_left;
