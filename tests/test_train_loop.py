@@ -50,13 +50,17 @@ class Toy:
 
 
 class Opts:
-    epochs, lr, batch, seed, weight_decay, max_steps = 3, 0.05, 8, 7, 0.0, None
+    epochs, lr, batch, seed, weight_decay, max_steps, ema = 3, 0.05, 8, 7, 0.0, None, 0.0
 
 
-def _toy_run(task: Toy, ckpt, resume=False):
+class EmaOpts(Opts):
+    ema = 0.9
+
+
+def _toy_run(task: Toy, ckpt, resume=False, opts=Opts):
     torch.manual_seed(0)
     net = nn.Linear(3, 1)
-    return net, loop.train(net, task, Opts(), ckpt,
+    return net, loop.train(net, task, opts(), ckpt,
                            lambda e, h: {"state": net.state_dict(), "epoch": e, "history": h},
                            lambda d: net.load_state_dict(d["state"]), resume, "toy")
 
@@ -77,6 +81,55 @@ def test_interrupted_and_resumed_equals_uninterrupted_and_best_survives(tmp_path
     assert loop.finished(tmp_path / "a" / "last.pt", 3)
     assert not loop.finished(tmp_path / "a" / "last.pt", 4)
     assert not loop.finished(tmp_path / "none.pt", 1)
+
+
+def test_weight_average_ramps_its_decay_and_follows_integer_buffers():
+    net = nn.BatchNorm1d(2)
+    avg = loop.WeightAverage(net, 0.5)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.weight.fill_(3.0)
+        net.num_batches_tracked.fill_(5)
+    avg.update(net)  # decay min(0.5, 2 / 11): mostly the new weights
+    d = 2 / 11
+    assert torch.allclose(avg.state["weight"], start["weight"] * d + 3.0 * (1 - d))
+    assert int(avg.state["num_batches_tracked"]) == 5
+    for _ in range(20):
+        avg.update(net)
+    assert avg.updates == 21 and torch.allclose(avg.state["weight"], torch.full((2,), 3.0))
+    with torch.no_grad():
+        net.weight.fill_(7.0)
+    avg.swap(net)
+    assert float(net.weight.detach()[0]) == pytest.approx(3.0)
+    assert float(avg.state["weight"][0]) == 7.0
+    with pytest.raises(ValueError, match="decay must be in"):
+        loop.WeightAverage(net, 1.0)
+
+
+class SeenWeights(Toy):
+    """Toy that records the weights validation sees."""
+    def validate(self, net, epoch, device):
+        self.seen = net.weight.detach().clone()
+        return super().validate(net, epoch, device)
+
+
+def test_weight_average_is_validated_checkpointed_returned_and_resumed(tmp_path):
+    scores = [0.3, 0.7, 0.5]
+    plain, _ = _toy_run(Toy(scores), tmp_path / "p" / "last.pt")
+    task = SeenWeights(scores)
+    a, _ = _toy_run(task, tmp_path / "a" / "last.pt", opts=EmaOpts)
+    # same batches as the plain run, so the raw weights match it; the result is the average
+    doc = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert torch.equal(doc["raw_state"]["weight"], plain.weight.detach())
+    assert torch.equal(doc["state"]["weight"], a.weight.detach())
+    assert torch.equal(task.seen, a.weight.detach())
+    assert not torch.equal(a.weight, plain.weight)
+    assert doc["ema_updates"] == 12
+    with pytest.raises(KeyboardInterrupt):
+        _toy_run(Toy(scores, interrupt_at=2), tmp_path / "b" / "last.pt", opts=EmaOpts)
+    b, _ = _toy_run(Toy(scores), tmp_path / "b" / "last.pt", resume=True, opts=EmaOpts)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
 
 
 def test_resume_without_checkpoint_is_an_error_and_writes_nothing(tmp_path):

@@ -121,6 +121,9 @@ class TrainSpec:
     # detect: its positive cells' focal loss over boxes - so a class with more examples
     # (person in vww's scenes, mask among the faces) does not pull the decision its way
     balance_classes: bool = False
+    # decay of an exponential moving average of the float training's weights, which is what
+    # validation sees and export ships (0: none; e.g. 0.999 - patchcam.training.loop)
+    ema: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -352,6 +355,9 @@ def _check_numbers(path: Path, c: AppConfig) -> None:
         _in(path, f"train.{k}", getattr(c.train, k), 1)
     _in(path, "train.qat_epochs", c.train.qat_epochs, 0)
     _in(path, "train.seed", c.train.seed, 0, 2**32 - 1)
+    if not 0 <= c.train.ema < 1:
+        raise _err(path, "train.ema", f"must be in [0, 1) (0: no weight averaging), got "
+                   f"{c.train.ema}")
     for k in ("lr", "qat_lr"):
         if not getattr(c.train, k) > 0:
             raise _err(path, f"train.{k}", f"must be > 0, got {getattr(c.train, k)}")

@@ -255,6 +255,7 @@ class FitOptions:
     temperature: float = 2.0
     class_weights: tuple[float, ...] | None = None  # per-class cross-entropy weights
     max_steps: int | None = None  # at most this many batches per epoch (tests, timing)
+    ema: float = 0.0  # train.ema: weight-average decay (loop.WeightAverage; 0: none)
 
 
 def to_batch(images: np.ndarray) -> torch.Tensor:

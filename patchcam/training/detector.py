@@ -304,6 +304,7 @@ class FitOptions:
     eval_every: int = 0  # float mAP on `val` every n epochs (0: never); best.pt keeps the best
     max_steps: int | None = None  # stop each epoch after this many batches (tests, timing)
     class_weights: tuple[float, ...] | None = None  # train.balance_classes: class_weights()
+    ema: float = 0.0  # train.ema: weight-average decay (loop.WeightAverage; 0: none)
 
 
 def class_weights(data: DetData, num_classes: int) -> tuple[float, ...]:

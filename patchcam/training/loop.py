@@ -11,6 +11,12 @@ record show, validation, and a few constants of the recipe (warm-up share, gradi
 the metric best.pt keeps the best of). doc(epoch, history) is the document to checkpoint,
 restore(doc) puts a checkpoint's weights back.
 
+Weight averaging (`o.ema` > 0, the app's `train.ema`): an exponential moving average of the
+weights and batch-norm statistics after every step (`WeightAverage`), as YOLO-family
+detectors train. Validation, best.pt, the checkpoint's `state` and the returned network are
+the averaged weights; the raw ones travel in the checkpoint's `raw_state` so a resumed run
+goes on from both.
+
 Seeds. torch is seeded with `seed` before the optimiser is made and with
 `seed * 100003 + epoch` at the start of every epoch; the epoch's order (and whatever else the
 task draws for it) comes from a numpy generator seeded with (seed, epoch). Nothing random
@@ -93,6 +99,43 @@ class Options(Protocol):
     seed: int
     weight_decay: float
     max_steps: int | None
+    ema: float
+
+
+class WeightAverage:
+    """An exponential moving average of a network's floating-point state (weights, batch-norm
+    running statistics); integer buffers follow the network. The decay ramps up as
+    min(decay, (1 + t) / (10 + t)) over the first updates t, so the random or pre-trained
+    start is forgotten within a few hundred steps and a short run is still averaged."""
+
+    def __init__(self, net: nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"weight-average decay must be in (0, 1), got {decay}")
+        self.decay, self.updates = decay, 0
+        self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in net.state_dict().items():
+            a = self.state[k]
+            if a.is_floating_point():
+                a.lerp_(v.detach().to(a.device), 1 - d)
+            else:
+                a.copy_(v)
+
+    @torch.no_grad()
+    def swap(self, net: nn.Module) -> None:
+        """Exchange the network's state with the average (twice: back as it was)."""
+        for k, v in net.state_dict().items():
+            a = self.state[k]
+            keep = v.detach().clone()
+            v.copy_(a)
+            a.copy_(keep)
+
+    def to(self, device: torch.device | str) -> None:
+        self.state = {k: v.to(device) for k, v in self.state.items()}
 
 
 def steps_per_epoch(n: int, o: Options) -> int:
@@ -155,9 +198,16 @@ def train(net: nn.Module, task: Task, o: Options, ckpt: Path,
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, o.lr, total_steps=max(1, o.epochs * spe),
                                                 pct_start=task.pct_start, anneal_strategy="cos")
     start, history = 0, []
+    avg = WeightAverage(net, o.ema) if o.ema else None
     if resume:
         d = checkpoint.resume_training(ckpt, restore, opt, sched)
+        if avg is not None and "raw_state" in d:
+            avg.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            avg.updates = d.get("ema_updates", 0)
+            net.load_state_dict(d["raw_state"])
         net.to(dev)
+        if avg is not None:
+            avg.to(dev)
         start, history = d["epoch"], d["history"]
         if rank == 0:
             print(f"resuming {ckpt} after epoch {start}/{o.epochs}", flush=True)
@@ -183,6 +233,8 @@ def train(net: nn.Module, task: Task, o: Options, ckpt: Path,
                     nn.utils.clip_grad_norm_(net.parameters(), task.clip_grad)
                 opt.step()
                 sched.step()
+                if avg is not None:
+                    avg.update(net)
                 totals["loss"] += float(loss.detach())
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0) + v
@@ -195,13 +247,21 @@ def train(net: nn.Module, task: Task, o: Options, ckpt: Path,
             if rank != 0:
                 history.append(rec)
                 continue
+            if avg is not None:
+                avg.swap(net)  # validate and checkpoint the averaged weights
             rec.update(task.validate(net, epoch + 1, dev))
             history.append(rec)
             print(f"{desc} " + " ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
             net.to("cpu")  # checkpoints hold CPU tensors, loadable anywhere
-            d = checkpoint.save_training(ckpt, doc(epoch + 1, history), opt, sched)
+            extra = {} if avg is None else {
+                "raw_state": {k: v.cpu() for k, v in avg.state.items()},
+                "ema_updates": avg.updates}
+            d = checkpoint.save_training(ckpt, {**doc(epoch + 1, history), **extra}, opt,
+                                         sched)
             saved = epoch + 1
             net.to(dev)
+            if avg is not None:
+                avg.swap(net)
             if task.best and rec.get(task.best, -math.inf) > best:
                 best = rec[task.best]
                 torch.save(d, ckpt.parent / "best.pt")
@@ -210,6 +270,8 @@ def train(net: nn.Module, task: Task, o: Options, ckpt: Path,
                 bar.close()  # the one line that follows starts on a clean line
             net.to("cpu")
             raise Interrupted(desc, epoch + 1, i + 1, saved, ckpt) from None
+    if avg is not None:
+        avg.swap(net)  # the run's result is the averaged network
     net.to("cpu")
     return history
 

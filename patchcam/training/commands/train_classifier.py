@@ -130,7 +130,7 @@ def app_main(a: argparse.Namespace, argv: list[str] | None) -> int:
     seed = r.seed if a.seed is None else a.seed
     o = tc.FitOptions(epochs=r.epochs if a.epochs is None else a.epochs, lr=a.lr or r.lr,
                       batch=a.batch or r.batch, seed=seed, kd_weight=a.kd_weight,
-                      temperature=a.temperature, max_steps=a.max_steps)
+                      temperature=a.temperature, max_steps=a.max_steps, ema=r.ema)
     q = tc.FitOptions(epochs=r.qat_epochs if a.qat_epochs is None else a.qat_epochs,
                       lr=r.qat_lr, batch=o.batch, seed=seed, kd_weight=a.kd_weight,
                       temperature=a.temperature, max_steps=a.max_steps)

@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="float mAP on the val splits every n epochs, best.pt keeps the best "
                         "(default 5; 0: never)")
     p.add_argument("--max-steps", type=int, help="at most this many batches per epoch")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="average the weights over training with this decay, e.g. 0.999 "
+                        "(default: the app's train.ema; 0: no averaging)")
     p.add_argument("--out", type=Path, help="checkpoint folder (default build/train/<app>)")
     p.add_argument("--resume", action="store_true",
                    help="continue from <out>/last.pt (and qat_last.pt); an error when there "
@@ -143,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     o = td.FitOptions(epochs=r.epochs if a.epochs is None else a.epochs,
                       lr=a.lr or r.lr, batch=a.batch or r.batch,
                       seed=r.seed if a.seed is None else a.seed, neg_ratio=a.neg_ratio,
-                      eval_every=a.eval_every, max_steps=a.max_steps)
+                      eval_every=a.eval_every, max_steps=a.max_steps,
+                      ema=r.ema if a.ema is None else a.ema)
+    if not 0 <= o.ema < 1:
+        print(f"error: --ema {o.ema}: the decay must be in [0, 1) (0: no averaging; "
+              "0.999 is usual)", file=sys.stderr)
+        return 2
     out = a.out or REPO / "build" / "train" / cfg.app.name
     try:
         if a.resume:
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     recipe = {"epochs": o.epochs, "lr": o.lr, "batch": o.batch, "seed": o.seed,
-              "neg_ratio": o.neg_ratio, "class_weights": o.class_weights,
+              "neg_ratio": o.neg_ratio, "class_weights": o.class_weights, "ema": o.ema,
               "optimizer": "AdamW wd 5e-4, one-cycle cosine",
               "augment": td.View().describe(),
               "calibration_images": a.calib, "qat_epochs": qat_epochs, "qat_lr": r.qat_lr,
