@@ -2,9 +2,11 @@
  *
  * DSP path: the generic form costs ~100 instructions per element (three
  * MultiplyByQuantizedMultiplier with their branches). With the layer's constants prepared once
- * it is ~20: each input term is ADD (offset and left shift in one), ADD (rounding - sign),
+ * it is ~26: each input term is ADD (offset and left shift in one), ADD (rounding - sign),
  * SMMLAR, ASR (the fast requantisation of pc_dsp.h with output offset 0), the sum is
- * requantised by pc_rq_fast, and act_min / act_max are applied four bytes at a time.
+ * requantised by pc_rq_fast, and act_min / act_max are applied four bytes at a time. A term
+ * depends on its input byte alone, so large adds first tabulate both inputs' 256 terms and
+ * then spend ~13 instructions an element (add_table).
  */
 #include "pc_kernels.h"
 
@@ -84,6 +86,64 @@ PC_INLINE int32_t add_fast(const pc_add_params_t *p, const int8_t *in1, const in
     return i;
 }
 
+/* Adds of at least this many elements take add_table: filling its two tables costs about
+ * 7,000 instructions, and each element then 13 instead of add_fast's 26 (measured with
+ * `make bench BENCH_ARGS=--per-op`; the break-even is near 550). */
+#define ADD_TABLE_MIN 512
+
+/* One input's term (add_term) for each of the 256 int8 values, indexed by the byte read as
+ * unsigned and shifted left by the output requantisation's r->lsh, so the sum of two entries
+ * is pc_rq_fast's x2 of the sum of the two terms. No overflow: each |term| is below
+ * pc_add_s8's bound, and pc_rq_prepare checked bound << lsh < 2^31. */
+static void term_table(int32_t *table, const add_in_t *t, int32_t ls1, int32_t lsh)
+{
+    if (t->e > 0) { /* add_term's rounding as a constant: one loop per case */
+        for (int32_t u = 0; u < 256; u++) {
+            table[u] = (int32_t)((uint32_t)add_term((int8_t)u, t, ls1, 1) << lsh);
+        }
+    } else {
+        for (int32_t u = 0; u < 256; u++) {
+            table[u] = (int32_t)((uint32_t)add_term((int8_t)u, t, ls1, 0) << lsh);
+        }
+    }
+}
+
+/* pc_rq_fast of an x2 that is already shifted. */
+PC_INLINE int32_t table_one(int32_t x2, int32_t mult, int32_t rnd, int32_t rsh)
+{
+    return pc_ssat8(pc_smmlar(x2, mult, rnd + (x2 >> 31)) >> rsh);
+}
+
+/* add_fast with both terms looked up: two byte loads, two table loads, one ADD and the
+ * requantisation per element. Tables: 2 kB on the stack, only during this call. As in
+ * add_fast, a word's eight inputs are read before it is stored (in place is fine). */
+PC_NOINLINE int32_t add_table(const pc_add_params_t *p, const uint8_t *in1, const uint8_t *in2,
+                              int8_t *out, const add_in_t *t1, const add_in_t *t2,
+                              const pc_rq_t *r)
+{
+    int32_t tab1[256];
+    int32_t tab2[256];
+    const int32_t mult = r->mult;
+    const int32_t rnd = r->rnd;
+    const int32_t rsh = r->rsh;
+    const uint32_t lo4 = pc_dup8(p->act_min);
+    const uint32_t hi4 = pc_dup8(p->act_max);
+    const int32_t n = p->size;
+    int32_t i = 0;
+    term_table(tab1, t1, p->left_shift + 1, r->lsh);
+    term_table(tab2, t2, p->left_shift + 1, r->lsh);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t w = pc_pack_s8x4(
+            table_one(tab1[in1[i]] + tab2[in2[i]], mult, rnd, rsh),
+            table_one(tab1[in1[i + 1]] + tab2[in2[i + 1]], mult, rnd, rsh),
+            table_one(tab1[in1[i + 2]] + tab2[in2[i + 2]], mult, rnd, rsh),
+            table_one(tab1[in1[i + 3]] + tab2[in2[i + 3]], mult, rnd, rsh));
+        w = pc_min_s8x4(pc_max_s8x4(w, lo4), hi4);
+        memcpy(out + i, &w, 4);
+    }
+    return i;
+}
+
 void pc_add_s8(const pc_add_params_t *p, const int8_t *input1, const int8_t *input2,
                int8_t *output)
 {
@@ -103,7 +163,10 @@ void pc_add_s8(const pc_add_params_t *p, const int8_t *input1, const int8_t *inp
                pc_rq_prepare(&r, bound, p->output_multiplier, p->output_shift,
                              p->output_offset, 0);
     }
-    if (fast) {
+    if (fast && p->size >= ADD_TABLE_MIN) {
+        done = add_table(p, (const uint8_t *)input1, (const uint8_t *)input2, output, &t1, &t2,
+                         &r);
+    } else if (fast) {
         /* e == 0 (the input with the larger scale usually has shift 0) has no rounding term:
          * one specialised loop per case keeps the inner loop free of tests. */
         if (t1.e > 0 && t2.e > 0) {
