@@ -97,28 +97,50 @@ def test_threshold_in_int8_space_matches_sigmoid():
 
 
 def test_nms_hand_made_boxes():
-    boxes = [(10, 10, 50, 50), (12, 12, 52, 52), (60, 10, 100, 50), (11, 9, 49, 51),
-             (70, 60, 90, 80), (10, 10, 50, 50)]
-    scores = [90, 100, 80, 100, 20, 90]
-    classes = [0, 0, 0, 1, 0, 1]
-    cells = [5, 6, 7, 3, 9, 2]
-    # order: (100, cell 3), (100, cell 6), (90, cell 2), (90, cell 5), 80, 20
-    keep = detect.nms_int(boxes, scores, classes, cells, 512, 64, 16, class_agnostic=True)
-    assert keep == [3, 2, 4]
-    keep = detect.nms_int(boxes, scores, classes, cells, 512, 64, 16, class_agnostic=False)
-    assert keep == [3, 1, 2, 4]
-    assert detect.nms_int(boxes, scores, classes, cells, 512, 64, 2) == [3, 2]
-    assert detect.nms_int(boxes, scores, classes, cells, 512, 2, 16) == [3]
+    # candidates come in raster (cell), then class order; that order breaks score ties
+    boxes = [(10, 10, 50, 50), (11, 9, 49, 51), (10, 10, 50, 50), (12, 12, 52, 52),
+             (60, 10, 100, 50), (70, 60, 90, 80)]
+    scores = [90, 100, 90, 100, 80, 20]
+    classes = [1, 1, 0, 0, 0, 0]
+    # order: (100, #1), (100, #3), (90, #0), (90, #2), 80, 20
+    keep = detect.nms_int(boxes, scores, classes, 512, 64, 16, class_agnostic=True)
+    assert keep == [1, 4, 5]
+    keep = detect.nms_int(boxes, scores, classes, 512, 64, 16, class_agnostic=False)
+    assert keep == [1, 3, 4, 5]
+    assert detect.nms_int(boxes, scores, classes, 512, 64, 2) == [1, 4]
+    assert detect.nms_int(boxes, scores, classes, 512, 2, 16) == [1]
     # IoU exactly at the threshold is kept (suppression needs IoU > threshold)
     half = [(0, 0, 10, 10), (0, 0, 10, 5)]
-    assert detect.nms_int(half, [5, 4], [0, 0], [0, 1], 512, 8, 8) == [0, 1]
-    assert detect.nms_int(half, [5, 4], [0, 0], [0, 1], 511, 8, 8) == [0]
+    assert detect.nms_int(half, [5, 4], [0, 0], 512, 8, 8) == [0, 1]
+    assert detect.nms_int(half, [5, 4], [0, 0], 511, 8, 8) == [0]
     for agnostic in (True, False):
         kf = detect.nms_float(np.array(boxes, float), np.array(scores, float),
-                              np.array(classes), np.array(cells), 0.5, 64, 16, agnostic)
-        assert list(kf) == detect.nms_int(boxes, scores, classes, cells, 512, 64, 16, agnostic)
+                              np.array(classes), 0.5, 64, 16, agnostic)
+        assert list(kf) == detect.nms_int(boxes, scores, classes, 512, 64, 16, agnostic)
     iou = detect.iou_matrix(np.array(half, float), np.array(half, float))
     np.testing.assert_allclose(iou, [[1, 0.5], [0.5, 1]])
+
+
+def test_every_class_above_the_threshold_is_a_candidate():
+    """Classes are scored independently: a cell whose two classes both pass gives two
+    candidates with the same box; class-agnostic NMS keeps the higher, per-class NMS both."""
+    q = np.full((2, 3, 6), -128, np.int8)
+    q[..., 2:] = 10  # every box: 10 * multiplier from the anchor on each side
+    q[0, 1, :2] = (40, 60)  # both classes pass; class 1 scores higher
+    q[1, 2, :2] = (50, -100)  # class 0 only
+    q[1, 0, :2] = (60, 60)  # a tie: class 0 first
+    # boxes are 8x8 around their anchors: neighbours touch, so only a cell's own classes
+    # can suppress each other; order: 60 (cell 1), 60, 60 (cell 3), 50, 40
+    for agnostic, want in [(True, [(1, 1), (3, 0), (5, 0)]),
+                           (False, [(1, 1), (3, 0), (3, 1), (5, 0), (1, 0)])]:
+        p = detect.DecodeParams.prepare(0.05, 0, 2, 8, (2, 3), (24, 16), 0.5, 0.5,
+                                        class_agnostic=agnostic)
+        assert p.q_threshold == 0
+        di = detect.decode_int8(q, p)
+        assert list(zip(di.cells.tolist(), di.classes.tolist(), strict=True)) == want
+        df = detect.decode_float(detect.dequantize(q, 0.05, 0), 8, (24, 16), 0.5, 0.5,
+                                 class_agnostic=agnostic, round_pixels=True)
+        assert list(zip(df.cells.tolist(), df.classes.tolist(), strict=True)) == want
 
 
 def test_head_converts_and_fused_equals_torch():

@@ -6,8 +6,9 @@ static int32_t clamp(int32_t v, int32_t hi)
     return v < 0 ? 0 : v > hi ? hi : v;
 }
 
-/* Insert c into the ranked list cand[0..*n) (score descending; cells arrive in raster
- * order, so among equal scores the earlier cell stays first), keeping at most cap entries. */
+/* Insert c into the ranked list cand[0..*n) (score descending; candidates arrive in raster,
+ * then class order, so among equal scores the earlier one stays first), keeping at most cap
+ * entries. */
 static void rank(pc_detection_t *cand, size_t *n, size_t cap, const pc_detection_t *c)
 {
     size_t pos = *n;
@@ -54,14 +55,10 @@ size_t pc_detect_decode(const int8_t *out, const pc_det_params_t *p, pc_detectio
         for (uint32_t x = 0; x < p->grid_w; x++) {
             const int8_t *v = out + ((size_t)y * p->grid_w + x) * (k + 4);
             int32_t best = v[0];
-            uint32_t cls = 0;
             for (uint32_t c = 1; c < k; c++) {
-                if (v[c] > best) {
-                    best = v[c];
-                    cls = c;
-                }
+                best = v[c] > best ? v[c] : best;
             }
-            if (best < p->q_threshold) {
+            if (best < p->q_threshold) { /* no class passes */
                 continue;
             }
             const int32_t ax = (int32_t)(2 * x + 1) * p->stride * half;
@@ -74,10 +71,14 @@ size_t pc_detect_decode(const int8_t *out, const pc_det_params_t *p, pc_detectio
             if (x1 <= x0 || y1 <= y0) {
                 continue;
             }
-            const pc_detection_t d = {(uint16_t)x0, (uint16_t)y0, (uint16_t)x1, (uint16_t)y1,
-                                      (uint16_t)(y * p->grid_w + x), (uint8_t)cls,
-                                      (int8_t)best};
-            rank(scratch, &n_cand, p->max_candidates, &d);
+            for (uint32_t c = 0; c < k; c++) {
+                if (v[c] >= p->q_threshold) {
+                    const pc_detection_t d = {(uint16_t)x0, (uint16_t)y0, (uint16_t)x1,
+                                              (uint16_t)y1, (uint16_t)(y * p->grid_w + x),
+                                              (uint8_t)c, v[c]};
+                    rank(scratch, &n_cand, p->max_candidates, &d);
+                }
+            }
         }
     }
     size_t kept = 0;

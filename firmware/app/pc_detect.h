@@ -5,11 +5,12 @@
  *
  *     out[y][x][c], int8, (grid_h, grid_w, K + 4): K class logits, then l, t, r, b
  *
- * For every cell in raster order the class is the first arg-max logit; the cell is a candidate
- * when it is >= q_threshold and its clamped, rounded box is not empty. Candidates are ranked
- * by logit (descending, raster order on ties), the first max_candidates kept, then greedy NMS
- * (suppress when inter * 1024 > iou_q10 * union; class-agnostic or per class) keeps at most
- * max_detections. The caller owns all memory: `scratch` holds max_candidates entries.
+ * For every cell in raster order and every class in order, (cell, class) is a candidate when
+ * the class's logit is >= q_threshold and the cell's clamped, rounded box is not empty (the
+ * classes are scored independently). Candidates are ranked by logit (descending; raster, then
+ * class order on ties), the first max_candidates kept, then greedy NMS (suppress when
+ * inter * 1024 > iou_q10 * union; class-agnostic or per class) keeps at most max_detections.
+ * The caller owns all memory: `scratch` holds max_candidates entries.
  */
 #ifndef PATCHCAM_PC_DETECT_H
 #define PATCHCAM_PC_DETECT_H
@@ -36,7 +37,7 @@ typedef struct {
     uint16_t x0, y0, x1, y1; /* model-input pixels */
     uint16_t cell;           /* y * grid_w + x */
     uint8_t cls;
-    int8_t score; /* the winning class logit */
+    int8_t score; /* the class's logit */
 } pc_detection_t;
 
 /* Decode out (grid_h * grid_w * (num_classes + 4) int8) into at most p->max_detections

@@ -22,10 +22,14 @@ wins ties); sigmoid focal loss on the class logits, GIoU loss on the positive ce
 
 Decoding (both decoders take the same decisions; docs/design.md §4.7)
 -------------------------------------------------------------
-For every cell in raster order: the class is the first arg-max logit; the cell is a
-candidate when that logit >= logit(score_threshold). Candidates are ordered by logit
-(descending; ties: raster order), the first `max_candidates` kept, then greedy NMS (IoU >
-nms_iou suppresses; class-agnostic or per class) keeps at most `max_detections`.
+For every cell in raster order and every class c in order: (cell, c) is a candidate, with
+the cell's box, when logit c >= logit(score_threshold) - the classes are scored
+independently (sigmoid), as in RetinaNet and FCOS. Candidates are ordered by logit
+(descending; ties: raster order, then class), the first `max_candidates` kept, then greedy
+NMS (IoU > nms_iou suppresses) keeps at most `max_detections`. Class-agnostic NMS keeps one
+box per object: a cell's second class has the same box as its first, so it is suppressed;
+per-class NMS keeps a box of each class that scores above the threshold (an unsure face is
+then both a `mask` and a `no_mask` candidate, which is what AP per class rewards).
 
 `decode_float` works on float logits (a float model's output, or the dequantised int8 one).
 `decode_int8` is what the firmware runs, written as C-like loops over Python ints, with
@@ -209,7 +213,7 @@ def sigmoid_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float,
 @dataclass
 class Detections:
     boxes: np.ndarray  # (n, 4) x0, y0, x1, y1 in input pixels (int32 from decode_int8)
-    scores: np.ndarray  # (n,) the winning class logit: float, or int8 q from decode_int8
+    scores: np.ndarray  # (n,) the class's logit: float, or int8 q from decode_int8
     classes: np.ndarray  # (n,) int class index
     cells: np.ndarray  # (n,) raster index y * W + x of the cell that produced each box
 
@@ -240,7 +244,7 @@ class DecodeParams:
     grid: tuple[int, int]  # (H, W) of the output map
     image: tuple[int, int]  # (width, height) of the model input
     zero_point: int
-    q_threshold: int  # candidate when the best class q >= this (128: never)
+    q_threshold: int  # (cell, class) is a candidate when the class's q >= this (128: never)
     box_multiplier: int  # round(stride * scale * 2**16)
     iou_q10: int  # round(nms_iou * 1024)
     max_candidates: int
@@ -288,9 +292,10 @@ class DecodeParams:
                 f"{prefix}_CLASS_AGNOSTIC": int(self.class_agnostic)}
 
 
-def _candidates(scores: list[int], cells: list[int], max_candidates: int) -> list[int]:
-    """Indices into the candidate lists: by score descending, raster order on ties."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], cells[i]))
+def _candidates(scores: list[int], max_candidates: int) -> list[int]:
+    """Indices into the candidate lists (built in raster, then class order): by score
+    descending, that order on ties."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     return order[:max_candidates]
 
 
@@ -306,11 +311,8 @@ def decode_int8(q: np.ndarray, p: DecodeParams) -> Detections:
     for y in range(h):
         for x in range(w):
             v = q[y, x]
-            best, cls = int(v[0]), 0
-            for c in range(1, k):
-                if int(v[c]) > best:
-                    best, cls = int(v[c]), c
-            if best < p.q_threshold:
+            passing = [c for c in range(k) if int(v[c]) >= p.q_threshold]
+            if not passing:
                 continue
             ax, ay = (2 * x + 1) * p.stride * half, (2 * y + 1) * p.stride * half  # Q16
             d = [p.box_multiplier * (int(v[k + i]) - p.zero_point) for i in range(4)]
@@ -320,12 +322,13 @@ def decode_int8(q: np.ndarray, p: DecodeParams) -> Detections:
                               for e, lim in zip(edges, lims, strict=True))
             if x1 <= x0 or y1 <= y0:
                 continue
-            boxes.append((x0, y0, x1, y1))
-            scores.append(best)
-            classes.append(cls)
-            cells.append(y * w + x)
-    keep = nms_int(boxes, scores, classes, cells, p.iou_q10, p.max_candidates,
-                   p.max_detections, p.class_agnostic)
+            for c in passing:
+                boxes.append((x0, y0, x1, y1))
+                scores.append(int(v[c]))
+                classes.append(c)
+                cells.append(y * w + x)
+    keep = nms_int(boxes, scores, classes, p.iou_q10, p.max_candidates, p.max_detections,
+                   p.class_agnostic)
     return Detections(np.array([boxes[i] for i in keep], np.int32).reshape(-1, 4),
                       np.array([scores[i] for i in keep], np.int8),
                       np.array([classes[i] for i in keep], np.int32),
@@ -333,11 +336,12 @@ def decode_int8(q: np.ndarray, p: DecodeParams) -> Detections:
 
 
 def nms_int(boxes: list[tuple[int, int, int, int]], scores: list[int], classes: list[int],
-            cells: list[int], iou_q10: int, max_candidates: int, max_detections: int,
+            iou_q10: int, max_candidates: int, max_detections: int,
             class_agnostic: bool = True) -> list[int]:
-    """Greedy NMS on whole-pixel boxes; suppress when inter * 1024 > iou_q10 * union."""
+    """Greedy NMS on whole-pixel boxes, candidates in raster, then class order; suppress
+    when inter * 1024 > iou_q10 * union."""
     kept: list[int] = []
-    for i in _candidates(scores, cells, max_candidates):
+    for i in _candidates(scores, max_candidates):
         ax0, ay0, ax1, ay1 = boxes[i]
         area_a = (ax1 - ax0) * (ay1 - ay0)
         suppressed = False
@@ -372,8 +376,6 @@ def decode_float(y: np.ndarray, stride: int, image: tuple[int, int], score_thres
     h, w, c = y.shape
     k = c - 4
     y = y.astype(np.float64)
-    cls = np.argmax(y[..., :k], axis=-1)
-    best = np.take_along_axis(y[..., :k], cls[..., None], -1)[..., 0]
     ay, ax = np.meshgrid((np.arange(h) + 0.5) * stride, (np.arange(w) + 0.5) * stride,
                          indexing="ij")
     d = y[..., k:] * stride
@@ -381,22 +383,24 @@ def decode_float(y: np.ndarray, stride: int, image: tuple[int, int], score_thres
     b = np.clip(b, 0, [image[0], image[1], image[0], image[1]])
     if round_pixels:
         b = np.floor(b + 0.5)
-    ok = (best >= logit(score_threshold)) & (b[..., 2] > b[..., 0]) & (b[..., 3] > b[..., 1])
-    cells = np.flatnonzero(ok.reshape(-1))
-    boxes, scores, classes = b.reshape(-1, 4)[cells], best.reshape(-1)[cells], \
-        cls.reshape(-1)[cells]
+    logits = y[..., :k].reshape(-1, k)
+    ok = (logits >= logit(score_threshold)) & \
+        ((b[..., 2] > b[..., 0]) & (b[..., 3] > b[..., 1])).reshape(-1, 1)
+    cells, classes = np.nonzero(ok)  # raster, then class order
+    boxes, scores = b.reshape(-1, 4)[cells], logits[cells, classes]
     iou_thr = round(nms_iou * IOU_ONE) / IOU_ONE if round_pixels else nms_iou
-    keep = nms_float(boxes, scores, classes, cells, iou_thr, max_candidates, max_detections,
+    keep = nms_float(boxes, scores, classes, iou_thr, max_candidates, max_detections,
                      class_agnostic)
     return Detections(boxes[keep], scores[keep], classes[keep].astype(np.int32),
                       cells[keep].astype(np.int32))
 
 
-def nms_float(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, cells: np.ndarray,
-              iou: float, max_candidates: int = 64, max_detections: int = 16,
+def nms_float(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float,
+              max_candidates: int = 64, max_detections: int = 16,
               class_agnostic: bool = True) -> np.ndarray:
-    """Greedy NMS (IoU > iou suppresses); order: score descending, then cell index."""
-    order = np.lexsort((cells, -scores))[:max_candidates]
+    """Greedy NMS (IoU > iou suppresses); order: score descending, then the candidates'
+    own order (raster, then class)."""
+    order = np.lexsort((np.arange(len(scores)), -scores))[:max_candidates]
     kept: list[int] = []
     for i in order:
         if kept:

@@ -104,7 +104,7 @@ class HogPeople:
         h, w = rgb.shape[:2]
         boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
         classes = np.zeros(len(s), np.int64)
-        keep = nms_float(boxes, s, classes, np.arange(len(s)), self.nms_iou,
+        keep = nms_float(boxes, s, classes, self.nms_iou,
                          max_candidates=len(s), max_detections=self.max_detections)
         return boxes[keep], s[keep], classes[keep]
 
