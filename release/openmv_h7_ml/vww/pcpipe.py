@@ -77,18 +77,14 @@ def detect(out, p, score_q: int, iou_q10: int, max_detections: int) -> tuple:
     zp = p.DET_ZERO_POINT
     fb = p.DET_FRAC_BITS
     cap = p.DET_MAX_CANDIDATES
-    cand = []  # (score, x0, y0, x1, y1, cls), score descending, raster order on ties
+    cand = []  # (score, x0, y0, x1, y1, cls), score descending; raster, class order on ties
     for y in range(p.DET_GRID_H):
         for x in range(p.DET_GRID_W):
             base = (y * p.DET_GRID_W + x) * (k + 4)
             best = _s8(out[base])
-            cls = 0
             for c in range(1, k):
-                v = _s8(out[base + c])
-                if v > best:
-                    best = v
-                    cls = c
-            if best < score_q:
+                best = max(best, _s8(out[base + c]))
+            if best < score_q:  # no class passes
                 continue
             ax = (2 * x + 1) * p.DET_STRIDE * half
             ay = (2 * y + 1) * p.DET_STRIDE * half
@@ -98,14 +94,18 @@ def detect(out, p, score_q: int, iou_q10: int, max_detections: int) -> tuple:
             y1 = (_clamp(ay + m * (_s8(out[base + k + 3]) - zp), lim_y) + half) >> fb
             if x1 <= x0 or y1 <= y0:
                 continue
-            pos = len(cand)
-            while pos > 0 and cand[pos - 1][0] < best:
-                pos -= 1
-            if pos >= cap:
-                continue
-            cand.insert(pos, (best, x0, y0, x1, y1, cls))
-            if len(cand) > cap:
-                cand.pop()
+            for c in range(k):  # every class that passes is a candidate
+                s = _s8(out[base + c])
+                if s < score_q:
+                    continue
+                pos = len(cand)
+                while pos > 0 and cand[pos - 1][0] < s:
+                    pos -= 1
+                if pos >= cap:
+                    continue
+                cand.insert(pos, (s, x0, y0, x1, y1, c))
+                if len(cand) > cap:
+                    cand.pop()
     kept = []
     for d in cand:
         if len(kept) >= max_detections:
