@@ -72,8 +72,10 @@ class Classes:
 class Thresholds:
     score: float = 0.5  # probability; detect: compared as a logit, see detect.DecodeParams
     nms_iou: float = 0.45
-    max_candidates: int = 64
+    max_candidates: int = 64  # (cell, class) pairs over the score kept for NMS, best first
     max_detections: int = 16
+    # True: a box suppresses overlapping boxes of every class (one box per object); False:
+    # only of its own class (an unsure object keeps a box of each class that passes)
     class_agnostic_nms: bool = True
 
 
