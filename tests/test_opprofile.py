@@ -72,8 +72,8 @@ def test_per_op_profile_sums_to_the_whole(graph, schedule, tmp_path):
     assert {"pointwise", "depthwise"} <= kinds
     # the kernel variant is visible: the pointwise instructions run in the DSP helpers
     pw_fns = {f for st in r.per_op if st["kind"] == "pointwise" for f in st["functions"]}
-    assert pw_fns & {"mat_mult_pw", "mat_mult_pw4_narrow8", "mat_mult_pw4_narrow16",
-                     "mat_mult_pw4_any"}
+    assert pw_fns & {"mat_mult_pw", "mat_mult_pw4_k8", "mat_mult_pw4_k16", "mat_mult_pw4_any",
+                     "mat_mult_pw4_narrow8", "mat_mult_pw4_narrow16"}
     saved = json.loads(json.dumps(asdict(r)))
     assert saved["per_op"] == r.per_op and saved["per_kind"] == r.per_kind
     text = bench.op_table(r)

@@ -653,6 +653,18 @@ PC_NOINLINE void mat_mult_pw4_any(const chunk_t *ch, const int8_t *filter, int32
     }
 }
 
+PC_NOINLINE void mat_mult_pw4_k8(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
+                                 int8_t *out, int32_t cout)
+{
+    mat_mult_pw4(ch, filter, 8, col, out, cout, 0, 0);
+}
+
+PC_NOINLINE void mat_mult_pw4_k16(const chunk_t *ch, const int8_t *filter, const uint32_t *col,
+                                  int8_t *out, int32_t cout)
+{
+    mat_mult_pw4(ch, filter, 16, col, out, cout, 0, 0);
+}
+
 /* The small-patch conv2d route: k = the real patch size, the columns padded to a multiple
  * of 4. */
 PC_NOINLINE void mat_mult_pw4_padded(const chunk_t *ch, const int8_t *filter, int32_t k,
@@ -777,7 +789,13 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
             px[j] = dense ? input + (i + j) * cin : pw_pixel(p, input, i + j);
         }
         widen_quad(px, col4, cin, p->input_offset);
-        mat_mult_pw4_any(ch, w, cin, col4, output + i * cout + co0, cout);
+        if (cin == 8 && !ch->clamp) {
+            mat_mult_pw4_k8(ch, w, col4, output + i * cout + co0, cout);
+        } else if (cin == 16 && !ch->clamp) {
+            mat_mult_pw4_k16(ch, w, col4, output + i * cout + co0, cout);
+        } else {
+            mat_mult_pw4_any(ch, w, cin, col4, output + i * cout + co0, cout);
+        }
     }
     return i;
 }
@@ -789,6 +807,10 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * instructions per MAC, K = 16: 2.08 -> 1.88 on mbv2-0.35-144). Stack: 64 channels x 16
  * values (2 kB) and the four pixels' columns. */
 #define PW_NARROW_K 16
+/* Widening the weights costs about 1.25 * cin instructions per output channel and saves
+ * about one per output channel and pixel: calls with fewer pixels (a patch stage's pieces)
+ * keep mat_mult_pw4_k8 / _k16, which widen as they go. */
+#define PW_NARROW_MIN_PIXELS 32
 
 PC_INLINE void mat_mult_pw4_narrow(const chunk_t *ch, const uint32_t *ww, int32_t k,
                                    const uint32_t *col, int8_t *out, int32_t cout)
@@ -876,7 +898,8 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
         const int8_t *px_b;
         int32_t i = 0;
         chunk_prepare(&ch, p, q, bias, co0, cin);
-        if (ch.fast && !ch.clamp && (cin == 8 || cin == 16)) {
+        if (ch.fast && !ch.clamp && (cin == 8 || cin == 16) &&
+            p->output.h * wo >= PW_NARROW_MIN_PIXELS) {
             i = pointwise_narrow(p, &ch, w, input, output, co0);
         } else if (ch.fast && cin <= PW4_MAX_CIN) {
             i = pointwise_quads(p, &ch, w, input, output, co0);
