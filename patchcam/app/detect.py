@@ -400,7 +400,7 @@ def nms_float(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: f
               class_agnostic: bool = True) -> np.ndarray:
     """Greedy NMS (IoU > iou suppresses); order: score descending, then the candidates'
     own order (raster, then class)."""
-    order = np.lexsort((np.arange(len(scores)), -scores))[:max_candidates]
+    order = np.argsort(-scores, kind="stable")[:max_candidates]
     kept: list[int] = []
     for i in order:
         if kept:
