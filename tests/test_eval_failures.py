@@ -131,13 +131,22 @@ def test_failures_are_ranked_misses_by_area_false_boxes_by_score():
                                                      (2, "false box 0.50")]
     c = failures.counts(preds, gts, BUCKETS)
     assert c == {"images": 5, "boxes": 6, "missed": 2, "images_with_misses": 2, "false": 2,
-                 "images_with_false": 2,
+                 "images_with_false": 2, "two_classes": 0,
                  "missed_by_size": {"small": [1, 4], "medium": [1, 1], "large": [0, 1]}}
 
 
 def test_a_wrong_class_is_a_miss_and_a_false_box():
     missed, false = failures.errors(_dets((SMALL, 0.8, 1)), _gt(SMALL, classes=[0]))
     assert missed.tolist() == [True] and false.tolist() == [True]
+
+
+def test_a_box_of_each_class_on_one_object_is_counted_once():
+    gt = _gt(SMALL, LARGE, classes=[0, 0])
+    both = _dets((SMALL, 0.8, 0), (SMALL, 0.5, 1), (LARGE, 0.9, 0))
+    assert failures.two_classes(both, gt) == 1
+    assert failures.counts([both], [gt])["two_classes"] == 1
+    assert failures.two_classes(_dets((SMALL, 0.8, 0), (SMALL, 0.7, 0)), gt) == 0  # one class
+    assert failures.two_classes(_dets(), gt) == 0
 
 
 def test_pick_shares_the_tiles_between_misses_and_false_boxes():

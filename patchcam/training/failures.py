@@ -80,17 +80,30 @@ def find_failures(preds: Sequence[tuple], gts: Sequence[tuple[np.ndarray, np.nda
     return misses, false
 
 
+def two_classes(pred: tuple, gt: tuple[np.ndarray, np.ndarray], iou: float = metrics.IOU) -> int:
+    """One image's ground-truth boxes that detections of two or more classes overlap with
+    IoU >= iou: an object the detector was unsure of, boxed once per class (NMS per class)."""
+    boxes, _, classes = (np.asarray(a) for a in pred)
+    gb = np.asarray(gt[0], np.float64).reshape(-1, 4)
+    if not len(boxes) or not len(gb):
+        return 0
+    over = metrics.iou_matrix(gb, boxes.reshape(-1, 4).astype(np.float64)) >= iou
+    return int(sum(len(set(classes[row].tolist())) >= 2 for row in over))
+
+
 def counts(preds: Sequence[tuple], gts: Sequence[tuple[np.ndarray, np.ndarray]],
            buckets: Mapping[str, tuple[float, float]] | None = None,
            iou: float = metrics.IOU) -> dict:
     """The figures the model card lists: boxes missed and false boxes, over how many images,
-    and the misses per size bucket ([missed, boxes]) when buckets are given."""
+    ground-truth boxes boxed as two classes or more, and the misses per size bucket ([missed,
+    boxes]) when buckets are given."""
     per = [errors(p, g, iou) for p, g in zip(preds, gts, strict=True)]
     out = {"images": len(per), "boxes": int(sum(len(m) for m, _ in per)),
            "missed": int(sum(m.sum() for m, _ in per)),
            "images_with_misses": int(sum(m.any() for m, _ in per)),
            "false": int(sum(f.sum() for _, f in per)),
-           "images_with_false": int(sum(f.any() for _, f in per))}
+           "images_with_false": int(sum(f.any() for _, f in per)),
+           "two_classes": sum(two_classes(p, g, iou) for p, g in zip(preds, gts, strict=True))}
     if buckets:
         sizes = [metrics.box_size(np.asarray(g[0])) for g in gts]
         out["missed_by_size"] = {

@@ -531,7 +531,9 @@ def failure_lines(doc: dict) -> list[str]:
     lines = ["", f"where int8 fails (score >= {f['score']}, IoU {f['iou']}): missed "
                  f"{f['missed']} of {f['boxes']} boxes ({by}) in {f['images_with_misses']} of "
                  f"{f['images']} images; {f['false']} false boxes in "
-                 f"{f['images_with_false']} images"]
+                 f"{f['images_with_false']} images"
+                 + (f"; {f['two_classes']} boxes boxed as two classes" if f.get("two_classes")
+                    else "")]
     if f.get("png"):
         lines.append(f"the worst {f['tiles']}, drawn: {f['png']} (dataset photos: not for "
                      "committing)")
