@@ -17,7 +17,8 @@ What it measures, per data source and over all of them:
             sizes ignored, COCO's way; size = sqrt(box area) in input pixels, the buckets
             per app in patchcam/training/metrics.py (SIZE_EDGES);
   failures  where int8 fails at the app's score threshold: ground-truth boxes no detection
-            matches and detections matching none, counted, and the worst drawn into
+            matches, detections matching none, and ground-truth boxes that boxes of two
+            classes overlap (NMS per class), counted, and the worst drawn into
             build/eval/<app>_failures.png, beside the report (patchcam/training/failures.py;
             never committed: it shows dataset photos);
   baseline  what OpenCV ships, on the same photos and scored by the same code: the HOG
