@@ -14,9 +14,9 @@
 #include "pc_requant.h"
 
 static void add_generic(const pc_add_params_t *p, const int8_t *input1, const int8_t *input2,
-                        int8_t *output, int32_t begin)
+                        int8_t *output, int32_t begin, int32_t n)
 {
-    for (int32_t i = begin; i < p->size; i++) {
+    for (int32_t i = begin; i < n; i++) {
         /* (x + offset) is in [-255, 255]: shifting it left by 20 cannot overflow. */
         const int32_t a = (int32_t)((uint32_t)(input1[i] + p->input1_offset) << p->left_shift);
         const int32_t b = (int32_t)((uint32_t)(input2[i] + p->input2_offset) << p->left_shift);
@@ -28,6 +28,14 @@ static void add_generic(const pc_add_params_t *p, const int8_t *input1, const in
                                      p->output_offset, p->act_min, p->act_max);
     }
 }
+
+/* A run of rows: row j of each operand starts `step` bytes after row j - 1 (the tiles of a
+ * patch schedule; a whole tensor is one row). */
+typedef struct {
+    const int8_t *in1, *in2;
+    int8_t *out;
+    int32_t rows, step1, step2, step_out;
+} add_rows_t;
 
 #if PC_USE_DSP
 
@@ -67,14 +75,14 @@ PC_INLINE int32_t add_one(int32_t x, int32_t y, const add_in_t *t1, const add_in
 /* Four elements per step: all eight inputs are read before the word is stored, so output may
  * equal input1 or input2 (in place). Returns the elements done. */
 PC_INLINE int32_t add_fast(const pc_add_params_t *p, const int8_t *in1, const int8_t *in2,
-                           int8_t *out, const add_in_t *t1, const add_in_t *t2,
+                           int8_t *out, int32_t n, const add_in_t *t1, const add_in_t *t2,
                            const pc_rq_t *r, int rounds1, int rounds2)
 {
     const int32_t ls1 = p->left_shift + 1;
     const uint32_t lo4 = pc_dup8(p->act_min);
     const uint32_t hi4 = pc_dup8(p->act_max);
     int32_t i = 0;
-    for (; i + 4 <= p->size; i += 4) {
+    for (; i + 4 <= n; i += 4) {
         uint32_t v = pc_pack_s8x4(
             add_one(in1[i], in2[i], t1, t2, ls1, r, rounds1, rounds2),
             add_one(in1[i + 1], in2[i + 1], t1, t2, ls1, r, rounds1, rounds2),
@@ -115,11 +123,11 @@ PC_INLINE int32_t table_one(int32_t x2, int32_t mult, int32_t rnd, int32_t rsh)
 }
 
 /* add_fast with both terms looked up: two byte loads, two table loads, one ADD and the
- * requantisation per element. Tables: 2 kB on the stack, only during this call. As in
- * add_fast, a word's eight inputs are read before it is stored (in place is fine). */
-PC_NOINLINE int32_t add_table(const pc_add_params_t *p, const uint8_t *in1, const uint8_t *in2,
-                              int8_t *out, const add_in_t *t1, const add_in_t *t2,
-                              const pc_rq_t *r)
+ * requantisation per element. Tables: 2 kB on the stack, only during this call, filled once
+ * for all rows. As in add_fast, a word's eight inputs are read before it is stored (in place
+ * is fine). Returns the elements done in each row. */
+PC_NOINLINE int32_t add_table(const pc_add_params_t *p, const add_rows_t *rows,
+                              const add_in_t *t1, const add_in_t *t2, const pc_rq_t *r)
 {
     int32_t tab1[256];
     int32_t tab2[256];
@@ -128,24 +136,51 @@ PC_NOINLINE int32_t add_table(const pc_add_params_t *p, const uint8_t *in1, cons
     const int32_t rsh = r->rsh;
     const uint32_t lo4 = pc_dup8(p->act_min);
     const uint32_t hi4 = pc_dup8(p->act_max);
-    const int32_t n = p->size;
-    int32_t i = 0;
+    const int32_t n = p->size & ~3;
     term_table(tab1, t1, p->left_shift + 1, r->lsh);
     term_table(tab2, t2, p->left_shift + 1, r->lsh);
-    for (; i + 4 <= n; i += 4) {
-        uint32_t w = pc_pack_s8x4(
-            table_one(tab1[in1[i]] + tab2[in2[i]], mult, rnd, rsh),
-            table_one(tab1[in1[i + 1]] + tab2[in2[i + 1]], mult, rnd, rsh),
-            table_one(tab1[in1[i + 2]] + tab2[in2[i + 2]], mult, rnd, rsh),
-            table_one(tab1[in1[i + 3]] + tab2[in2[i + 3]], mult, rnd, rsh));
-        w = pc_min_s8x4(pc_max_s8x4(w, lo4), hi4);
-        memcpy(out + i, &w, 4);
+    for (int32_t j = 0; j < rows->rows; j++) {
+        const uint8_t *in1 = (const uint8_t *)rows->in1 + j * rows->step1;
+        const uint8_t *in2 = (const uint8_t *)rows->in2 + j * rows->step2;
+        int8_t *out = rows->out + j * rows->step_out;
+        for (int32_t i = 0; i < n; i += 4) {
+            uint32_t w = pc_pack_s8x4(
+                table_one(tab1[in1[i]] + tab2[in2[i]], mult, rnd, rsh),
+                table_one(tab1[in1[i + 1]] + tab2[in2[i + 1]], mult, rnd, rsh),
+                table_one(tab1[in1[i + 2]] + tab2[in2[i + 2]], mult, rnd, rsh),
+                table_one(tab1[in1[i + 3]] + tab2[in2[i + 3]], mult, rnd, rsh));
+            w = pc_min_s8x4(pc_max_s8x4(w, lo4), hi4);
+            memcpy(out + i, &w, 4);
+        }
     }
-    return i;
+    return n;
 }
 
-void pc_add_s8(const pc_add_params_t *p, const int8_t *input1, const int8_t *input2,
-               int8_t *output)
+/* add_fast on every row; returns the elements done in each row. */
+static int32_t add_fast_rows(const pc_add_params_t *p, const add_rows_t *rows,
+                             const add_in_t *t1, const add_in_t *t2, const pc_rq_t *r)
+{
+    int32_t done = 0;
+    for (int32_t j = 0; j < rows->rows; j++) {
+        const int8_t *in1 = rows->in1 + j * rows->step1;
+        const int8_t *in2 = rows->in2 + j * rows->step2;
+        int8_t *out = rows->out + j * rows->step_out;
+        /* e == 0 (the input with the larger scale usually has shift 0) has no rounding term:
+         * one specialised loop per case keeps the inner loop free of tests. */
+        if (t1->e > 0 && t2->e > 0) {
+            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 1, 1);
+        } else if (t1->e > 0) {
+            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 1, 0);
+        } else if (t2->e > 0) {
+            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 0, 1);
+        } else {
+            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 0, 0);
+        }
+    }
+    return done;
+}
+
+static void add_rows(const pc_add_params_t *p, const add_rows_t *rows)
 {
     const int32_t ls = p->left_shift;
     add_in_t t1, t2;
@@ -163,31 +198,40 @@ void pc_add_s8(const pc_add_params_t *p, const int8_t *input1, const int8_t *inp
                pc_rq_prepare(&r, bound, p->output_multiplier, p->output_shift,
                              p->output_offset, 0);
     }
-    if (fast && p->size >= ADD_TABLE_MIN) {
-        done = add_table(p, (const uint8_t *)input1, (const uint8_t *)input2, output, &t1, &t2,
-                         &r);
+    if (fast && rows->rows * p->size >= ADD_TABLE_MIN) {
+        done = add_table(p, rows, &t1, &t2, &r);
     } else if (fast) {
-        /* e == 0 (the input with the larger scale usually has shift 0) has no rounding term:
-         * one specialised loop per case keeps the inner loop free of tests. */
-        if (t1.e > 0 && t2.e > 0) {
-            done = add_fast(p, input1, input2, output, &t1, &t2, &r, 1, 1);
-        } else if (t1.e > 0) {
-            done = add_fast(p, input1, input2, output, &t1, &t2, &r, 1, 0);
-        } else if (t2.e > 0) {
-            done = add_fast(p, input1, input2, output, &t1, &t2, &r, 0, 1);
-        } else {
-            done = add_fast(p, input1, input2, output, &t1, &t2, &r, 0, 0);
-        }
+        done = add_fast_rows(p, rows, &t1, &t2, &r);
     }
-    add_generic(p, input1, input2, output, done);
+    for (int32_t j = 0; j < rows->rows; j++) { /* what the fast loops left of each row */
+        add_generic(p, rows->in1 + j * rows->step1, rows->in2 + j * rows->step2,
+                    rows->out + j * rows->step_out, done, p->size);
+    }
 }
 
 #else /* portable C */
 
-void pc_add_s8(const pc_add_params_t *p, const int8_t *input1, const int8_t *input2,
-               int8_t *output)
+static void add_rows(const pc_add_params_t *p, const add_rows_t *rows)
 {
-    add_generic(p, input1, input2, output, 0);
+    for (int32_t j = 0; j < rows->rows; j++) {
+        add_generic(p, rows->in1 + j * rows->step1, rows->in2 + j * rows->step2,
+                    rows->out + j * rows->step_out, 0, p->size);
+    }
 }
 
 #endif /* PC_USE_DSP */
+
+void pc_add_s8(const pc_add_params_t *p, const int8_t *input1, const int8_t *input2,
+               int8_t *output)
+{
+    const add_rows_t one = {input1, input2, output, 1, 0, 0, 0};
+    add_rows(p, &one);
+}
+
+void pc_add_s8_rows(const pc_add_params_t *p, int32_t rows, const int8_t *input1,
+                    int32_t step1, const int8_t *input2, int32_t step2, int8_t *output,
+                    int32_t step_out)
+{
+    const add_rows_t r = {input1, input2, output, rows, step1, step2, step_out};
+    add_rows(p, &r);
+}

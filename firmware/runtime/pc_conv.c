@@ -763,38 +763,56 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
     }
 }
 
-/* Input pixel of output pixel i. */
+/* Input pixel of output pixel i (pixels counted row by row, output.w to a row). */
 static const int8_t *pw_pixel(const pc_conv_params_t *p, const int8_t *input, int32_t i)
 {
     const int32_t wo = p->output.w;
     return input + ((i / wo) * p->stride_h * p->input.w + (i % wo) * p->stride_w) * p->input.c;
 }
 
-/* The chunk's outputs of pixels [0, pixels - pixels % 4), four pixels at a time (ch all fast,
- * cin <= PW4_MAX_CIN). Returns the pixels done. A function of its own, like
- * pointwise_narrow, so their stack buffers are never live together. */
+/* The output pixels of a call as runs of pixels that are contiguous in the output: `rows`
+ * runs of n pixels, run r starting at pixel r * n and at output + r * out_row bytes. A
+ * contiguous output is one run of all its pixels; one with an output_stride, a run per row. */
+typedef struct {
+    int32_t rows, n, out_row;
+} pw_runs_t;
+
+/* Whether input pixel i is at input + i * cin (stride 1, rows as long as the output's). */
+static int pw_dense(const pc_conv_params_t *p)
+{
+    return p->stride_h == 1 && p->stride_w == 1 && p->input.w == p->output.w;
+}
+
+/* The chunk's outputs of pixels [0, n - n % 4) of every run, four pixels at a time (ch all
+ * fast, cin <= PW4_MAX_CIN). Returns the pixels done in each run. A function of its own,
+ * like pointwise_narrow, so their stack buffers are never live together. */
 PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch,
                                     const int8_t *w, const int8_t *input, int8_t *output,
-                                    int32_t co0)
+                                    const pw_runs_t *runs)
 {
     uint32_t col4[2 * PW4_MAX_CIN];
     const int32_t cin = p->input.c;
     const int32_t cout = p->output.c;
-    const int32_t pixels = p->output.h * p->output.w;
-    const int dense = p->stride_h == 1 && p->stride_w == 1;
+    const int dense = pw_dense(p);
     int32_t i = 0;
-    for (; i + 4 <= pixels; i += 4) {
-        const int8_t *px[4];
-        for (int32_t j = 0; j < 4; j++) {
-            px[j] = dense ? input + (i + j) * cin : pw_pixel(p, input, i + j);
-        }
-        widen_quad(px, col4, cin, p->input_offset);
-        if (cin == 8 && !ch->clamp) {
-            mat_mult_pw4_k8(ch, w, col4, output + i * cout + co0, cout);
-        } else if (cin == 16 && !ch->clamp) {
-            mat_mult_pw4_k16(ch, w, col4, output + i * cout + co0, cout);
-        } else {
-            mat_mult_pw4_any(ch, w, cin, col4, output + i * cout + co0, cout);
+    const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
+    const int32_t rows = runs->rows;
+    for (int32_t r = 0; r < rows; r++) {
+        const int32_t base = r * n;
+        int8_t *out = output + r * runs->out_row;
+        for (i = 0; i + 4 <= n; i += 4) {
+            const int8_t *px[4];
+            for (int32_t j = 0; j < 4; j++) {
+                px[j] = dense ? input + (base + i + j) * cin : pw_pixel(p, input, base + i + j);
+            }
+            widen_quad(px, col4, cin, p->input_offset);
+            if (cin == 8 && !ch->clamp) {
+                mat_mult_pw4_k8(ch, w, col4, out + i * cout, cout);
+            } else if (cin == 16 && !ch->clamp) {
+                mat_mult_pw4_k16(ch, w, col4, out + i * cout, cout);
+            } else {
+                mat_mult_pw4_any(ch, w, cin, col4, out + i * cout, cout);
+            }
         }
     }
     return i;
@@ -850,34 +868,39 @@ PC_NOINLINE void mat_mult_pw4_narrow16(const chunk_t *ch, const uint32_t *ww,
     mat_mult_pw4_narrow(ch, ww, 16, col, out, cout);
 }
 
-/* The chunk's outputs of pixels [0, pixels - pixels % 4) for K = cin = 8 or 16 (ch all
- * fast, no clamp). Returns the pixels done. */
+/* pointwise_quads for K = cin = 8 or 16 (ch all fast, no clamp), the chunk's weights
+ * widened once for all runs. */
 PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
                                      const int8_t *w, const int8_t *input, int8_t *output,
-                                     int32_t co0)
+                                     const pw_runs_t *runs)
 {
     uint32_t ww[PC_RQ_CHUNK * PW_NARROW_K / 2];
     uint32_t col4[2 * PW_NARROW_K];
     const int32_t cin = p->input.c;
     const int32_t cout = p->output.c;
-    const int32_t pixels = p->output.h * p->output.w;
-    const int dense = p->stride_h == 1 && p->stride_w == 1;
+    const int dense = pw_dense(p);
     int32_t i = 0;
     for (int32_t j = 0; j < ch->n * cin / 4; j++) {
         const uint32_t wv = pc_read_u32(w + 4 * j);
         ww[2 * j] = pc_sxtb16(wv);
         ww[2 * j + 1] = pc_sxtb16_ror8(wv);
     }
-    for (; i + 4 <= pixels; i += 4) {
-        const int8_t *px[4];
-        for (int32_t j = 0; j < 4; j++) {
-            px[j] = dense ? input + (i + j) * cin : pw_pixel(p, input, i + j);
-        }
-        widen_quad(px, col4, cin, p->input_offset);
-        if (cin == 8) {
-            mat_mult_pw4_narrow8(ch, ww, col4, output + i * cout + co0, cout);
-        } else {
-            mat_mult_pw4_narrow16(ch, ww, col4, output + i * cout + co0, cout);
+    const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
+    const int32_t rows = runs->rows;
+    for (int32_t r = 0; r < rows; r++) {
+        const int32_t base = r * n;
+        int8_t *out = output + r * runs->out_row;
+        for (i = 0; i + 4 <= n; i += 4) {
+            const int8_t *px[4];
+            for (int32_t j = 0; j < 4; j++) {
+                px[j] = dense ? input + (base + i + j) * cin : pw_pixel(p, input, base + i + j);
+            }
+            widen_quad(px, col4, cin, p->input_offset);
+            if (cin == 8) {
+                mat_mult_pw4_narrow8(ch, ww, col4, out + i * cout, cout);
+            } else {
+                mat_mult_pw4_narrow16(ch, ww, col4, out + i * cout, cout);
+            }
         }
     }
     return i;
@@ -891,40 +914,36 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t cout = p->output.c;
     const int32_t wo = p->output.w;
     const int32_t pixels = p->output.h * wo;
-    const int32_t dense = p->stride_h == 1 && p->stride_w == 1;
+    const int32_t out_w = pc_output_stride(p);
+    const pw_runs_t runs = out_w == wo ? (pw_runs_t){1, pixels, 0}
+                                       : (pw_runs_t){p->output.h, wo, out_w * cout};
+    const int dense = pw_dense(p);
     uint32_t *col = (uint32_t *)scratch;
     chunk_t ch;
     for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
         const int8_t *w = filter + co0 * cin;
-        const int8_t *px_a;
-        const int8_t *px_b;
-        int32_t i = 0;
+        int32_t done = 0;
         chunk_prepare(&ch, p, q, bias, co0, cin);
-        if (ch.fast && !ch.clamp && (cin == 8 || cin == 16) &&
-            p->output.h * wo >= PW_NARROW_MIN_PIXELS) {
-            i = pointwise_narrow(p, &ch, w, input, output, co0);
+        if (ch.fast && !ch.clamp && (cin == 8 || cin == 16) && pixels >= PW_NARROW_MIN_PIXELS) {
+            done = pointwise_narrow(p, &ch, w, input, output + co0, &runs);
         } else if (ch.fast && cin <= PW4_MAX_CIN) {
-            i = pointwise_quads(p, &ch, w, input, output, co0);
+            done = pointwise_quads(p, &ch, w, input, output + co0, &runs);
         }
-        for (; i + 2 <= pixels; i += 2) {
-            if (dense) {
-                px_a = input + i * cin;
-                px_b = px_a + cin;
-            } else {
-                px_a = input +
-                       ((i / wo) * p->stride_h * p->input.w + (i % wo) * p->stride_w) * cin;
-                px_b = input + (((i + 1) / wo) * p->stride_h * p->input.w +
-                                ((i + 1) % wo) * p->stride_w) * cin;
+        for (int32_t r = 0; r < runs.rows; r++) { /* what is left of each run: 2x2 blocks */
+            const int32_t base = r * runs.n;
+            int8_t *out = output + r * runs.out_row + co0;
+            int32_t i = done;
+            for (; i + 2 <= runs.n; i += 2) {
+                const int8_t *px_a = dense ? input + (base + i) * cin : pw_pixel(p, input, base + i);
+                const int8_t *px_b = dense ? px_a + cin : pw_pixel(p, input, base + i + 1);
+                widen_pair(px_a, px_b, col, cin, p->input_offset);
+                mat_mult_pw(&ch, w, cin, col, out + i * cout, out + (i + 1) * cout, 0);
             }
-            widen_pair(px_a, px_b, col, cin, p->input_offset);
-            mat_mult_pw(&ch, w, cin, col, output + i * cout + co0,
-                        output + (i + 1) * cout + co0, 0);
-        }
-        if (i < pixels) {
-            px_a = input + ((i / wo) * p->stride_h * p->input.w + (i % wo) * p->stride_w) * cin;
-            widen_pair(px_a, px_a, col, cin, p->input_offset);
-            mat_mult_pw(&ch, w, cin, col, output + i * cout + co0, output + i * cout + co0,
-                        0);
+            if (i < runs.n) {
+                const int8_t *px_a = pw_pixel(p, input, base + i);
+                widen_pair(px_a, px_a, col, cin, p->input_offset);
+                mat_mult_pw(&ch, w, cin, col, out + i * cout, out + i * cout, 0);
+            }
         }
     }
 }
@@ -972,8 +991,9 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
 {
     const int32_t cin = p->input.c;
     const int32_t off = p->input_offset;
+    const int32_t skip = (pc_output_stride(p) - p->output.w) * p->output.c; /* row's end */
     (void)scratch;
-    for (int32_t oy = 0; oy < p->output.h; oy++) {
+    for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
         for (int32_t ox = 0; ox < p->output.w; ox++) {
             const int8_t *x = input + (oy * p->stride_h * p->input.w + ox * p->stride_w) * cin;
             const int8_t *w = filter;

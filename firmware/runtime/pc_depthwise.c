@@ -42,7 +42,8 @@ static void depthwise_scalar(const pc_conv_params_t *p, const pc_per_channel_qua
     const int32_t out_off = p->output_offset;
     const int32_t lo = p->act_min;
     const int32_t hi = p->act_max;
-    for (int32_t oy = 0; oy < p->output.h; oy++) {
+    const int32_t skip = (pc_output_stride(p) - p->output.w) * ch; /* a row's end */
+    for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
         const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
         const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;
@@ -74,6 +75,7 @@ static void depthwise_scalar(const pc_conv_params_t *p, const pc_per_channel_qua
 
 /* Most kernel taps (kh * kw) whose widened weights the stack buffer holds (512 bytes). */
 #define DW_MAX_TAPS 64
+PC_STATIC_ASSERT(DW_MAX_TAPS * 128 <= INT16_MAX, dw_weight_sums_fit_int16);
 
 /* Everything about one group of four channels that does not change from pixel to pixel. */
 typedef struct {
@@ -445,15 +447,22 @@ static void group_prepare(group_t *g, const pc_conv_params_t *p,
 {
     const int32_t ch = p->input.c;
     const int32_t taps = p->kernel_h * p->kernel_w;
-    int32_t wsum[4] = {0, 0, 0, 0};
+    /* the channels' weight sums in int16 lanes, (0, 2) and (1, 3), summed while widening:
+     * |sum| <= DW_MAX_TAPS * 128 fits a lane */
+    uint32_t sum02 = 0;
+    uint32_t sum13 = 0;
+    int32_t wsum[4];
     for (int32_t t = 0; t < taps; t++) {
         const uint32_t wv = pc_read_u32(filter + t * ch + c);
         g->w[2 * t] = pc_sxtb16(wv);
         g->w[2 * t + 1] = pc_sxtb16_ror8(wv);
-        for (int32_t i = 0; i < 4; i++) {
-            wsum[i] += filter[t * ch + c + i];
-        }
+        sum02 = pc_sxtab16(sum02, wv);
+        sum13 = pc_sxtab16_ror8(sum13, wv);
     }
+    wsum[0] = pc_lo16(sum02);
+    wsum[1] = pc_lo16(sum13);
+    wsum[2] = pc_hi16(sum02);
+    wsum[3] = pc_hi16(sum13);
     g->fast = 1;
     for (int32_t i = 0; i < 4; i++) {
         g->fast &= pc_rq_prepare(&g->rq[i], bias[c + i], q->multiplier[c + i],
@@ -946,6 +955,7 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t sh = p->stride_h;
     const int32_t ho = p->output.h;
     const int32_t wo = p->output.w;
+    const int32_t out_w = pc_output_stride(p); /* pixels from one output row to the next */
     const int32_t slot = dw_slot(p);
     /* plane mode: a ring row for every input row read, all widened before the first output
      * row, and output rows taken DW_CHUNK outputs at a time; else a ring of kh rows, each
@@ -969,7 +979,7 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
             const int32_t iy0 = oy * sh - p->pad_top;
             const int32_t rows = ho - oy < block ? ho - oy : block;
             const int32_t last = plane ? ring_rows - p->pad_top : iy0 + kh; /* widen below */
-            int8_t *out = output + oy * wo * ch + c;
+            int8_t *out = output + oy * out_w * ch + c;
             if (next < iy0) { /* rows a stride over kh skips */
                 next_slot = (next_slot + iy0 - next) % ring_rows;
                 next = iy0;
@@ -983,11 +993,17 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
                 s = s + 1 == ring_rows ? 0 : s + 1;
             }
             top_slot = (top_slot + rows * sh) % ring_rows;
-            if (rows > 1) { /* plane mode: whole output rows, contiguous in the output */
+            if (rows > 1) { /* plane mode: whole output rows */
                 for (int32_t i = 0; i < rows; i++) {
                     row(&k, r, i * sh * slot, acc + i * wo, wo);
                 }
-                store_outputs(&k, acc, rows * wo, out, ch);
+                if (out_w == wo) { /* contiguous in the output */
+                    store_outputs(&k, acc, rows * wo, out, ch);
+                } else {
+                    for (int32_t i = 0; i < rows; i++) {
+                        store_outputs(&k, acc + i * wo, wo, out + i * out_w * ch, ch);
+                    }
+                }
                 continue;
             }
             for (int32_t ox = 0; ox < wo; ox += DW_CHUNK) {
@@ -1026,7 +1042,7 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
                             int8_t *output)
 {
     const int32_t ch = p->input.c;
-    const int32_t wo = p->output.w;
+    const int32_t out_w = pc_output_stride(p);
     int32_t ox_in0, ox_in1;
     if (rows_fit(p)) {
         rows_layer(p, q, input, filter, bias, output);
@@ -1039,7 +1055,8 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
         for (; c + 4 <= ch; c += 4) {
             group_prepare(&g, p, q, filter, bias, c);
             for (int32_t oy = 0; oy < p->output.h; oy++) {
-                group_row(&g, p, input, c, oy, ox_in0, ox_in1, output + oy * wo * ch + c, 0);
+                group_row(&g, p, input, c, oy, ox_in0, ox_in1, output + oy * out_w * ch + c,
+                          0);
             }
         }
     }
@@ -1063,7 +1080,8 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t out_off = p->output_offset;
     const int32_t lo = p->act_min;
     const int32_t hi = p->act_max;
-    for (int32_t oy = 0; oy < p->output.h; oy++) {
+    const int32_t skip = (pc_output_stride(p) - p->output.w) * ch; /* a row's end */
+    for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
         const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
         const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;

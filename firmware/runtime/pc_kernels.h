@@ -15,7 +15,8 @@
  *
  * Conventions
  * -----------
- * - Tensors are int8, HWC (channels last), batch 1, contiguous.
+ * - Tensors are int8, HWC (channels last), batch 1, contiguous (pointwise and depthwise
+ *   outputs may have longer rows: pc_conv_params_t.output_stride).
  * - Weights follow TFLite's layouts: conv2d (Cout, kh, kw, Cin); depthwise (kh, kw, C);
  *   fully connected (N, K). Bias is int32, one per output channel.
  * - input_offset = -(input zero point), in [-127, 128]; output_offset = output zero point, in
@@ -88,7 +89,17 @@ typedef struct {
     int32_t input_offset;       /* -input zero point */
     int32_t output_offset;      /* output zero point */
     int32_t act_min, act_max;
+    /* Pixels from the start of one output row to the next: 0 (or output.w) for a contiguous
+     * output; wider when the output is a window of a larger buffer (a patch schedule's tile).
+     * Pointwise and depthwise (not in place) honour it; conv2d needs 0. */
+    int32_t output_stride;
 } pc_conv_params_t;
+
+/* Pixels from one output row to the next (see output_stride). */
+static inline int32_t pc_output_stride(const pc_conv_params_t *p)
+{
+    return p->output_stride > 0 ? p->output_stride : p->output.w;
+}
 
 /* Fully connected: output[n] = sum_k (input[k] + input_offset) * weights[n][k] + bias[n]. */
 typedef struct {
@@ -180,6 +191,13 @@ void pc_fully_connected_s8(const pc_fc_params_t *p, const int8_t *input, const i
  * input2 (each element is read before it is written). */
 void pc_add_s8(const pc_add_params_t *p, const int8_t *input1, const int8_t *input2,
                int8_t *output);
+
+/* The same on `rows` rows of p->size values each; a row of input1, input2 and output starts
+ * step1, step2 and step_out bytes after the previous one (the windows of a patch schedule's
+ * tiles). Within a row, in place as pc_add_s8; rows must not overlap one another. */
+void pc_add_s8_rows(const pc_add_params_t *p, int32_t rows, const int8_t *input1,
+                    int32_t step1, const int8_t *input2, int32_t step2, int8_t *output,
+                    int32_t step_out);
 
 /* Average pooling; only taps inside the image count (TFLite's reference AveragePool). */
 void pc_avg_pool2d_s8(const pc_pool_params_t *p, const int8_t *input, int8_t *output);

@@ -112,11 +112,22 @@ static void conv_tile(conv_kind_t kind, const pc_conv_params_t *layer, const pc_
         x = crop;
         x_row = p.input.w * cin;
     }
+    if (kind != CONV) {
+        /* One call for the whole tile: the output's rows are t->out.stride pixels apart, and a
+         * pointwise conv (no padding, 1x1) reads input rows of any length, so its window may
+         * stay in its wider buffer. */
+        p.output_stride = t->out.stride;
+        if (kind == POINTWISE) {
+            p.input.w = t->in[0].stride;
+        }
+        conv_call(kind, &p, q, x, filter, bias, y, scratch);
+        return;
+    }
     if (contiguous(&t->out) && x_row == p.input.w * cin) {
         conv_call(kind, &p, q, x, filter, bias, y, scratch);
         return;
     }
-    /* One output row per call: the input rows it reads, with its own top padding. */
+    /* conv2d: one output row per call, the input rows it reads, with its own top padding. */
     for (int32_t oy = 0; oy < p.output.h; oy++) {
         const int32_t iy = oy * p.stride_h - p.pad_top; /* < 0: rows of padding */
         const int32_t y0 = iy < 0 ? 0 : iy;
@@ -125,9 +136,6 @@ static void conv_tile(conv_kind_t kind, const pc_conv_params_t *layer, const pc_
         r.input.h = y1 - y0;
         r.output.h = 1;
         r.pad_top = y0 - iy;
-        if (x_row != p.input.w * cin) { /* pointwise on a wider buffer: one row at a time */
-            r.input.h = 1;
-        }
         conv_call(kind, &r, q, x + y0 * x_row, filter, bias, y + oy * y_row, scratch);
     }
 }
@@ -232,9 +240,7 @@ void pc_patch_add_s8(const pc_add_params_t *p, int32_t c, const pc_tile_t *t,
         pc_add_s8(&r, a, b, y);
         return;
     }
-    r.size = (int32_t)t->out.w * c; /* row by row */
-    for (int32_t row = 0; row < t->out.h; row++) {
-        pc_add_s8(&r, a + row * t->in[0].stride * c, b + row * t->in[1].stride * c,
-                  y + row * t->out.stride * c);
-    }
+    r.size = (int32_t)t->out.w * c; /* row by row, the layer's constants prepared once */
+    pc_add_s8_rows(&r, t->out.h, a, t->in[0].stride * c, b, t->in[1].stride * c, y,
+                   t->out.stride * c);
 }

@@ -7,12 +7,15 @@
  * image border (0 at the seams between patches: the neighbouring pixels are real data). A
  * conv on a tile is then the ordinary kernel of pc_kernels.h with the tile's sizes and pads.
  *
- * A window is "contiguous" when it spans whole rows of its buffer (w == stride): the kernels
- * need contiguous tensors, so the functions below
- *   - copy a non-contiguous input window into `crop` first (conv, depthwise, pooling), or read
- *     it row by row (pointwise conv and add, which use one input row per output row);
- *   - write a non-contiguous output window (a tile inside the full output tensor of the
- *     stage's last op) with one kernel call per output row.
+ * A window is "contiguous" when it spans whole rows of its buffer (w == stride). The
+ * functions below
+ *   - copy a non-contiguous input window into `crop` first (conv, depthwise, pooling); a
+ *     pointwise conv and an add read it in place, row by row;
+ *   - write a non-contiguous output window (a piece inside a cached tile, a tile inside the
+ *     full output tensor of the stage's last op) in one call where the kernel takes an
+ *     output row stride (pointwise, depthwise: pc_conv_params_t.output_stride; add:
+ *     pc_add_s8_rows), so a layer's constants are prepared once per tile, else with one
+ *     kernel call per output row (conv2d, pooling).
  * The result is bit-identical to running the op on the whole tensor. Nothing allocates.
  * A tile whose output window is empty (h or w 0: a cache-mode patch with nothing new to
  * compute for that op) is skipped.

@@ -10,8 +10,9 @@
  *       of the input of exactly max(input, output) bytes, with a malloc'd scratch of exactly
  *       pc_depthwise_conv2d_s8_in_place_get_buffer_size bytes (AddressSanitizer catches a
  *       byte past either), and compares both outputs byte for byte with the plain loops of
- *       `reference` below. Prints one line per geometry, "H W C KH KW SH SW PT PL HO WO ROWS",
- *       then "checked N, failed F".
+ *       `reference` below; so is a third run with output rows longer than Wo
+ *       (output_stride), whose gaps must stay untouched. Prints one line per geometry,
+ *       "H W C KH KW SH SW PT PL HO WO ROWS", then "checked N, failed F".
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +61,33 @@ static void reference(const pc_conv_params_t *p, const pc_per_channel_quant_t *q
             }
         }
     }
+}
+
+/* The kernel with output rows 1..3 pixels longer than Wo (output_stride, a window of a wider
+ * buffer) into a buffer that ends right after the last output pixel: every row must equal
+ * ref's, and the bytes between rows must be untouched. */
+static int strided_ok(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                      const int8_t *input, const int8_t *filter, const int32_t *bias,
+                      const int8_t *ref)
+{
+    pc_conv_params_t s = *p;
+    const int32_t c = p->output.c;
+    const int32_t row = p->output.w * c;
+    const int32_t pitch = (p->output.w + 1 + (int32_t)(rnd() % 3)) * c;
+    const size_t bytes = (size_t)((p->output.h - 1) * pitch + row);
+    int8_t *out = malloc(bytes);
+    int ok = 1;
+    memset(out, 0x5a, bytes);
+    s.output_stride = pitch / c;
+    pc_depthwise_conv2d_s8(&s, q, input, filter, bias, out);
+    for (int32_t y = 0; y < p->output.h; y++) {
+        ok &= memcmp(out + y * pitch, ref + y * row, (size_t)row) == 0;
+        for (int32_t i = row; i < pitch && y + 1 < p->output.h; i++) {
+            ok &= out[y * pitch + i] == 0x5a;
+        }
+    }
+    free(out);
+    return ok;
 }
 
 static int check(int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_t sh,
@@ -123,7 +151,8 @@ static int check(int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_
     pc_depthwise_conv2d_s8(&p, &q, input, filter, bias, want);
     pc_depthwise_conv2d_s8_in_place(&p, &q, data, filter, bias, scratch);
     reference(&p, &q, input, filter, bias, ref);
-    failed = memcmp(want, data, out_bytes) != 0 || memcmp(ref, want, out_bytes) != 0;
+    failed = memcmp(want, data, out_bytes) != 0 || memcmp(ref, want, out_bytes) != 0 ||
+             !strided_ok(&p, &q, input, filter, bias, ref);
     printf("%d %d %d %d %d %d %d %d %d %d %d %d%s\n", (int)h, (int)w, (int)c, (int)kh, (int)kw,
            (int)sh, (int)sw, (int)pt, (int)pl, (int)ho, (int)wo,
            (int)pc_depthwise_in_place_rows(&p), failed ? " FAILED" : "");
