@@ -173,6 +173,26 @@ def test_search_never_worse_than_layer_by_layer(seed, overhead):
     assert b.arena_bytes <= layer.arena_bytes and b.macs <= layer.macs
 
 
+@pytest.mark.parametrize("seed", [3, 13])
+def test_search_breaks_ties_by_fewer_patches(seed):
+    """Against every cache-mode candidate placed exactly: without a budget the search returns
+    the smallest (arena, MACs, patches), with one the fewest (MACs, arena, patches) that fits;
+    so of equal arenas it ships the fewest patches (less patch code, same memory)."""
+    g = random_graph(seed, n_blocks=4)
+    layer = patchplan.layer_schedule(g)
+    every = [patchplan.plan_patches(g, k, grid, m)
+             for k, grid, m in patchplan.candidates(g, ("cache",), 4)]
+    every = [s for s in every if s.arena_bytes < layer.arena_bytes]
+    best = min((s.arena_bytes, s.macs, s.patches) for s in every)
+    assert sum((s.arena_bytes, s.macs) == best[:2] for s in every) > 1  # a tie to break
+    s = patchplan.search(g, mode="cache", max_grid=4)
+    assert (s.arena_bytes, s.macs, s.patches) == best
+    budget = sorted({s.arena_bytes for s in every})[1]  # the second smallest arena fits
+    fit = min((s.macs, s.arena_bytes, s.patches) for s in every if s.arena_bytes <= budget)
+    b = patchplan.search(g, budget_bytes=budget, mode="cache", max_grid=4)
+    assert (b.macs, b.arena_bytes, b.patches) == fit
+
+
 def test_budget_too_small_says_what_is_reachable():
     g = chain((32, 32), [(3, 2, "same"), (3, 1, "same")], residual=True)
     with pytest.raises(PlanError, match=r"smallest reachable arena is .*To fit: lower the input"):

@@ -410,6 +410,12 @@ class Schedule:
     cols: AxisRegions | None = None
 
     @property
+    def patches(self) -> int:
+        """Patches per inference (1 layer by layer): each re-runs every stage kernel's set-up,
+        so of two schedules with the same arena and MACs the one with fewer runs faster."""
+        return self.grid[0] * self.grid[1] if self.mode != "layer" else 1
+
+    @property
     def mac_overhead(self) -> float:
         return self.macs / self.layer_macs - 1.0 if self.layer_macs else 0.0
 
@@ -664,8 +670,9 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
     """The best schedule over split K, grid p x q (1..max_grid each) and halo mode.
 
     - no budget: the smallest arena whose MAC overhead is <= max_overhead (if given), ties
-      broken by fewer MACs;
-    - a budget: the fewest MACs among schedules whose arena fits, ties by smaller arena.
+      broken by fewer MACs, then fewer patches;
+    - a budget: the fewest MACs among schedules whose arena fits, ties by smaller arena;
+    then, of equal arenas, the fewest patches (the same memory, less patch code).
     Patch schedules are only candidates when their arena is below layer by layer's, so the
     answer is never worse than layer by layer (mode "layer" when nothing beats it). A budget
     nothing meets raises PlanError saying what is reachable and what to change.
@@ -700,14 +707,16 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
         group = [c for c in cands[j:] if c[3] == cands[j][3]]
         j += len(group)
         rough = sorted((exact(k, grid, m, place=False) for k, grid, m, _ in group),
-                       key=lambda s: s.lower_bound)
+                       key=lambda s: (s.lower_bound, s.patches))
         found: Schedule | None = None
         for r in rough:
-            limit = min(budget, layer.arena_bytes - 1, found.arena_bytes - 1 if found else budget)
-            if r.lower_bound > limit:
+            limit = min(budget, layer.arena_bytes - 1, found.arena_bytes if found else budget)
+            if r.lower_bound > limit or (found and (r.lower_bound, r.patches) >=
+                                         (found.arena_bytes, found.patches)):
                 break
             s = exact(r.split, r.grid, r.mode)
-            if s.arena_bytes <= limit:
+            if s.arena_bytes <= limit and (found is None or (s.arena_bytes, s.patches) <
+                                           (found.arena_bytes, found.patches)):
                 found = s
         if found is not None:
             if best is None or (found.macs, found.arena_bytes) < (best.macs, best.arena_bytes):
@@ -733,7 +742,8 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
 
 
 def _smallest(cands: list, p2: dict[int, int], layer: Schedule, exact) -> Schedule:
-    """The candidate with the smallest arena (ties: fewer MACs), or layer by layer."""
+    """The candidate with the smallest arena (ties: fewer MACs, then fewer patches), or layer
+    by layer."""
     best = layer
     by_split: dict[int, list] = {}
     for c in cands:
@@ -742,14 +752,16 @@ def _smallest(cands: list, p2: dict[int, int], layer: Schedule, exact) -> Schedu
         if p2[k] > best.arena_bytes:
             break
         rough = sorted((exact(kk, grid, m, place=False) for kk, grid, m, _ in by_split[k]),
-                       key=lambda s: (s.lower_bound, s.macs))
+                       key=lambda s: (s.lower_bound, s.macs, s.patches))
         for r in rough:
-            if (r.lower_bound, r.macs) >= (best.arena_bytes, best.macs) and best is not layer:
+            if (r.lower_bound, r.macs, r.patches) >= (best.arena_bytes, best.macs,
+                                                      best.patches) and best is not layer:
                 break
             if r.lower_bound >= best.arena_bytes and best is layer:
                 break
             s = exact(r.split, r.grid, r.mode)
-            better = (s.arena_bytes, s.macs) < (best.arena_bytes, best.macs)
+            better = (s.arena_bytes, s.macs, s.patches) < (best.arena_bytes, best.macs,
+                                                           best.patches)
             if s.arena_bytes < layer.arena_bytes and (better or best is layer):
                 best = s
     return best
