@@ -591,9 +591,9 @@ PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8
  * 128 << 7 still fits an int16 lane), so the accumulator comes out already shifted and
  * requantising is ASR, ADD, SMMLAR, ASR, SSAT (pc_dsp.h explains why that is exact).
  * Stack: the ring (DW_RING_BYTES), a chunk of accumulators (4 * DW_CHUNK) and one chan_t,
- * about 1.5 kB; the four-channel path below is not on the stack at the same time. */
+ * about 2.2 kB; the four-channel path below is not on the stack at the same time. */
 
-#define DW_RING_BYTES 768   /* the ring on the stack: rows of dw_slot(p) int16 values */
+#define DW_RING_BYTES 1536  /* the ring on the stack: rows of dw_slot(p) int16 values */
 #define DW_ROW_MAX_WORDS 32 /* weight pairs: kh * ceil(kw / 2), 28 for 7x7 */
 
 /* int16 values per ring row: the (Wo - 1) * stride + kw input columns the outputs read, plus

@@ -381,6 +381,16 @@ PC_INLINE int32_t pc_rq_fast(int32_t acc, const pc_rq_t *r)
     return pc_ssat8(pc_smmlar(x2, r->mult, r->rnd + (x2 >> 31)) >> r->rsh);
 }
 
+/* pc_rq_fast of an accumulator that is already doubled (2 * acc, from doubled weights and
+ * bias): a fast channel's lsh is always 1, so this skips the shift. */
+PC_INLINE int32_t pc_rq_fast_x2(int32_t x2, const pc_rq_t *r)
+{
+    return pc_ssat8(pc_smmlar(x2, r->mult, r->rnd + (x2 >> 31)) >> r->rsh);
+}
+
+/* Both int16 lanes doubled (|lane| <= 128: no overflow); bit 16 is the low lane's carry. */
+static inline uint32_t pc_double16(uint32_t x) { return (x << 1) & 0xfffeffffu; }
+
 /* pc_requantize_s8 (pc_requant.h) in about a dozen instructions, bit-exact:
  * - SaturatingRoundingDoublingHighMul(x, m) = floor((x * m + 2^30) / 2^31)
  *   = floor((2x * m + 2^31) / 2^32) = SMMULR(2x, m), when |x| < 2^30 (then 2x fits);
