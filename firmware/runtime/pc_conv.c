@@ -677,6 +677,76 @@ PC_NOINLINE void mat_mult_pw4_padded(const chunk_t *ch, const int8_t *filter, in
     }
 }
 
+/* ---- weights widened once per chunk ---------------------------------------------------------
+ * Where every chunk of weights serves many pixels, widening them once (and doubling them, and
+ * the bias with them, so each accumulator comes out as the 2 * acc the requantisation starts
+ * from: pc_rq_fast_x2) saves each group's SXTB16 pair and each output's shift. */
+
+/* The first n filter rows of k int8 values (a row's k % 4 tail zero-padded to a group of
+ * four) as kpad / 4 groups of two doubled int16x2 words each, pw4_group's order. */
+static void widen_weights(uint32_t *ww, const int8_t *w, int32_t n, int32_t k)
+{
+    for (int32_t co = 0; co < n; co++, w += k) {
+        int32_t j = 0;
+        for (; j + 4 <= k; j += 4) {
+            const uint32_t wv = pc_read_u32(w + j);
+            *ww++ = pc_double16(pc_sxtb16(wv));
+            *ww++ = pc_double16(pc_sxtb16_ror8(wv));
+        }
+        if (j < k) {
+            const uint32_t wv = read_tail(w + j, k - j);
+            *ww++ = pc_double16(pc_sxtb16(wv));
+            *ww++ = pc_double16(pc_sxtb16_ror8(wv));
+        }
+    }
+}
+
+/* mat_mult_pw4 (padded columns, kpad a multiple of 4) with the groups from ww. */
+PC_INLINE void mat_mult_pw4_ww_at(const chunk_t *ch, const uint32_t *ww, int32_t kpad,
+                                  const uint32_t *col, int8_t *out, int32_t cout, int clamp)
+{
+    const pc_rq_t *r = ch->rq;
+    const pc_rq_t *r_end = r + ch->n;
+    int8_t *out2 = out + 2 * cout;
+    for (; r != r_end; r++) {
+        const uint32_t *c4 = col;
+        int32_t a = (int32_t)((uint32_t)r->bias << 1); /* doubled, as the weights */
+        int32_t b = a;
+        int32_t c = a;
+        int32_t d = a;
+        for (int32_t g = kpad >> 2; g > 0; g--) {
+            pw4_group_wide(&a, &b, &c, &d, ww[0], ww[1], &c4);
+            ww += 2;
+        }
+        a = pc_rq_fast_x2(a, r);
+        b = pc_rq_fast_x2(b, r);
+        c = pc_rq_fast_x2(c, r);
+        d = pc_rq_fast_x2(d, r);
+        if (clamp) {
+            a = a < ch->lo ? ch->lo : a > ch->hi ? ch->hi : a;
+            b = b < ch->lo ? ch->lo : b > ch->hi ? ch->hi : b;
+            c = c < ch->lo ? ch->lo : c > ch->hi ? ch->hi : c;
+            d = d < ch->lo ? ch->lo : d > ch->hi ? ch->hi : d;
+        }
+        pc_store2_s8_inc(&out, cout, a, b);
+        pc_store2_s8_inc(&out2, cout, c, d);
+    }
+}
+
+PC_NOINLINE void mat_mult_pw4_ww(const chunk_t *ch, const uint32_t *ww, int32_t kpad,
+                                 const uint32_t *col, int8_t *out, int32_t cout)
+{
+    if (ch->clamp) {
+        mat_mult_pw4_ww_at(ch, ww, kpad, col, out, cout, 1);
+    } else {
+        mat_mult_pw4_ww_at(ch, ww, kpad, col, out, cout, 0);
+    }
+}
+
+/* The small-patch conv's widened weights on the stack: chunks of up to this many words
+ * (1 kB: the RGB first layer, 28 values, up to 18 channels); wider chunks widen as they go. */
+#define CONV_WW_WORDS 256
+
 /* Patches up to this many values take the int8-gather + pointwise route (stack: 2 x this). */
 #define CONV_SMALL_K 64
 
@@ -713,8 +783,13 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                 int8_t pc[CONV_SMALL_K], pd[CONV_SMALL_K];
                 const int8_t *const px[4] = {pa, pb, pc, pd};
                 uint32_t col4[2 * CONV_SMALL_K];
+                uint32_t ww[CONV_WW_WORDS];
+                const int wide = ch.n * kpad / 2 <= CONV_WW_WORDS;
                 for (int32_t j = k; j < kpad; j++) {
                     pc[j] = pd[j] = zp;
+                }
+                if (wide) {
+                    widen_weights(ww, w, ch.n, k);
                 }
                 for (; i + 4 <= pixels; i += 4) {
                     const int32_t oy = i / wo;
@@ -731,7 +806,11 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                         im2col_s8(p, input, (i + 3) / wo, (i + 3) % wo, pd);
                     }
                     widen_quad(px, col4, kpad, p->input_offset);
-                    mat_mult_pw4_padded(&ch, w, k, col4, output + i * cout + co0, cout);
+                    if (wide) {
+                        mat_mult_pw4_ww(&ch, ww, kpad, col4, output + i * cout + co0, cout);
+                    } else {
+                        mat_mult_pw4_padded(&ch, w, k, col4, output + i * cout + co0, cout);
+                    }
                 }
             }
             for (; i + 2 <= pixels; i += 2) {
@@ -883,11 +962,7 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
     const int32_t cout = p->output.c;
     const int dense = pw_dense(p);
     int32_t i = 0;
-    for (int32_t j = 0; j < ch->n * cin / 4; j++) {
-        const uint32_t wv = pc_read_u32(w + 4 * j);
-        ww[2 * j] = pc_double16(pc_sxtb16(wv));
-        ww[2 * j + 1] = pc_double16(pc_sxtb16_ror8(wv));
-    }
+    widen_weights(ww, w, ch->n, cin);
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
     for (int32_t r = 0; r < rows; r++) {
