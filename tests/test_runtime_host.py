@@ -157,6 +157,24 @@ def test_depthwise_in_place_equals_depthwise(tmp_path):
                 assert memplan.dw_in_place_rows((h, w, c), (ho, wo, c), kh, sh, pt) == rows, line
 
 
+def test_conv_output_stride_equals_contiguous(tmp_path):
+    """pc_conv2d_s8 and pc_pointwise_conv2d_s8 with output rows longer than the layer's
+    (output_stride: how a patch schedule writes a piece inside its tile) write exactly the
+    contiguous run's rows and nothing between them, on both code paths under ASan (the
+    buffer ends at the last output byte); pointwise also reads rows longer than its own."""
+    runtime = codegen.RUNTIME_DIR
+    for cfg in VARIANTS:
+        exe = tmp_path / f"output_stride_{cfg.variant}"
+        subprocess.run([hostbuild.HostConfig().cc, *hostbuild.WARNINGS, "-O1", "-g",
+                        *hostbuild.SANITIZERS, *hostbuild.VARIANTS[cfg.variant],
+                        f"-I{runtime}", str(Path(__file__).parent / "c" / "test_output_stride.c"),
+                        str(runtime / "pc_conv.c"), "-o", str(exe)], check=True)
+        for seed in (1, 2):
+            r = subprocess.run([str(exe), str(seed)], capture_output=True, text=True)
+            assert r.returncode == 0, (cfg.variant, r.stdout[-2000:], r.stderr[-4000:])
+            assert r.stdout.splitlines()[-1] == "checked 400, failed 0"
+
+
 def test_arena_fence_catches_the_in_place_depthwise_ring_overflowing(tmp_path):
     """Shrink an in-place depthwise conv's ring (its scratch region) by one byte in the fence
     table: ASan must stop the run."""

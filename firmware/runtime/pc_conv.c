@@ -193,6 +193,21 @@ typedef struct {
     int32_t clamp;     /* act_min / act_max narrower than int8 (else SSAT has clamped) */
 } chunk_t;
 
+/* The output pixels of a call as runs of pixels that are contiguous in the output: `rows`
+ * runs of n pixels, run r starting at pixel r * n and at output + r * out_row bytes. A
+ * contiguous output is one run of all its pixels; one with an output_stride, a run per row. */
+typedef struct {
+    int32_t rows, n, out_row;
+} pw_runs_t;
+
+static pw_runs_t output_runs(const pc_conv_params_t *p)
+{
+    const int32_t wo = p->output.w;
+    const int32_t out_w = pc_output_stride(p);
+    return out_w == wo ? (pw_runs_t){1, p->output.h * wo, 0}
+                       : (pw_runs_t){p->output.h, wo, out_w * p->output.c};
+}
+
 static void chunk_prepare(chunk_t *ch, const pc_conv_params_t *p,
                           const pc_per_channel_quant_t *q, const int32_t *bias, int32_t co0,
                           int32_t k)
@@ -756,8 +771,8 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
 {
     const int32_t k = p->kernel_h * p->kernel_w * p->input.c;
     const int32_t wo = p->output.w;
-    const int32_t pixels = p->output.h * wo;
     const int32_t cout = p->output.c;
+    const pw_runs_t runs = output_runs(p);
     int16_t *col_a = (int16_t *)scratch;
     int16_t *col_b = col_a + k;
     chunk_t ch;
@@ -765,7 +780,6 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
      * per layer; the patches are rebuilt per chunk. */
     for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
         const int8_t *w = filter + co0 * k;
-        int32_t i = 0;
         chunk_prepare(&ch, p, q, bias, co0, k);
         if (k <= CONV_SMALL_K) {
             /* Small patches (the RGB first layer: 27): gathered as int8 on the stack, then
@@ -774,24 +788,24 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
              * (on the stack: the padded size can exceed the scratch) end in a full group. */
             const int32_t kpad = (k + 3) & ~3;
             const int8_t zp = (int8_t)(-p->input_offset);
-            int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K];
+            int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K], pc[CONV_SMALL_K], pd[CONV_SMALL_K];
+            const int8_t *const px[4] = {pa, pb, pc, pd};
             uint32_t colbuf[CONV_SMALL_K];
+            uint32_t col4[2 * CONV_SMALL_K];
+            uint32_t ww[CONV_WW_WORDS];
+            const int wide = ch.fast && ch.n * kpad / 2 <= CONV_WW_WORDS;
             for (int32_t j = k; j < kpad; j++) {
-                pa[j] = pb[j] = zp;
+                pa[j] = pb[j] = pc[j] = pd[j] = zp;
             }
-            if (ch.fast) { /* four pixels at a time, as pointwise (mat_mult_pw4) */
-                int8_t pc[CONV_SMALL_K], pd[CONV_SMALL_K];
-                const int8_t *const px[4] = {pa, pb, pc, pd};
-                uint32_t col4[2 * CONV_SMALL_K];
-                uint32_t ww[CONV_WW_WORDS];
-                const int wide = ch.n * kpad / 2 <= CONV_WW_WORDS;
-                for (int32_t j = k; j < kpad; j++) {
-                    pc[j] = pd[j] = zp;
-                }
-                if (wide) {
-                    widen_weights(ww, w, ch.n, k);
-                }
-                for (; i + 4 <= pixels; i += 4) {
+            if (wide) {
+                widen_weights(ww, w, ch.n, k);
+            }
+            for (int32_t r = 0; r < runs.rows; r++) {
+                const int32_t end = (r + 1) * runs.n;
+                int32_t i = r * runs.n;
+                /* output pixel i of this run at out + i * cout */
+                int8_t *out = output + r * (runs.out_row - runs.n * cout) + co0;
+                for (; ch.fast && i + 4 <= end; i += 4) { /* as pointwise (mat_mult_pw4) */
                     const int32_t oy = i / wo;
                     const int32_t ox = i % wo;
                     if (windows4_inside(p, oy, ox)) {
@@ -807,37 +821,38 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                     }
                     widen_quad(px, col4, kpad, p->input_offset);
                     if (wide) {
-                        mat_mult_pw4_ww(&ch, ww, kpad, col4, output + i * cout + co0, cout);
+                        mat_mult_pw4_ww(&ch, ww, kpad, col4, out + i * cout, cout);
                     } else {
-                        mat_mult_pw4_padded(&ch, w, k, col4, output + i * cout + co0, cout);
+                        mat_mult_pw4_padded(&ch, w, k, col4, out + i * cout, cout);
                     }
                 }
-            }
-            for (; i + 2 <= pixels; i += 2) {
-                im2col_s8(p, input, i / wo, i % wo, pa);
-                im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
-                widen_pair(pa, pb, colbuf, kpad, p->input_offset);
-                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
-                            output + (i + 1) * cout + co0, 1);
-            }
-            if (i < pixels) {
-                im2col_s8(p, input, i / wo, i % wo, pa);
-                widen_pair(pa, pa, colbuf, kpad, p->input_offset);
-                mat_mult_pw(&ch, w, k, colbuf, output + i * cout + co0,
-                            output + i * cout + co0, 1);
+                for (; i + 2 <= end; i += 2) {
+                    im2col_s8(p, input, i / wo, i % wo, pa);
+                    im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
+                    widen_pair(pa, pb, colbuf, kpad, p->input_offset);
+                    mat_mult_pw(&ch, w, k, colbuf, out + i * cout, out + (i + 1) * cout, 1);
+                }
+                if (i < end) {
+                    im2col_s8(p, input, i / wo, i % wo, pa);
+                    widen_pair(pa, pa, colbuf, kpad, p->input_offset);
+                    mat_mult_pw(&ch, w, k, colbuf, out + i * cout, out + i * cout, 1);
+                }
             }
             continue;
         }
-        for (; i + 2 <= pixels; i += 2) {
-            im2col(p, input, i / wo, i % wo, col_a);
-            im2col(p, input, (i + 1) / wo, (i + 1) % wo, col_b);
-            mat_mult_2x2(&ch, w, k, col_a, col_b, output + i * cout + co0,
-                         output + (i + 1) * cout + co0);
-        }
-        if (i < pixels) {
-            im2col(p, input, i / wo, i % wo, col_a);
-            mat_mult_2x2(&ch, w, k, col_a, col_a, output + i * cout + co0,
-                         output + i * cout + co0);
+        for (int32_t r = 0; r < runs.rows; r++) {
+            const int32_t end = (r + 1) * runs.n;
+            int32_t i = r * runs.n;
+            int8_t *out = output + r * (runs.out_row - runs.n * cout) + co0;
+            for (; i + 2 <= end; i += 2) {
+                im2col(p, input, i / wo, i % wo, col_a);
+                im2col(p, input, (i + 1) / wo, (i + 1) % wo, col_b);
+                mat_mult_2x2(&ch, w, k, col_a, col_b, out + i * cout, out + (i + 1) * cout);
+            }
+            if (i < end) {
+                im2col(p, input, i / wo, i % wo, col_a);
+                mat_mult_2x2(&ch, w, k, col_a, col_a, out + i * cout, out + i * cout);
+            }
         }
     }
 }
@@ -848,13 +863,6 @@ static const int8_t *pw_pixel(const pc_conv_params_t *p, const int8_t *input, in
     const int32_t wo = p->output.w;
     return input + ((i / wo) * p->stride_h * p->input.w + (i % wo) * p->stride_w) * p->input.c;
 }
-
-/* The output pixels of a call as runs of pixels that are contiguous in the output: `rows`
- * runs of n pixels, run r starting at pixel r * n and at output + r * out_row bytes. A
- * contiguous output is one run of all its pixels; one with an output_stride, a run per row. */
-typedef struct {
-    int32_t rows, n, out_row;
-} pw_runs_t;
 
 /* Whether input pixel i is at input + i * cin (stride 1, rows as long as the output's). */
 static int pw_dense(const pc_conv_params_t *p)
@@ -992,9 +1000,7 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t cout = p->output.c;
     const int32_t wo = p->output.w;
     const int32_t pixels = p->output.h * wo;
-    const int32_t out_w = pc_output_stride(p);
-    const pw_runs_t runs = out_w == wo ? (pw_runs_t){1, pixels, 0}
-                                       : (pw_runs_t){p->output.h, wo, out_w * cout};
+    const pw_runs_t runs = output_runs(p);
     const int dense = pw_dense(p);
     uint32_t *col = (uint32_t *)scratch;
     chunk_t ch;
@@ -1036,8 +1042,9 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
     const int32_t kh = p->kernel_h;
     const int32_t kw = p->kernel_w;
     const int32_t off = p->input_offset;
+    const int32_t skip = (pc_output_stride(p) - p->output.w) * p->output.c; /* row's end */
     (void)scratch;
-    for (int32_t oy = 0; oy < p->output.h; oy++) {
+    for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
         const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
         const int32_t ky1 = p->input.h - iy0 < kh ? p->input.h - iy0 : kh;

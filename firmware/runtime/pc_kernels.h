@@ -15,8 +15,8 @@
  *
  * Conventions
  * -----------
- * - Tensors are int8, HWC (channels last), batch 1, contiguous (pointwise and depthwise
- *   outputs may have longer rows: pc_conv_params_t.output_stride).
+ * - Tensors are int8, HWC (channels last), batch 1, contiguous (conv outputs may have
+ *   longer rows: pc_conv_params_t.output_stride).
  * - Weights follow TFLite's layouts: conv2d (Cout, kh, kw, Cin); depthwise (kh, kw, C);
  *   fully connected (N, K). Bias is int32, one per output channel.
  * - input_offset = -(input zero point), in [-127, 128]; output_offset = output zero point, in
@@ -91,7 +91,7 @@ typedef struct {
     int32_t act_min, act_max;
     /* Pixels from the start of one output row to the next: 0 (or output.w) for a contiguous
      * output; wider when the output is a window of a larger buffer (a patch schedule's tile).
-     * Pointwise and depthwise (not in place) honour it; conv2d needs 0. */
+     * conv2d, pointwise and depthwise honour it; the in-place depthwise kernel needs 0. */
     int32_t output_stride;
 } pc_conv_params_t;
 

@@ -104,40 +104,19 @@ static void conv_tile(conv_kind_t kind, const pc_conv_params_t *layer, const pc_
     p.pad_top = t->pad_top;
     p.pad_left = t->pad_left;
     const int8_t *x = input + start(&t->in[0], cin);
-    int32_t x_row = t->in[0].stride * cin; /* bytes from one input row to the next */
     int8_t *y = output + start(&t->out, cout);
-    const int32_t y_row = t->out.stride * cout;
     if (!contiguous(&t->in[0]) && kind != POINTWISE) {
         pc_patch_copy(input, &t->in[0], cin, crop);
         x = crop;
-        x_row = p.input.w * cin;
     }
-    if (kind != CONV) {
-        /* One call for the whole tile: the output's rows are t->out.stride pixels apart, and a
-         * pointwise conv (no padding, 1x1) reads input rows of any length, so its window may
-         * stay in its wider buffer. */
-        p.output_stride = t->out.stride;
-        if (kind == POINTWISE) {
-            p.input.w = t->in[0].stride;
-        }
-        conv_call(kind, &p, q, x, filter, bias, y, scratch);
-        return;
+    /* One call for the whole tile: the output's rows are t->out.stride pixels apart, and a
+     * pointwise conv (no padding, 1x1) reads input rows of any length, so its window may stay
+     * in its wider buffer. */
+    p.output_stride = t->out.stride;
+    if (kind == POINTWISE) {
+        p.input.w = t->in[0].stride;
     }
-    if (contiguous(&t->out) && x_row == p.input.w * cin) {
-        conv_call(kind, &p, q, x, filter, bias, y, scratch);
-        return;
-    }
-    /* conv2d: one output row per call, the input rows it reads, with its own top padding. */
-    for (int32_t oy = 0; oy < p.output.h; oy++) {
-        const int32_t iy = oy * p.stride_h - p.pad_top; /* < 0: rows of padding */
-        const int32_t y0 = iy < 0 ? 0 : iy;
-        const int32_t y1 = iy + p.kernel_h < p.input.h ? iy + p.kernel_h : p.input.h;
-        pc_conv_params_t r = p;
-        r.input.h = y1 - y0;
-        r.output.h = 1;
-        r.pad_top = y0 - iy;
-        conv_call(kind, &r, q, x + y0 * x_row, filter, bias, y + oy * y_row, scratch);
-    }
+    conv_call(kind, &p, q, x, filter, bias, y, scratch);
 }
 
 void pc_patch_conv2d_s8(const pc_conv_params_t *p, const pc_tile_t *t,

@@ -13,9 +13,9 @@
  *     pointwise conv and an add read it in place, row by row;
  *   - write a non-contiguous output window (a piece inside a cached tile, a tile inside the
  *     full output tensor of the stage's last op) in one call where the kernel takes an
- *     output row stride (pointwise, depthwise: pc_conv_params_t.output_stride; add:
- *     pc_add_s8_rows), so a layer's constants are prepared once per tile, else with one
- *     kernel call per output row (conv2d, pooling).
+ *     output row stride (convs: pc_conv_params_t.output_stride; add: pc_add_s8_rows), so a
+ *     layer's constants are prepared once per tile, else with one kernel call per output
+ *     row (pooling).
  * The result is bit-identical to running the op on the whole tensor. Nothing allocates.
  * A tile whose output window is empty (h or w 0: a cache-mode patch with nothing new to
  * compute for that op) is skipped.
