@@ -600,6 +600,22 @@ PC_INLINE void pw4_group(int32_t *a, int32_t *b, int32_t *c, int32_t *d, uint32_
     pw4_group_wide(a, b, c, d, pc_sxtb16(wv), pc_sxtb16_ror8(wv), col);
 }
 
+/* The four requantised outputs of one channel, clamped to act_min / act_max when clamp,
+ * stored at *out, *out + cout (pixels a, b) and *out2, *out2 + cout (c, d); both pointers
+ * then move on to the next channel. */
+PC_INLINE void pw4_store(const chunk_t *ch, int32_t a, int32_t b, int32_t c, int32_t d,
+                         int8_t **out, int8_t **out2, int32_t cout, int clamp)
+{
+    if (clamp) {
+        a = a < ch->lo ? ch->lo : a > ch->hi ? ch->hi : a;
+        b = b < ch->lo ? ch->lo : b > ch->hi ? ch->hi : b;
+        c = c < ch->lo ? ch->lo : c > ch->hi ? ch->hi : c;
+        d = d < ch->lo ? ch->lo : d > ch->hi ? ch->hi : d;
+    }
+    pc_store2_s8_inc(out, cout, a, b);
+    pc_store2_s8_inc(out2, cout, c, d);
+}
+
 /* All the chunk's channels (all fast) for four pixels (widen_quad's col) whose outputs start
  * at out, out + cout, out + 2 cout, out + 3 cout.
  *
@@ -647,14 +663,7 @@ PC_INLINE void mat_mult_pw4(const chunk_t *ch, const int8_t *filter, int32_t k,
         b = pc_rq_fast(b, r);
         c = pc_rq_fast(c, r);
         d = pc_rq_fast(d, r);
-        if (clamp) {
-            a = a < ch->lo ? ch->lo : a > ch->hi ? ch->hi : a;
-            b = b < ch->lo ? ch->lo : b > ch->hi ? ch->hi : b;
-            c = c < ch->lo ? ch->lo : c > ch->hi ? ch->hi : c;
-            d = d < ch->lo ? ch->lo : d > ch->hi ? ch->hi : d;
-        }
-        pc_store2_s8_inc(&out, cout, a, b);
-        pc_store2_s8_inc(&out2, cout, c, d);
+        pw4_store(ch, a, b, c, d, &out, &out2, cout, clamp);
     }
 }
 
@@ -737,14 +746,7 @@ PC_INLINE void mat_mult_pw4_ww_at(const chunk_t *ch, const uint32_t *ww, int32_t
         b = pc_rq_fast_x2(b, r);
         c = pc_rq_fast_x2(c, r);
         d = pc_rq_fast_x2(d, r);
-        if (clamp) {
-            a = a < ch->lo ? ch->lo : a > ch->hi ? ch->hi : a;
-            b = b < ch->lo ? ch->lo : b > ch->hi ? ch->hi : b;
-            c = c < ch->lo ? ch->lo : c > ch->hi ? ch->hi : c;
-            d = d < ch->lo ? ch->lo : d > ch->hi ? ch->hi : d;
-        }
-        pc_store2_s8_inc(&out, cout, a, b);
-        pc_store2_s8_inc(&out2, cout, c, d);
+        pw4_store(ch, a, b, c, d, &out, &out2, cout, clamp);
     }
 }
 
