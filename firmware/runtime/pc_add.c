@@ -75,12 +75,13 @@ PC_INLINE int32_t add_one(int32_t x, int32_t y, const add_in_t *t1, const add_in
 /* Four elements per step: all eight inputs are read before the word is stored, so output may
  * equal input1 or input2 (in place). Returns the elements done. */
 PC_INLINE int32_t add_fast(const pc_add_params_t *p, const int8_t *in1, const int8_t *in2,
-                           int8_t *out, int32_t n, const add_in_t *t1, const add_in_t *t2,
+                           int8_t *out, const add_in_t *t1, const add_in_t *t2,
                            const pc_rq_t *r, int rounds1, int rounds2)
 {
     const int32_t ls1 = p->left_shift + 1;
     const uint32_t lo4 = pc_dup8(p->act_min);
     const uint32_t hi4 = pc_dup8(p->act_max);
+    const int32_t n = p->size; /* a local: the stores below may alias *p */
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
         uint32_t v = pc_pack_s8x4(
@@ -168,13 +169,13 @@ static int32_t add_fast_rows(const pc_add_params_t *p, const add_rows_t *rows,
         /* e == 0 (the input with the larger scale usually has shift 0) has no rounding term:
          * one specialised loop per case keeps the inner loop free of tests. */
         if (t1->e > 0 && t2->e > 0) {
-            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 1, 1);
+            done = add_fast(p, in1, in2, out, t1, t2, r, 1, 1);
         } else if (t1->e > 0) {
-            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 1, 0);
+            done = add_fast(p, in1, in2, out, t1, t2, r, 1, 0);
         } else if (t2->e > 0) {
-            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 0, 1);
+            done = add_fast(p, in1, in2, out, t1, t2, r, 0, 1);
         } else {
-            done = add_fast(p, in1, in2, out, p->size, t1, t2, r, 0, 0);
+            done = add_fast(p, in1, in2, out, t1, t2, r, 0, 0);
         }
     }
     return done;

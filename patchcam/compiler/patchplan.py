@@ -671,8 +671,8 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
 
     - no budget: the smallest arena whose MAC overhead is <= max_overhead (if given), ties
       broken by fewer MACs, then fewer patches;
-    - a budget: the fewest MACs among schedules whose arena fits, ties by smaller arena;
-    then, of equal arenas, the fewest patches (the same memory, less patch code).
+    - a budget: the fewest MACs among schedules whose arena fits, ties by smaller arena,
+      then fewer patches (the same memory, less patch code).
     Patch schedules are only candidates when their arena is below layer by layer's, so the
     answer is never worse than layer by layer (mode "layer" when nothing beats it). A budget
     nothing meets raises PlanError saying what is reachable and what to change.
