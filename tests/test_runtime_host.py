@@ -135,11 +135,15 @@ def test_depthwise_in_place_equals_depthwise(tmp_path):
     (kernels 1x1..7x7 and 3x5, strides 1..3, every top pad, "same" and "valid" outputs,
     1..16 channels), both equal to plain reference loops, on both code paths, with the data
     buffer and the ring malloc'd at exactly their documented sizes under ASan; the ring rows
-    equal the planner's. The DSP path runs twice: as shipped, and with every layer whose rows
-    fit on the widened-rows path (PC_DW_ROWS_ALWAYS=1), so both its algorithms are swept."""
+    equal the planner's. The DSP path runs three times: as shipped, with every layer whose
+    rows fit on the widened-rows path (PC_DW_ROWS_ALWAYS=1), and with every layer whose padded
+    plane fits on the padded four-channel path (PC_DW_PADDED_ALWAYS=1), so all its algorithms
+    are swept."""
     runtime = codegen.RUNTIME_DIR
     builds = [(cfg.variant, hostbuild.VARIANTS[cfg.variant]) for cfg in VARIANTS]
     builds.append(("dsp-rows", [*hostbuild.VARIANTS["dsp-emulated"], "-DPC_DW_ROWS_ALWAYS=1"]))
+    builds.append(("dsp-padded",
+                   [*hostbuild.VARIANTS["dsp-emulated"], "-DPC_DW_PADDED_ALWAYS=1"]))
     for variant, flags in builds:
         exe = tmp_path / f"dw_in_place_{variant}"
         subprocess.run([hostbuild.HostConfig().cc, *hostbuild.WARNINGS, "-O1", "-g",

@@ -141,17 +141,26 @@ PC_INLINE void store4(const group_t *g, const acc4_t *a, int8_t *out)
     memcpy(out, &packed, 4);
 }
 
-/* Bytes between neighbouring output pixels: C, or in the in-place kernel's ring (ring = 1,
- * always a constant where it is passed, so each variant is compiled for its own step) 4. */
-#define OUT_STEP(ring, ch) ((ring) ? PC_DEPTHWISE_IN_PLACE_GROUP : (ch))
+/* Where the inside path reads and writes (`mode`, always a constant where it is passed, so
+ * each variant is compiled for its own steps): TO_OUTPUT, from the input tensor to the
+ * output tensor (C bytes a pixel, both); TO_RING, from the input tensor into a row of the
+ * in-place kernel's ring (4 bytes a pixel); FROM_PAD, from padded_groups' copy of a group
+ * (4 bytes a pixel) to the output tensor. */
+#define TO_OUTPUT 0
+#define TO_RING 1
+#define FROM_PAD 2
+#define OUT_STEP(mode, ch) ((mode) == TO_RING ? PC_DEPTHWISE_IN_PLACE_GROUP : (ch))
+#define PAD_STEP 4 /* bytes a pixel in padded_groups' copy: one group */
+#define IN_STEP(mode, ch) ((mode) == FROM_PAD ? PAD_STEP : (ch))
 
 /* A run of n output pixels of one row whose taps are all inside the image; x: the top-left
  * tap of the first, step: bytes between the top-left taps of neighbours (stride_w * C). */
 PC_INLINE void run_inside_at(const group_t *g, const int8_t *x, int32_t step, int32_t row,
                              int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n,
-                             int ring)
+                             int mode)
 {
-    const int32_t out_step = OUT_STEP(ring, ch);
+    const int32_t out_step = OUT_STEP(mode, ch);
+    const int32_t cs = IN_STEP(mode, ch); /* bytes between input pixels */
     for (; n > 0; n--) {
         const uint32_t *w = g->w;
         const int8_t *xp = x;
@@ -161,24 +170,24 @@ PC_INLINE void run_inside_at(const group_t *g, const int8_t *x, int32_t step, in
         a.s2 = g->bias_inside[2];
         a.s3 = g->bias_inside[3];
         if (kh == 3 && kw == 3) { /* unrolled: the weights are at fixed offsets from g */
-            const int32_t ch2 = 2 * ch;
+            const int32_t cs2 = 2 * cs;
             tap_raw(&a, xp, w);
-            tap_raw(&a, xp + ch, w + 2);
-            tap_raw(&a, xp + ch2, w + 4);
+            tap_raw(&a, xp + cs, w + 2);
+            tap_raw(&a, xp + cs2, w + 4);
             xp += row;
             tap_raw(&a, xp, w + 6);
-            tap_raw(&a, xp + ch, w + 8);
-            tap_raw(&a, xp + ch2, w + 10);
+            tap_raw(&a, xp + cs, w + 8);
+            tap_raw(&a, xp + cs2, w + 10);
             xp += row;
             tap_raw(&a, xp, w + 12);
-            tap_raw(&a, xp + ch, w + 14);
-            tap_raw(&a, xp + ch2, w + 16);
+            tap_raw(&a, xp + cs, w + 14);
+            tap_raw(&a, xp + cs2, w + 16);
         } else {
             for (int32_t ky = 0; ky < kh; ky++) {
                 const int8_t *xr = xp;
                 for (int32_t kx = 0; kx < kw; kx++) {
                     tap_raw(&a, xr, w);
-                    xr += ch;
+                    xr += cs;
                     w += 2;
                 }
                 xp += row;
@@ -203,13 +212,20 @@ static void run_inside_ring(const group_t *g, const int8_t *x, int32_t step, int
     run_inside_at(g, x, step, row, ch, kh, kw, out, n, 1);
 }
 
+static void run_inside_pad(const group_t *g, const int8_t *x, int32_t step, int32_t row,
+                           int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n)
+{
+    run_inside_at(g, x, step, row, ch, kh, kw, out, n, FROM_PAD);
+}
+
 /* run_inside for kw = 5 or 7 with each kernel row unrolled (no per-tap loop overhead, ~25%
  * of a tap). A function of its own: added to run_inside it costs the 3x3 copy registers. */
 PC_INLINE void run_inside_wide_at(const group_t *g, const int8_t *x, int32_t step, int32_t row,
                                   int32_t ch, int32_t kh, int32_t kw, int8_t *out, int32_t n,
-                                  int ring)
+                                  int mode)
 {
-    const int32_t out_step = OUT_STEP(ring, ch);
+    const int32_t out_step = OUT_STEP(mode, ch);
+    const int32_t cs = IN_STEP(mode, ch); /* bytes between input pixels */
     for (; n > 0; n--) {
         const uint32_t *w = g->w;
         const int8_t *xp = x;
@@ -220,13 +236,13 @@ PC_INLINE void run_inside_wide_at(const group_t *g, const int8_t *x, int32_t ste
         a.s3 = g->bias_inside[3];
         for (int32_t ky = 0; ky < kh; ky++) {
             tap_raw(&a, xp, w);
-            tap_raw(&a, xp + ch, w + 2);
-            tap_raw(&a, xp + 2 * ch, w + 4);
-            tap_raw(&a, xp + 3 * ch, w + 6);
-            tap_raw(&a, xp + 4 * ch, w + 8);
+            tap_raw(&a, xp + cs, w + 2);
+            tap_raw(&a, xp + 2 * cs, w + 4);
+            tap_raw(&a, xp + 3 * cs, w + 6);
+            tap_raw(&a, xp + 4 * cs, w + 8);
             if (kw == 7) {
-                tap_raw(&a, xp + 5 * ch, w + 10);
-                tap_raw(&a, xp + 6 * ch, w + 12);
+                tap_raw(&a, xp + 5 * cs, w + 10);
+                tap_raw(&a, xp + 6 * cs, w + 12);
             }
             xp += row;
             w += 2 * kw;
@@ -337,12 +353,15 @@ PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t
  * for both). */
 PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t row,
                                     int32_t ch, int8_t *out, int32_t n, int s2, int clamp,
-                                    int ring)
+                                    int mode)
 {
-    const int32_t step = s2 ? 2 * ch : ch; /* between neighbouring pixels' first columns */
-    const int32_t out_step = OUT_STEP(ring, ch);
+    const int32_t cs = IN_STEP(mode, ch); /* bytes between input pixels */
+    const int32_t step = s2 ? 2 * cs : cs; /* between neighbouring pixels' first columns */
+    const int32_t out_step = OUT_STEP(mode, ch);
     if (!g->fast) {
-        if (ring) {
+        if (mode == FROM_PAD) {
+            run_inside_pad(g, x, step, row, ch, 3, 3, out, n);
+        } else if (mode == TO_RING) {
             run_inside_ring(g, x, step, row, ch, 3, 3, out, n);
         } else {
             run_inside(g, x, step, row, ch, 3, 3, out, n);
@@ -352,9 +371,9 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
     for (; n >= 2; n -= 2) {
         int32_t va[4], vb[4];
         uint32_t pa, pb;
-        pair_half(g, x, row, ch, 0, va, vb, s2);
+        pair_half(g, x, row, cs, 0, va, vb, s2);
         PC_BARRIER(); /* a second pass over the same inputs, not one with 8 accumulators */
-        pair_half(g, x, row, ch, 1, va, vb, s2);
+        pair_half(g, x, row, cs, 1, va, vb, s2);
         pa = pc_pack_s8x4(va[0], va[1], va[2], va[3]);
         pb = pc_pack_s8x4(vb[0], vb[1], vb[2], vb[3]);
         if (clamp) {
@@ -367,7 +386,9 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
         out += 2 * out_step;
     }
     if (n > 0) {
-        if (ring) {
+        if (mode == FROM_PAD) { /* inline: the columns' offsets are immediates here */
+            run_inside_at(g, x, step, row, ch, 3, 3, out, 1, FROM_PAD);
+        } else if (mode == TO_RING) {
             run_inside_ring(g, x, step, row, ch, 3, 3, out, 1);
         } else {
             run_inside(g, x, step, row, ch, 3, 3, out, 1);
@@ -415,6 +436,35 @@ PC_NOINLINE void run_inside_3x3_s2_ring(const group_t *g, const int8_t *x, int32
     } else {
         run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0, 1);
     }
+}
+
+/* The same from padded_groups' copy of a group: 4 bytes between input pixels, a constant, so
+ * the columns' offsets are immediates rather than registers spilled to the stack. */
+PC_NOINLINE void run_inside_3x3_s1_pad(const group_t *g, const int8_t *x, int32_t row,
+                                       int32_t ch, int8_t *out, int32_t n)
+{
+    if (g->clamp) {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1, FROM_PAD);
+    } else {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0, FROM_PAD);
+    }
+}
+
+PC_NOINLINE void run_inside_3x3_s2_pad(const group_t *g, const int8_t *x, int32_t row,
+                                       int32_t ch, int8_t *out, int32_t n)
+{
+    if (g->clamp) {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1, FROM_PAD);
+    } else {
+        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0, FROM_PAD);
+    }
+}
+
+PC_NOINLINE void run_inside_wide_pad(const group_t *g, const int8_t *x, int32_t step,
+                                     int32_t row, int32_t ch, int32_t kh, int32_t kw,
+                                     int8_t *out, int32_t n)
+{
+    run_inside_wide_at(g, x, step, row, ch, kh, kw, out, n, FROM_PAD);
 }
 
 /* A pixel at the border: only the taps [ky0, ky1) x [kx0, kx1) are inside the image; x: the
@@ -570,6 +620,118 @@ PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8
         pixel_clipped(g, x_row + (ix0 + kx0) * ch, row, ch, kw, ky0, ky1, kx0, kx1,
                       out + ox * out_step);
     }
+}
+
+/* ---- small maps: the group's plane padded once ------------------------------------------
+ * On a small map most pixels are at the border (a 6x6 map under a 5x5 kernel: 32 of 36), and
+ * pixel_clipped pays a loop per kernel row and the input offset per tap. There the group's
+ * four channels of the padded input plane are first copied into a stack buffer, one word a
+ * pixel, the padding holding the input zero point: a padding tap then adds
+ * -input_offset * w, which bias_inside's input_offset * sum(w) cancels, so every pixel takes
+ * the inside path (FROM_PAD). The copy holds all the group reads, so in place its outputs go
+ * straight to their place, with no ring. */
+#define DW_PAD_WORDS 256 /* the padded plane on the stack: 1 kB */
+
+#ifndef PC_DW_PADDED_ALWAYS /* 1: every layer whose plane fits takes it (the tests sweep it) */
+#define PC_DW_PADDED_ALWAYS 0
+#endif
+
+/* Padded plane: the input rows and columns the outputs read, from (-pad_top, -pad_left). */
+static int32_t padded_w(const pc_conv_params_t *p)
+{
+    return (p->output.w - 1) * p->stride_w + p->kernel_w;
+}
+
+static int32_t padded_h(const pc_conv_params_t *p)
+{
+    return (p->output.h - 1) * p->stride_h + p->kernel_h;
+}
+
+/* Whether a layer takes this path: its padded plane fits, a third or more of its outputs
+ * are at the border (measured by `make bench`, per op: with fewer, as in most of a patch
+ * stage's tiles, the copy costs more than the clipped pixels save), and the kernel is no
+ * larger than the input (else most taps would be padding, which pixel_clipped skips). */
+static int padded_pays(const pc_conv_params_t *p, int32_t ox_in0, int32_t ox_in1)
+{
+    const int32_t ho = p->output.h;
+    const int32_t wo = p->output.w;
+    int32_t rows_in = 0; /* output rows with every kernel row inside the image */
+    if (padded_w(p) * padded_h(p) > DW_PAD_WORDS ||
+        p->kernel_h * p->kernel_w > DW_MAX_TAPS || p->input.c < 4) {
+        return 0;
+    }
+    for (int32_t oy = 0; oy < ho; oy++) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        rows_in += iy0 >= 0 && iy0 + p->kernel_h <= p->input.h;
+    }
+    return PC_DW_PADDED_ALWAYS ||
+           (3 * (ho * wo - rows_in * (ox_in1 - ox_in0)) >= ho * wo &&
+            p->kernel_h <= p->input.h && p->kernel_w <= p->input.w);
+}
+
+/* Channels c..c + 3 of the image's part of the padded plane into pad (padded_w words a
+ * row); the padding around it is filled once, by padded_groups. */
+static void pad_group(const pc_conv_params_t *p, const int8_t *input, int32_t c, uint32_t *pad)
+{
+    const int32_t ch = p->input.c;
+    const int32_t pw = padded_w(p);
+    /* the image's rows [y0, y1) and columns [x0, x1) of the padded plane */
+    const int32_t y0 = p->pad_top;
+    const int32_t y1 = p->input.h + p->pad_top < padded_h(p) ? p->input.h + p->pad_top
+                                                              : padded_h(p);
+    const int32_t x0 = p->pad_left;
+    const int32_t x1 = p->input.w + p->pad_left < pw ? p->input.w + p->pad_left : pw;
+    const int32_t n = x1 - x0;
+    for (int32_t y = y0; y < y1; y++) {
+        const int8_t *src = input + (y - y0) * p->input.w * ch + c;
+        uint32_t *dst = pad + y * pw + x0;
+        for (int32_t x = 0; x < n; x++, src += ch) {
+            dst[x] = pc_read_u32(src);
+        }
+    }
+}
+
+/* Every group of four channels (the rest are left to the caller: returns the first);
+ * output may be the input itself. */
+PC_NOINLINE int32_t padded_groups(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                                  const int8_t *input, const int8_t *filter,
+                                  const int32_t *bias, int8_t *output)
+{
+    uint32_t pad[DW_PAD_WORDS];
+    group_t g;
+    const int32_t ch = p->input.c;
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t sw = p->stride_w;
+    const int32_t step = sw * PAD_STEP; /* bytes between neighbouring outputs' first taps */
+    const int32_t ho = p->output.h;
+    const int32_t wo = p->output.w;
+    const int32_t out_w = pc_output_stride(p);
+    const int32_t row = PAD_STEP * padded_w(p); /* bytes from one padded row to the next */
+    const uint32_t fill = pc_dup8(-p->input_offset); /* the zero point: an int8 */
+    const int32_t words = padded_w(p) * padded_h(p);
+    int32_t c = 0;
+    for (int32_t i = 0; i < words; i++) {
+        pad[i] = fill;
+    }
+    for (; c + 4 <= ch; c += 4) {
+        group_prepare(&g, p, q, filter, bias, c);
+        pad_group(p, input, c, pad);
+        for (int32_t oy = 0; oy < ho; oy++) {
+            const int8_t *x = (const int8_t *)pad + oy * p->stride_h * row;
+            int8_t *out = output + oy * out_w * ch + c;
+            if (kh == 3 && kw == 3 && sw == 1) {
+                run_inside_3x3_s1_pad(&g, x, row, ch, out, wo);
+            } else if (kh == 3 && kw == 3 && sw == 2) {
+                run_inside_3x3_s2_pad(&g, x, row, ch, out, wo);
+            } else if (kw == 5 || kw == 7) {
+                run_inside_wide_pad(&g, x, step, row, ch, kh, kw, out, wo);
+            } else {
+                run_inside_pad(&g, x, step, row, ch, kh, kw, out, wo);
+            }
+        }
+    }
+    return c;
 }
 
 /* ---- widened rows: one channel at a time ---------------------------------------------------
@@ -1051,7 +1213,9 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     int32_t c = 0;
     group_t g;
     inside_columns(p, &ox_in0, &ox_in1);
-    if (p->kernel_h * p->kernel_w <= DW_MAX_TAPS) {
+    if (padded_pays(p, ox_in0, ox_in1)) {
+        c = padded_groups(p, q, input, filter, bias, output);
+    } else if (p->kernel_h * p->kernel_w <= DW_MAX_TAPS) {
         for (; c + 4 <= ch; c += 4) {
             group_prepare(&g, p, q, filter, bias, c);
             for (int32_t oy = 0; oy < p->output.h; oy++) {
@@ -1259,7 +1423,13 @@ void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_cha
         return;
     }
 #endif
-    for (int32_t c = 0; c < ch; c += PC_DEPTHWISE_IN_PLACE_GROUP) {
+    int32_t c0 = 0; /* the first channel left to the ring */
+#if PC_USE_DSP
+    if (padded_pays(p, ox_in0, ox_in1)) { /* its copy holds all a group reads */
+        c0 = padded_groups(p, q, data, filter, bias, data);
+    }
+#endif
+    for (int32_t c = c0; c < ch; c += PC_DEPTHWISE_IN_PLACE_GROUP) {
         const int32_t n = ch - c < PC_DEPTHWISE_IN_PLACE_GROUP ? ch - c
                                                                 : PC_DEPTHWISE_IN_PLACE_GROUP;
         int32_t head = 0;       /* the oldest row not yet stored */
