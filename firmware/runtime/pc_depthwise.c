@@ -630,7 +630,7 @@ PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8
  * -input_offset * w, which bias_inside's input_offset * sum(w) cancels, so every pixel takes
  * the inside path (FROM_PAD). The copy holds all the group reads, so in place its outputs go
  * straight to their place, with no ring. */
-#define DW_PAD_WORDS 256 /* the padded plane on the stack: 1 kB */
+#define DW_PAD_WORDS 400 /* the padded plane on the stack: 1.6 kB, up to 18x18 under 3x3 */
 
 #ifndef PC_DW_PADDED_ALWAYS /* 1: every layer whose plane fits takes it (the tests sweep it) */
 #define PC_DW_PADDED_ALWAYS 0
@@ -647,26 +647,37 @@ static int32_t padded_h(const pc_conv_params_t *p)
     return (p->output.h - 1) * p->stride_h + p->kernel_h;
 }
 
-/* Whether a layer takes this path: its padded plane fits, a third or more of its outputs
- * are at the border (measured by `make bench`, per op: with fewer, as in most of a patch
- * stage's tiles, the copy costs more than the clipped pixels save), and the kernel is no
- * larger than the input (else most taps would be padding, which pixel_clipped skips). */
-static int padded_pays(const pc_conv_params_t *p, int32_t ox_in0, int32_t ox_in1)
+/* Whether a layer takes this path (measured by `make bench`, per op): its padded plane fits
+ * (for 3x3, maps up to 18x18; at 24x24 the widened rows are faster), and either the kernel
+ * is 3x3 (on every such map, patch tiles included, faster than the widened rows and the
+ * clipped border), or the layer is not for the widened rows, a third or more of its outputs
+ * are at the border and the kernel is no larger than the input (where most taps would be
+ * padding, pixel_clipped skips them). */
+static int rows_fit(const pc_conv_params_t *p); /* the widened rows' section, below */
+
+static int padded_pays(const pc_conv_params_t *p)
 {
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
     const int32_t ho = p->output.h;
     const int32_t wo = p->output.w;
+    int32_t ox_in0, ox_in1;
     int32_t rows_in = 0; /* output rows with every kernel row inside the image */
-    if (padded_w(p) * padded_h(p) > DW_PAD_WORDS ||
-        p->kernel_h * p->kernel_w > DW_MAX_TAPS || p->input.c < 4) {
+    if (padded_w(p) * padded_h(p) > DW_PAD_WORDS || kh * kw > DW_MAX_TAPS || p->input.c < 4) {
         return 0;
     }
+    if (PC_DW_PADDED_ALWAYS || (kh == 3 && kw == 3)) {
+        return 1;
+    }
+    if (kh > p->input.h || kw > p->input.w || rows_fit(p)) {
+        return 0;
+    }
+    inside_columns(p, &ox_in0, &ox_in1);
     for (int32_t oy = 0; oy < ho; oy++) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
-        rows_in += iy0 >= 0 && iy0 + p->kernel_h <= p->input.h;
+        rows_in += iy0 >= 0 && iy0 + kh <= p->input.h;
     }
-    return PC_DW_PADDED_ALWAYS ||
-           (3 * (ho * wo - rows_in * (ox_in1 - ox_in0)) >= ho * wo &&
-            p->kernel_h <= p->input.h && p->kernel_w <= p->input.w);
+    return 3 * (ho * wo - rows_in * (ox_in1 - ox_in0)) >= ho * wo;
 }
 
 /* Channels c..c + 3 of the image's part of the padded plane into pad (padded_w words a
@@ -1206,16 +1217,21 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t ch = p->input.c;
     const int32_t out_w = pc_output_stride(p);
     int32_t ox_in0, ox_in1;
+    int32_t c = 0;
+    group_t g;
+    if (padded_pays(p)) {
+        c = padded_groups(p, q, input, filter, bias, output);
+        if (c < ch) {
+            depthwise_scalar(p, q, input, filter, bias, output, c);
+        }
+        return;
+    }
     if (rows_fit(p)) {
         rows_layer(p, q, input, filter, bias, output);
         return;
     }
-    int32_t c = 0;
-    group_t g;
     inside_columns(p, &ox_in0, &ox_in1);
-    if (padded_pays(p, ox_in0, ox_in1)) {
-        c = padded_groups(p, q, input, filter, bias, output);
-    } else if (p->kernel_h * p->kernel_w <= DW_MAX_TAPS) {
+    if (p->kernel_h * p->kernel_w <= DW_MAX_TAPS) {
         for (; c + 4 <= ch; c += 4) {
             group_prepare(&g, p, q, filter, bias, c);
             for (int32_t oy = 0; oy < p->output.h; oy++) {
@@ -1411,6 +1427,7 @@ void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_cha
     const int32_t ch = p->input.c;
     const int32_t wo = p->output.w;
     const int32_t rows = pc_depthwise_in_place_rows(p);
+    int32_t c0 = 0; /* the first channel left to the ring */
 #if PC_USE_DSP
     const int fast = p->kernel_h * p->kernel_w <= DW_MAX_TAPS;
     int32_t ox_in0, ox_in1;
@@ -1418,15 +1435,11 @@ void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_cha
     inside_columns(p, &ox_in0, &ox_in1);
 #endif
 #if PC_USE_DSP
-    if (rows_fit(p) && in_place_rows_ok(p)) { /* the ring holds the rows still read */
+    if (padded_pays(p)) { /* each group's copy holds all it reads */
+        c0 = padded_groups(p, q, data, filter, bias, data);
+    } else if (rows_fit(p) && in_place_rows_ok(p)) { /* the ring holds the rows still read */
         rows_layer(p, q, data, filter, bias, data);
         return;
-    }
-#endif
-    int32_t c0 = 0; /* the first channel left to the ring */
-#if PC_USE_DSP
-    if (padded_pays(p, ox_in0, ox_in1)) { /* its copy holds all a group reads */
-        c0 = padded_groups(p, q, data, filter, bias, data);
     }
 #endif
     for (int32_t c = c0; c < ch; c += PC_DEPTHWISE_IN_PLACE_GROUP) {
