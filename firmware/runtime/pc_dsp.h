@@ -258,6 +258,17 @@ PC_INLINE void pc_load2_inc(const uint32_t **p, uint32_t *x, uint32_t *y)
 #endif
 }
 
+/* Words i and i + 1 of a word-aligned buffer (i a constant below 256): one LDRD with an
+ * immediate offset, where gcc would load the pair with two LDR. */
+#if defined(PC_DSP_EMULATE)
+#define pc_load2_at(p, i, x, y) (*(x) = (p)[i], *(y) = (p)[(i) + 1])
+#else
+#define pc_load2_at(p, i, x, y)                                                              \
+    __asm__("ldrd %0, %1, [%2, #%c3]"                                                        \
+            : "=&r"(*(x)), "=&r"(*(y))                                                       \
+            : "r"(p), "n"(4 * (i)), "m"(*(const uint32_t(*)[(i) + 2])(p)))
+#endif
+
 /* A (possibly unaligned) word, the pointer then advanced past it: one LDR with
  * post-increment. */
 PC_INLINE uint32_t pc_load_s8x4_inc(const int8_t **p)
