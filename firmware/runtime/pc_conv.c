@@ -790,7 +790,7 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
 
 /* Group g of two of the four pixels' columns (widen_quad: pixels a, b even, a, b odd, c, d
  * even, c, d odd; half h = 0: a, b, 1: c, d) times the pair's even and odd weight words. */
-#define PW2X2_GROUP(g, h)                                                                      \
+#define PW2X2_GROUP(ww, col, g, h)                                                             \
     do {                                                                                       \
         uint32_t w0, w1, x, y;                                                                 \
         pc_load2_at(ww, 4 * (g), &w0, &w1);                                                    \
@@ -807,19 +807,42 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
         b1 = pc_smlad(w1, y, b1);                                                              \
     } while (0)
 
-/* All groups of a constant k (8, 16 or 28: the RGB first conv's 3x3x3, padded). */
+/* All groups of a constant k (narrow pointwise: 8, 16, 24, 32, 48, 64; the RGB first conv:
+ * 28, its 3x3x3 padded). A loop over larger K (four groups a step) is slower where few
+ * pixels share the widened weights (6x6x96: +5 %) and gains 5 % on 18x18: not kept. */
 #define PW2X2_GROUPS(k, h)                                                                     \
     do {                                                                                       \
-        PW2X2_GROUP(0, h);                                                                     \
-        PW2X2_GROUP(1, h);                                                                     \
-        if ((k) >= 16) {                                                                       \
-            PW2X2_GROUP(2, h);                                                                 \
-            PW2X2_GROUP(3, h);                                                                 \
+        PW2X2_GROUP(ww, col, 0, h);                                                            \
+        PW2X2_GROUP(ww, col, 1, h);                                                            \
+        if ((k) >= 12) {                                                                       \
+            PW2X2_GROUP(ww, col, 2, h);                                                        \
         }                                                                                      \
-        if ((k) == 28) {                                                                       \
-            PW2X2_GROUP(4, h);                                                                 \
-            PW2X2_GROUP(5, h);                                                                 \
-            PW2X2_GROUP(6, h);                                                                 \
+        if ((k) >= 16) {                                                                       \
+            PW2X2_GROUP(ww, col, 3, h);                                                        \
+        }                                                                                      \
+        if ((k) >= 20) {                                                                       \
+            PW2X2_GROUP(ww, col, 4, h);                                                        \
+        }                                                                                      \
+        if ((k) >= 24) {                                                                       \
+            PW2X2_GROUP(ww, col, 5, h);                                                        \
+        }                                                                                      \
+        if ((k) >= 28) {                                                                       \
+            PW2X2_GROUP(ww, col, 6, h);                                                        \
+        }                                                                                      \
+        if ((k) >= 32) {                                                                       \
+            PW2X2_GROUP(ww, col, 7, h);                                                        \
+        }                                                                                      \
+        if ((k) >= 48) {                                                                       \
+            PW2X2_GROUP(ww, col, 8, h);                                                        \
+            PW2X2_GROUP(ww, col, 9, h);                                                        \
+            PW2X2_GROUP(ww, col, 10, h);                                                       \
+            PW2X2_GROUP(ww, col, 11, h);                                                       \
+        }                                                                                      \
+        if ((k) >= 64) {                                                                       \
+            PW2X2_GROUP(ww, col, 12, h);                                                       \
+            PW2X2_GROUP(ww, col, 13, h);                                                       \
+            PW2X2_GROUP(ww, col, 14, h);                                                       \
+            PW2X2_GROUP(ww, col, 15, h);                                                       \
         }                                                                                      \
     } while (0)
 
@@ -859,22 +882,25 @@ PC_INLINE void pw2x2(const chunk_t *ch, const pc_rq_t *r, const uint32_t *ww, in
     pc_store2_s8_inc(&out, cout, a1, b1);
 }
 
-/* All the chunk's channels (all fast) for four pixels (widen_quad's col), ww from
- * widen_weights_x2, k a constant (PW2X2_GROUPS); outputs as mat_mult_pw4's. Each pair of
- * channels takes pixels a, b then c, d: 4 accumulators, so nothing spills (with all four
- * pixels at once the 8 accumulators do, +12 %). */
-PC_INLINE void mat_mult_pw4x2(const chunk_t *ch, const uint32_t *ww, int32_t k,
-                              const uint32_t *col, int8_t *out, int32_t cout, int clamp)
+/* Channels [c0, c0 + n) of the chunk (all fast) for four pixels (widen_quad's col), ww from
+ * widen_weights_x2 of those channels, k a constant (PW2X2_GROUPS); out: channel c0 of the
+ * first pixel, the rest as mat_mult_pw4's. Each pair of channels takes pixels a, b then c,
+ * d: 4 accumulators, so nothing spills (with all four pixels at once the 8 accumulators do,
+ * +12 %). */
+PC_INLINE void mat_mult_pw4x2(const chunk_t *ch, int32_t c0, int32_t n, const uint32_t *ww,
+                              int32_t k, const uint32_t *col, int8_t *out, int32_t cout,
+                              int clamp)
 {
-    const pc_rq_t *r = ch->rq;
-    const pc_rq_t *r_end = r + (ch->n & ~1);
+    const pc_rq_t *r = ch->rq + c0;
+    const pc_rq_t *r_end = r + (n & ~1);
     for (; r != r_end; r += 2, ww += k, out += 2) {
         pw2x2(ch, r, ww, k, col, 0, out, cout, clamp);
         PC_BARRIER(); /* two passes of 4 accumulators, not one of 8 */
         pw2x2(ch, r, ww, k, col, 1, out + 2 * cout, cout, clamp);
     }
-    if (ch->n & 1) { /* the last channel, laid out alone */
+    if (n & 1) { /* the last channel, laid out alone */
         const uint32_t *c4 = col;
+        int8_t *out2 = out + 2 * cout;
         int32_t a = (int32_t)((uint32_t)r->bias << 1);
         int32_t b = a;
         int32_t c = a;
@@ -882,31 +908,33 @@ PC_INLINE void mat_mult_pw4x2(const chunk_t *ch, const uint32_t *ww, int32_t k,
         for (int32_t g = 0; g < k / 4; g++, ww += 2) {
             pw4_group_wide(&a, &b, &c, &d, ww[0], ww[1], &c4);
         }
-        int8_t *out2 = out + 2 * cout;
         pw4_store(ch, pc_rq_fast_x2(a, r), pc_rq_fast_x2(b, r), pc_rq_fast_x2(c, r),
                   pc_rq_fast_x2(d, r), &out, &out2, cout, clamp);
     }
 }
 
-PC_NOINLINE void mat_mult_pw4x2_k8(const chunk_t *ch, const uint32_t *ww, const uint32_t *col,
-                                   int8_t *out, int32_t cout)
-{
-    mat_mult_pw4x2(ch, ww, 8, col, out, cout, 0);
-}
+#define MAT_MULT_PW4X2_K(k)                                                                    \
+    PC_NOINLINE void mat_mult_pw4x2_k##k(const chunk_t *ch, int32_t c0, int32_t n,             \
+                                         const uint32_t *ww, const uint32_t *col, int8_t *out, \
+                                         int32_t cout)                                         \
+    {                                                                                          \
+        mat_mult_pw4x2(ch, c0, n, ww, k, col, out, cout, 0);                                   \
+    }
 
-PC_NOINLINE void mat_mult_pw4x2_k16(const chunk_t *ch, const uint32_t *ww,
-                                    const uint32_t *col, int8_t *out, int32_t cout)
-{
-    mat_mult_pw4x2(ch, ww, 16, col, out, cout, 0);
-}
+MAT_MULT_PW4X2_K(8)
+MAT_MULT_PW4X2_K(16)
+MAT_MULT_PW4X2_K(24)
+MAT_MULT_PW4X2_K(32)
+MAT_MULT_PW4X2_K(48)
+MAT_MULT_PW4X2_K(64)
 
 PC_NOINLINE void mat_mult_pw4x2_k28(const chunk_t *ch, const uint32_t *ww,
                                     const uint32_t *col, int8_t *out, int32_t cout)
 {
     if (ch->clamp) {
-        mat_mult_pw4x2(ch, ww, 28, col, out, cout, 1);
+        mat_mult_pw4x2(ch, 0, ch->n, ww, 28, col, out, cout, 1);
     } else {
-        mat_mult_pw4x2(ch, ww, 28, col, out, cout, 0);
+        mat_mult_pw4x2(ch, 0, ch->n, ww, 28, col, out, cout, 0);
     }
 }
 
@@ -1061,49 +1089,67 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
     return i;
 }
 
-/* ---- narrow pointwise: K = 8 or 16 ----------------------------------------------------------
- * The expansions of narrow blocks have so few MACs per output that each SXTB16 of a filter
- * word shows: their chunk's weights are widened once, as pw4_group makes them, and loaded
- * as pairs (LDRD) for every four pixels, with the groups unrolled (K = 8: 2.35 -> 2.22
- * instructions per MAC, K = 16: 2.08 -> 1.88 on mbv2-0.35-144). The widened weights are
- * doubled too (and the bias with them), so each accumulator comes out as the 2 * acc the
- * requantisation starts from and its shift goes (pc_rq_fast_x2: K = 8 2.22 -> 2.04, K = 16
- * 1.58 -> 1.51 on the 18x18 layer). Stack: 64 channels x 16 values (2 kB) and the four
- * pixels' columns. */
-#define PW_NARROW_K 16
+/* ---- narrow pointwise: K = 8, 16, 24 or 32 ---------------------------------------------------
+ * Layers with few input channels (a block's expansion, a projection's input) have so few
+ * MACs per output that each SXTB16 of a filter word shows: their weights are widened (and
+ * doubled, with the bias, so each accumulator comes out as the 2 * acc the requantisation
+ * starts from: pc_rq_fast_x2) once for all pixels, and taken two channels of two pixels at
+ * a time (mat_mult_pw4x2). On mbv2-0.35-144, instructions per MAC: K = 8 2.35 -> 1.90,
+ * K = 16 2.08 -> 1.34, K = 24 1.74 -> 1.31, K = 32 1.53 -> 1.17, K = 48 1.55 -> 1.18.
+ * Stack: 2 kB of widened weights (the chunk's channels in parts of as many as fit) and the
+ * four pixels' columns. */
+#define PW_NARROW_K 64
+#define PW_NARROW_WW 512
 /* Widening the weights costs about 1.25 * cin instructions per output channel and saves
  * about one per output channel and pixel: calls with fewer pixels (a patch stage's pieces)
  * keep mat_mult_pw4_k8 / _k16, which widen as they go. */
 #define PW_NARROW_MIN_PIXELS 32
 
-/* pointwise_quads for K = cin = 8 or 16 (ch all fast, no clamp), the chunk's weights
- * widened once for all runs. */
+static int pw_narrow(int32_t cin)
+{
+    return cin == 8 || cin == 16 || cin == 24 || cin == 32 || cin == 48 || cin == 64;
+}
+
+/* pointwise_quads for K = cin (pw_narrow; ch all fast, no clamp). */
 PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
                                      const int8_t *w, const int8_t *input, int8_t *output,
                                      const pw_runs_t *runs)
 {
-    uint32_t ww[PC_RQ_CHUNK * PW_NARROW_K / 2];
+    uint32_t ww[PW_NARROW_WW];
     uint32_t col4[2 * PW_NARROW_K];
     const int32_t cin = p->input.c;
     const int32_t cout = p->output.c;
+    const int32_t part = (2 * PW_NARROW_WW / cin) & ~1; /* channels widened at a time */
     const int dense = pw_dense(p);
-    int32_t i = 0;
-    widen_weights_x2(ww, w, ch->n, cin);
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
-    for (int32_t r = 0; r < rows; r++) {
-        const int32_t base = r * n;
-        int8_t *out = output + r * runs->out_row;
-        for (i = 0; i + 4 <= n; i += 4) {
-            const int8_t *px[4];
-            for (int32_t j = 0; j < 4; j++) {
-                px[j] = dense ? input + (base + i + j) * cin : pw_pixel(p, input, base + i + j);
-            }
-            widen_quad(px, col4, cin, p->input_offset);
-            if (cin == 8) {
-                mat_mult_pw4x2_k8(ch, ww, col4, out + i * cout, cout);
-            } else {
-                mat_mult_pw4x2_k16(ch, ww, col4, out + i * cout, cout);
+    int32_t i = 0;
+    for (int32_t c0 = 0; c0 < ch->n; c0 += part) {
+        const int32_t m = ch->n - c0 < part ? ch->n - c0 : part;
+        widen_weights_x2(ww, w + c0 * cin, m, cin);
+        for (int32_t r = 0; r < rows; r++) {
+            const int32_t base = r * n;
+            int8_t *out = output + r * runs->out_row + c0;
+            for (i = 0; i + 4 <= n; i += 4) {
+                const int8_t *px[4];
+                for (int32_t j = 0; j < 4; j++) {
+                    px[j] = dense ? input + (base + i + j) * cin
+                                  : pw_pixel(p, input, base + i + j);
+                }
+                widen_quad(px, col4, cin, p->input_offset);
+                if (cin == 8) {
+                    mat_mult_pw4x2_k8(ch, c0, m, ww, col4, out + i * cout, cout);
+                } else if (cin == 16) {
+                    mat_mult_pw4x2_k16(ch, c0, m, ww, col4, out + i * cout, cout);
+                } else if (cin == 24) {
+                    mat_mult_pw4x2_k24(ch, c0, m, ww, col4, out + i * cout, cout);
+                } else if (cin == 32) {
+                    mat_mult_pw4x2_k32(ch, c0, m, ww, col4, out + i * cout, cout);
+                } else if (cin == 48) {
+                    mat_mult_pw4x2_k48(ch, c0, m, ww, col4, out + i * cout, cout);
+                } else {
+                    mat_mult_pw4x2_k64(ch, c0, m, ww, col4, out + i * cout, cout);
+                }
             }
         }
     }
@@ -1126,7 +1172,7 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
         const int8_t *w = filter + co0 * cin;
         int32_t done = 0;
         chunk_prepare(&ch, p, q, bias, co0, cin);
-        if (ch.fast && !ch.clamp && (cin == 8 || cin == 16) && pixels >= PW_NARROW_MIN_PIXELS) {
+        if (ch.fast && !ch.clamp && pw_narrow(cin) && pixels >= PW_NARROW_MIN_PIXELS) {
             done = pointwise_narrow(p, &ch, w, input, output + co0, &runs);
         } else if (ch.fast && cin <= PW4_MAX_CIN) {
             done = pointwise_quads(p, &ch, w, input, output + co0, &runs);
