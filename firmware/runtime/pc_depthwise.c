@@ -1029,6 +1029,19 @@ PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *
     const int32_t vmin = k->lo;
     const int32_t vmax = k->hi;
     const int32_t step2 = 2 * step;
+    for (; n >= 4 && !lo && !hi; n -= 4) { /* SSAT has clamped: four at a time */
+        const int32_t a = acc[0];
+        const int32_t b = acc[1];
+        const int32_t c = acc[2];
+        const int32_t d = acc[3];
+        out[0] = (int8_t)pc_ssat8(pc_smmlar(a, mult, rnd + (a >> 31)) >> rsh);
+        out[step] = (int8_t)pc_ssat8(pc_smmlar(b, mult, rnd + (b >> 31)) >> rsh);
+        out += step2;
+        out[0] = (int8_t)pc_ssat8(pc_smmlar(c, mult, rnd + (c >> 31)) >> rsh);
+        out[step] = (int8_t)pc_ssat8(pc_smmlar(d, mult, rnd + (d >> 31)) >> rsh);
+        out += step2;
+        acc += 4;
+    }
     for (; n >= 2; n -= 2) {
         const int32_t a = acc[0];
         const int32_t b = acc[1];
