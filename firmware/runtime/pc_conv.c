@@ -807,7 +807,7 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
         b1 = pc_smlad(w1, y, b1);                                                              \
     } while (0)
 
-/* All groups of a constant k (narrow pointwise: 8, 16, 24, 32, 48, 64; the RGB first conv:
+/* All groups of a constant k (narrow pointwise: 8 to 48 by 8, 64; the RGB first conv:
  * 28, its 3x3x3 padded). A loop over larger K (four groups a step) is slower where few
  * pixels share the widened weights (6x6x96: +5 %) and gains 5 % on 18x18: not kept. */
 #define PW2X2_GROUPS(k, h)                                                                     \
@@ -832,9 +832,11 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
         if ((k) >= 32) {                                                                       \
             PW2X2_GROUP(ww, col, 7, h);                                                        \
         }                                                                                      \
-        if ((k) >= 48) {                                                                       \
+        if ((k) >= 40) {                                                                       \
             PW2X2_GROUP(ww, col, 8, h);                                                        \
             PW2X2_GROUP(ww, col, 9, h);                                                        \
+        }                                                                                      \
+        if ((k) >= 48) {                                                                       \
             PW2X2_GROUP(ww, col, 10, h);                                                       \
             PW2X2_GROUP(ww, col, 11, h);                                                       \
         }                                                                                      \
@@ -925,6 +927,7 @@ MAT_MULT_PW4X2_K(8)
 MAT_MULT_PW4X2_K(16)
 MAT_MULT_PW4X2_K(24)
 MAT_MULT_PW4X2_K(32)
+MAT_MULT_PW4X2_K(40)
 MAT_MULT_PW4X2_K(48)
 MAT_MULT_PW4X2_K(64)
 
@@ -1089,7 +1092,7 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
     return i;
 }
 
-/* ---- narrow pointwise: K = 8, 16, 24 or 32 ---------------------------------------------------
+/* ---- narrow pointwise: K = 8 to 48 by 8, and 64 ---------------------------------------------
  * Layers with few input channels (a block's expansion, a projection's input) have so few
  * MACs per output that each SXTB16 of a filter word shows: their weights are widened (and
  * doubled, with the bias, so each accumulator comes out as the 2 * acc the requantisation
@@ -1107,7 +1110,8 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
 
 static int pw_narrow(int32_t cin)
 {
-    return cin == 8 || cin == 16 || cin == 24 || cin == 32 || cin == 48 || cin == 64;
+    return cin == 8 || cin == 16 || cin == 24 || cin == 32 || cin == 40 || cin == 48 ||
+           cin == 64;
 }
 
 /* pointwise_quads for K = cin (pw_narrow; ch all fast, no clamp). */
@@ -1145,6 +1149,8 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
                     mat_mult_pw4x2_k24(ch, c0, m, ww, col4, out + i * cout, cout);
                 } else if (cin == 32) {
                     mat_mult_pw4x2_k32(ch, c0, m, ww, col4, out + i * cout, cout);
+                } else if (cin == 40) {
+                    mat_mult_pw4x2_k40(ch, c0, m, ww, col4, out + i * cout, cout);
                 } else if (cin == 48) {
                     mat_mult_pw4x2_k48(ch, c0, m, ww, col4, out + i * cout, cout);
                 } else {
