@@ -396,69 +396,28 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
     }
 }
 
-PC_NOINLINE void run_inside_3x3_s1(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
-                                   int8_t *out, int32_t n)
-{
-    if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1, 0);
-    } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0, 0);
+/* run_inside_3x3_pairs for one stride (s2: 0 or 1) and mode, with act_min / act_max
+ * clamping chosen once per call. Stride 2: the pair shares one input column per row (5 loads
+ * instead of 6). The _pad variants read padded_groups' copy of a group: 4 bytes between
+ * input pixels, a constant, so the columns' offsets are immediates rather than registers
+ * spilled to the stack. */
+#define RUN_INSIDE_3X3(name, s2, mode)                                                        \
+    PC_NOINLINE void name(const group_t *g, const int8_t *x, int32_t row, int32_t ch,         \
+                          int8_t *out, int32_t n)                                              \
+    {                                                                                          \
+        if (g->clamp) {                                                                        \
+            run_inside_3x3_pairs(g, x, row, ch, out, n, s2, 1, mode);                          \
+        } else {                                                                               \
+            run_inside_3x3_pairs(g, x, row, ch, out, n, s2, 0, mode);                          \
+        }                                                                                      \
     }
-}
 
-/* Stride 2: the pair shares one input column per row (5 loads instead of 6). */
-PC_NOINLINE void run_inside_3x3_s2(const group_t *g, const int8_t *x, int32_t row, int32_t ch,
-                                   int8_t *out, int32_t n)
-{
-    if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1, 0);
-    } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0, 0);
-    }
-}
-
-/* The same two into the in-place kernel's ring. */
-PC_NOINLINE void run_inside_3x3_s1_ring(const group_t *g, const int8_t *x, int32_t row,
-                                        int32_t ch, int8_t *out, int32_t n)
-{
-    if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1, 1);
-    } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0, 1);
-    }
-}
-
-PC_NOINLINE void run_inside_3x3_s2_ring(const group_t *g, const int8_t *x, int32_t row,
-                                        int32_t ch, int8_t *out, int32_t n)
-{
-    if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1, 1);
-    } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0, 1);
-    }
-}
-
-/* The same from padded_groups' copy of a group: 4 bytes between input pixels, a constant, so
- * the columns' offsets are immediates rather than registers spilled to the stack. */
-PC_NOINLINE void run_inside_3x3_s1_pad(const group_t *g, const int8_t *x, int32_t row,
-                                       int32_t ch, int8_t *out, int32_t n)
-{
-    if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 1, FROM_PAD);
-    } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 0, 0, FROM_PAD);
-    }
-}
-
-PC_NOINLINE void run_inside_3x3_s2_pad(const group_t *g, const int8_t *x, int32_t row,
-                                       int32_t ch, int8_t *out, int32_t n)
-{
-    if (g->clamp) {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 1, FROM_PAD);
-    } else {
-        run_inside_3x3_pairs(g, x, row, ch, out, n, 1, 0, FROM_PAD);
-    }
-}
+RUN_INSIDE_3X3(run_inside_3x3_s1, 0, TO_OUTPUT)
+RUN_INSIDE_3X3(run_inside_3x3_s2, 1, TO_OUTPUT)
+RUN_INSIDE_3X3(run_inside_3x3_s1_ring, 0, TO_RING)
+RUN_INSIDE_3X3(run_inside_3x3_s2_ring, 1, TO_RING)
+RUN_INSIDE_3X3(run_inside_3x3_s1_pad, 0, FROM_PAD)
+RUN_INSIDE_3X3(run_inside_3x3_s2_pad, 1, FROM_PAD)
 
 PC_NOINLINE void run_inside_wide_pad(const group_t *g, const int8_t *x, int32_t step,
                                      int32_t row, int32_t ch, int32_t kh, int32_t kw,
