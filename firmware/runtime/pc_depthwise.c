@@ -1,13 +1,17 @@
 /* pc_depthwise.c - depthwise conv (channel multiplier 1), int8, any kernel and stride.
  *
- * No scratch: taps outside the image are skipped by clipping the kernel window, so the inner
- * loops never test for padding.
+ * No scratch (only stack buffers): the inner loops never test for padding, because taps
+ * outside the image are either skipped by clipping the kernel window or read from a padded
+ * copy whose padding adds exactly 0.
  *
- * DSP path, two algorithms (which one a layer takes: rows_fit):
+ * DSP path, three algorithms (which one a layer takes: padded_pays, then rows_fit):
+ * - four channels at a time from a padded copy of their plane: 3x3 maps and patch tiles up
+ *   to 18x18, and small maps whose border holds a third of the outputs (padded_pays;
+ *   described at padded_groups' section);
  * - widened rows, one channel at a time: maps of 4+ rows and 64+ outputs a channel, but for
  *   3x3 with stride 2 (rows_fit; described at rows_layer's section);
- * - four channels at a time: the rest (3x3 with stride 2, tiny maps, a patch stage's small
- *   tiles and single rows).
+ * - four channels at a time on the tensor itself: the rest (3x3 with stride 2 on larger
+ *   maps, kernels larger than a tiny map, a patch stage's larger tiles and single rows).
  *
  * Four channels at a time, in an outer loop, so everything that belongs to those
  * channels is done once per layer rather than once per pixel: their kh*kw filter words are
