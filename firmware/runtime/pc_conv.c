@@ -600,6 +600,12 @@ PC_INLINE void pw4_group(int32_t *a, int32_t *b, int32_t *c, int32_t *d, uint32_
     pw4_group_wide(a, b, c, d, pc_sxtb16(wv), pc_sxtb16_ror8(wv), col);
 }
 
+/* v clamped to the chunk's act_min / act_max. */
+PC_INLINE int32_t clamp_to(const chunk_t *ch, int32_t v)
+{
+    return v < ch->lo ? ch->lo : v > ch->hi ? ch->hi : v;
+}
+
 /* The four requantised outputs of one channel, clamped to act_min / act_max when clamp,
  * stored at *out, *out + cout (pixels a, b) and *out2, *out2 + cout (c, d); both pointers
  * then move on to the next channel. */
@@ -607,10 +613,10 @@ PC_INLINE void pw4_store(const chunk_t *ch, int32_t a, int32_t b, int32_t c, int
                          int8_t **out, int8_t **out2, int32_t cout, int clamp)
 {
     if (clamp) {
-        a = a < ch->lo ? ch->lo : a > ch->hi ? ch->hi : a;
-        b = b < ch->lo ? ch->lo : b > ch->hi ? ch->hi : b;
-        c = c < ch->lo ? ch->lo : c > ch->hi ? ch->hi : c;
-        d = d < ch->lo ? ch->lo : d > ch->hi ? ch->hi : d;
+        a = clamp_to(ch, a);
+        b = clamp_to(ch, b);
+        c = clamp_to(ch, c);
+        d = clamp_to(ch, d);
     }
     pc_store2_s8_inc(out, cout, a, b);
     pc_store2_s8_inc(out2, cout, c, d);
@@ -761,11 +767,12 @@ PC_NOINLINE void mat_mult_pw4_ww(const chunk_t *ch, const uint32_t *ww, int32_t 
 }
 
 /* ---- two channels at a time ----------------------------------------------------------------
- * With the chunk's weights widened once, each LDRD of the four pixels' columns serves two
- * channels (8 accumulators): a group of four K takes 4 column loads, 2 weight loads and 16
- * SMLAD for 32 MACs, instead of twice (4 + 1 + 8). K is a constant, so every column load
- * has an immediate offset and the 8 accumulators, 2 weights, 2 columns and 2 pointers just
- * fit the 14 registers. */
+ * With the chunk's weights widened once, each LDRD of two pixels' columns serves two
+ * channels and each LDRD of two channels' weights two pixels: a group of four K for two
+ * pixels of two channels takes 2 column loads, 2 weight loads and 8 SMLAD for 16 MACs (one
+ * channel of four pixels: 13). K is a constant, so every load has an immediate offset. The
+ * four pixels of widen_quad's columns are taken as two halves of 4 accumulators each (all
+ * four at once, 8 accumulators spill: +12 %). */
 
 /* widen_weights for channel pairs: per pair and group of four k, (even of the first, even of
  * the second, odd of the first, odd of the second), each as pw4_group_wide takes it; an odd
@@ -807,51 +814,34 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
         b1 = pc_smlad(w1, y, b1);                                                              \
     } while (0)
 
-/* All groups of a constant k (narrow pointwise: 8 to 48 by 8, 64; the RGB first conv:
- * 28, its 3x3x3 padded). A loop over larger K (four groups a step) is slower where few
- * pixels share the widened weights (6x6x96: +5 %) and gains 5 % on 18x18: not kept. */
+/* All groups of a constant k, a multiple of 4 up to 64 (narrow pointwise: 8 to 48 by 8, 64;
+ * the RGB first conv: 28, its 3x3x3 padded). A loop over larger K (four groups a step) is
+ * slower where few pixels share the widened weights (6x6x96: +5 %) and gains 5 % on 18x18:
+ * not kept. */
+#define PW2X2_IF(k, g, h)                                                                      \
+    if ((k) > 4 * (g)) {                                                                       \
+        PW2X2_GROUP(ww, col, g, h);                                                            \
+    }
+
 #define PW2X2_GROUPS(k, h)                                                                     \
     do {                                                                                       \
-        PW2X2_GROUP(ww, col, 0, h);                                                            \
-        PW2X2_GROUP(ww, col, 1, h);                                                            \
-        if ((k) >= 12) {                                                                       \
-            PW2X2_GROUP(ww, col, 2, h);                                                        \
-        }                                                                                      \
-        if ((k) >= 16) {                                                                       \
-            PW2X2_GROUP(ww, col, 3, h);                                                        \
-        }                                                                                      \
-        if ((k) >= 20) {                                                                       \
-            PW2X2_GROUP(ww, col, 4, h);                                                        \
-        }                                                                                      \
-        if ((k) >= 24) {                                                                       \
-            PW2X2_GROUP(ww, col, 5, h);                                                        \
-        }                                                                                      \
-        if ((k) >= 28) {                                                                       \
-            PW2X2_GROUP(ww, col, 6, h);                                                        \
-        }                                                                                      \
-        if ((k) >= 32) {                                                                       \
-            PW2X2_GROUP(ww, col, 7, h);                                                        \
-        }                                                                                      \
-        if ((k) >= 40) {                                                                       \
-            PW2X2_GROUP(ww, col, 8, h);                                                        \
-            PW2X2_GROUP(ww, col, 9, h);                                                        \
-        }                                                                                      \
-        if ((k) >= 48) {                                                                       \
-            PW2X2_GROUP(ww, col, 10, h);                                                       \
-            PW2X2_GROUP(ww, col, 11, h);                                                       \
-        }                                                                                      \
-        if ((k) >= 64) {                                                                       \
-            PW2X2_GROUP(ww, col, 12, h);                                                       \
-            PW2X2_GROUP(ww, col, 13, h);                                                       \
-            PW2X2_GROUP(ww, col, 14, h);                                                       \
-            PW2X2_GROUP(ww, col, 15, h);                                                       \
-        }                                                                                      \
+        PW2X2_IF(k, 0, h)                                                                      \
+        PW2X2_IF(k, 1, h)                                                                      \
+        PW2X2_IF(k, 2, h)                                                                      \
+        PW2X2_IF(k, 3, h)                                                                      \
+        PW2X2_IF(k, 4, h)                                                                      \
+        PW2X2_IF(k, 5, h)                                                                      \
+        PW2X2_IF(k, 6, h)                                                                      \
+        PW2X2_IF(k, 7, h)                                                                      \
+        PW2X2_IF(k, 8, h)                                                                      \
+        PW2X2_IF(k, 9, h)                                                                      \
+        PW2X2_IF(k, 10, h)                                                                     \
+        PW2X2_IF(k, 11, h)                                                                     \
+        PW2X2_IF(k, 12, h)                                                                     \
+        PW2X2_IF(k, 13, h)                                                                     \
+        PW2X2_IF(k, 14, h)                                                                     \
+        PW2X2_IF(k, 15, h)                                                                     \
     } while (0)
-
-PC_INLINE int32_t clamp_to(const chunk_t *ch, int32_t v)
-{
-    return v < ch->lo ? ch->lo : v > ch->hi ? ch->hi : v;
-}
 
 /* Two pixels (half h of col) of channels r, r + 1, stored at out, out + cout (channel r) and
  * out + 1, out + 1 + cout; clamped to act_min / act_max when clamp. */
