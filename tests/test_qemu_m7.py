@@ -94,6 +94,29 @@ def test_model_over_flash_budget_fails(tmp_path):
         selftest_build(tmp_path, budget=small)
 
 
+def test_runtime_is_compiled_once_per_flags_and_source(tmp_path, monkeypatch):
+    # A copy of the runtime, so that editing it touches nothing shared.
+    runtime = tmp_path / "runtime"
+    shutil.copytree(armbuild.FIRMWARE / "runtime", runtime)
+    monkeypatch.setattr(armbuild, "_runtime", lambda: (sorted(runtime.glob("*.c")), [runtime]))
+    monkeypatch.setattr(armbuild, "RUNTIME_CACHE", tmp_path / "cache")
+    flags = [*armbuild.CFLAGS, "-O2", "-DPC_PORTABLE"]  # the portable kernels compile fast
+    first = armbuild._runtime_objects(flags)
+    assert [o.stem for o in first] == [s.stem for s in sorted(runtime.glob("*.c"))]
+    stamp = [o.stat().st_mtime_ns for o in first]
+    again = armbuild._runtime_objects(flags)
+    assert again == first and [o.stat().st_mtime_ns for o in again] == stamp  # not recompiled
+    assert armbuild._runtime_objects([*flags, "-DX=1"])[0].parent != first[0].parent
+    # Any header the runtime includes is part of the key.
+    with (runtime / "pc_requant.h").open("a") as f:
+        f.write("\n/* changed */\n")
+    assert armbuild._runtime_objects(flags)[0].parent != first[0].parent
+    (runtime / "pc_pool.c").write_text("#error broken\n")
+    with pytest.raises(armbuild.BuildError, match="^runtime: arm build of pc_pool.c failed"):
+        armbuild._runtime_objects(flags)
+    assert not list((tmp_path / "cache").glob("tmp-*"))  # nothing half-built is left
+
+
 def test_malloc_does_not_link(tmp_path):
     with pytest.raises(armbuild.BuildError, match="sbrk"):
         selftest_build(tmp_path, mode=5)

@@ -4,7 +4,9 @@
 
 An image is the generated model (`model.c` / `model.h`, and any other `.c` in its folder), the
 C runtime (`firmware/runtime/*.c`), the app (`firmware/app/infer_main.c`) and the board
-(`firmware/boards/qemu_m7/`), compiled and linked in one `arm-none-eabi-gcc` call. The linker
+(`firmware/boards/qemu_m7/`), compiled and linked in one `arm-none-eabi-gcc` call; the runtime,
+the same for every model, is compiled once per compiler, flags and runtime source and kept in
+`build/arm-runtime/` (compiling its DSP kernels is most of a build's time). The linker
 script checks the image against the real MCU's flash and SRAM (default STM32F746: 1 MB / 320 kB);
 a model that does not fit raises `BudgetError` with one line naming the model, its need and
 the budget. Sizes come from `arm-none-eabi-size` (Berkeley): flash = text + data, RAM =
@@ -16,9 +18,13 @@ CLI: `python -m patchcam.targets.armbuild DIR [--out DIR] [--portable] [--flash-
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +53,9 @@ CFLAGS = ["-std=c99", *CPU_FLAGS, "-ffunction-sections", "-fdata-sections",
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-Wl,--fatal-warnings"]
 # Symbols that must never be in an image: the firmware allocates nothing at run time.
 FORBIDDEN = ("malloc", "_malloc_r", "calloc", "realloc", "free", "_sbrk")
+
+# The compiled runtime, one folder per compiler, flags and runtime sources (_runtime_objects).
+RUNTIME_CACHE = REPO / "build" / "arm-runtime"
 
 # QEMU's mps2-an500 has 4 MB of SSRAM for code and 4 MB for data: the most any budget can be.
 QEMU_MEMORY_BYTES = 4 * 1024 * 1024
@@ -127,6 +136,45 @@ def sources(model_dir: Path, main_c: Path, extra: tuple[Path, ...] = ()) -> list
             *sorted(BOARD_DIR.glob("*.c"))]
 
 
+@functools.cache
+def _compiler_identity() -> bytes:
+    cc = _tool(CC)
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    return f"{cc}\n{version}".encode()
+
+
+def _runtime_objects(flags: list[str]) -> list[Path]:
+    """The runtime's objects compiled with flags (the build's, without its include folders:
+    the runtime includes only its own headers), in _runtime()'s order. Built once per
+    compiler, flags and runtime sources and headers; concurrent builds are safe (the folder
+    appears whole, by rename)."""
+    srcs, include_dirs = _runtime()
+    h = hashlib.sha256(_compiler_identity() + "\0".join(flags).encode())
+    for f in [*srcs, *sorted(p for d in include_dirs for p in d.glob("*.h"))]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    folder = RUNTIME_CACHE / h.hexdigest()[:16]
+    objs = [folder / f"{s.stem}.o" for s in srcs]
+    if all(o.exists() for o in objs):
+        return objs
+    RUNTIME_CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=RUNTIME_CACHE, prefix="tmp-"))
+    try:
+        for src in srcs:
+            res = subprocess.run([_tool(CC), *flags, *(f"-I{d}" for d in include_dirs), "-c",
+                                  str(src), "-o", str(tmp / f"{src.stem}.o")],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise BuildError(f"runtime: arm build of {src.name} failed:\n"
+                                 f"{res.stderr.strip()}")
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another build made the same folder first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return objs
+
+
 def read_sizes(elf: Path) -> Sizes:
     """text / data / bss of an image, from `arm-none-eabi-size` (Berkeley format)."""
     out = subprocess.run([_tool("arm-none-eabi-size"), "-B", str(elf)], capture_output=True,
@@ -178,9 +226,11 @@ def build(model_dir: str | Path, out_dir: str | Path | None = None, *, portable:
     includes = [model_dir, *_runtime()[1], FIRMWARE / "app", FIRMWARE / "boards", BOARD_DIR,
                 *(Path(d).resolve() for d in include_dirs)]
     extra = tuple(Path(s).resolve() for s in extra_sources)
-    cmd = [_tool(CC), *CFLAGS, opt, *(f"-I{d}" for d in includes),
-           *(["-DPC_PORTABLE"] if portable else []), *(f"-D{d}" for d in defines),
-           *(str(s) for s in sources(model_dir, main, extra)), *LDFLAGS]
+    flags = [*CFLAGS, opt, *(["-DPC_PORTABLE"] if portable else []),
+             *(f"-D{d}" for d in defines)]
+    runtime = dict(zip(_runtime()[0], _runtime_objects(flags), strict=True))
+    cmd = [_tool(CC), *flags, *(f"-I{d}" for d in includes),
+           *(str(runtime.get(s, s)) for s in sources(model_dir, main, extra)), *LDFLAGS]
     res = _link(cmd, budget, elf)
     if res.returncode != 0:
         over = re.search(r"patchcam: (RAM|FLASH) budget exceeded", res.stderr)
