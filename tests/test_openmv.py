@@ -439,6 +439,27 @@ def test_shipped_mask_detect_fits_the_h7_heap(tmp_path):
     assert sizes.fits_h7_heap
 
 
+def test_a_module_over_the_h7_heap_gets_no_drive_folder(tmp_path, monkeypatch):
+    """One line naming the sizes and the way out (a user C module), and no drive folder that
+    would only fail on the camera with a MemoryError at `import pcmodel`."""
+    out = tmp_path / "vww"
+    mpy = out / "armv7emsp" / "pcmodel.mpy"
+
+    def sizes(text: int, bss: int = 8) -> openmv.Sizes:
+        return openmv.Sizes("vww", "armv7emsp", "shipped", text, text, bss, 0, 0, 0, True, 0)
+
+    for text, bss in ((max(openmv.H7_GC_BLOCKS) + 1, 8), (250 * 1024, 20 * 1024)):
+        monkeypatch.setattr(openmv, "natmod_sizes", lambda app, m, o, t=text, b=bss: sizes(t, b))
+        with pytest.raises(openmv.OpenMVError) as e:
+            openmv.drive_folder(out, mpy)
+        msg = str(e.value)
+        assert "\n" not in msg
+        assert msg.startswith(f"vww: pcmodel.mpy's code + weights ({text:,} B)")
+        assert "user C module" in msg
+        assert not (out / "drive").exists()
+    assert sizes(max(openmv.H7_GC_BLOCKS) - 8).fits_h7_heap  # all of the block is usable
+
+
 PCPIPE_RUN = """
 import sys
 sys.path[:0] = [{board!r}, {app_dir!r}]

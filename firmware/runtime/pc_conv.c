@@ -546,7 +546,7 @@ static void mat_mult_pw(const chunk_t *ch, const int8_t *filter, int32_t k,
  * cout bytes apart), without packing. Any channel count works (no channel pairs), so only the
  * last pixels % 4 take the 2x2 path. K is a compile-time constant in the copies for 8 and 16
  * input channels (the MAC code is then unrolled, no loop). */
-#define PW4_MAX_CIN 256 /* the four widened pixels live on the stack: 8 * cin bytes (2 kB) */
+#define PW4_MAX_CIN 384 /* the four widened pixels live on the stack: 8 * cin bytes (3 kB) */
 
 /* Pixels a, b, c, d widened with the input offset, per group of four channels x0..x3:
  * [a x0 x2 | b x0 x2 | a x1 x3 | b x1 x3 | c x0 x2 | d x0 x2 | c x1 x3 | d x1 x3] (int16x2
@@ -707,6 +707,80 @@ PC_NOINLINE void mat_mult_pw4_padded(const chunk_t *ch, const int8_t *filter, in
     }
 }
 
+/* ---- pointwise: the last pixel of a run, two output channels at a time ----
+ * A run of 4n + 1 pixels (5x5 and 9x9 maps) leaves one pixel after the quads; as half of a
+ * 2x2 block it would pay for two. Here each of its widened column's word pairs serves two
+ * filter rows: per four input channels one LDRD, two filter loads, four SXTB16 and four
+ * SMLAD for 8 MACs (four rows at a time would spill). */
+
+/* One pixel's cin (a multiple of 4) values widened with the input offset: per group of four,
+ * (x0, x2) and (x1, x3). */
+static void widen_one(const int8_t *px, uint32_t *col, int32_t cin, int32_t offset)
+{
+    const uint32_t off2 = pc_dup16(offset);
+    for (int32_t i = 0; i < cin; i += 4) {
+        const uint32_t x = pc_read_u32(px + i);
+        *col++ = pc_sxtab16(off2, x);
+        *col++ = pc_sxtab16_ror8(off2, x);
+    }
+}
+
+/* One filter word (four input channels of one output channel) times the column's pair. */
+PC_INLINE int32_t pw1_group(const int8_t *w, uint32_t xe, uint32_t xo, int32_t acc)
+{
+    const uint32_t wv = pc_read_u32(w);
+    return pc_smlad(pc_sxtb16_ror8(wv), xo, pc_smlad(pc_sxtb16(wv), xe, acc));
+}
+
+/* v requantised (fast), clamped to act_min / act_max when clamp. */
+PC_INLINE int8_t pw1_out(const chunk_t *ch, const pc_rq_t *r, int32_t v, int clamp)
+{
+    v = pc_rq_fast(v, r);
+    return (int8_t)(clamp ? clamp_to(ch, v) : v);
+}
+
+/* The chunk's channels (all fast) of one pixel (widen_one's col, k a multiple of 4) into
+ * out[0 .. n). */
+PC_INLINE void mat_mult_pw1_at(const chunk_t *ch, const int8_t *filter, int32_t k,
+                               const uint32_t *col, int8_t *out, int clamp)
+{
+    const pc_rq_t *r = ch->rq;
+    const uint32_t *col_end = col + k / 2;
+    const int8_t *w0 = filter;
+    int32_t c = 0;
+    for (; c + 2 <= ch->n; c += 2, r += 2, w0 += k) {
+        const int8_t *w1 = w0 + k;
+        int32_t a0 = r[0].bias;
+        int32_t a1 = r[1].bias;
+        PC_UNROLL(2)
+        for (const uint32_t *x = col; x != col_end; w0 += 4, w1 += 4) {
+            uint32_t xe, xo;
+            pc_load2_inc(&x, &xe, &xo);
+            a0 = pw1_group(w0, xe, xo, a0);
+            a1 = pw1_group(w1, xe, xo, a1);
+        }
+        out[c] = pw1_out(ch, r, a0, clamp);
+        out[c + 1] = pw1_out(ch, r + 1, a1, clamp);
+    }
+    if (c < ch->n) { /* an odd last channel */
+        int32_t a = r->bias;
+        for (const uint32_t *x = col; x != col_end; w0 += 4, x += 2) {
+            a = pw1_group(w0, x[0], x[1], a);
+        }
+        out[c] = pw1_out(ch, r, a, clamp);
+    }
+}
+
+PC_NOINLINE void mat_mult_pw1(const chunk_t *ch, const int8_t *filter, int32_t k,
+                              const uint32_t *col, int8_t *out)
+{
+    if (ch->clamp) {
+        mat_mult_pw1_at(ch, filter, k, col, out, 1);
+    } else {
+        mat_mult_pw1_at(ch, filter, k, col, out, 0);
+    }
+}
+
 /* ---- weights widened once per chunk ---------------------------------------------------------
  * Where every chunk of weights serves many pixels, widening them once (and doubling them, and
  * the bias with them, so each accumulator comes out as the 2 * acc the requantisation starts
@@ -740,7 +814,7 @@ PC_INLINE void mat_mult_pw4_ww_at(const chunk_t *ch, const uint32_t *ww, int32_t
     int8_t *out2 = out + 2 * cout;
     for (; r != r_end; r++) {
         const uint32_t *c4 = col;
-        int32_t a = (int32_t)((uint32_t)r->bias << 1); /* doubled, as the weights */
+        int32_t a = r->bias2; /* doubled, as the weights */
         int32_t b = a;
         int32_t c = a;
         int32_t d = a;
@@ -848,8 +922,8 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
 PC_INLINE void pw2x2(const chunk_t *ch, const pc_rq_t *r, const uint32_t *ww, int32_t k,
                      const uint32_t *col, int h, int8_t *out, int32_t cout, int clamp)
 {
-    int32_t a0 = (int32_t)((uint32_t)r[0].bias << 1); /* doubled, as the weights */
-    int32_t a1 = (int32_t)((uint32_t)r[1].bias << 1);
+    int32_t a0 = r[0].bias2; /* doubled, as the weights */
+    int32_t a1 = r[1].bias2;
     int32_t b0 = a0;
     int32_t b1 = a1;
     if (h == 0) {
@@ -893,7 +967,7 @@ PC_INLINE void mat_mult_pw4x2(const chunk_t *ch, int32_t c0, int32_t n, const ui
     if (n & 1) { /* the last channel, laid out alone */
         const uint32_t *c4 = col;
         int8_t *out2 = out + 2 * cout;
-        int32_t a = (int32_t)((uint32_t)r->bias << 1);
+        int32_t a = r->bias2;
         int32_t b = a;
         int32_t c = a;
         int32_t d = a;
@@ -913,13 +987,27 @@ PC_INLINE void mat_mult_pw4x2(const chunk_t *ch, int32_t c0, int32_t n, const ui
         mat_mult_pw4x2(ch, c0, n, ww, k, col, out, cout, 0);                                   \
     }
 
-MAT_MULT_PW4X2_K(8)
-MAT_MULT_PW4X2_K(16)
-MAT_MULT_PW4X2_K(24)
-MAT_MULT_PW4X2_K(32)
-MAT_MULT_PW4X2_K(40)
-MAT_MULT_PW4X2_K(48)
-MAT_MULT_PW4X2_K(64)
+/* The narrow K values (pointwise_narrow), each with a kernel of its own: the one list. */
+#define PW_NARROW_KS(X) X(8) X(16) X(24) X(32) X(40) X(48) X(64)
+
+PW_NARROW_KS(MAT_MULT_PW4X2_K)
+
+typedef void (*pw4x2_fn_t)(const chunk_t *ch, int32_t c0, int32_t n, const uint32_t *ww,
+                           const uint32_t *col, int8_t *out, int32_t cout);
+
+/* The two-channel kernel for K = cin, or NULL when cin is not a narrow K. */
+static pw4x2_fn_t pw_narrow_kernel(int32_t cin)
+{
+#define PW_NARROW_CASE(k)                                                                      \
+    case k:                                                                                    \
+        return mat_mult_pw4x2_k##k;
+    switch (cin) {
+        PW_NARROW_KS(PW_NARROW_CASE)
+    default:
+        return NULL;
+    }
+#undef PW_NARROW_CASE
+}
 
 PC_NOINLINE void mat_mult_pw4x2_k28(const chunk_t *ch, const uint32_t *ww,
                                     const uint32_t *col, int8_t *out, int32_t cout)
@@ -1098,16 +1186,10 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * keep mat_mult_pw4_k8 / _k16, which widen as they go. */
 #define PW_NARROW_MIN_PIXELS 32
 
-static int pw_narrow(int32_t cin)
-{
-    return cin == 8 || cin == 16 || cin == 24 || cin == 32 || cin == 40 || cin == 48 ||
-           cin == 64;
-}
-
-/* pointwise_quads for K = cin (pw_narrow; ch all fast, no clamp). */
+/* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp). */
 PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
-                                     const int8_t *w, const int8_t *input, int8_t *output,
-                                     const pw_runs_t *runs)
+                                     pw4x2_fn_t kernel, const int8_t *w, const int8_t *input,
+                                     int8_t *output, const pw_runs_t *runs)
 {
     uint32_t ww[PW_NARROW_WW];
     uint32_t col4[2 * PW_NARROW_K];
@@ -1131,21 +1213,7 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
                                   : pw_pixel(p, input, base + i + j);
                 }
                 widen_quad(px, col4, cin, p->input_offset);
-                if (cin == 8) {
-                    mat_mult_pw4x2_k8(ch, c0, m, ww, col4, out + i * cout, cout);
-                } else if (cin == 16) {
-                    mat_mult_pw4x2_k16(ch, c0, m, ww, col4, out + i * cout, cout);
-                } else if (cin == 24) {
-                    mat_mult_pw4x2_k24(ch, c0, m, ww, col4, out + i * cout, cout);
-                } else if (cin == 32) {
-                    mat_mult_pw4x2_k32(ch, c0, m, ww, col4, out + i * cout, cout);
-                } else if (cin == 40) {
-                    mat_mult_pw4x2_k40(ch, c0, m, ww, col4, out + i * cout, cout);
-                } else if (cin == 48) {
-                    mat_mult_pw4x2_k48(ch, c0, m, ww, col4, out + i * cout, cout);
-                } else {
-                    mat_mult_pw4x2_k64(ch, c0, m, ww, col4, out + i * cout, cout);
-                }
+                kernel(ch, c0, m, ww, col4, out + i * cout, cout);
             }
         }
     }
@@ -1162,14 +1230,15 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t pixels = p->output.h * wo;
     const pw_runs_t runs = output_runs(p);
     const int dense = pw_dense(p);
+    const pw4x2_fn_t narrow = pw_narrow_kernel(cin);
     uint32_t *col = (uint32_t *)scratch;
     chunk_t ch;
     for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
         const int8_t *w = filter + co0 * cin;
         int32_t done = 0;
         chunk_prepare(&ch, p, q, bias, co0, cin);
-        if (ch.fast && !ch.clamp && pw_narrow(cin) && pixels >= PW_NARROW_MIN_PIXELS) {
-            done = pointwise_narrow(p, &ch, w, input, output + co0, &runs);
+        if (ch.fast && !ch.clamp && narrow != NULL && pixels >= PW_NARROW_MIN_PIXELS) {
+            done = pointwise_narrow(p, &ch, narrow, w, input, output + co0, &runs);
         } else if (ch.fast && cin <= PW4_MAX_CIN) {
             done = pointwise_quads(p, &ch, w, input, output + co0, &runs);
         }
@@ -1183,7 +1252,10 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
                 widen_pair(px_a, px_b, col, cin, p->input_offset);
                 mat_mult_pw(&ch, w, cin, col, out + i * cout, out + (i + 1) * cout, 0);
             }
-            if (i < runs.n) {
+            if (i < runs.n && ch.fast && cin % 4 == 0) {
+                widen_one(pw_pixel(p, input, base + i), col, cin, p->input_offset);
+                mat_mult_pw1(&ch, w, cin, col, out + i * cout);
+            } else if (i < runs.n) {
                 const int8_t *px_a = pw_pixel(p, input, base + i);
                 widen_pair(px_a, px_a, col, cin, p->input_offset);
                 mat_mult_pw(&ch, w, cin, col, out + i * cout, out + i * cout, 0);

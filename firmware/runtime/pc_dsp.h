@@ -363,9 +363,10 @@ typedef struct {
     int32_t rsh; /* right shift, >= 1 when fast */
     int32_t bias;
     int32_t fast;
+    int32_t bias2; /* 2 * bias: where kernels double the weights (pc_rq_fast_x2) */
 } pc_rq_t;
 
-/* Channels whose constants a kernel prepares at a time (on the stack: 24 bytes each). */
+/* Channels whose constants a kernel prepares at a time (on the stack: 28 bytes each). */
 #define PC_RQ_CHUNK 64
 
 /* Prepare one channel for outputs of k MACs; returns r->fast. */
@@ -377,6 +378,7 @@ static inline int32_t pc_rq_prepare(pc_rq_t *r, int32_t bias, int32_t mult, int3
     const int64_t abs_bias = bias < 0 ? -(int64_t)bias : (int64_t)bias;
     const int64_t bound = (abs_bias + (int64_t)k * 255 * 128) * ((int64_t)1 << left);
     r->bias = bias;
+    r->bias2 = (int32_t)((uint32_t)bias << 1); /* fits when fast (|bias| < 2^30) */
     r->mult = mult;
     r->lsh = left + 1;
     r->rsh = right;

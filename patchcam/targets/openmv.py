@@ -489,10 +489,18 @@ def _cmd_generate(a: argparse.Namespace) -> None:
 
 
 def drive_folder(out: Path, mpy: Path) -> Path:
-    """out/drive/: what to copy onto the camera's USB drive. main.py runs our model
-    (pcmodel.mpy); main_ml.py, the zero-build fallback on OpenMV's `ml` module, is there too:
-    copy it over main.py to use it; main_ide.py runs main.py's model from OpenMV IDE (boxes on
-    the frame buffer, the USB serial left to the IDE)."""
+    """out/drive/: what to copy onto the camera's USB drive, for a pcmodel.mpy that fits the
+    H7's heap (else OpenMVError). main.py runs our model (pcmodel.mpy); main_ml.py, the
+    zero-build fallback on OpenMV's `ml` module, is there too: copy it over main.py to use it;
+    main_ide.py runs main.py's model from OpenMV IDE (boxes on the frame buffer, the USB serial
+    left to the IDE)."""
+    sizes = natmod_sizes(out.name, mpy, out)
+    if not sizes.fits_h7_heap:
+        raise OpenMVError(
+            f"{out.name}: pcmodel.mpy's code + weights ({sizes.text:,} B) and BSS "
+            f"({sizes.bss:,} B) do not fit the H7's MicroPython heap (one {max(H7_GC_BLOCKS):,} B "
+            f"block, 64 KiB left for the scripts): build pcmodel into the firmware as a user C "
+            f"module instead (docs/boards.md, \"Native module or user C module\")")
     drive = out / "drive"
     drive.mkdir(parents=True, exist_ok=True)
     for f in ("main.py", "main_ml.py", "main_ide.py", "pcproto.py", "pcboard.py", "pcpipe.py"):
