@@ -346,11 +346,8 @@ static void widen_pair(const int8_t *px_a, const int8_t *px_b, uint32_t *col, in
     for (; i + 4 <= cin; i += 4) {
         const uint32_t xa = pc_read_u32(px_a + i);
         const uint32_t xb = pc_read_u32(px_b + i);
-        col[0] = pc_sxtab16(off2, xa);
-        col[1] = pc_sxtab16(off2, xb);
-        col[2] = pc_sxtab16_ror8(off2, xa);
-        col[3] = pc_sxtab16_ror8(off2, xb);
-        col += 4;
+        pc_store2_inc(&col, pc_sxtab16(off2, xa), pc_sxtab16(off2, xb));
+        pc_store2_inc(&col, pc_sxtab16_ror8(off2, xa), pc_sxtab16_ror8(off2, xb));
     }
     for (; i < cin; i++) {
         *col++ = pc_lane16(px_a[i] + offset) | (pc_lane16(px_b[i] + offset) << 16);
@@ -559,11 +556,8 @@ static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t cin, in
         for (int32_t j = 0; j < 4; j += 2) {
             const uint32_t x = pc_read_u32(px[j] + i);
             const uint32_t y = pc_read_u32(px[j + 1] + i);
-            col[0] = pc_sxtab16(off2, x);
-            col[1] = pc_sxtab16(off2, y);
-            col[2] = pc_sxtab16_ror8(off2, x);
-            col[3] = pc_sxtab16_ror8(off2, y);
-            col += 4;
+            pc_store2_inc(&col, pc_sxtab16(off2, x), pc_sxtab16(off2, y));
+            pc_store2_inc(&col, pc_sxtab16_ror8(off2, x), pc_sxtab16_ror8(off2, y));
         }
     }
     for (; i < cin; i++) {
@@ -720,8 +714,7 @@ static void widen_one(const int8_t *px, uint32_t *col, int32_t cin, int32_t offs
     const uint32_t off2 = pc_dup16(offset);
     for (int32_t i = 0; i < cin; i += 4) {
         const uint32_t x = pc_read_u32(px + i);
-        *col++ = pc_sxtab16(off2, x);
-        *col++ = pc_sxtab16_ror8(off2, x);
+        pc_store2_inc(&col, pc_sxtab16(off2, x), pc_sxtab16_ror8(off2, x));
     }
 }
 

@@ -111,14 +111,37 @@ PC_INLINE void tap(acc4_t *a, const int8_t *x, const uint32_t *w, uint32_t off2)
     a->s3 = pc_smlatt(x13, w[1], a->s3);
 }
 
-/* The same without the offset, for pixels whose taps are all inside the image: there the
+/* Where the inside path reads and writes (`mode`, always a constant where it is passed, so
+ * each variant is compiled for its own steps): TO_OUTPUT, from the input tensor to the
+ * output tensor (C bytes a pixel, both); TO_RING, from the input tensor into a row of the
+ * in-place kernel's ring (4 bytes a pixel); FROM_PAD, from padded_groups' copy of a group
+ * (8 bytes a pixel: its four channels already widened, pixel_pair) to the output tensor. */
+#define TO_OUTPUT 0
+#define TO_RING 1
+#define FROM_PAD 2
+#define OUT_STEP(mode, ch) ((mode) == TO_RING ? PC_DEPTHWISE_IN_PLACE_GROUP : (ch))
+#define PAD_STEP 8 /* bytes a pixel in padded_groups' copy: one group as two int16 pairs */
+#define IN_STEP(mode, ch) ((mode) == FROM_PAD ? PAD_STEP : (ch))
+
+/* Channels (odd, odd + 2) of the input pixel at x as int16 pair: widened here from the
+ * tensor's four bytes, or read as padded_groups widened them (FROM_PAD). */
+PC_INLINE uint32_t pixel_pair(const int8_t *x, int odd, int mode)
+{
+    uint32_t v;
+    if (mode == FROM_PAD) {
+        return pc_read_u32(x + 4 * odd);
+    }
+    v = pc_read_u32(x);
+    return odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+}
+
+/* tap without the offset, for pixels whose taps are all inside the image: there the
  * offset's share, input_offset * sum(weights), is constant and sits in group_t.bias_inside
  * (one register less in the hot loop). */
-PC_INLINE void tap_raw(acc4_t *a, const int8_t *x, const uint32_t *w)
+PC_INLINE void tap_raw(acc4_t *a, const int8_t *x, const uint32_t *w, int mode)
 {
-    const uint32_t xv = pc_read_u32(x);
-    const uint32_t x02 = pc_sxtb16(xv);
-    const uint32_t x13 = pc_sxtb16_ror8(xv);
+    const uint32_t x02 = pixel_pair(x, 0, mode);
+    const uint32_t x13 = pixel_pair(x, 1, mode);
     a->s0 = pc_smlabb(x02, w[0], a->s0);
     a->s2 = pc_smlatt(x02, w[0], a->s2);
     a->s1 = pc_smlabb(x13, w[1], a->s1);
@@ -145,18 +168,6 @@ PC_INLINE void store4(const group_t *g, const acc4_t *a, int8_t *out)
     memcpy(out, &packed, 4);
 }
 
-/* Where the inside path reads and writes (`mode`, always a constant where it is passed, so
- * each variant is compiled for its own steps): TO_OUTPUT, from the input tensor to the
- * output tensor (C bytes a pixel, both); TO_RING, from the input tensor into a row of the
- * in-place kernel's ring (4 bytes a pixel); FROM_PAD, from padded_groups' copy of a group
- * (4 bytes a pixel) to the output tensor. */
-#define TO_OUTPUT 0
-#define TO_RING 1
-#define FROM_PAD 2
-#define OUT_STEP(mode, ch) ((mode) == TO_RING ? PC_DEPTHWISE_IN_PLACE_GROUP : (ch))
-#define PAD_STEP 4 /* bytes a pixel in padded_groups' copy: one group */
-#define IN_STEP(mode, ch) ((mode) == FROM_PAD ? PAD_STEP : (ch))
-
 /* A run of n output pixels of one row whose taps are all inside the image; x: the top-left
  * tap of the first, step: bytes between the top-left taps of neighbours (stride_w * C). */
 PC_INLINE void run_inside_at(const group_t *g, const int8_t *x, int32_t step, int32_t row,
@@ -175,22 +186,22 @@ PC_INLINE void run_inside_at(const group_t *g, const int8_t *x, int32_t step, in
         a.s3 = g->bias_inside[3];
         if (kh == 3 && kw == 3) { /* unrolled: the weights are at fixed offsets from g */
             const int32_t cs2 = 2 * cs;
-            tap_raw(&a, xp, w);
-            tap_raw(&a, xp + cs, w + 2);
-            tap_raw(&a, xp + cs2, w + 4);
+            tap_raw(&a, xp, w, mode);
+            tap_raw(&a, xp + cs, w + 2, mode);
+            tap_raw(&a, xp + cs2, w + 4, mode);
             xp += row;
-            tap_raw(&a, xp, w + 6);
-            tap_raw(&a, xp + cs, w + 8);
-            tap_raw(&a, xp + cs2, w + 10);
+            tap_raw(&a, xp, w + 6, mode);
+            tap_raw(&a, xp + cs, w + 8, mode);
+            tap_raw(&a, xp + cs2, w + 10, mode);
             xp += row;
-            tap_raw(&a, xp, w + 12);
-            tap_raw(&a, xp + cs, w + 14);
-            tap_raw(&a, xp + cs2, w + 16);
+            tap_raw(&a, xp, w + 12, mode);
+            tap_raw(&a, xp + cs, w + 14, mode);
+            tap_raw(&a, xp + cs2, w + 16, mode);
         } else {
             for (int32_t ky = 0; ky < kh; ky++) {
                 const int8_t *xr = xp;
                 for (int32_t kx = 0; kx < kw; kx++) {
-                    tap_raw(&a, xr, w);
+                    tap_raw(&a, xr, w, mode);
                     xr += cs;
                     w += 2;
                 }
@@ -239,14 +250,14 @@ PC_INLINE void run_inside_wide_at(const group_t *g, const int8_t *x, int32_t ste
         a.s2 = g->bias_inside[2];
         a.s3 = g->bias_inside[3];
         for (int32_t ky = 0; ky < kh; ky++) {
-            tap_raw(&a, xp, w);
-            tap_raw(&a, xp + cs, w + 2);
-            tap_raw(&a, xp + 2 * cs, w + 4);
-            tap_raw(&a, xp + 3 * cs, w + 6);
-            tap_raw(&a, xp + 4 * cs, w + 8);
+            tap_raw(&a, xp, w, mode);
+            tap_raw(&a, xp + cs, w + 2, mode);
+            tap_raw(&a, xp + 2 * cs, w + 4, mode);
+            tap_raw(&a, xp + 3 * cs, w + 6, mode);
+            tap_raw(&a, xp + 4 * cs, w + 8, mode);
             if (kw == 7) {
-                tap_raw(&a, xp + 5 * cs, w + 10);
-                tap_raw(&a, xp + 6 * cs, w + 12);
+                tap_raw(&a, xp + 5 * cs, w + 10, mode);
+                tap_raw(&a, xp + 6 * cs, w + 12, mode);
             }
             xp += row;
             w += 2 * kw;
@@ -275,55 +286,49 @@ PC_NOINLINE void run_inside_wide_ring(const group_t *g, const int8_t *x, int32_t
  * (the middle two serve both), and each of the row's three weight words is used for both
  * pixels. a0 / a2: pixel A's accumulators of channels odd / odd + 2; b0 / b2: pixel B's. */
 PC_INLINE void row_pair(int32_t *a0, int32_t *a2, int32_t *b0, int32_t *b2,
-                        const int8_t **xp, int32_t ch, const uint32_t *w, int odd, int s2)
+                        const int8_t **xp, int32_t ch, const uint32_t *w, int odd, int s2,
+                        int mode)
 {
     /* *xp walks the four columns (one register, no precomputed offsets to spill) */
     const int8_t *x = *xp;
     const uint32_t w0 = w[odd];
     const uint32_t w1 = w[2 + odd];
     const uint32_t w2 = w[4 + odd];
-    uint32_t v = pc_read_u32(x);
-    uint32_t e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+    uint32_t e = pixel_pair(x, odd, mode);
     x += ch;
     *a0 = pc_smlabb(e, w0, *a0);
     *a2 = pc_smlatt(e, w0, *a2);
     if (s2) {
         /* stride 2: B's columns are 2..4, so only column 2 is shared */
-        v = pc_read_u32(x);
-        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        e = pixel_pair(x, odd, mode);
         x += ch;
         *a0 = pc_smlabb(e, w1, *a0);
         *a2 = pc_smlatt(e, w1, *a2);
-        v = pc_read_u32(x);
-        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        e = pixel_pair(x, odd, mode);
         x += ch;
         *a0 = pc_smlabb(e, w2, *a0);
         *a2 = pc_smlatt(e, w2, *a2);
         *b0 = pc_smlabb(e, w0, *b0);
         *b2 = pc_smlatt(e, w0, *b2);
-        v = pc_read_u32(x);
-        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        e = pixel_pair(x, odd, mode);
         x += ch;
         *b0 = pc_smlabb(e, w1, *b0);
         *b2 = pc_smlatt(e, w1, *b2);
     } else {
-        v = pc_read_u32(x);
-        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        e = pixel_pair(x, odd, mode);
         x += ch;
         *a0 = pc_smlabb(e, w1, *a0);
         *a2 = pc_smlatt(e, w1, *a2);
         *b0 = pc_smlabb(e, w0, *b0);
         *b2 = pc_smlatt(e, w0, *b2);
-        v = pc_read_u32(x);
-        e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+        e = pixel_pair(x, odd, mode);
         x += ch;
         *a0 = pc_smlabb(e, w2, *a0);
         *a2 = pc_smlatt(e, w2, *a2);
         *b0 = pc_smlabb(e, w1, *b0);
         *b2 = pc_smlatt(e, w1, *b2);
     }
-    v = pc_read_u32(x);
-    e = odd ? pc_sxtb16_ror8(v) : pc_sxtb16(v);
+    e = pixel_pair(x, odd, mode);
     x += ch;
     *b0 = pc_smlabb(e, w2, *b0);
     *b2 = pc_smlatt(e, w2, *b2);
@@ -334,18 +339,18 @@ PC_INLINE void row_pair(int32_t *a0, int32_t *a2, int32_t *b0, int32_t *b2,
  * act_min / act_max clamp): va[odd], va[odd + 2], vb[odd], vb[odd + 2]. Doing the two channel
  * pairs one after the other keeps 4 accumulators live instead of 8 (8 spill on Cortex-M). */
 PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t ch, int odd,
-                         int32_t *va, int32_t *vb, int s2)
+                         int32_t *va, int32_t *vb, int s2, int mode)
 {
     int32_t a0 = g->bias_inside[odd];
     int32_t a2 = g->bias_inside[odd + 2];
     int32_t b0 = a0;
     int32_t b2 = a2;
     const int32_t skip = row - (s2 ? 5 : 4) * ch; /* from past a row's last column to the next */
-    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w, odd, s2);
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w, odd, s2, mode);
     x += skip;
-    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 6, odd, s2);
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 6, odd, s2, mode);
     x += skip;
-    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 12, odd, s2);
+    row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 12, odd, s2, mode);
     va[odd] = pc_rq_fast(a0, &g->rq[odd]);
     vb[odd] = pc_rq_fast(b0, &g->rq[odd]);
     va[odd + 2] = pc_rq_fast(a2, &g->rq[odd + 2]);
@@ -375,9 +380,9 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
     for (; n >= 2; n -= 2) {
         int32_t va[4], vb[4];
         uint32_t pa, pb;
-        pair_half(g, x, row, cs, 0, va, vb, s2);
+        pair_half(g, x, row, cs, 0, va, vb, s2, mode);
         PC_BARRIER(); /* a second pass over the same inputs, not one with 8 accumulators */
-        pair_half(g, x, row, cs, 1, va, vb, s2);
+        pair_half(g, x, row, cs, 1, va, vb, s2, mode);
         pa = pc_pack_s8x4(va[0], va[1], va[2], va[3]);
         pb = pc_pack_s8x4(vb[0], vb[1], vb[2], vb[3]);
         if (clamp) {
@@ -588,12 +593,13 @@ PC_INLINE void group_row(const group_t *g, const pc_conv_params_t *p, const int8
 /* ---- small maps: the group's plane padded once ------------------------------------------
  * On a small map most pixels are at the border (a 6x6 map under a 5x5 kernel: 32 of 36), and
  * pixel_clipped pays a loop per kernel row and the input offset per tap. There the group's
- * four channels of the padded input plane are first copied into a stack buffer, one word a
- * pixel, the padding holding the input zero point: a padding tap then adds
+ * four channels of the padded input plane are first copied into a stack buffer, widened to
+ * two int16 pairs a pixel (SXTB16 once per pixel rather than once per tap and pass), the
+ * padding holding the input zero point: a padding tap then adds
  * -input_offset * w, which bias_inside's input_offset * sum(w) cancels, so every pixel takes
  * the inside path (FROM_PAD). The copy holds all the group reads, so in place its outputs go
  * straight to their place, with no ring. */
-#define DW_PAD_WORDS 400 /* the padded plane on the stack: 1.6 kB, up to 18x18 under 3x3 */
+#define DW_PAD_PIXELS 400 /* the padded plane on the stack: 3.2 kB, up to 18x18 under 3x3 */
 
 #ifndef PC_DW_PADDED_ALWAYS /* 1: every layer whose plane fits takes it (the tests sweep it) */
 #define PC_DW_PADDED_ALWAYS 0
@@ -627,7 +633,7 @@ static int padded_pays(const pc_conv_params_t *p)
     const int32_t wo = p->output.w;
     int32_t ox_in0, ox_in1;
     int32_t rows_in = 0; /* output rows with every kernel row inside the image */
-    if (padded_w(p) * padded_h(p) > DW_PAD_WORDS || kh * kw > DW_MAX_TAPS || p->input.c < 4) {
+    if (padded_w(p) * padded_h(p) > DW_PAD_PIXELS || kh * kw > DW_MAX_TAPS || p->input.c < 4) {
         return 0;
     }
     if (PC_DW_PADDED_ALWAYS || (kh == 3 && kw == 3)) {
@@ -644,8 +650,9 @@ static int padded_pays(const pc_conv_params_t *p)
     return 3 * (ho * wo - rows_in * (ox_in1 - ox_in0)) >= ho * wo;
 }
 
-/* Channels c..c + 3 of the image's part of the padded plane into pad (padded_w words a
- * row); the padding around it is filled once, by padded_groups. */
+/* Channels c..c + 3 of the image's part of the padded plane into pad (2 * padded_w words
+ * a row, each pixel's channels (0, 2) and (1, 3) as int16 pairs: pixel_pair); the padding
+ * around it is filled once, by padded_groups. */
 static void pad_group(const pc_conv_params_t *p, const int8_t *input, int32_t c, uint32_t *pad)
 {
     const int32_t ch = p->input.c;
@@ -659,9 +666,12 @@ static void pad_group(const pc_conv_params_t *p, const int8_t *input, int32_t c,
     const int32_t n = x1 - x0;
     for (int32_t y = y0; y < y1; y++) {
         const int8_t *src = input + (y - y0) * p->input.w * ch + c;
-        uint32_t *dst = pad + y * pw + x0;
-        for (int32_t x = 0; x < n; x++, src += ch) {
-            dst[x] = pc_read_u32(src);
+        uint32_t *dst = pad + 2 * (y * pw + x0);
+        uint32_t *const end = dst + 2 * n;
+        PC_UNROLL(2)
+        for (; dst != end; src += ch) {
+            const uint32_t v = pc_read_u32(src);
+            pc_store2_inc(&dst, pc_sxtb16(v), pc_sxtb16_ror8(v));
         }
     }
 }
@@ -672,7 +682,7 @@ PC_NOINLINE int32_t padded_groups(const pc_conv_params_t *p, const pc_per_channe
                                   const int8_t *input, const int8_t *filter,
                                   const int32_t *bias, int8_t *output)
 {
-    uint32_t pad[DW_PAD_WORDS];
+    uint32_t pad[2 * DW_PAD_PIXELS];
     group_t g;
     const int32_t ch = p->input.c;
     const int32_t kh = p->kernel_h;
@@ -683,8 +693,8 @@ PC_NOINLINE int32_t padded_groups(const pc_conv_params_t *p, const pc_per_channe
     const int32_t wo = p->output.w;
     const int32_t out_w = pc_output_stride(p);
     const int32_t row = PAD_STEP * padded_w(p); /* bytes from one padded row to the next */
-    const uint32_t fill = pc_dup8(-p->input_offset); /* the zero point: an int8 */
-    const int32_t words = padded_w(p) * padded_h(p);
+    const uint32_t fill = pc_dup16(-p->input_offset); /* the zero point, widened */
+    const int32_t words = 2 * padded_w(p) * padded_h(p);
     int32_t c = 0;
     for (int32_t i = 0; i < words; i++) {
         pad[i] = fill;

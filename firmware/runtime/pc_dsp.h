@@ -258,6 +258,21 @@ PC_INLINE void pc_load2_inc(const uint32_t **p, uint32_t *x, uint32_t *y)
 #endif
 }
 
+/* x and y into two consecutive words of a word-aligned buffer, the pointer then advanced
+ * past them: one STRD with post-increment (gcc stores such pairs with two STR). */
+PC_INLINE void pc_store2_inc(uint32_t **p, uint32_t x, uint32_t y)
+{
+#if defined(PC_DSP_EMULATE)
+    (*p)[0] = x;
+    (*p)[1] = y;
+    *p += 2;
+#else
+    __asm__("strd %2, %3, [%0], #8"
+            : "+r"(*p), "=m"(*(uint32_t(*)[2]) * p)
+            : "r"(x), "r"(y));
+#endif
+}
+
 /* Words i and i + 1 of a word-aligned buffer (i a constant below 256): one LDRD with an
  * immediate offset, where gcc would load the pair with two LDR. */
 #if defined(PC_DSP_EMULATE)
