@@ -9,7 +9,7 @@ import pytest
 
 from patchcam.compiler import patchplan
 from patchcam.compiler.randgraph import random_graph
-from patchcam.targets import bench
+from patchcam.targets import armbuild, bench
 
 
 @pytest.mark.slow
@@ -89,6 +89,36 @@ def test_docs_tables_come_from_bench_json(tmp_path, capsys):
     with pytest.raises(ValueError, match="needs one"):
         bench.update_docs(doc, records)
     capsys.readouterr()
+
+
+def test_bad_arguments_and_failed_builds_are_one_error_line(tmp_path, capsys, monkeypatch):
+    """Checked before minutes of measuring: a schedule or kernel path that does not exist, a
+    --docs file without a section, a --from-json that is not one; a build that fails during
+    the run is an error line, not a traceback, and what was measured before stays saved."""
+    doc = tmp_path / "doc.md"
+    doc.write_text("no markers\n")
+    for argv, want in ((["--schedules", "layer,tiles"], "unknown schedule 'tiles'"),
+                       (["--kernels", "neon"], "unknown kernels 'neon'"),
+                       (["--docs", str(doc)], "needs a"),
+                       (["--docs", str(tmp_path / "none.md")], "No such file"),
+                       (["--from-json", str(doc)], "not a bench.json")):
+        with pytest.raises(SystemExit) as e:
+            bench.main(argv)
+        assert e.value.code == 2 and want in capsys.readouterr().err, argv
+    done = [_rec("m1", "dsp", 4000)]
+
+    def fake_bench_model(spec, **kw):
+        if spec == "broken":
+            raise armbuild.BuildError("broken: arm build failed:\nmodel.c:1: error: oops")
+        return done
+
+    monkeypatch.setattr(bench, "bench_model", fake_bench_model)
+    out = tmp_path / "bench.json"
+    assert bench.main(["m1", "broken", "--no-tflm", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: broken: arm build failed:\nmodel.c:1: error: oops" in err
+    assert "Traceback" not in err and "1 records measured before that are in" in err
+    assert bench.load_records(out) == done
 
 
 def test_memory_and_headline_tables_come_from_the_records(tmp_path):

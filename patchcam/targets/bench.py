@@ -54,9 +54,15 @@ from patchcam.compiler import codegen, patchplan, reference
 from patchcam.compiler.ir import Graph
 from patchcam.compiler.models import load_graph
 from patchcam.paths import REPO
-from patchcam.targets import armbuild, cmsisnn, opprofile
+from patchcam.targets import armbuild, cmsisnn, opprofile, qemu
 
 PRESETS = ("mcu-s-96", "mcu-m-128", "mbv2-0.35-144", "mbv2-1.0-224")
+KERNELS = ("dsp", "portable")
+
+
+class BenchError(RuntimeError):
+    """A measurement that must not be reported (an output or arena other than planned)."""
+
 APPS = ("vww", "person_detect", "mask_detect")  # untrained networks unless exported
 MODELS = PRESETS + APPS
 SCHEDULES = ("layer", "patch", "patch-fused", "cache-fused")
@@ -150,7 +156,7 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
     codegen.generate(g, model_dir, schedule=s)
     arena = _declared_arena(model_dir)
     if arena != s.arena_bytes:
-        raise RuntimeError(f"{g.name} ({schedule}): the C declares a {arena} byte arena, the "
+        raise BenchError(f"{g.name} ({schedule}): the C declares a {arena} byte arena, the "
                            f"planner placed {s.arena_bytes}; refusing to report a benchmark")
     records = []
     for kernels in kernels_list:
@@ -182,7 +188,7 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
                                             patchplan.op_macs(g, s), timeout_s=1800)
         got = np.frombuffer(out, np.int8)
         if not np.array_equal(got, want.reshape(-1)):
-            raise RuntimeError(f"{g.name} ({schedule}, {kernels}): Cortex-M7 output differs "
+            raise BenchError(f"{g.name} ({schedule}, {kernels}): Cortex-M7 output differs "
                                "from the reference; refusing to report a benchmark")
         n = prof.instructions
         per_kind, per_op = profile_fields(prof)
@@ -476,27 +482,35 @@ def markdown_tables(records: list[Record]) -> str:
     return "\n".join(rows)
 
 
-def update_docs(path: str | Path, records: list[Record]) -> bool:
-    """Rewrites each generated section of a Markdown file: between DOCS_BEGIN and DOCS_END
-    markdown_tables(records), between HEADLINE_BEGIN and HEADLINE_END headline_table(records)
-    (a file needs at least one); returns whether the file changed."""
-    path = Path(path)
-    text = new = path.read_text()
-    sections = ((DOCS_BEGIN, DOCS_END, markdown_tables), (HEADLINE_BEGIN, HEADLINE_END,
-                                                          headline_table))
-    found = 0
-    for begin, end, render in sections:
-        if begin not in new and end not in new:
+def doc_sections(path: str | Path) -> list[tuple[str, str]]:
+    """The generated sections (begin, end markers) a Markdown file has: DOCS_BEGIN ..
+    DOCS_END and / or HEADLINE_BEGIN .. HEADLINE_END; ValueError when it has neither or a
+    malformed one."""
+    text = Path(path).read_text()
+    found = []
+    for begin, end in ((DOCS_BEGIN, DOCS_END), (HEADLINE_BEGIN, HEADLINE_END)):
+        if begin not in text and end not in text:
             continue
-        if new.count(begin) != 1 or new.count(end) != 1 or new.index(begin) > new.index(end):
+        if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
             raise ValueError(f"{path}: needs one {begin!r} ... {end!r} section")
-        head, rest = new.split(begin)
-        _, tail = rest.split(end)
-        new = f"{head}{begin}\n{render(records)}\n{end}{tail}"
-        found += 1
+        found.append((begin, end))
     if not found:
         raise ValueError(f"{path}: needs a {DOCS_BEGIN!r} ... {DOCS_END!r} (bench tables) or "
                          f"{HEADLINE_BEGIN!r} ... {HEADLINE_END!r} section")
+    return found
+
+
+def update_docs(path: str | Path, records: list[Record]) -> bool:
+    """Rewrites each generated section of a Markdown file (doc_sections): between DOCS_BEGIN
+    and DOCS_END markdown_tables(records), between HEADLINE_BEGIN and HEADLINE_END
+    headline_table(records); returns whether the file changed."""
+    path = Path(path)
+    render = {DOCS_BEGIN: markdown_tables, HEADLINE_BEGIN: headline_table}
+    text = new = path.read_text()
+    for begin, end in doc_sections(path):
+        head, rest = new.split(begin)
+        _, tail = rest.split(end)
+        new = f"{head}{begin}\n{render[begin](records)}\n{end}{tail}"
     if new != text:
         path.write_text(new)
     return new != text
@@ -511,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"presets, apps or IR files (default: {' '.join(MODELS)})")
     p.add_argument("--schedules", default=",".join(SCHEDULES),
                    help=f"comma-separated, from {', '.join(SCHEDULES)} (default: all)")
-    p.add_argument("--kernels", default="dsp,portable", help="dsp,portable (default: both)")
+    p.add_argument("--kernels", default=",".join(KERNELS),
+                   help=f"comma-separated, from {', '.join(KERNELS)} (default: both)")
     p.add_argument("--no-tflm", action="store_true", help="skip the TFLite Micro arena search")
     p.add_argument("--out", default=str(OUT), help=f"JSON output (default {OUT})")
     p.add_argument("--cmsis-nn", metavar="DIR",
@@ -525,8 +540,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from-json", metavar="JSON",
                    help="measure nothing: the tables (and --docs) from a saved bench.json")
     args = p.parse_args(argv)
+    for doc in args.docs:  # before measuring for minutes
+        try:
+            doc_sections(doc)
+        except (OSError, ValueError) as e:
+            p.error(str(e))
     if args.from_json:
-        records = load_records(args.from_json)
+        try:
+            records = load_records(args.from_json)
+        except (OSError, ValueError, TypeError) as e:
+            p.error(f"--from-json {args.from_json}: not a bench.json that `patchcam bench` "
+                    f"wrote ({e})")
         print(markdown_tables(records))
         for doc in args.docs:
             changed = update_docs(doc, records)
@@ -534,6 +558,12 @@ def main(argv: list[str] | None = None) -> int:
         if any(Path(d).resolve() in DOCS_FILES for d in args.docs):
             save_docs_records(records)
         return 0
+    schedules = tuple(args.schedules.split(","))
+    kernels = tuple(args.kernels.split(","))
+    for what, given, known in (("schedule", schedules, SCHEDULES), ("kernels", kernels, KERNELS)):
+        for v in given:
+            if v not in known:
+                p.error(f"unknown {what} {v!r}; choose from {', '.join(known)}")
     cmsis = None
     if args.cmsis_nn:
         try:
@@ -543,11 +573,20 @@ def main(argv: list[str] | None = None) -> int:
     records: list[Record] = []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for spec in tqdm(args.models, desc="bench", unit="model"):
-        records += bench_model(spec, with_tflm=not args.no_tflm,
-                               schedules=tuple(args.schedules.split(",")),
-                               kernels=tuple(args.kernels.split(",")), cmsis=cmsis)
-        out.write_text(json.dumps([asdict(r) for r in records], indent=1))  # after each model
+    from patchcam.cli import user_errors
+    try:
+        for spec in tqdm(args.models, desc="bench", unit="model"):
+            records += bench_model(spec, with_tflm=not args.no_tflm, schedules=schedules,
+                                   kernels=kernels, cmsis=cmsis)
+            out.write_text(json.dumps([asdict(r) for r in records], indent=1))  # each model
+    except (armbuild.BuildError, qemu.QemuError, BenchError, *user_errors()) as e:
+        # a missing toolchain, a build that fails, a model that is not there: what went wrong
+        # (a failed build's compiler output included), not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        if records:
+            print(f"bench: the {len(records)} records measured before that are in {out}",
+                  file=sys.stderr)
+        return 2
     print(table(records))
     print("\ninstructions per MAC by kernel type (%instr: share of the model's instructions)")
     print(kind_table(records))
