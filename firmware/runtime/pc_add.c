@@ -117,12 +117,6 @@ static void term_table(int32_t *table, const add_in_t *t, int32_t ls1, int32_t l
     }
 }
 
-/* pc_rq_fast of an x2 that is already shifted. */
-PC_INLINE int32_t table_one(int32_t x2, int32_t mult, int32_t rnd, int32_t rsh)
-{
-    return pc_ssat8(pc_smmlar(x2, mult, rnd + (x2 >> 31)) >> rsh);
-}
-
 /* add_fast with both terms looked up: two byte loads, two table loads, one ADD and the
  * requantisation per element. Tables: 2 kB on the stack, only during this call, filled once
  * for all rows. As in add_fast, a word's eight inputs are read before it is stored (in place
@@ -146,10 +140,10 @@ PC_NOINLINE int32_t add_table(const pc_add_params_t *p, const add_rows_t *rows,
         int8_t *out = rows->out + j * rows->step_out;
         for (int32_t i = 0; i < n; i += 4) {
             uint32_t w = pc_pack_s8x4(
-                table_one(tab1[in1[i]] + tab2[in2[i]], mult, rnd, rsh),
-                table_one(tab1[in1[i + 1]] + tab2[in2[i + 1]], mult, rnd, rsh),
-                table_one(tab1[in1[i + 2]] + tab2[in2[i + 2]], mult, rnd, rsh),
-                table_one(tab1[in1[i + 3]] + tab2[in2[i + 3]], mult, rnd, rsh));
+                pc_rq_shifted(tab1[in1[i]] + tab2[in2[i]], mult, rnd, rsh),
+                pc_rq_shifted(tab1[in1[i + 1]] + tab2[in2[i + 1]], mult, rnd, rsh),
+                pc_rq_shifted(tab1[in1[i + 2]] + tab2[in2[i + 2]], mult, rnd, rsh),
+                pc_rq_shifted(tab1[in1[i + 3]] + tab2[in2[i + 3]], mult, rnd, rsh));
             w = pc_min_s8x4(pc_max_s8x4(w, lo4), hi4);
             memcpy(out + i, &w, 4);
         }

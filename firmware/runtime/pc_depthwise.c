@@ -407,9 +407,9 @@ PC_INLINE void run_inside_3x3_pairs(const group_t *g, const int8_t *x, int32_t r
 
 /* run_inside_3x3_pairs for one stride (s2: 0 or 1) and mode, with act_min / act_max
  * clamping chosen once per call. Stride 2: the pair shares one input column per row (5 loads
- * instead of 6). The _pad variants read padded_groups' copy of a group: 4 bytes between
- * input pixels, a constant, so the columns' offsets are immediates rather than registers
- * spilled to the stack. */
+ * instead of 6). The _pad variants read padded_groups' copy of a group: PAD_STEP bytes
+ * between input pixels, a constant, so the columns' offsets are immediates rather than
+ * registers spilled to the stack. */
 #define RUN_INSIDE_3X3(name, s2, mode)                                                        \
     PC_NOINLINE void name(const group_t *g, const int8_t *x, int32_t row, int32_t ch,         \
                           int8_t *out, int32_t n)                                              \
@@ -1008,19 +1008,19 @@ PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *
         const int32_t b = acc[1];
         const int32_t c = acc[2];
         const int32_t d = acc[3];
-        out[0] = (int8_t)pc_ssat8(pc_smmlar(a, mult, rnd + (a >> 31)) >> rsh);
-        out[step] = (int8_t)pc_ssat8(pc_smmlar(b, mult, rnd + (b >> 31)) >> rsh);
+        out[0] = (int8_t)pc_rq_shifted(a, mult, rnd, rsh);
+        out[step] = (int8_t)pc_rq_shifted(b, mult, rnd, rsh);
         out += step2;
-        out[0] = (int8_t)pc_ssat8(pc_smmlar(c, mult, rnd + (c >> 31)) >> rsh);
-        out[step] = (int8_t)pc_ssat8(pc_smmlar(d, mult, rnd + (d >> 31)) >> rsh);
+        out[0] = (int8_t)pc_rq_shifted(c, mult, rnd, rsh);
+        out[step] = (int8_t)pc_rq_shifted(d, mult, rnd, rsh);
         out += step2;
         acc += 4;
     }
     for (; n >= 2; n -= 2) {
         const int32_t a = acc[0];
         const int32_t b = acc[1];
-        int32_t u = pc_ssat8(pc_smmlar(a, mult, rnd + (a >> 31)) >> rsh);
-        int32_t v = pc_ssat8(pc_smmlar(b, mult, rnd + (b >> 31)) >> rsh);
+        int32_t u = pc_rq_shifted(a, mult, rnd, rsh);
+        int32_t v = pc_rq_shifted(b, mult, rnd, rsh);
         if (lo) {
             u = u < vmin ? vmin : u;
             v = v < vmin ? vmin : v;
@@ -1036,7 +1036,7 @@ PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *
     }
     if (n > 0) {
         const int32_t a = acc[0];
-        int32_t u = pc_ssat8(pc_smmlar(a, mult, rnd + (a >> 31)) >> rsh);
+        int32_t u = pc_rq_shifted(a, mult, rnd, rsh);
         u = lo && u < vmin ? vmin : u;
         u = hi && u > vmax ? vmax : u;
         out[0] = (int8_t)u;

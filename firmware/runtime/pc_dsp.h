@@ -402,18 +402,24 @@ static inline int32_t pc_rq_prepare(pc_rq_t *r, int32_t bias, int32_t mult, int3
     return r->fast;
 }
 
+/* The fast requantisation of an accumulator already shifted left by lsh (x2), from a
+ * channel's constants: for loops that keep mult, rnd and rsh in registers. */
+PC_INLINE int32_t pc_rq_shifted(int32_t x2, int32_t mult, int32_t rnd, int32_t rsh)
+{
+    return pc_ssat8(pc_smmlar(x2, mult, rnd + (x2 >> 31)) >> rsh);
+}
+
 /* acc -> requantised value + output offset, saturated to int8 (before act_min / act_max). */
 PC_INLINE int32_t pc_rq_fast(int32_t acc, const pc_rq_t *r)
 {
-    const int32_t x2 = (int32_t)((uint32_t)acc << r->lsh);
-    return pc_ssat8(pc_smmlar(x2, r->mult, r->rnd + (x2 >> 31)) >> r->rsh);
+    return pc_rq_shifted((int32_t)((uint32_t)acc << r->lsh), r->mult, r->rnd, r->rsh);
 }
 
 /* pc_rq_fast of an accumulator that is already doubled (2 * acc, from doubled weights and
  * bias): a fast channel's lsh is always 1, so this skips the shift. */
 PC_INLINE int32_t pc_rq_fast_x2(int32_t x2, const pc_rq_t *r)
 {
-    return pc_ssat8(pc_smmlar(x2, r->mult, r->rnd + (x2 >> 31)) >> r->rsh);
+    return pc_rq_shifted(x2, r->mult, r->rnd, r->rsh);
 }
 
 /* Both int16 lanes doubled (|lane| <= 128: no overflow); bit 16 is the low lane's carry. */
