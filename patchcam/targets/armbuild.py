@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from patchcam.paths import REPO
+from patchcam.targets import buildcache
 
 FIRMWARE = REPO / "firmware"
 BOARD_DIR = FIRMWARE / "boards" / "qemu_m7"
@@ -137,28 +135,22 @@ def sources(model_dir: Path, main_c: Path, extra: tuple[Path, ...] = ()) -> list
 
 
 @functools.cache
-def _compiler_identity() -> bytes:
+def _compiler_identity() -> str:
     cc = _tool(CC)
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    return f"{cc}\n{version}".encode()
+    return f"{cc}\n{version}"
 
 
 def _runtime_objects(flags: list[str]) -> list[Path]:
     """The runtime's objects compiled with flags (the build's, without its include folders:
     the runtime includes only its own headers), in _runtime()'s order. Built once per
-    compiler, flags and runtime sources and headers; concurrent builds are safe (the folder
-    appears whole, by rename)."""
+    compiler, flags and runtime sources and headers (buildcache)."""
     srcs, include_dirs = _runtime()
-    h = hashlib.sha256(_compiler_identity() + "\0".join(flags).encode())
-    for f in [*srcs, *sorted(p for d in include_dirs for p in d.glob("*.h"))]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    folder = RUNTIME_CACHE / h.hexdigest()[:16]
-    objs = [folder / f"{s.stem}.o" for s in srcs]
-    if all(o.exists() for o in objs):
-        return objs
-    RUNTIME_CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=RUNTIME_CACHE, prefix="tmp-"))
-    try:
+    headers = sorted(p for d in include_dirs for p in d.glob("*.h"))
+    folder = RUNTIME_CACHE / buildcache.content_key([_compiler_identity(), *flags],
+                                                    [*srcs, *headers])
+
+    def compile_all(tmp: Path) -> None:
         for src in srcs:
             res = subprocess.run([_tool(CC), *flags, *(f"-I{d}" for d in include_dirs), "-c",
                                   str(src), "-o", str(tmp / f"{src.stem}.o")],
@@ -166,13 +158,9 @@ def _runtime_objects(flags: list[str]) -> list[Path]:
             if res.returncode != 0:
                 raise BuildError(f"runtime: arm build of {src.name} failed:\n"
                                  f"{res.stderr.strip()}")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another build made the same folder first
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return objs
+
+    buildcache.cached_folder(folder, [f"{s.stem}.o" for s in srcs], compile_all)
+    return [folder / f"{s.stem}.o" for s in srcs]
 
 
 def read_sizes(elf: Path) -> Sizes:

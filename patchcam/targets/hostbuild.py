@@ -13,12 +13,9 @@ The runtime and the host board are compiled once per flag set into archives unde
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +24,7 @@ import numpy as np
 from patchcam.compiler import codegen
 from patchcam.compiler.ir import Graph
 from patchcam.paths import REPO, file_stem
-from patchcam.targets import armbuild
+from patchcam.targets import armbuild, buildcache
 
 BUILD_DIR = REPO / "build" / "host"
 APP_SOURCES = [REPO / "firmware" / "app" / "infer_main.c"]
@@ -37,8 +34,6 @@ WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
               "-fno-omit-frame-pointer"]
 VARIANTS = {"portable": [], "dsp-emulated": ["-DPC_DSP_EMULATE"]}
-
-_lock = threading.Lock()
 
 
 class BuildError(RuntimeError):
@@ -84,33 +79,24 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 
 def build_libs(cfg: HostConfig = HostConfig()) -> list[Path]:
     """The runtime and host-board archives for cfg (built once, cached by content + flags)."""
-    sources = codegen.runtime_sources() + HOST_BOARD_SOURCES
+    libs = (("libpcruntime.a", codegen.runtime_sources()),
+            ("libpcboard_host.a", HOST_BOARD_SOURCES))
     headers = sorted(codegen.RUNTIME_DIR.glob("*.h")) + [BOARD_INCLUDE / "board.h"]
-    h = hashlib.sha256(" ".join([cfg.cc, *cfg.cflags()]).encode())
-    for f in sources + headers:
-        h.update(f.name.encode() + f.read_bytes())
-    lib_dir = BUILD_DIR / f"lib-{h.hexdigest()[:16]}"
-    libs = [lib_dir / "libpcruntime.a", lib_dir / "libpcboard_host.a"]
-    with _lock:
-        if all(p.exists() for p in libs):
-            return libs
-        BUILD_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=BUILD_DIR, prefix="tmp-lib-"))
-        try:
-            for lib, srcs in ((libs[0], codegen.runtime_sources()), (libs[1], HOST_BOARD_SOURCES)):
-                objs = []
-                for src in srcs:
-                    obj = tmp / (src.stem + ".o")
-                    _run([cfg.cc, *cfg.cflags(), *_includes(), "-c", str(src), "-o", str(obj)])
-                    objs.append(str(obj))
-                _run(["ar", "rcs", str(tmp / lib.name), *objs])
-            try:
-                os.replace(tmp, lib_dir)  # atomic: another process may have won the race
-            except OSError:
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return libs
+    key = buildcache.content_key([cfg.cc, *cfg.cflags()],
+                                 [*codegen.runtime_sources(), *HOST_BOARD_SOURCES, *headers])
+
+    def compile_all(tmp: Path) -> None:
+        for lib, srcs in libs:
+            objs = []
+            for src in srcs:
+                obj = tmp / (src.stem + ".o")
+                _run([cfg.cc, *cfg.cflags(), *_includes(), "-c", str(src), "-o", str(obj)])
+                objs.append(str(obj))
+            _run(["ar", "rcs", str(tmp / lib), *objs])
+
+    lib_dir = buildcache.cached_folder(BUILD_DIR / f"lib-{key}", [lib for lib, _ in libs],
+                                       compile_all)
+    return [lib_dir / lib for lib, _ in libs]
 
 
 def _includes(model_dir: Path | None = None) -> list[str]:
