@@ -47,7 +47,7 @@ lab: $(STAMP)  ## prepare course lab N (docs/labs/): make lab N=1..5 [CHECK=1 | 
 bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions, per op -> build/bench.json [CMSIS_NN=dir: beside Arm's CMSIS-NN] [BENCH_ARGS=--per-op]
 	$(PC) bench $(if $(CMSIS_NN),--cmsis-nn "$(CMSIS_NN)") $(BENCH_ARGS)
 
-plan: $(STAMP)  ## memory of APP: the schedule it ships vs layer by layer, alternatives beside (table + plot) [BUDGET=256kB: fewest MACs that fit]
+plan: $(STAMP)  ## memory of APP: the schedule it ships vs layer by layer, alternatives beside (table + plot) [BUDGET=256kB: the fastest that fits]
 	$(PC) plan $(APP) --plot build/plan/$(APP).png $(if $(BUDGET),--budget "$(BUDGET)")
 
 demo: $(STAMP)  ## person detection on the virtual Cortex-M7 (QEMU), recorded to build/demo/ [IMAGES=dir]

@@ -213,7 +213,7 @@ def shipped_label(g: Graph) -> str:
 def search_label(args: argparse.Namespace) -> str:
     """What the search the options ask for finds, in words."""
     if args.budget is not None:
-        what = f"fewest MACs within {args.budget:,} B"
+        what = f"fastest within {args.budget:,} B"
     else:
         what = "smallest arena"
     if args.max_overhead is not None:
@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", metavar="MODEL")
     s.add_argument("--budget", type=_size_arg, metavar="SIZE",
                    help="SRAM budget for the arena (256kB, 320KiB, 1MB, 100000): pick the "
-                        "fewest MACs that fit")
+                        "fastest schedule that fits (fewest MACs, then fewest patch columns, "
+                        "then smallest arena)")
     s.add_argument("--max-overhead", type=_fraction_arg, metavar="F",
                    help="largest MAC overhead vs layer by layer (0.05 or 5%%)")
     s.add_argument("--mode", choices=("recompute", "cache", "auto"), default="auto",

@@ -192,6 +192,26 @@ def test_too_many_classes(tmp_path):
         config.load_app(p)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vww", "person_detect", "mask_detect"])
+def test_shipped_c_is_what_the_compiler_makes_of_the_app_today(name, tmp_path):
+    """apps/<app>/generated/ is export.write_generated of its own model.json with today's
+    planner and codegen: a compiler change that would move an app's schedule or its C fails
+    here until the apps are exported again. Every app's schedule within its budget has no
+    column split (patchplan.Schedule.columns: those cost the most time)."""
+    from patchcam.app import export
+    from patchcam.compiler.ir import Graph
+    cfg = config.load_app(name)
+    gen = REPO / "apps" / name / "generated"
+    g = Graph.load(gen / "model.json")
+    shipped = dict(g.meta["schedule"])
+    out = export.write_generated(g, cfg, tmp_path)
+    assert g.meta["schedule"] == shipped
+    assert shipped["grid"][1] == 1 and shipped["arena_bytes"] <= cfg.board.arena_kb * 1024
+    for f in ("model.h", "model.c", "app_config.h"):
+        assert (out / f).read_bytes() == (gen / f).read_bytes(), f
+
+
 @pytest.mark.parametrize("n,fits", [(config.MAX_DETECTIONS, True),
                                     (config.MAX_DETECTIONS + 1, False)])
 def test_firmware_refuses_more_detections_than_one_result_holds(tmp_path, n, fits):

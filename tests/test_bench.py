@@ -17,6 +17,11 @@ def test_bench_records_have_measured_fields(tmp_path):
     g = random_graph(4, size=(32, 32), channels=4, n_blocks=6)
     assert patchplan.search(g, max_overhead=bench.MAX_OVERHEAD, mode="recompute").mode \
         == "recompute"  # the planner finds a patch schedule for this graph
+    # exported as an app would be, within a budget of the smallest cached arena + 1 kB
+    budget = patchplan.search(g, mode="cache", fuse_input=True).arena_bytes + 1024
+    ship = patchplan.search(g, budget, fuse_input=True)
+    g.meta["schedule"] = {"mode": ship.mode, "split": ship.split, "grid": list(ship.grid),
+                          "input_outside_arena": True}
     path = tmp_path / "rand.json"
     g.save(path)
     records = bench.bench_model(str(path))
@@ -38,6 +43,9 @@ def test_bench_records_have_measured_fields(tmp_path):
         assert patch.mode == "recompute" and patch.grid and patch.split >= 0
         assert patch.arena_bytes < layer.arena_bytes  # the point of patches
         assert fused.arena_bytes <= patch.arena_bytes and fused.frame_buffer_bytes > 0
+        shipped = by["shipped", k]  # what the export recorded, not a search of the bench's
+        assert (shipped.split, shipped.grid, shipped.arena_bytes) == \
+            (ship.split, list(ship.grid), ship.arena_bytes)
     assert by["layer", "dsp"].m7_instructions < by["layer", "portable"].m7_instructions
     assert by["patch", "dsp"].m7_instructions < by["patch", "portable"].m7_instructions
     head = bench.table(records).splitlines()[0]

@@ -174,23 +174,43 @@ def test_search_never_worse_than_layer_by_layer(seed, overhead):
 
 
 @pytest.mark.parametrize("seed", [3, 13])
-def test_search_breaks_ties_by_fewer_patches(seed):
+def test_search_breaks_ties_by_fewer_columns_then_patches(seed):
     """Against every cache-mode candidate placed exactly: without a budget the search returns
-    the smallest (arena, MACs, patches), with one the fewest (MACs, arena, patches) that fits;
-    so of equal arenas it ships the fewest patches (less patch code, same memory)."""
+    the smallest (arena, MACs, columns, patches); with one the fastest that fits, the fewest
+    (MACs, columns, arena, patches): a column split costs time the MACs do not show."""
     g = random_graph(seed, n_blocks=4)
     layer = patchplan.layer_schedule(g)
     every = [patchplan.plan_patches(g, k, grid, m)
              for k, grid, m in patchplan.candidates(g, ("cache",), 4)]
     every = [s for s in every if s.arena_bytes < layer.arena_bytes]
-    best = min((s.arena_bytes, s.macs, s.patches) for s in every)
+    best = min((s.arena_bytes, s.macs, s.columns, s.patches) for s in every)
     assert sum((s.arena_bytes, s.macs) == best[:2] for s in every) > 1  # a tie to break
     s = patchplan.search(g, mode="cache", max_grid=4)
-    assert (s.arena_bytes, s.macs, s.patches) == best
-    budget = sorted({s.arena_bytes for s in every})[1]  # the second smallest arena fits
-    fit = min((s.macs, s.arena_bytes, s.patches) for s in every if s.arena_bytes <= budget)
-    b = patchplan.search(g, budget_bytes=budget, mode="cache", max_grid=4)
-    assert (b.macs, b.arena_bytes, b.patches) == fit
+    assert (s.arena_bytes, s.macs, s.columns, s.patches) == best
+    for budget in sorted({s.arena_bytes for s in every})[1:4]:
+        fits = [s for s in every if s.arena_bytes <= budget]
+        fit = min((s.macs, s.columns, s.arena_bytes, s.patches) for s in fits)
+        b = patchplan.search(g, budget_bytes=budget, mode="cache", max_grid=4)
+        assert (b.macs, b.columns, b.arena_bytes, b.patches) == fit
+
+
+def test_a_budget_buys_full_width_strips_before_a_smaller_arena():
+    """Within a budget the search takes the fastest schedule, not the smallest: of equal MACs
+    a grid without column splits, even where a grid with columns has a smaller arena."""
+    g = random_graph(0, n_blocks=4)
+    smallest = patchplan.search(g, mode="cache", fuse_input=True, max_grid=4)
+    assert smallest.columns > 1
+    layer = patchplan.layer_schedule(g, True)
+    strips = [patchplan.plan_patches(g, k, grid, m, True, layer)
+              for k, grid, m in patchplan.candidates(g, ("cache",), 4) if grid[1] == 1]
+    budget = min(s.arena_bytes for s in strips)
+    assert smallest.arena_bytes < budget < layer.arena_bytes
+    b = patchplan.search(g, budget, mode="cache", fuse_input=True, max_grid=4)
+    assert (b.columns, b.arena_bytes, b.macs) == (1, budget, smallest.macs)
+    assert b.speed_key < smallest.speed_key and layer.speed_key == (1, 1)
+    # one byte less and only grids with columns fit
+    b = patchplan.search(g, budget - 1, mode="cache", fuse_input=True, max_grid=4)
+    assert b.columns > 1 and b.arena_bytes < budget
 
 
 def test_budget_too_small_says_what_is_reachable():
@@ -337,4 +357,4 @@ def test_cli_an_exported_app_shows_the_schedule_it_ships(tmp_path, capsys):
     # a budget asks another question: its answer is the table, the shipped one stays listed
     assert cli.main(["plan", str(path), "--budget", "100kB"]) == 0
     out = capsys.readouterr().out
-    assert "> search: fewest MACs within 100,000 B" in out and "  shipped:" in out
+    assert "> search: fastest within 100,000 B" in out and "  shipped:" in out

@@ -112,8 +112,8 @@ def generate(spec: AppSpec, model_dir: str | Path) -> Path:
 
 def app_schedule(g: Graph, budget: int) -> patchplan.Schedule:
     """How an app's exported C runs its model within `budget` bytes of arena: layer by layer
-    when that fits (fastest), else the patch schedule with the fewest MACs that fits (ties:
-    the smaller arena, then the fewer patches) among
+    when that fits (fastest), else the fastest patch schedule that fits (patchplan.search
+    with a budget: fewest MACs, then fewest patch columns, then the smaller arena) among
     those whose patch stage reads its input window by window from outside the arena
     (MODEL_FUSED_INPUT). The app loop streams that input: each window is preprocessed straight
     from the camera frame (model_invoke_source), so the arena is all the activation memory the

@@ -11,7 +11,9 @@ Schedules (`--schedules`):
 - `patch-fused`: the same search with `fuse_input=True`: the patch stage reads its input
   windows from the caller's frame buffer (the camera's), so the input is not in the arena;
 - `cache-fused`: `search(g, mode="cache", fuse_input=True)`: halo caching (each op computes
-  only its new pixels, no MAC overhead), input from the frame buffer.
+  only its new pixels, no MAC overhead), input from the frame buffer, smallest arena;
+- `shipped`: an exported app's own schedule (`apps/<app>/generated/`, patchcam.app.export:
+  the fastest that fits the app's `arena_kb`), what its firmware runs; other models have none.
 
 Every M7 output is checked against the numpy reference on the same photo, so a fast wrong
 kernel or schedule cannot produce a number. Each record also carries the arena TensorFlow
@@ -50,6 +52,7 @@ import numpy as np
 from skimage import data as skdata
 from tqdm import tqdm
 
+from patchcam.app import export
 from patchcam.compiler import codegen, patchplan, reference
 from patchcam.compiler.ir import Graph
 from patchcam.compiler.models import load_graph
@@ -65,7 +68,7 @@ class BenchError(RuntimeError):
 
 APPS = ("vww", "person_detect", "mask_detect")  # untrained networks unless exported
 MODELS = PRESETS + APPS
-SCHEDULES = ("layer", "patch", "patch-fused", "cache-fused")
+SCHEDULES = ("layer", "patch", "patch-fused", "cache-fused", "shipped")
 OUT = Path("build/bench.json")
 MAX_OVERHEAD = 0.2  # the patch schedule may recompute at most 20% extra MACs
 TFLM_GOAL = 1 / 3  # our arena <= 1/3 of TFLite Micro's on every app model
@@ -78,7 +81,7 @@ ROOMY = armbuild.Budget("QEMU mps2-an500 (4 MB + 4 MB)", armbuild.QEMU_MEMORY_BY
 @dataclass
 class Record:
     model: str
-    schedule: str  # "layer", "patch", "patch-fused", "cache-fused" (see the module doc)
+    schedule: str  # "layer", "patch", "patch-fused", "cache-fused", "shipped" (module doc)
     kernels: str  # "dsp" / "portable"
     macs: int  # the schedule's MACs (patch: with the recomputed halos)
     params: int
@@ -128,13 +131,15 @@ def tflm_arena(g: Graph) -> int | None:
         return None
 
 
-def schedule_for(g: Graph, schedule: str) -> patchplan.Schedule:
+def schedule_for(g: Graph, schedule: str) -> patchplan.Schedule | None:
     """The planner's schedule benchmarked as `schedule` (mode "layer" when no patch schedule
-    beats layer by layer)."""
+    beats layer by layer; None: "shipped" of a model that is not an exported app)."""
     if schedule == "layer":
         return patchplan.layer_schedule(g)
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if schedule == "shipped":
+        return export.shipped_schedule(g)
     if schedule == "cache-fused":
         return patchplan.search(g, mode="cache", fuse_input=True)
     return patchplan.search(g, max_overhead=MAX_OVERHEAD, mode="recompute",
@@ -293,7 +298,11 @@ def bench_model(spec: str, with_tflm: bool = True, schedules: tuple[str, ...] = 
     records = []
     for schedule in schedules:
         s = schedule_for(g, schedule)
-        if schedule != "layer" and s.mode == "layer":
+        if s is None:
+            print(f"bench: {g.name}: not an exported app, so no shipped schedule",
+                  file=sys.stderr)
+            continue
+        if schedule not in ("layer", "shipped") and s.mode == "layer":
             print(f"bench: {g.name}: no {schedule} schedule beats layer by layer (recompute: "
                   f"within {100 * MAX_OVERHEAD:.0f}% MACs); not measured", file=sys.stderr)
             continue

@@ -25,7 +25,7 @@
 #define MODEL_INPUT_C 3
 #define MODEL_INPUT_BYTES 27648
 #define MODEL_OUTPUT_BYTES 2
-#define MODEL_ARENA_BYTES 14360 /* activations + scratch, without the input frame */
+#define MODEL_ARENA_BYTES 23072 /* activations + scratch, without the input frame */
 #define MODEL_FUSED_INPUT 1 /* the input is read window by window from an input source */
 #define MODEL_INPUT_SCALE 3.921569e-03f
 #define MODEL_INPUT_ZERO_POINT -128
