@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import pytest
 
+from patchcam.app import export
 from patchcam.compiler import patchplan
 from patchcam.compiler.randgraph import random_graph
 from patchcam.targets import armbuild, bench
@@ -20,8 +21,7 @@ def test_bench_records_have_measured_fields(tmp_path):
     # exported as an app would be, within a budget of the smallest cached arena + 1 kB
     budget = patchplan.search(g, mode="cache", fuse_input=True).arena_bytes + 1024
     ship = patchplan.search(g, budget, fuse_input=True)
-    g.meta["schedule"] = {"mode": ship.mode, "split": ship.split, "grid": list(ship.grid),
-                          "input_outside_arena": True}
+    g.meta["schedule"] = export.schedule_record(ship, budget)
     path = tmp_path / "rand.json"
     g.save(path)
     records = bench.bench_model(str(path))

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patchcam import cli
+from patchcam.app import export
 from patchcam.compiler import memplan, patchplan, reference
 from patchcam.compiler.builder import GraphBuilder
 from patchcam.compiler.patchplan import (
@@ -339,9 +340,7 @@ def test_cli_an_exported_app_shows_the_schedule_it_ships(tmp_path, capsys):
     shows that one, not a fresh search, with the alternatives beside it, labelled."""
     g = chain((48, 48), [(3, 1, "same"), (3, 2, "same"), (3, 2, "same"), (3, 1, "same")])
     ship = patchplan.plan_patches(g, 1, (2, 2), "cache", fuse_input=True)
-    g.meta.update({"app": "spike", "schedule": {
-        "mode": "cache", "split": 1, "grid": [2, 2], "arena_bytes": ship.arena_bytes,
-        "input_outside_arena": True, "macs": ship.macs, "budget_bytes": 100_000}})
+    g.meta.update({"app": "spike", "schedule": export.schedule_record(ship, 100_000)})
     path = tmp_path / "model.json"
     g.save(path)
     assert cli.main(["plan", str(path), "--json"]) == 0

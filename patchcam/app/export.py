@@ -132,6 +132,14 @@ def app_schedule(g: Graph, budget: int) -> patchplan.Schedule:
     return s
 
 
+def schedule_record(s: patchplan.Schedule, budget: int) -> dict:
+    """What an exported graph's meta["schedule"] holds: the schedule its C runs (read back by
+    shipped_schedule) and the budget it was picked for."""
+    return {"mode": s.mode, "split": s.split, "grid": list(s.grid),
+            "arena_bytes": s.arena_bytes, "input_outside_arena": s.fuse_input, "macs": s.macs,
+            "budget_bytes": budget}
+
+
 def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Path:
     """model.json (the IR), model.h / model.c (codegen) and app_config.h into the folder,
     running the schedule `app_schedule` picks for the app's arena budget (board.arena_kb).
@@ -139,10 +147,7 @@ def write_generated(g: Graph, cfg: AppConfig, out_dir: Path | None = None) -> Pa
     out = out_dir or cfg.folder / "generated"
     budget = cfg.board.arena_kb * 1024
     schedule = app_schedule(g, budget)
-    g.meta["schedule"] = {"mode": schedule.mode, "split": schedule.split,
-                          "grid": list(schedule.grid), "arena_bytes": schedule.arena_bytes,
-                          "input_outside_arena": schedule.fuse_input,
-                          "macs": schedule.macs, "budget_bytes": budget}
+    g.meta["schedule"] = schedule_record(schedule, budget)
     out.mkdir(parents=True, exist_ok=True)
     g.save(out / "model.json")
     codegen.generate(g, out, schedule=schedule)

@@ -420,9 +420,8 @@ class Schedule:
     def columns(self) -> int:
         """Patches across the width (1 layer by layer). The kernels stream along rows, so a
         column split costs more than a row split: every row of every stage op is cut into
-        shorter runs, each with its own set-up and halo columns. Measured with `make bench`
-        (DSP kernels, vww, cached halos): 1x4 patches +5.8 % instructions over layer by
-        layer, 4x1 +0.6 %; person_detect 1x6 +5.1 %, 7x1 (same arena) +1.3 %."""
+        shorter runs, each with its own set-up and halo columns (measured per schedule by
+        `make bench`: docs/patch_inference.md)."""
         return self.grid[1] if self.mode != "layer" else 1
 
     @property
