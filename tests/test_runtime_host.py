@@ -72,6 +72,13 @@ def edge_graph(seed: int) -> Graph:
     return b.finish(x)
 
 
+def big_window_graph() -> Graph:
+    """A global average pool of 17 x 16 = 272 taps: past the 256 whose sums the DSP path's
+    int16 lanes hold, so it takes the one-channel loop."""
+    b = GraphBuilder("bigpool", (17, 16, 6), 0.02, -5)
+    return b.finish(b.global_avg_pool(b.input))
+
+
 def _graphs() -> list[Graph]:
     gs = [random_graph(s) for s in range(N_RANDOM)]
     gs += [random_graph(100 + s, channels=c, n_blocks=6) for s, c in enumerate((4, 5, 12, 16))]
@@ -111,6 +118,19 @@ def test_random_graphs_bit_exact(tmp_path):
     with ThreadPoolExecutor(WORKERS) as pool:
         errors = [e for errs in pool.map(lambda g: _check(g, tmp_path), graphs) for e in errs]
     assert not errors, "\n".join(errors)
+
+
+def test_an_average_pool_past_256_taps_does_not_wrap(tmp_path):
+    """The extremes of int8 over 272 taps sum beyond an int16 lane (-34,816 and 34,544):
+    a window that large must not take the DSP path's lane sums."""
+    g = big_window_graph()
+    h, w, c = g.tensors[g.input].shape
+    xs = [np.full((h, w, c), v, np.int8) for v in (-128, 127)]
+    xs.append(np.where(np.arange(h * w * c).reshape(h, w, c) % 5 == 0, 127, -128).astype(np.int8))
+    for cfg in VARIANTS:
+        exe = hostbuild.build_host(g, tmp_path / cfg.tag, cfg)
+        for x in xs:
+            assert np.array_equal(hostbuild.run_host(exe, x), reference.run(g, x).reshape(-1))
 
 
 def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):
