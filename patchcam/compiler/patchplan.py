@@ -714,24 +714,7 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
         return plan_patches(g, k, grid, m, fuse_input, layer, place)
 
     if budget is None:
-        return _smallest(cands, p2, layer, exact)
-
-    def smallest_fitting(group: list) -> Schedule | None:
-        """The group's schedule with the smallest arena (then fewer patches) that fits the
-        budget and beats layer by layer's arena; None if none does."""
-        rough = sorted((exact(k, grid, m, place=False) for k, grid, m, _ in group),
-                       key=lambda s: (s.lower_bound, s.patches))
-        found: Schedule | None = None
-        for r in rough:
-            limit = min(budget, layer.arena_bytes - 1, found.arena_bytes if found else budget)
-            if r.lower_bound > limit or (found and (r.lower_bound, r.patches) >=
-                                         (found.arena_bytes, found.patches)):
-                break
-            s = exact(r.split, r.grid, r.mode)
-            if s.arena_bytes <= limit and (found is None or (s.arena_bytes, s.patches) <
-                                           (found.arena_bytes, found.patches)):
-                found = s
-        return found
+        return _smallest(cands, p2, layer, exact) or layer
 
     def fastest(s: Schedule) -> tuple:
         return s.macs, s.columns, s.arena_bytes, s.patches
@@ -741,16 +724,15 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
     cands.sort(key=lambda c: (c[3], c[1][1], c[0], c[1][0]))
     # groups of equal MACs and columns, fastest first: the first that fits is the answer
     for _, group in itertools.groupby(cands, key=lambda c: (c[3], c[1][1])):
-        found = smallest_fitting(list(group))
+        found = _smallest(list(group), p2, layer, exact, limit=budget)
         if found is not None:
             if best is None or fastest(found) < fastest(best):
                 best = found
             break
     if best is not None:
         return best
-    smallest = _smallest(cands_all := [(k, grid, m, 0) for k, grid, m in
-                                       candidates(g, modes, max_grid)], p2, layer, exact)
-    del cands_all
+    smallest = _smallest([(k, grid, m, 0) for k, grid, m in candidates(g, modes, max_grid)],
+                         p2, layer, exact) or layer
     msg = (f"{g.name}: no schedule fits a {fmt_bytes(budget)} arena. Layer by layer needs "
            f"{fmt_bytes(layer.arena_bytes)}; the smallest reachable arena is "
            f"{fmt_bytes(smallest.arena_bytes)} ({smallest.describe()})")
@@ -765,28 +747,33 @@ def search(g: Graph, budget_bytes: int | str | None = None, max_overhead: float 
     raise PlanError(msg)
 
 
-def _smallest(cands: list, p2: dict[int, int], layer: Schedule, exact) -> Schedule:
-    """The candidate with the smallest arena (ties: fewer MACs, then Schedule.speed_key), or
-    layer by layer."""
-    best = layer
+def _smallest(cands: list, p2: dict[int, int], layer: Schedule, exact,
+              limit: int | None = None) -> Schedule | None:
+    """The candidate with the smallest arena below layer by layer's and within limit (if
+    given); ties: fewer MACs, then Schedule.speed_key. None when no candidate qualifies.
+
+    Branch and bound: splits in order of their layer phase's lower bound (p2), and within a
+    split rough placements in order of (lower bound, MACs, speed key), which never decreases,
+    so the first that cannot beat the best found ends the split."""
+    cap = layer.arena_bytes - 1 if limit is None else min(limit, layer.arena_bytes - 1)
+    best: Schedule | None = None
+
+    def key(s: Schedule) -> tuple:
+        return s.arena_bytes, s.macs, s.speed_key
+
     by_split: dict[int, list] = {}
     for c in cands:
         by_split.setdefault(c[0], []).append(c)
     for k in sorted(by_split, key=p2.__getitem__):
-        if p2[k] > best.arena_bytes:
+        if p2[k] > (best.arena_bytes if best else cap):
             break
         rough = sorted((exact(kk, grid, m, place=False) for kk, grid, m, _ in by_split[k]),
                        key=lambda s: (s.lower_bound, s.macs, s.speed_key))
         for r in rough:
-            if (r.lower_bound, r.macs, r.speed_key) >= (best.arena_bytes, best.macs,
-                                                        best.speed_key) and best is not layer:
-                break
-            if r.lower_bound >= best.arena_bytes and best is layer:
+            if r.lower_bound > cap or (best and (r.lower_bound, r.macs, r.speed_key) >= key(best)):
                 break
             s = exact(r.split, r.grid, r.mode)
-            better = (s.arena_bytes, s.macs, s.speed_key) < (best.arena_bytes, best.macs,
-                                                             best.speed_key)
-            if s.arena_bytes < layer.arena_bytes and (better or best is layer):
+            if s.arena_bytes <= cap and (best is None or key(s) < key(best)):
                 best = s
     return best
 
