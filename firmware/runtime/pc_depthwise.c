@@ -901,7 +901,7 @@ PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t of
 /* One row of a kernel kw wide (a constant: 5 or 7), stride 1 or 2, four neighbouring outputs
  * (s, t, u, v) per step, then two (s, t), then one: per kernel row, each of the
  * ceil(kw / 2) weight words is loaded once for all of them, and the outputs' overlapping
- * pairs are loaded once (stride 1: kw + 2 words for four outputs instead of 2 * (kw + 1)
+ * pairs are loaded once (stride 1: kw + 2 words for four outputs instead of 2 * kw
  * for two pairs). Four at a time: 5x5 stride 1 -15 %, stride 2 -10 % (person_detect); the
  * same for 3x3 spills (+5 %), so row_3x3_s1 keeps two. r: the kernel rows, off: int16
  * values from them to this output row's. */
