@@ -4,14 +4,18 @@
  * outside the image are either skipped by clipping the kernel window or read from a padded
  * copy whose padding adds exactly 0.
  *
- * DSP path, three algorithms (which one a layer takes: padded_pays, then rows_fit):
+ * DSP path, four algorithms (which one a layer takes: covered_pays, padded_pays, then
+ * rows_fit):
+ * - four channels at a time from a widened copy of their plane, each window clipped:
+ *   kernels taller or wider than a small map (covered_pays; described at covered_groups'
+ *   section);
  * - four channels at a time from a padded copy of their plane: 3x3 maps and patch tiles up
  *   to 18x18, and small maps whose border holds a third of the outputs (padded_pays;
  *   described at padded_groups' section);
  * - widened rows, one channel at a time: maps of 4+ rows and 64+ outputs a channel, but for
  *   3x3 with stride 2 (rows_fit; described at rows_layer's section);
  * - four channels at a time on the tensor itself: the rest (3x3 with stride 2 on larger
- *   maps, kernels larger than a tiny map, a patch stage's larger tiles and single rows).
+ *   maps, a patch stage's larger tiles and single rows).
  *
  * Four channels at a time, in an outer loop, so everything that belongs to those
  * channels is done once per layer rather than once per pixel: their kh*kw filter words are
@@ -719,6 +723,101 @@ PC_NOINLINE int32_t padded_groups(const pc_conv_params_t *p, const pc_per_channe
     return c;
 }
 
+/* ---- kernels larger than the map: the group's plane widened once, windows clipped --------
+ * Where the kernel is taller or wider than its input (a late 7x7 on a 3x3 or 6x6 map, where
+ * receptive-field redistribution puts large kernels), the padded plane would be mostly
+ * padding (a 3x3 map under 7x7: 40 of each output's 49 taps), and pixel_clipped widens a
+ * tap's input again for every output that reads it. Here the group's input plane is widened
+ * once, with the input offset, into a stack copy, and each output pixel runs its clipped
+ * window over the copy: per tap two word loads and four MACs. The copy holds all the group
+ * reads, so in place its outputs go straight to their place, with no ring. Layers for the
+ * widened rows (rows_fit: maps wide enough) stay there; -DPC_DW_PADDED_ALWAYS=1 sends these
+ * layers to the padded plane instead (the tests sweep every path). */
+static int covered_pays(const pc_conv_params_t *p)
+{
+    return !PC_DW_PADDED_ALWAYS && p->input.c >= 4 &&
+           (p->kernel_h > p->input.h || p->kernel_w > p->input.w) &&
+           p->kernel_h * p->kernel_w <= DW_MAX_TAPS && p->input.w <= DW_PAD_PIXELS &&
+           p->input.h <= DW_PAD_PIXELS / p->input.w && !rows_fit(p);
+}
+
+/* Channels c..c + 3 of every input pixel, plus the input offset, into plane: two int16 pairs
+ * a pixel, (0, 2) and (1, 3), as tap() widens them. */
+static void widen_plane(const pc_conv_params_t *p, const int8_t *input, int32_t c,
+                        uint32_t off2, uint32_t *plane)
+{
+    const int32_t ch = p->input.c;
+    const int8_t *src = input + c;
+    uint32_t *const end = plane + 2 * p->input.h * p->input.w;
+    for (; plane != end; src += ch) {
+        const uint32_t v = pc_read_u32(src);
+        pc_store2_inc(&plane, pc_sxtab16(off2, v), pc_sxtab16_ror8(off2, v));
+    }
+}
+
+/* pixel_clipped over widen_plane's copy: x, the copy's pixel of tap (ky0, kx0); row_words:
+ * words from one input row to the next. */
+static void pixel_covered(const group_t *g, const uint32_t *x, int32_t row_words, int32_t kw,
+                          int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1, int8_t *out)
+{
+    const int32_t n = kx1 - kx0;
+    acc4_t a;
+    a.s0 = g->rq[0].bias;
+    a.s1 = g->rq[1].bias;
+    a.s2 = g->rq[2].bias;
+    a.s3 = g->rq[3].bias;
+    for (int32_t ky = ky0; ky < ky1; ky++) {
+        const uint32_t *xr = x;
+        const uint32_t *const end = x + 2 * n;
+        const uint32_t *w = g->w + 2 * (ky * kw + kx0);
+        while (xr != end) { /* per tap: two LDRD, four MACs */
+            uint32_t x02, x13, w02, w13;
+            pc_load2_inc(&xr, &x02, &x13);
+            pc_load2_inc(&w, &w02, &w13);
+            a.s0 = pc_smlabb(x02, w02, a.s0);
+            a.s2 = pc_smlatt(x02, w02, a.s2);
+            a.s1 = pc_smlabb(x13, w13, a.s1);
+            a.s3 = pc_smlatt(x13, w13, a.s3);
+        }
+        x += row_words;
+    }
+    store4(g, &a, out);
+}
+
+/* Every group of four channels (the rest are left to the caller: returns the first);
+ * output may be the input itself. */
+PC_NOINLINE int32_t covered_groups(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                                   const int8_t *input, const int8_t *filter,
+                                   const int32_t *bias, int8_t *output)
+{
+    uint32_t plane[2 * DW_PAD_PIXELS];
+    group_t g;
+    const int32_t ch = p->input.c;
+    const int32_t h = p->input.h;
+    const int32_t w = p->input.w;
+    const int32_t kh = p->kernel_h;
+    const int32_t kw = p->kernel_w;
+    const int32_t out_w = pc_output_stride(p);
+    int32_t c = 0;
+    for (; c + 4 <= ch; c += 4) {
+        group_prepare(&g, p, q, filter, bias, c);
+        widen_plane(p, input, c, g.off2, plane);
+        for (int32_t oy = 0; oy < p->output.h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
+            const int32_t ky1 = h - iy0 < kh ? h - iy0 : kh;
+            for (int32_t ox = 0; ox < p->output.w; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                const int32_t kx0 = ix0 < 0 ? -ix0 : 0;
+                const int32_t kx1 = w - ix0 < kw ? w - ix0 : kw;
+                pixel_covered(&g, plane + 2 * ((iy0 + ky0) * w + ix0 + kx0), 2 * w, kw, ky0,
+                              ky1, kx0, kx1, output + (oy * out_w + ox) * ch + c);
+            }
+        }
+    }
+    return c;
+}
+
 /* ---- widened rows: one channel at a time ---------------------------------------------------
  * The path for layers where it is faster (rows_fit). Each input row of the channel is widened
  * to int16 once, into a ring on the stack; the columns outside the image, and rows above /
@@ -1248,8 +1347,9 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     int32_t ox_in0, ox_in1;
     int32_t c = 0;
     group_t g;
-    if (padded_pays(p)) {
-        c = padded_groups(p, q, input, filter, bias, output);
+    if (covered_pays(p) || padded_pays(p)) {
+        c = covered_pays(p) ? covered_groups(p, q, input, filter, bias, output)
+                            : padded_groups(p, q, input, filter, bias, output);
         if (c < ch) {
             depthwise_scalar(p, q, input, filter, bias, output, c);
         }
@@ -1464,7 +1564,9 @@ void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_cha
     inside_columns(p, &ox_in0, &ox_in1);
 #endif
 #if PC_USE_DSP
-    if (padded_pays(p)) { /* each group's copy holds all it reads */
+    if (covered_pays(p)) { /* each group's copy holds all it reads */
+        c0 = covered_groups(p, q, data, filter, bias, data);
+    } else if (padded_pays(p)) { /* the same */
         c0 = padded_groups(p, q, data, filter, bias, data);
     } else if (rows_fit(p) && in_place_rows_ok(p)) { /* the ring holds the rows still read */
         rows_layer(p, q, data, filter, bias, data);
