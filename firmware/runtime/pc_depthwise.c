@@ -237,6 +237,20 @@ static void run_inside_pad(const group_t *g, const int8_t *x, int32_t step, int3
     run_inside_at(g, x, step, row, ch, kh, kw, out, n, FROM_PAD);
 }
 
+/* tap_raw of tap k of a kernel row (a constant) from padded_groups' copy: x, the row's first
+ * pixel as words (PAD_STEP = 2 words a pixel); w, the row's widened weights. A macro, so k
+ * stays the constant offset that pc_load2_at's LDRD takes. */
+#define TAP_PAD(a, x, w, k)                                                                    \
+    do {                                                                                       \
+        uint32_t x02_, x13_, w02_, w13_;                                                       \
+        pc_load2_at(x, 2 * (k), &x02_, &x13_);                                                 \
+        pc_load2_at(w, 2 * (k), &w02_, &w13_);                                                 \
+        (a).s0 = pc_smlabb(x02_, w02_, (a).s0);                                                \
+        (a).s2 = pc_smlatt(x02_, w02_, (a).s2);                                                \
+        (a).s1 = pc_smlabb(x13_, w13_, (a).s1);                                                \
+        (a).s3 = pc_smlatt(x13_, w13_, (a).s3);                                                \
+    } while (0)
+
 /* run_inside for kw = 5 or 7 with each kernel row unrolled (no per-tap loop overhead, ~25%
  * of a tap). A function of its own: added to run_inside it costs the 3x3 copy registers. */
 PC_INLINE void run_inside_wide_at(const group_t *g, const int8_t *x, int32_t step, int32_t row,
@@ -254,14 +268,27 @@ PC_INLINE void run_inside_wide_at(const group_t *g, const int8_t *x, int32_t ste
         a.s2 = g->bias_inside[2];
         a.s3 = g->bias_inside[3];
         for (int32_t ky = 0; ky < kh; ky++) {
-            tap_raw(&a, xp, w, mode);
-            tap_raw(&a, xp + cs, w + 2, mode);
-            tap_raw(&a, xp + 2 * cs, w + 4, mode);
-            tap_raw(&a, xp + 3 * cs, w + 6, mode);
-            tap_raw(&a, xp + 4 * cs, w + 8, mode);
-            if (kw == 7) {
-                tap_raw(&a, xp + 5 * cs, w + 10, mode);
-                tap_raw(&a, xp + 6 * cs, w + 12, mode);
+            if (mode == FROM_PAD) { /* word pairs at constant offsets: one LDRD each */
+                const uint32_t *xw = (const uint32_t *)(const void *)xp;
+                TAP_PAD(a, xw, w, 0);
+                TAP_PAD(a, xw, w, 1);
+                TAP_PAD(a, xw, w, 2);
+                TAP_PAD(a, xw, w, 3);
+                TAP_PAD(a, xw, w, 4);
+                if (kw == 7) {
+                    TAP_PAD(a, xw, w, 5);
+                    TAP_PAD(a, xw, w, 6);
+                }
+            } else {
+                tap_raw(&a, xp, w, mode);
+                tap_raw(&a, xp + cs, w + 2, mode);
+                tap_raw(&a, xp + 2 * cs, w + 4, mode);
+                tap_raw(&a, xp + 3 * cs, w + 6, mode);
+                tap_raw(&a, xp + 4 * cs, w + 8, mode);
+                if (kw == 7) {
+                    tap_raw(&a, xp + 5 * cs, w + 10, mode);
+                    tap_raw(&a, xp + 6 * cs, w + 12, mode);
+                }
             }
             xp += row;
             w += 2 * kw;
