@@ -4,6 +4,7 @@ the arena fenced off from the others; plus the generated C's hygiene on gcc and
 arm-none-eabi-gcc."""
 
 import os
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,34 @@ def test_an_average_pool_past_256_taps_does_not_wrap(tmp_path):
         exe = hostbuild.build_host(g, tmp_path / cfg.tag, cfg)
         for x in xs:
             assert np.array_equal(hostbuild.run_host(exe, x), reference.run(g, x).reshape(-1))
+
+
+def narrow_ks() -> list[int]:
+    """The K values with a narrow pointwise kernel of their own (PW_NARROW_KS, pc_conv.c)."""
+    text = (codegen.RUNTIME_DIR / "pc_conv.c").read_text()
+    line = re.search(r"#define PW_NARROW_KS\(X\)(.*)", text).group(1)
+    return [int(k) for k in re.findall(r"X\((\d+)\)", line)]
+
+
+def test_every_narrow_pointwise_k_is_bit_exact(tmp_path):
+    """Each K with an unrolled narrow kernel, on a 5x5 map (the fewest pixels that take it,
+    one past the quads) and a 6x7 one (two past), into 18 channels (an odd part is left)."""
+    ks = narrow_ks()
+    assert {8, 56, 96} <= set(ks)
+    rng = np.random.default_rng(7)
+    graphs = []
+    for k in ks:
+        for h, w in ((5, 5), (6, 7)):
+            b = GraphBuilder(f"narrow{k}_{h}x{w}", (h, w, k), 0.02, -3)
+            ws = rng.uniform(0.002, 0.02, 18)
+            y = b.conv2d(b.input, _w(rng, (18, 1, 1, k)), ws, rng.integers(-3000, 3000, 18),
+                         _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
+            graphs.append(b.finish(y))
+    for cfg in VARIANTS:  # compile each runtime once, before the threads
+        hostbuild.build_libs(cfg)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        errors = [e for errs in pool.map(lambda g: _check(g, tmp_path), graphs) for e in errs]
+    assert not errors, "\n".join(errors)
 
 
 def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):

@@ -881,7 +881,7 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
         b1 = pc_smlad(w1, y, b1);                                                              \
     } while (0)
 
-/* All groups of a constant k, a multiple of 4 up to 64 (narrow pointwise: 8 to 48 by 8, 64;
+/* All groups of a constant k, a multiple of 4 up to 96 (narrow pointwise: 8 to 64 by 8, 96;
  * the RGB first conv: 28, its 3x3x3 padded). A loop over larger K (four groups a step) is
  * slower where few pixels share the widened weights (6x6x96: +5 %) and gains 5 % on 18x18:
  * not kept. */
@@ -908,6 +908,14 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
         PW2X2_IF(k, 13, h)                                                                     \
         PW2X2_IF(k, 14, h)                                                                     \
         PW2X2_IF(k, 15, h)                                                                     \
+        PW2X2_IF(k, 16, h)                                                                     \
+        PW2X2_IF(k, 17, h)                                                                     \
+        PW2X2_IF(k, 18, h)                                                                     \
+        PW2X2_IF(k, 19, h)                                                                     \
+        PW2X2_IF(k, 20, h)                                                                     \
+        PW2X2_IF(k, 21, h)                                                                     \
+        PW2X2_IF(k, 22, h)                                                                     \
+        PW2X2_IF(k, 23, h)                                                                     \
     } while (0)
 
 /* Two pixels (half h of col) of channels r, r + 1, stored at out, out + cout (channel r) and
@@ -981,7 +989,7 @@ PC_INLINE void mat_mult_pw4x2(const chunk_t *ch, int32_t c0, int32_t n, const ui
     }
 
 /* The narrow K values (pointwise_narrow), each with a kernel of its own: the one list. */
-#define PW_NARROW_KS(X) X(8) X(16) X(24) X(32) X(40) X(48) X(64)
+#define PW_NARROW_KS(X) X(8) X(16) X(24) X(32) X(40) X(48) X(56) X(64) X(96)
 
 PW_NARROW_KS(MAT_MULT_PW4X2_K)
 
@@ -1163,21 +1171,25 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
     return i;
 }
 
-/* ---- narrow pointwise: K = 8 to 48 by 8, and 64 ---------------------------------------------
+/* ---- narrow pointwise: K = 8 to 64 by 8, and 96 ---------------------------------------------
  * Layers with few input channels (a block's expansion, a projection's input) have so few
  * MACs per output that each SXTB16 of a filter word shows: their weights are widened (and
  * doubled, with the bias, so each accumulator comes out as the 2 * acc the requantisation
  * starts from: pc_rq_fast_x2) once for all pixels, and taken two channels of two pixels at
  * a time (mat_mult_pw4x2). On mbv2-0.35-144, instructions per MAC: K = 8 2.35 -> 1.90,
- * K = 16 2.08 -> 1.34, K = 24 1.74 -> 1.31, K = 32 1.53 -> 1.17, K = 48 1.55 -> 1.18.
- * Stack: 2 kB of widened weights (the chunk's channels in parts of as many as fit) and the
- * four pixels' columns. */
-#define PW_NARROW_K 64
-#define PW_NARROW_WW 512
+ * K = 16 2.08 -> 1.34, K = 24 1.74 -> 1.31, K = 32 1.53 -> 1.17, K = 48 1.55 -> 1.18,
+ * K = 56 (5x5) 1.35 -> 1.20, K = 96 (18x18) 1.22 -> 0.93. Larger K did not pay where measured
+ * (K = 112 on a 5x5 map: +0.5 %): each part of the channels widens the four pixels again
+ * (about 1 / part instructions a MAC), and past K = 128 the unrolled columns' offsets
+ * outgrow LDRD's 1020 bytes.
+ * Stack: 3 kB of widened weights (the chunk's channels in parts of as many as fit: 16 at
+ * K = 96) and the four pixels' columns, under the 4 kB a kernel's frame may take. */
+#define PW_NARROW_K 96
+#define PW_NARROW_WW 768
 /* Widening the weights costs about 1.25 * cin instructions per output channel and saves
- * about one per output channel and pixel: calls with fewer pixels (a patch stage's pieces)
- * keep mat_mult_pw4_k8 / _k16, which widen as they go. */
-#define PW_NARROW_MIN_PIXELS 32
+ * about one per output channel and pixel: calls with fewer pixels than a 5x5 map (a patch
+ * stage's pieces) keep mat_mult_pw4_k8 / _k16, which widen as they go. */
+#define PW_NARROW_MIN_PIXELS 25
 
 /* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp). */
 PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
