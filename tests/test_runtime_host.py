@@ -141,16 +141,19 @@ def narrow_ks() -> list[int]:
     return [int(k) for k in re.findall(r"X\((\d+)\)", line)]
 
 
-def test_every_narrow_pointwise_k_is_bit_exact(tmp_path):
-    """Each K with an unrolled narrow kernel, on a 5x5 map (the fewest pixels that take it,
-    one past the quads) and a 6x7 one (two past), into 18 channels (an odd part is left)."""
+def test_pointwise_paths_are_bit_exact(tmp_path):
+    """Every K with an unrolled narrow kernel, and K for the eight-pixel kernel (a multiple of
+    8 up to PW8_MAX_CIN; 24 where too few pixels for the narrow one) or past it (200), on a
+    4x4 map (16 pixels: below the narrow kernels), 5x5 (the fewest pixels that take them, one
+    past the quads and octets) and 6x7 (two past), into 18 channels (an odd part is left)."""
     ks = narrow_ks()
     assert {8, 56, 96} <= set(ks)
     rng = np.random.default_rng(7)
     graphs = []
-    for k in ks:
-        for h, w in ((5, 5), (6, 7)):
-            b = GraphBuilder(f"narrow{k}_{h}x{w}", (h, w, k), 0.02, -3)
+    for k in [*ks, 24, 72, 144, 192, 200]:
+        for h, w in ((4, 4), (5, 5), (6, 7)) if k in (8, 16, 24, 72, 144, 192, 200) else \
+                ((5, 5), (6, 7)):
+            b = GraphBuilder(f"pw{k}_{h}x{w}", (h, w, k), 0.02, -3)
             ws = rng.uniform(0.002, 0.02, 18)
             y = b.conv2d(b.input, _w(rng, (18, 1, 1, k)), ws, rng.integers(-3000, 3000, 18),
                          _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
@@ -160,6 +163,31 @@ def test_every_narrow_pointwise_k_is_bit_exact(tmp_path):
     with ThreadPoolExecutor(WORKERS) as pool:
         errors = [e for errs in pool.map(lambda g: _check(g, tmp_path), graphs) for e in errs]
     assert not errors, "\n".join(errors)
+
+
+@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+                    reason="needs gcc-arm-none-eabi and qemu-system-arm")
+def test_pointwise_kernels_on_m7_match_reference(tmp_path):
+    """The same kernels as built for the Cortex-M7 (the eight-pixel one's loop is assembly
+    there): a chain of pointwise layers with K = 144, 192, 72 (eight pixels), 96, 56 (narrow)
+    and 200 (quads) on a 6x7 map, run under QEMU."""
+    from patchcam.targets import armbuild, qemu
+
+    rng = np.random.default_rng(11)
+    b = GraphBuilder("pwchain", (6, 7, 144), 0.02, -3)
+    x = b.input
+    for cout in (192, 72, 96, 56, 200, 18):
+        k = b.tensors[x].shape[2]
+        ws = rng.uniform(0.002, 0.02, cout)
+        x = b.conv2d(x, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
+                     _scale(b, x, ws, k), int(rng.integers(-20, 20)))
+    g = b.finish(x)
+    codegen.generate(g, tmp_path / "model")
+    inp = random_input(g, 1)
+    build = armbuild.build(tmp_path / "model", tmp_path / "build")
+    out, status, _ = qemu.run_qemu(build.elf, inp.tobytes(), timeout_s=120)
+    assert status == 0
+    assert out == reference.run(g, inp).tobytes()
 
 
 def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):
