@@ -90,6 +90,7 @@ typedef struct {
     uint32_t w[2 * DW_MAX_TAPS]; /* per tap: channels (0, 2) and (1, 3) as int16 pairs */
     pc_rq_t rq[4];
     int32_t bias_inside[4]; /* bias + input_offset * sum of the channel's weights */
+    int32_t bias[4];        /* where each tap adds its input offset (clipped windows) */
     int32_t fast; /* all four rq are fast */
     uint32_t off2; /* input offset in both int16 lanes */
     uint32_t lo4, hi4;
@@ -156,8 +157,8 @@ PC_INLINE void store4(const group_t *g, const acc4_t *a, int8_t *out)
 {
     uint32_t packed;
     if (g->fast) {
-        packed = pc_pack_s8x4(pc_rq_fast(a->s0, &g->rq[0]), pc_rq_fast(a->s1, &g->rq[1]),
-                              pc_rq_fast(a->s2, &g->rq[2]), pc_rq_fast(a->s3, &g->rq[3]));
+        packed = pc_pack_s8x4(pc_rq_fast_x2(a->s0, &g->rq[0]), pc_rq_fast_x2(a->s1, &g->rq[1]),
+                              pc_rq_fast_x2(a->s2, &g->rq[2]), pc_rq_fast_x2(a->s3, &g->rq[3]));
         if (g->clamp) {
             packed = pc_min_s8x4(pc_max_s8x4(packed, g->lo4), g->hi4);
         }
@@ -382,10 +383,10 @@ PC_INLINE void pair_half(const group_t *g, const int8_t *x, int32_t row, int32_t
     row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 6, odd, s2, mode);
     x += skip;
     row_pair(&a0, &a2, &b0, &b2, &x, ch, g->w + 12, odd, s2, mode);
-    va[odd] = pc_rq_fast(a0, &g->rq[odd]);
-    vb[odd] = pc_rq_fast(b0, &g->rq[odd]);
-    va[odd + 2] = pc_rq_fast(a2, &g->rq[odd + 2]);
-    vb[odd + 2] = pc_rq_fast(b2, &g->rq[odd + 2]);
+    va[odd] = pc_rq_fast_x2(a0, &g->rq[odd]);
+    vb[odd] = pc_rq_fast_x2(b0, &g->rq[odd]);
+    va[odd + 2] = pc_rq_fast_x2(a2, &g->rq[odd + 2]);
+    vb[odd + 2] = pc_rq_fast_x2(b2, &g->rq[odd + 2]);
 }
 
 /* run_inside for a 3x3 kernel with stride 1, two neighbouring output pixels per step (per
@@ -473,10 +474,10 @@ static void pixel_clipped(const group_t *g, const int8_t *x, int32_t row, int32_
                           int8_t *out)
 {
     acc4_t a;
-    a.s0 = g->rq[0].bias;
-    a.s1 = g->rq[1].bias;
-    a.s2 = g->rq[2].bias;
-    a.s3 = g->rq[3].bias;
+    a.s0 = g->bias[0];
+    a.s1 = g->bias[1];
+    a.s2 = g->bias[2];
+    a.s3 = g->bias[3];
     for (int32_t ky = ky0; ky < ky1; ky++) {
         const int8_t *xr = x;
         const uint32_t *w = g->w + 2 * (ky * kw + kx0);
@@ -501,10 +502,20 @@ static void group_prepare(group_t *g, const pc_conv_params_t *p,
     uint32_t sum02 = 0;
     uint32_t sum13 = 0;
     int32_t wsum[4];
+    g->fast = 1;
+    for (int32_t i = 0; i < 4; i++) {
+        g->fast &= pc_rq_prepare(&g->rq[i], bias[c + i], q->multiplier[c + i],
+                                 q->shift[c + i], p->output_offset, taps);
+    }
+    /* Fast: weights and biases doubled (|2w| <= 256 fits a lane), so every accumulator comes
+     * out as the 2 * acc that the requantisation starts from (pc_rq_fast_x2: a fast
+     * channel's lsh is 1), one shift less an output. */
     for (int32_t t = 0; t < taps; t++) {
         const uint32_t wv = pc_read_u32(filter + t * ch + c);
-        g->w[2 * t] = pc_sxtb16(wv);
-        g->w[2 * t + 1] = pc_sxtb16_ror8(wv);
+        const uint32_t w02 = pc_sxtb16(wv);
+        const uint32_t w13 = pc_sxtb16_ror8(wv);
+        g->w[2 * t] = g->fast ? pc_double16(w02) : w02;
+        g->w[2 * t + 1] = g->fast ? pc_double16(w13) : w13;
         sum02 = pc_sxtab16(sum02, wv);
         sum13 = pc_sxtab16_ror8(sum13, wv);
     }
@@ -512,13 +523,11 @@ static void group_prepare(group_t *g, const pc_conv_params_t *p,
     wsum[1] = pc_lo16(sum13);
     wsum[2] = pc_hi16(sum02);
     wsum[3] = pc_hi16(sum13);
-    g->fast = 1;
     for (int32_t i = 0; i < 4; i++) {
-        g->fast &= pc_rq_prepare(&g->rq[i], bias[c + i], q->multiplier[c + i],
-                                 q->shift[c + i], p->output_offset, taps);
         /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
-        g->bias_inside[i] =
-            (int32_t)((uint32_t)bias[c + i] + (uint32_t)(p->input_offset * wsum[i]));
+        const uint32_t inside = (uint32_t)bias[c + i] + (uint32_t)(p->input_offset * wsum[i]);
+        g->bias_inside[i] = (int32_t)(g->fast ? inside << 1 : inside);
+        g->bias[i] = g->fast ? g->rq[i].bias2 : bias[c + i];
     }
     g->off2 = pc_dup16(p->input_offset);
     g->lo4 = pc_dup8(p->act_min);
@@ -789,10 +798,10 @@ static void pixel_covered(const group_t *g, const uint32_t *x, int32_t row_words
 {
     const int32_t n = kx1 - kx0;
     acc4_t a;
-    a.s0 = g->rq[0].bias;
-    a.s1 = g->rq[1].bias;
-    a.s2 = g->rq[2].bias;
-    a.s3 = g->rq[3].bias;
+    a.s0 = g->bias[0];
+    a.s1 = g->bias[1];
+    a.s2 = g->bias[2];
+    a.s3 = g->bias[3];
     for (int32_t ky = ky0; ky < ky1; ky++) {
         const uint32_t *xr = x;
         const uint32_t *const end = x + 2 * n;

@@ -422,8 +422,18 @@ PC_INLINE int32_t pc_rq_fast_x2(int32_t x2, const pc_rq_t *r)
     return pc_rq_shifted(x2, r->mult, r->rnd, r->rsh);
 }
 
-/* Both int16 lanes doubled (|lane| <= 128: no overflow); bit 16 is the low lane's carry. */
-static inline uint32_t pc_double16(uint32_t x) { return (x << 1) & 0xfffeffffu; }
+/* Both int16 lanes doubled (|lane| <= 128: no overflow): SADD16 of x and itself (in C, bit
+ * 16 is the low lane's carry). */
+static inline uint32_t pc_double16(uint32_t x)
+{
+#if defined(PC_DSP_EMULATE)
+    return (x << 1) & 0xfffeffffu;
+#else
+    uint32_t r;
+    __asm__("sadd16 %0, %1, %1" : "=r"(r) : "r"(x));
+    return r;
+#endif
+}
 
 /* pc_requantize_s8 (pc_requant.h) in about a dozen instructions, bit-exact:
  * - SaturatingRoundingDoublingHighMul(x, m) = floor((x * m + 2^30) / 2^31)
