@@ -1034,7 +1034,7 @@ PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t of
 }
 
 /* One row of a kernel kw wide (a constant: 5 or 7), stride 1 or 2, four neighbouring outputs
- * (s, t, u, v) per step, then two (s, t), then one: per kernel row, each of the
+ * (s, t, u, v) per step, then one at a time: per kernel row, each of the
  * ceil(kw / 2) weight words is loaded once for all of them, and the outputs' overlapping
  * pairs are loaded once (stride 1: kw + 2 words for four outputs instead of 2 * kw
  * for two pairs). Four at a time: 5x5 stride 1 -15 %, stride 2 -10 % (person_detect); the
@@ -1086,28 +1086,7 @@ PC_INLINE void row_wide(const chan_t *k, const int16_t *const *r, int32_t off, i
         acc[j + 2] = u;
         acc[j + 3] = v;
     }
-    for (; j + 2 <= n; j += 2) {
-        int32_t s = k->bias;
-        int32_t t = k->bias;
-        const uint32_t *w = k->w;
-        PC_UNROLL(7)
-        for (int32_t ky = 0; ky < kh; ky++) {
-            const int16_t *x = r[ky] + off + j * d;
-            uint32_t last;
-            PC_UNROLL(3)
-            for (int32_t i = 0; i < full; i++) {
-                s = pc_smlad(rd2(x + 2 * i), w[i], s);
-                t = pc_smlad(rd2(x + d + 2 * i), w[i], t);
-            }
-            last = rd2(x + 2 * full); /* A's last tap, bottom lane */
-            s = pc_smlabb(last, w[full], s);
-            t = s2 ? pc_smlabb(rd2(x + 2 * full + 2), w[full], t) : pc_smlatb(last, w[full], t);
-            w += pairs;
-        }
-        acc[j] = s;
-        acc[j + 1] = t;
-    }
-    if (j < n) {
+    for (; j < n; j++) { /* the last n % 4 (rows are mostly multiples of 4 wide) */
         int32_t s = k->bias;
         const uint32_t *w = k->w;
         for (int32_t ky = 0; ky < kh; ky++) {
