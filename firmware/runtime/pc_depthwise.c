@@ -103,6 +103,13 @@ typedef struct {
     int32_t s0, s1, s2, s3;
 } acc4_t;
 
+/* Four accumulators starting from the group's biases b. */
+PC_INLINE acc4_t acc4_from(const int32_t b[4])
+{
+    const acc4_t a = {b[0], b[1], b[2], b[3]};
+    return a;
+}
+
 /* One tap of four channels: x points at channel 0 of the input pixel, w at the tap's two
  * widened weight words; SXTAB16 adds the input offset (off2) while widening. */
 PC_INLINE void tap(acc4_t *a, const int8_t *x, const uint32_t *w, uint32_t off2)
@@ -184,11 +191,7 @@ PC_INLINE void run_inside_at(const group_t *g, const int8_t *x, int32_t step, in
     for (; n > 0; n--) {
         const uint32_t *w = g->w;
         const int8_t *xp = x;
-        acc4_t a;
-        a.s0 = g->bias_inside[0];
-        a.s1 = g->bias_inside[1];
-        a.s2 = g->bias_inside[2];
-        a.s3 = g->bias_inside[3];
+        acc4_t a = acc4_from(g->bias_inside);
         if (kh == 3 && kw == 3) { /* unrolled: the weights are at fixed offsets from g */
             const int32_t cs2 = 2 * cs;
             tap_raw(&a, xp, w, mode);
@@ -263,11 +266,7 @@ PC_INLINE void run_inside_wide_at(const group_t *g, const int8_t *x, int32_t ste
     for (; n > 0; n--) {
         const uint32_t *w = g->w;
         const int8_t *xp = x;
-        acc4_t a;
-        a.s0 = g->bias_inside[0];
-        a.s1 = g->bias_inside[1];
-        a.s2 = g->bias_inside[2];
-        a.s3 = g->bias_inside[3];
+        acc4_t a = acc4_from(g->bias_inside);
         for (int32_t ky = 0; ky < kh; ky++) {
             if (mode == FROM_PAD) { /* word pairs at constant offsets: one LDRD each */
                 const uint32_t *xw = (const uint32_t *)(const void *)xp;
@@ -473,11 +472,7 @@ static void pixel_clipped(const group_t *g, const int8_t *x, int32_t row, int32_
                           int32_t kw, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1,
                           int8_t *out)
 {
-    acc4_t a;
-    a.s0 = g->bias[0];
-    a.s1 = g->bias[1];
-    a.s2 = g->bias[2];
-    a.s3 = g->bias[3];
+    acc4_t a = acc4_from(g->bias);
     for (int32_t ky = ky0; ky < ky1; ky++) {
         const int8_t *xr = x;
         const uint32_t *w = g->w + 2 * (ky * kw + kx0);
@@ -797,11 +792,7 @@ static void pixel_covered(const group_t *g, const uint32_t *x, int32_t row_words
                           int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1, int8_t *out)
 {
     const int32_t n = kx1 - kx0;
-    acc4_t a;
-    a.s0 = g->bias[0];
-    a.s1 = g->bias[1];
-    a.s2 = g->bias[2];
-    a.s3 = g->bias[3];
+    acc4_t a = acc4_from(g->bias);
     for (int32_t ky = ky0; ky < ky1; ky++) {
         const uint32_t *xr = x;
         const uint32_t *const end = x + 2 * n;
