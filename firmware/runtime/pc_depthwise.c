@@ -1024,60 +1024,73 @@ PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t of
     }
 }
 
-/* One row of a kernel kw wide (a constant: 5 or 7), stride 1 or 2, four neighbouring outputs
- * (s, t, u, v) per step, then one at a time: per kernel row, each of the
- * ceil(kw / 2) weight words is loaded once for all of them, and the outputs' overlapping
- * pairs are loaded once (stride 1: kw + 2 words for four outputs instead of 2 * kw
- * for two pairs). Four at a time: 5x5 stride 1 -15 %, stride 2 -10 % (person_detect); the
- * same for 3x3 spills (+5 %), so row_3x3_s1 keeps two. r: the kernel rows, off: int16
- * values from them to this output row's. */
+/* m neighbouring outputs (m = 4 or 2, a constant) of a row of a kernel kw wide (a constant: 5
+ * or 7), stride 1 or 2, into acc[0 .. m): per kernel row, each of the ceil(kw / 2) weight
+ * words is loaded once for all m, and the outputs' overlapping pairs are loaded once
+ * (stride 1: kw + m - 2 words instead of kw a pair); an odd kernel's last tap is the low or
+ * high lane of one word for two neighbours (stride 1). x: the first output's top-left tap in
+ * each kernel row's ring row (r[ky] + off). */
+PC_INLINE void row_wide_step(const chan_t *k, const int16_t *const *r, int32_t off, int32_t kh,
+                             int32_t *acc, int32_t kw, int s2, int m)
+{
+    const int32_t full = kw / 2; /* pairs with two taps; kw is odd, so one tap is left */
+    const int32_t d = s2 ? 2 : 1;
+    const uint32_t *w = k->w;
+    int32_t a[4];
+    PC_UNROLL(4)
+    for (int32_t o = 0; o < m; o++) {
+        a[o] = k->bias;
+    }
+    PC_UNROLL(7)
+    for (int32_t ky = 0; ky < kh; ky++) {
+        const int16_t *x = r[ky] + off;
+        uint32_t wl;
+        PC_UNROLL(3)
+        for (int32_t i = 0; i < full; i++) {
+            const uint32_t wi = w[i];
+            PC_UNROLL(4)
+            for (int32_t o = 0; o < m; o++) {
+                a[o] = pc_smlad(rd2(x + o * d + 2 * i), wi, a[o]);
+            }
+        }
+        wl = w[full];
+        PC_UNROLL(2)
+        for (int32_t o = 0; o < m; o += 2) {
+            if (s2) {
+                a[o] = pc_smlabb(rd2(x + 2 * full + 2 * o), wl, a[o]);
+                a[o + 1] = pc_smlabb(rd2(x + 2 * full + 2 * o + 2), wl, a[o + 1]);
+            } else {
+                const uint32_t last = rd2(x + 2 * full + o);
+                a[o] = pc_smlabb(last, wl, a[o]);
+                a[o + 1] = pc_smlatb(last, wl, a[o + 1]);
+            }
+        }
+        w += full + 1;
+    }
+    PC_UNROLL(4)
+    for (int32_t o = 0; o < m; o++) {
+        acc[o] = a[o];
+    }
+}
+
+/* One row of a kernel kw wide (a constant: 5 or 7), stride 1 or 2: four neighbouring outputs
+ * a step, then two, then one (row_wide_step). Four at a time: 5x5 stride 1 -15 %, stride 2
+ * -10 % (person_detect) against two; the same for 3x3 spills (+5 %), so row_3x3_s1 keeps two.
+ * Rows whose width leaves two (mask_detect's 26) need the two-output step: one at a time
+ * there costs +1.9 %. r: the kernel rows, off: int16 values from them to this output row's. */
 PC_INLINE void row_wide(const chan_t *k, const int16_t *const *r, int32_t off, int32_t kh,
                         int32_t *acc, int32_t n, int32_t kw, int s2)
 {
-    const int32_t full = kw / 2; /* pairs with two taps; kw is odd, so one tap is left */
-    const int32_t pairs = full + 1;
+    const int32_t pairs = (kw + 1) / 2;
     const int32_t d = s2 ? 2 : 1;
     int32_t j = 0;
     for (; j + 4 <= n; j += 4) {
-        int32_t s = k->bias;
-        int32_t t = k->bias;
-        int32_t u = k->bias;
-        int32_t v = k->bias;
-        const uint32_t *w = k->w;
-        PC_UNROLL(7)
-        for (int32_t ky = 0; ky < kh; ky++) {
-            const int16_t *x = r[ky] + off + j * d;
-            uint32_t wl;
-            PC_UNROLL(3)
-            for (int32_t i = 0; i < full; i++) {
-                const uint32_t wi = w[i];
-                s = pc_smlad(rd2(x + 2 * i), wi, s);
-                t = pc_smlad(rd2(x + d + 2 * i), wi, t);
-                u = pc_smlad(rd2(x + 2 * d + 2 * i), wi, u);
-                v = pc_smlad(rd2(x + 3 * d + 2 * i), wi, v);
-            }
-            wl = w[full];
-            if (s2) {
-                s = pc_smlabb(rd2(x + 2 * full), wl, s);
-                t = pc_smlabb(rd2(x + 2 * full + 2), wl, t);
-                u = pc_smlabb(rd2(x + 2 * full + 4), wl, u);
-                v = pc_smlabb(rd2(x + 2 * full + 6), wl, v);
-            } else {
-                const uint32_t l0 = rd2(x + 2 * full);
-                const uint32_t l1 = rd2(x + 2 * full + 2);
-                s = pc_smlabb(l0, wl, s);
-                t = pc_smlatb(l0, wl, t);
-                u = pc_smlabb(l1, wl, u);
-                v = pc_smlatb(l1, wl, v);
-            }
-            w += pairs;
-        }
-        acc[j] = s;
-        acc[j + 1] = t;
-        acc[j + 2] = u;
-        acc[j + 3] = v;
+        row_wide_step(k, r, off + j * d, kh, acc + j, kw, s2, 4);
     }
-    for (; j < n; j++) { /* the last n % 4 (rows are mostly multiples of 4 wide) */
+    for (; j + 2 <= n; j += 2) {
+        row_wide_step(k, r, off + j * d, kh, acc + j, kw, s2, 2);
+    }
+    if (j < n) {
         int32_t s = k->bias;
         const uint32_t *w = k->w;
         for (int32_t ky = 0; ky < kh; ky++) {
