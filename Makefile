@@ -44,8 +44,8 @@ lab: $(STAMP)  ## prepare course lab N (docs/labs/): make lab N=1..5 [CHECK=1 | 
 	@test -n "$(N)" || { echo "make lab needs N=1..5 (docs/labs/README.md)"; exit 2; }
 	$(PC) lab $(N) $(if $(CHECK),--check) $(if $(TFLM),--tflm)
 
-bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions, per op -> build/bench.json [CMSIS_NN=dir: beside Arm's CMSIS-NN] [BENCH_ARGS=--per-op]
-	$(PC) bench $(if $(CMSIS_NN),--cmsis-nn "$(CMSIS_NN)") $(BENCH_ARGS)
+bench: $(STAMP)  ## Cortex-M7 benchmark: MACs, arena, flash, exact instructions, per op -> build/bench.json, build/bench/plots/ [CMSIS_NN=dir: beside Arm's CMSIS-NN] [BENCH_ARGS=--per-op]
+	$(PC) bench --plot $(if $(CMSIS_NN),--cmsis-nn "$(CMSIS_NN)") $(BENCH_ARGS)
 
 plan: $(STAMP)  ## memory of APP: the schedule it ships vs layer by layer, alternatives beside (table + plot) [BUDGET=256kB: the fastest that fits]
 	$(PC) plan $(APP) --plot build/plan/$(APP).png $(if $(BUDGET),--budget "$(BUDGET)")

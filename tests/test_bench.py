@@ -10,7 +10,7 @@ import pytest
 from patchcam.app import export
 from patchcam.compiler import patchplan
 from patchcam.compiler.randgraph import random_graph
-from patchcam.targets import armbuild, bench
+from patchcam.targets import armbuild, bench, benchplot
 
 
 @pytest.mark.slow
@@ -162,3 +162,50 @@ def test_the_docs_tables_are_the_committed_records(tmp_path):
         assert not bench.update_docs(copy, records), f"{doc.name}: tables differ from " \
             "docs/bench.json; rerun `patchcam bench --from-json build/bench.json --docs " \
             "README.md docs/patch_inference.md`"
+
+
+def _profiled(kernels: str, steps: list[tuple[int, str, int, int]], model: str = "m",
+              schedule: str = "layer") -> bench.Record:
+    """A record whose per-op profile is steps: (op, kind, MACs, instructions)."""
+    per_op = [{"op": op, "label": f"{op} {kind}", "kind": kind, "callees": [], "macs": macs,
+               "instructions": n, "instr_per_mac": n / macs if macs else None,
+               "functions": {}} for op, kind, macs, n in steps]
+    macs = sum(s[2] for s in steps)
+    total = sum(s[3] for s in steps)
+    return bench.Record(model, schedule, kernels, macs, 10, 100, 1000, 100, True, total,
+                        total / macs, per_op=per_op)
+
+
+def test_profile_plots_set_cmsis_nn_beside_ours_op_by_op(tmp_path, capsys):
+    ours = _profiled("dsp", [(0, "conv2d", 100, 150), (-1, "input_copy", 0, 20),
+                             (1, "pointwise", 200, 220), (-1, "halo", 0, 5)])
+    theirs = _profiled("cmsis-nn", [(0, "conv2d", 100, 500), (1, "pointwise", 200, 700)])
+    portable = _profiled("portable", [(0, "conv2d", 100, 900), (1, "pointwise", 200, 990)])
+    s = benchplot.series(ours, theirs)
+    assert s.ticks == ["0", "in", "1", "h"]
+    assert s.instructions == [150, 20, 220, 5] and s.ipm == [1.5, None, 1.1, None]
+    # matched by op index, not by position: the copy and halo steps have no counterpart
+    assert s.theirs_instructions == [500, None, 700, None]
+    assert s.theirs_ipm == [5.0, None, 3.5, None]
+    got = benchplot.pairs([ours, theirs, portable])  # CMSIS-NN beside our DSP kernels only
+    assert [(o.kernels, t and t.kernels) for o, t in got] == [("dsp", "cmsis-nn"),
+                                                               ("portable", None)]
+    hostile = _profiled("dsp", [(0, "conv2d", 1, 2)], model="../../up")
+    assert benchplot.plot_path(tmp_path, hostile).parent == tmp_path  # a name is no path
+    saved = tmp_path / "bench.json"
+    saved.write_text(json.dumps([asdict(r) for r in (ours, theirs, portable)]))
+    out = tmp_path / "plots"
+    assert bench.main(["--from-json", str(saved), "--plot", str(out)]) == 0
+    pngs = sorted(p.name for p in out.iterdir())
+    assert pngs == ["m-layer-dsp.png", "m-layer-portable.png"]
+    assert all((out / p).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
+    assert f"2 plots in {out}/" in capsys.readouterr().out
+    # docs/bench.json keeps no per-op profiles: one line says where they are
+    saved.write_text(json.dumps([{**asdict(r), "per_op": None} for r in (ours, theirs)]))
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--from-json", str(saved), "--plot", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err  # argparse's usage, then one line
+    last = err.strip().splitlines()[-1]
+    assert "no per-op profiles" in last and "make bench" in last

@@ -25,7 +25,8 @@ instructions of every op, the patch stage's input copy and halo steps, and the g
 driver between calls; they sum exactly to `m7_instructions`), with each op's MACs under the
 schedule and the runtime functions its instructions ran in (the kernel variant), and the
 same summed per kernel type (`per_kind`: pointwise, depthwise, conv2d, add, ...). The table
-shows instructions per MAC per kernel type; `--per-op` prints every op.
+shows instructions per MAC per kernel type; `--per-op` prints every op, and `--plot` draws
+each record's profile (patchcam.targets.benchplot).
 
 `--cmsis-nn DIR` (a checkout of ARM-software/CMSIS-NN, never part of this repository) also
 runs each model's layer-by-layer C with Arm's CMSIS-NN kernels in place of ours
@@ -57,7 +58,7 @@ from patchcam.compiler import codegen, patchplan, reference
 from patchcam.compiler.ir import Graph
 from patchcam.compiler.models import load_graph
 from patchcam.paths import REPO
-from patchcam.targets import armbuild, cmsisnn, opprofile, qemu
+from patchcam.targets import armbuild, benchplot, cmsisnn, opprofile, qemu
 
 PRESETS = ("mcu-s-96", "mcu-m-128", "mbv2-0.35-144", "mbv2-1.0-224")
 KERNELS = ("dsp", "portable")
@@ -70,6 +71,7 @@ APPS = ("vww", "person_detect", "mask_detect")  # untrained networks unless expo
 MODELS = PRESETS + APPS
 SCHEDULES = ("layer", "patch", "patch-fused", "cache-fused", "shipped")
 OUT = Path("build/bench.json")
+PLOTS = Path("build/bench/plots")
 MAX_OVERHEAD = 0.2  # the patch schedule may recompute at most 20% extra MACs
 TFLM_GOAL = 1 / 3  # our arena <= 1/3 of TFLite Micro's on every app model
 # A model that does not fit the STM32F746 still gets its instruction count, on the whole of
@@ -525,6 +527,14 @@ def update_docs(path: str | Path, records: list[Record]) -> bool:
     return new != text
 
 
+def write_plots(records: list[Record], out_dir: Path) -> list[Path]:
+    """benchplot.write_all, and a line saying where the plots went."""
+    paths = benchplot.write_all(records, out_dir)
+    if paths:
+        print(f"\nper-op profiles: {len(paths)} plots in {out_dir}/")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="patchcam bench",
@@ -543,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
                         "its kernels and report ours / CMSIS-NN's instructions")
     p.add_argument("--per-op", action="store_true",
                    help="also print every op's instructions, MACs and kernel functions")
+    p.add_argument("--plot", metavar="DIR", nargs="?", const=str(PLOTS),
+                   help="also draw each record's per-op profile, our kernels beside "
+                        f"CMSIS-NN's where it ran, as DIR/MODEL-SCHEDULE-KERNELS.png "
+                        f"(default {PLOTS}); with --from-json, from a build/bench.json")
     p.add_argument("--docs", metavar="FILE", nargs="+", default=[],
                    help="write the tables into each FILE's generated sections (Markdown: "
                         "bench tables and/or bench headline markers)")
@@ -561,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--from-json {args.from_json}: not a bench.json that `patchcam bench` "
                     f"wrote ({e})")
         print(markdown_tables(records))
+        if args.plot is not None and not write_plots(records, Path(args.plot)):
+            p.error(f"--plot: {args.from_json} has no per-op profiles; plot from the {OUT} "
+                    "that `make bench` writes (the docs' copy leaves them out)")
         for doc in args.docs:
             changed = update_docs(doc, records)
             print(f"\n{doc}: {'updated' if changed else 'already up to date'}")
@@ -606,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in records:
             print()
             print(op_table(r))
+    if args.plot is not None:
+        write_plots(records, Path(args.plot))
     for doc in args.docs:
         update_docs(doc, records)
     if any(Path(d).resolve() in DOCS_FILES for d in args.docs):
