@@ -26,7 +26,7 @@ KIND_COLOURS = {
     "halo": "#bcbd22",
 }
 OTHER_COLOUR = "#17becf"
-MAX_TICKS = 40  # more steps than this (cached schedules' halo steps): every n-th labelled
+MAX_TICKS = 80  # more steps than this (many halo steps): every n-th labelled
 
 
 @dataclass
@@ -117,7 +117,7 @@ def plot_profile(ours: Record, theirs: Record | None, path: Path) -> None:
     bottom.set_ylabel("instructions per MAC")
     bottom.grid(axis="y", which="both", alpha=0.3)
     every = max(1, -(-len(x) // MAX_TICKS))
-    bottom.set_xticks(x[::every], s.ticks[::every], fontsize=7)
+    bottom.set_xticks(x[::every], s.ticks[::every], fontsize=7 if len(x) <= 40 else 5)
     bottom.set_xlabel("step (op index; in: input copy, h: halo step)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
