@@ -1024,6 +1024,23 @@ PC_NOINLINE void row_3x3_s1(const chan_t *k, const int16_t *const *r, int32_t of
     }
 }
 
+/* The accumulator of one output: kh kernel rows of `pairs` weight words each, x at
+ * r[ky] + off (an odd kernel's last word has 0 in its upper lane, chan_prepare). */
+PC_INLINE int32_t row_one(const chan_t *k, const int16_t *const *r, int32_t off, int32_t kh,
+                          int32_t pairs)
+{
+    int32_t a = k->bias;
+    const uint32_t *w = k->w;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        const int16_t *x = r[ky] + off;
+        for (int32_t t = 0; t < pairs; t++) {
+            a = pc_smlad(rd2(x + 2 * t), w[t], a);
+        }
+        w += pairs;
+    }
+    return a;
+}
+
 /* m neighbouring outputs (m = 4 or 2, a constant) of a row of a kernel kw wide (a constant: 5
  * or 7), stride 1 or 2, into acc[0 .. m): per kernel row, each of the ceil(kw / 2) weight
  * words is loaded once for all m, and the outputs' overlapping pairs are loaded once
@@ -1091,16 +1108,7 @@ PC_INLINE void row_wide(const chan_t *k, const int16_t *const *r, int32_t off, i
         row_wide_step(k, r, off + j * d, kh, acc + j, kw, s2, 2);
     }
     if (j < n) {
-        int32_t s = k->bias;
-        const uint32_t *w = k->w;
-        for (int32_t ky = 0; ky < kh; ky++) {
-            const int16_t *x = r[ky] + off + j * d;
-            for (int32_t i = 0; i < pairs; i++) {
-                s = pc_smlad(rd2(x + 2 * i), w[i], s);
-            }
-            w += pairs;
-        }
-        acc[j] = s;
+        acc[j] = row_one(k, r, off + j * d, kh, pairs);
     }
 }
 
@@ -1122,16 +1130,7 @@ PC_NOINLINE void row_any(const chan_t *k, const int16_t *const *r, int32_t off, 
 {
     const int32_t pairs = (k->kw + 1) / 2;
     for (int32_t j = 0; j < n; j++) {
-        int32_t a = k->bias;
-        const uint32_t *w = k->w;
-        for (int32_t ky = 0; ky < k->kh; ky++) {
-            const int16_t *x = r[ky] + off + j * k->sw;
-            for (int32_t t = 0; t < pairs; t++) {
-                a = pc_smlad(rd2(x + 2 * t), w[t], a);
-            }
-            w += pairs;
-        }
-        acc[j] = a;
+        acc[j] = row_one(k, r, off + j * k->sw, k->kh, pairs);
     }
 }
 
