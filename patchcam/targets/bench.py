@@ -58,7 +58,7 @@ from patchcam.compiler import codegen, patchplan, reference
 from patchcam.compiler.ir import Graph
 from patchcam.compiler.models import load_graph
 from patchcam.paths import REPO
-from patchcam.targets import armbuild, benchplot, cmsisnn, opprofile, qemu
+from patchcam.targets import armbuild, cmsisnn, opprofile, qemu
 
 PRESETS = ("mcu-s-96", "mcu-m-128", "mbv2-0.35-144", "mbv2-1.0-224")
 KERNELS = ("dsp", "portable")
@@ -529,6 +529,7 @@ def update_docs(path: str | Path, records: list[Record]) -> bool:
 
 def write_plots(records: list[Record], out_dir: Path) -> list[Path]:
     """benchplot.write_all, and a line saying where the plots went."""
+    from patchcam.targets import benchplot  # it builds on this module's Record
     paths = benchplot.write_all(records, out_dir)
     if paths:
         print(f"\nper-op profiles: {len(paths)} plots in {out_dir}/")

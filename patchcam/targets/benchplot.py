@@ -13,12 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from patchcam.paths import file_stem
-
-if TYPE_CHECKING:
-    from patchcam.targets.bench import Record
+from patchcam.targets.bench import Record, _m
 
 KIND_COLOURS = {
     "pointwise": "#1f77b4", "depthwise": "#ff7f0e", "conv2d": "#2ca02c", "add": "#9467bd",
@@ -68,10 +65,6 @@ def pairs(records: Sequence[Record]) -> list[tuple[Record, Record | None]]:
 def plot_path(out_dir: Path, r: Record) -> Path:
     """Where r's plot goes: one file per model, schedule and kernels, inside out_dir."""
     return out_dir / f"{file_stem(r.model)}-{r.schedule}-{r.kernels}.png"
-
-
-def _m(n: float) -> str:
-    return f"{n / 1e6:.1f} M"
 
 
 def plot_profile(ours: Record, theirs: Record | None, path: Path) -> None:
