@@ -1337,6 +1337,241 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
     }
 }
 
+/* ---- 3x3 stride 1 on small maps: the group's padded plane, split into channel planes ------
+ * The four-channel paths take one instruction a MAC (SMLABB / SMLATT: HWC keeps a channel's
+ * neighbouring taps apart). Where a 3x3 stride-1 layer's padded plane fits PLANE_H x PLANE_W
+ * (maps and patch tiles up to 18x18), each group's four channels are widened once into four
+ * int16 planes, the padding holding the zero point as in padded_groups; a plane row's
+ * neighbouring taps are then one word, and each channel runs like the widened rows, two
+ * outputs a step. Rows are PLANE_W values apart, a constant, so each kernel row's words are
+ * one LDRD at an immediate offset. Per kernel row, with (x0, x1) and (x2, x3) loaded:
+ * A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) . (w1, w2) (SMLADX against
+ * (w2, w1)): one load and four MAC instructions for six taps, and the loop takes 10.5
+ * instructions an output. Outputs are requantised as the widened rows' (store_outputs), chunk by chunk.
+ * Measured by `make bench`: mbv2-0.35-144's 18x18 and 9x9 layers -18 % and -16 % against the
+ * four-channel padded path. Not taken: stride 2, where each input value feeds 2.25 MACs and
+ * widening it (2.5 instructions) does not pay (tiles +12 %); and maps of fewer than
+ * PLANES_MIN_OUTPUTS outputs (vww's 4x4 cache tiles +9 %), where each channel's set-up and
+ * calls are not repaid. */
+#define PLANE_W 20 /* int16 values a plane row */
+#define PLANE_H 20 /* plane rows: the four planes take 3.2 kB of stack */
+#define PLANE_SIZE (PLANE_H * PLANE_W)
+#define PLANE_CHUNK 96 /* accumulators a chunk of output rows */
+#define PLANES_MIN_OUTPUTS 25
+
+/* Plane columns the outputs read: the last step of two reads four columns. */
+static int32_t plane_cols(const pc_conv_params_t *p)
+{
+    return ((p->output.w + 1) & ~1) + 2;
+}
+
+static int planes_pay(const pc_conv_params_t *p)
+{
+    return !PC_DW_PADDED_ALWAYS && p->kernel_h == 3 && p->kernel_w == 3 && p->input.c >= 4 &&
+           p->stride_h == 1 && p->stride_w == 1 && plane_cols(p) <= PLANE_W &&
+           padded_h(p) <= PLANE_H && /* then wo <= 18 < PLANE_CHUNK */
+           p->output.h * p->output.w >= PLANES_MIN_OUTPUTS;
+}
+
+/* One channel's constants, as chan_prepare's for the widened rows but with each kernel row's
+ * weights as (w0, w1) and (w2, w1) (row_3x3_s1's tap-2 words do not serve SMLADX). */
+static void plane_prepare(chan_t *k, const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                          const int8_t *filter, const int32_t *bias, int32_t c)
+{
+    const int32_t ch = p->input.c;
+    int32_t lsh;
+    int32_t wsum = 0;
+    k->fast = pc_rq_prepare(&k->rq, bias[c], q->multiplier[c], q->shift[c], p->output_offset,
+                            9) &&
+              k->rq.lsh <= 7;
+    lsh = k->fast ? k->rq.lsh : 0;
+    for (int32_t ky = 0; ky < 3; ky++) {
+        const int8_t *f = filter + 3 * ky * ch + c;
+        const int32_t w0 = f[0], w1 = f[ch], w2 = f[2 * ch];
+        const uint32_t hi = pc_lane16(w1 * (1 << lsh)) << 16;
+        wsum += w0 + w1 + w2;
+        k->w[2 * ky] = pc_lane16(w0 * (1 << lsh)) | hi;
+        k->w[2 * ky + 1] = pc_lane16(w2 * (1 << lsh)) | hi;
+    }
+    /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
+    k->bias = (int32_t)(((uint32_t)bias[c] + (uint32_t)(p->input_offset * wsum)) << lsh);
+    k->mult = q->multiplier[c];
+    k->shift = q->shift[c];
+    k->out_off = p->output_offset;
+    k->lo = p->act_min;
+    k->hi = p->act_max;
+}
+
+/* The accumulators of `rows` output rows of wo outputs; x: the first one's top-left tap in
+ * the plane. */
+PC_NOINLINE void plane_rows(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                               int32_t rows)
+{
+    const uint32_t a0 = k->w[0], b0 = k->w[1], a1 = k->w[2], b1 = k->w[3];
+    const uint32_t a2 = k->w[4], b2 = k->w[5];
+    const int32_t bias = k->bias;
+    for (; rows > 0; rows--, x += PLANE_W) {
+        const uint32_t *xw = (const uint32_t *)(const void *)x;
+        int32_t *const end = acc + (wo & ~1);
+        uint32_t u, v;
+        int32_t s, t;
+        while (acc != end) {
+            pc_load2_at(xw, 0, &u, &v);
+            s = pc_smlad(u, a0, bias);
+            t = pc_smlatb(u, a0, bias);
+            s = pc_smlabb(v, b0, s);
+            t = pc_smladx(v, b0, t);
+            pc_load2_at(xw, PLANE_W / 2, &u, &v);
+            s = pc_smlad(u, a1, s);
+            t = pc_smlatb(u, a1, t);
+            s = pc_smlabb(v, b1, s);
+            t = pc_smladx(v, b1, t);
+            pc_load2_at(xw, PLANE_W, &u, &v);
+            s = pc_smlad(u, a2, s);
+            t = pc_smlatb(u, a2, t);
+            s = pc_smlabb(v, b2, s);
+            t = pc_smladx(v, b2, t);
+            acc[0] = s;
+            acc[1] = t;
+            acc += 2;
+            xw++;
+        }
+        if (wo & 1) { /* the last, odd output */
+            pc_load2_at(xw, 0, &u, &v);
+            s = pc_smlabb(v, b0, pc_smlad(u, a0, bias));
+            pc_load2_at(xw, PLANE_W / 2, &u, &v);
+            s = pc_smlabb(v, b1, pc_smlad(u, a1, s));
+            pc_load2_at(xw, PLANE_W, &u, &v);
+            *acc++ = pc_smlabb(v, b2, pc_smlad(u, a2, s));
+        }
+    }
+}
+
+/* The image's rows and columns that the outputs read: [0, *h) x [0, *w). */
+static void plane_image(const pc_conv_params_t *p, int32_t *h, int32_t *w)
+{
+    const int32_t y1 = padded_h(p) - p->pad_top;
+    const int32_t x1 = plane_cols(p) - p->pad_left;
+    *h = p->input.h < y1 ? p->input.h : y1;
+    *w = p->input.w < x1 ? p->input.w : x1;
+}
+
+/* Input pixel x's channels c..c + 3 to column 0 of the four planes (plane i: channel c + i). */
+PC_INLINE void plane_pixel(int16_t *dst, const int8_t *x)
+{
+    const uint32_t v = pc_read_u32(x);
+    const uint32_t e = pc_sxtb16(v);
+    const uint32_t o = pc_sxtb16_ror8(v);
+    dst[0] = (int16_t)pc_lo16(e);
+    dst[PLANE_SIZE] = (int16_t)pc_lo16(o);
+    dst[2 * PLANE_SIZE] = (int16_t)pc_hi16(e);
+    dst[3 * PLANE_SIZE] = (int16_t)pc_hi16(o);
+}
+
+/* Channels c..c + 3 of the image into the planes where the outputs read them, two pixels a
+ * step (one word a plane: PKHBT / PKHTB of their SXTB16 pairs); the padding around them
+ * holds the zero point (plane_fill). */
+static void plane_group(const pc_conv_params_t *p, const int8_t *input, int32_t c,
+                        int16_t *planes)
+{
+    const int32_t ch = p->input.c;
+    int32_t h, w;
+    plane_image(p, &h, &w);
+    for (int32_t y = 0; y < h; y++) {
+        const int8_t *src = input + y * p->input.w * ch + c;
+        int16_t *dst = planes + (y + p->pad_top) * PLANE_W + p->pad_left;
+        int16_t *const end = dst + w;
+        if (p->pad_left & 1 && dst != end) { /* from here on, word-aligned pairs */
+            plane_pixel(dst++, src);
+            src += ch;
+        }
+        for (; end - dst >= 2; dst += 2, src += 2 * ch) {
+            const uint32_t v0 = pc_read_u32(src);
+            const uint32_t v1 = pc_read_u32(src + ch);
+            const uint32_t e0 = pc_sxtb16(v0), e1 = pc_sxtb16(v1);
+            const uint32_t o0 = pc_sxtb16_ror8(v0), o1 = pc_sxtb16_ror8(v1);
+            uint32_t *d = (uint32_t *)(void *)dst;
+            d[0] = pc_pack16x2((int32_t)e0, (int32_t)e1);
+            d[PLANE_SIZE / 2] = pc_pack16x2((int32_t)o0, (int32_t)o1);
+            d[PLANE_SIZE] = pc_pack16x2_top(e0, e1);
+            d[3 * PLANE_SIZE / 2] = pc_pack16x2_top(o0, o1);
+        }
+        if (dst != end) {
+            plane_pixel(dst, src);
+        }
+    }
+}
+
+/* Columns [x0, x1) of row y of the four planes to the zero point (pad). */
+static void plane_pad(int16_t *planes, int32_t y, int32_t x0, int32_t x1, int16_t pad)
+{
+    for (int16_t *d = planes + y * PLANE_W + x0; d != planes + y * PLANE_W + x1; d++) {
+        d[0] = pad;
+        d[PLANE_SIZE] = pad;
+        d[2 * PLANE_SIZE] = pad;
+        d[3 * PLANE_SIZE] = pad;
+    }
+}
+
+/* The padding of the four planes: the zero point wherever plane_group writes nothing. */
+static void plane_fill(const pc_conv_params_t *p, int16_t *planes)
+{
+    const int16_t pad = (int16_t)-p->input_offset;
+    const int32_t cols = plane_cols(p);
+    const int32_t y0 = p->pad_top, x0 = p->pad_left;
+    int32_t h, w;
+    plane_image(p, &h, &w);
+    for (int32_t y = 0; y < padded_h(p); y++) {
+        if (y < y0 || y >= y0 + h) {
+            plane_pad(planes, y, 0, cols, pad);
+        } else {
+            plane_pad(planes, y, 0, x0, pad);
+            plane_pad(planes, y, x0 + w, cols, pad);
+        }
+    }
+}
+
+/* Every group of four channels (the rest are left to the caller: returns the first); output
+ * may be the input itself (a group's outputs overwrite only its own channels, all copied). */
+PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                                  const int8_t *input, const int8_t *filter,
+                                  const int32_t *bias, int8_t *output)
+{
+    union {
+        int16_t v[4 * PLANE_SIZE];
+        uint32_t align; /* LDRD */
+    } planes;
+    int32_t acc[PLANE_CHUNK];
+    chan_t k;
+    const int32_t ch = p->input.c;
+    const int32_t ho = p->output.h;
+    const int32_t wo = p->output.w;
+    const int32_t out_w = pc_output_stride(p);
+    const int32_t block = PLANE_CHUNK / wo; /* output rows a chunk */
+    int32_t c = 0;
+    plane_fill(p, planes.v);
+    for (; c + 4 <= ch; c += 4) {
+        plane_group(p, input, c, planes.v);
+        for (int32_t i = 0; i < 4; i++) {
+            const int16_t *plane = planes.v + i * PLANE_SIZE;
+            plane_prepare(&k, p, q, filter, bias, c + i);
+            for (int32_t oy = 0; oy < ho; oy += block) {
+                const int32_t rows = ho - oy < block ? ho - oy : block;
+                int8_t *out = output + oy * out_w * ch + c + i;
+                plane_rows(&k, plane + oy * PLANE_W, acc, wo, rows);
+                if (out_w == wo) { /* contiguous in the output */
+                    store_outputs(&k, acc, rows * wo, out, ch);
+                } else {
+                    for (int32_t r = 0; r < rows; r++) {
+                        store_outputs(&k, acc + r * wo, wo, out + r * out_w * ch, ch);
+                    }
+                }
+            }
+        }
+    }
+    return c;
+}
+
 /* In place, output row o lands on the flat pixels [o * Wo, (o + 1) * Wo) of the input: every
  * input row under it must have been widened by then (true for "same" and "valid" padding). */
 static int in_place_rows_ok(const pc_conv_params_t *p)
@@ -1365,8 +1600,9 @@ void pc_depthwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     int32_t ox_in0, ox_in1;
     int32_t c = 0;
     group_t g;
-    if (covered_pays(p) || padded_pays(p)) {
+    if (covered_pays(p) || planes_pay(p) || padded_pays(p)) {
         c = covered_pays(p) ? covered_groups(p, q, input, filter, bias, output)
+            : planes_pay(p) ? planes_groups(p, q, input, filter, bias, output)
                             : padded_groups(p, q, input, filter, bias, output);
         if (c < ch) {
             depthwise_scalar(p, q, input, filter, bias, output, c);
@@ -1584,6 +1820,8 @@ void pc_depthwise_conv2d_s8_in_place(const pc_conv_params_t *p, const pc_per_cha
 #if PC_USE_DSP
     if (covered_pays(p)) { /* each group's copy holds all it reads */
         c0 = covered_groups(p, q, data, filter, bias, data);
+    } else if (planes_pay(p)) { /* the same */
+        c0 = planes_groups(p, q, data, filter, bias, data);
     } else if (padded_pays(p)) { /* the same */
         c0 = padded_groups(p, q, data, filter, bias, data);
     } else if (rows_fit(p) && in_place_rows_ok(p)) { /* the ring holds the rows still read */

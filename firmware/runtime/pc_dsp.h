@@ -102,6 +102,14 @@ static inline int32_t pc_smlad(uint32_t x, uint32_t y, int32_t acc)
     return (int32_t)s;
 }
 
+/* SMLADX: acc + x.lo * y.hi + x.hi * y.lo, y's lanes exchanged (wrapping likewise). */
+static inline int32_t pc_smladx(uint32_t x, uint32_t y, int32_t acc)
+{
+    const uint32_t s = (uint32_t)acc + (uint32_t)(pc_lo16(x) * pc_hi16(y)) +
+                       (uint32_t)(pc_hi16(x) * pc_lo16(y));
+    return (int32_t)s;
+}
+
 /* SMLABB / SMLATT: acc + bottom * bottom, acc + top * top. */
 static inline int32_t pc_smlabb(uint32_t x, uint32_t y, int32_t acc)
 {
@@ -186,6 +194,11 @@ static inline uint32_t pc_sxtab16_ror8(uint32_t a, uint32_t x)
 static inline int32_t pc_smlad(uint32_t x, uint32_t y, int32_t acc)
 {
     return __smlad((int16x2_t)x, (int16x2_t)y, acc);
+}
+
+static inline int32_t pc_smladx(uint32_t x, uint32_t y, int32_t acc)
+{
+    return __smladx((int16x2_t)x, (int16x2_t)y, acc);
 }
 
 static inline int32_t pc_smlabb(uint32_t x, uint32_t y, int32_t acc)
@@ -323,6 +336,18 @@ static inline uint32_t pc_pack16x2(int32_t lo, int32_t hi)
 #else
     uint32_t r;
     __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+#endif
+}
+
+/* The top lanes of lo and hi as the two int16 lanes (PKHTB). */
+static inline uint32_t pc_pack16x2_top(uint32_t lo, uint32_t hi)
+{
+#if defined(PC_DSP_EMULATE)
+    return (lo >> 16) | (hi & 0xffff0000u);
+#else
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
     return r;
 #endif
 }
