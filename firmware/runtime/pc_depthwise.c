@@ -4,14 +4,17 @@
  * outside the image are either skipped by clipping the kernel window or read from a padded
  * copy whose padding adds exactly 0.
  *
- * DSP path, four algorithms (which one a layer takes: covered_pays, padded_pays, then
- * rows_fit):
+ * DSP path, five algorithms (which one a layer takes: covered_pays, planes_pay,
+ * padded_pays, then rows_fit):
  * - four channels at a time from a widened copy of their plane, each window clipped:
  *   kernels taller or wider than a small map (covered_pays; described at covered_groups'
  *   section);
- * - four channels at a time from a padded copy of their plane: 3x3 maps and patch tiles up
- *   to 18x18, and small maps whose border holds a third of the outputs (padded_pays;
- *   described at padded_groups' section);
+ * - four channels widened together into channel planes, then one channel at a time, two
+ *   outputs a step: 3x3 stride 1 on maps and patch tiles up to 78 wide (planes_pay;
+ *   described at planes_groups' section);
+ * - four channels at a time from a padded copy of their plane: the other 3x3 maps and
+ *   patch tiles up to 18x18, and small maps whose border holds a third of the outputs
+ *   (padded_pays; described at padded_groups' section);
  * - widened rows, one channel at a time: maps of 4+ rows and 64+ outputs a channel, but for
  *   3x3 with stride 2 (rows_fit; described at rows_layer's section);
  * - four channels at a time on the tensor itself: the rest (3x3 with stride 2 on larger
@@ -1337,26 +1340,32 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
     }
 }
 
-/* ---- 3x3 stride 1 on small maps: the group's padded plane, split into channel planes ------
+/* ---- 3x3 stride 1 on maps up to 78 wide: channel planes, band by band -------------------
  * The four-channel paths take one instruction a MAC (SMLABB / SMLATT: HWC keeps a channel's
- * neighbouring taps apart). Where a 3x3 stride-1 layer's padded plane fits PLANE_H x PLANE_W
- * (maps and patch tiles up to 18x18), each group's four channels are widened once into four
- * int16 planes, the padding holding the zero point as in padded_groups; a plane row's
- * neighbouring taps are then one word, and each channel runs like the widened rows, two
- * outputs a step. Rows are PLANE_W values apart, a constant, so each kernel row's words are
- * one LDRD at an immediate offset. Per kernel row, with (x0, x1) and (x2, x3) loaded:
- * A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) . (w1, w2) (SMLADX against
- * (w2, w1)): one load and four MAC instructions for six taps, and the loop takes 10.5
- * instructions an output. Outputs are requantised as the widened rows' (store_outputs), chunk by chunk.
- * Measured by `make bench`: mbv2-0.35-144's 18x18 and 9x9 layers -18 % and -16 % against the
- * four-channel padded path. Not taken: stride 2, where each input value feeds 2.25 MACs and
- * widening it (2.5 instructions) does not pay (tiles +12 %); and maps of fewer than
- * PLANES_MIN_OUTPUTS outputs (vww's 4x4 cache tiles +9 %), where each channel's set-up and
- * calls are not repaid. */
-#define PLANE_W 20 /* int16 values a plane row */
-#define PLANE_H 20 /* plane rows: the four planes take 3.2 kB of stack */
-#define PLANE_SIZE (PLANE_H * PLANE_W)
-#define PLANE_CHUNK 96 /* accumulators a chunk of output rows */
+ * neighbouring taps apart), and the widened rows widen one channel at a time (3.5
+ * instructions a value). Here a group's four channels are widened together (2.5 a value)
+ * into four int16 planes, the padding holding the zero point as in padded_groups; a plane
+ * row's neighbouring taps are then one word, and each channel runs two outputs a step. Plane
+ * rows are `pitch` values apart, a constant of each kernel (20, 40 or 80), so a kernel row's
+ * words are one LDRD at an immediate offset. Per kernel row, with (x0, x1) and (x2, x3)
+ * loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) . (w1, w2) (SMLADX
+ * against (w2, w1)): one load and four MAC instructions for six taps; the loop takes 10.5
+ * instructions an output. Outputs are requantised as the widened rows' (store_outputs).
+ *
+ * The planes hold PLANE_VALUES / 4 / pitch rows: the whole padded plane of maps up to 18x18,
+ * else a band of output rows at a time, the next band keeping the last two input rows the
+ * band read (copied to the top) and widening the rest. In place, a band's outputs go
+ * straight to their place: output row o lands on input rows <= o (Wo <= W), so a band that
+ * ends before output row o1 overwrites input rows < o1 only, and the later bands widen input
+ * rows >= o1 + 2 - pad_top >= o1 (pad_top <= 2): none is overwritten before it is read.
+ *
+ * Measured by `make bench` (mbv2-0.35-144): 72x72 -14 %, 36x36 -27 % against the widened
+ * rows; 18x18 and 9x9 -17 % and -14 % against the four-channel padded path. Not taken:
+ * stride 2, where each input value feeds 2.25 MACs and widening it does not pay (cache tiles
+ * +12 %); and maps of fewer than PLANES_MIN_OUTPUTS outputs (vww's 4x4 cache tiles +9 %),
+ * where each channel's set-up and calls are not repaid. */
+#define PLANE_VALUES 1600  /* the four planes on the stack: 3.2 kB */
+#define PLANE_CHUNK 96     /* accumulators a chunk of output rows: > 78 */
 #define PLANES_MIN_OUTPUTS 25
 
 /* Plane columns the outputs read: the last step of two reads four columns. */
@@ -1365,11 +1374,18 @@ static int32_t plane_cols(const pc_conv_params_t *p)
     return ((p->output.w + 1) & ~1) + 2;
 }
 
+/* Values from one plane row to the next: 20, 40 or 80 (0: the map is too wide). */
+static int32_t plane_pitch(const pc_conv_params_t *p)
+{
+    const int32_t cols = plane_cols(p);
+    return cols <= 20 ? 20 : cols <= 40 ? 40 : cols <= 80 ? 80 : 0;
+}
+
 static int planes_pay(const pc_conv_params_t *p)
 {
     return !PC_DW_PADDED_ALWAYS && p->kernel_h == 3 && p->kernel_w == 3 && p->input.c >= 4 &&
-           p->stride_h == 1 && p->stride_w == 1 && plane_cols(p) <= PLANE_W &&
-           padded_h(p) <= PLANE_H && /* then wo <= 18 < PLANE_CHUNK */
+           p->stride_h == 1 && p->stride_w == 1 && plane_pitch(p) > 0 &&
+           p->output.w <= p->input.w && p->pad_top <= 2 && /* in place: see above */
            p->output.h * p->output.w >= PLANES_MIN_OUTPUTS;
 }
 
@@ -1403,14 +1419,14 @@ static void plane_prepare(chan_t *k, const pc_conv_params_t *p, const pc_per_cha
 }
 
 /* The accumulators of `rows` output rows of wo outputs; x: the first one's top-left tap in
- * the plane. */
-PC_NOINLINE void plane_rows(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
-                               int32_t rows)
+ * a plane whose rows are `pitch` values apart (a constant). */
+PC_INLINE void plane_rows_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                             int32_t rows, int32_t pitch)
 {
     const uint32_t a0 = k->w[0], b0 = k->w[1], a1 = k->w[2], b1 = k->w[3];
     const uint32_t a2 = k->w[4], b2 = k->w[5];
     const int32_t bias = k->bias;
-    for (; rows > 0; rows--, x += PLANE_W) {
+    for (; rows > 0; rows--, x += pitch) {
         const uint32_t *xw = (const uint32_t *)(const void *)x;
         int32_t *const end = acc + (wo & ~1);
         uint32_t u, v;
@@ -1421,12 +1437,12 @@ PC_NOINLINE void plane_rows(const chan_t *k, const int16_t *x, int32_t *acc, int
             t = pc_smlatb(u, a0, bias);
             s = pc_smlabb(v, b0, s);
             t = pc_smladx(v, b0, t);
-            pc_load2_at(xw, PLANE_W / 2, &u, &v);
+            pc_load2_at(xw, pitch / 2, &u, &v);
             s = pc_smlad(u, a1, s);
             t = pc_smlatb(u, a1, t);
             s = pc_smlabb(v, b1, s);
             t = pc_smladx(v, b1, t);
-            pc_load2_at(xw, PLANE_W, &u, &v);
+            pc_load2_at(xw, pitch, &u, &v);
             s = pc_smlad(u, a2, s);
             t = pc_smlatb(u, a2, t);
             s = pc_smlabb(v, b2, s);
@@ -1439,131 +1455,167 @@ PC_NOINLINE void plane_rows(const chan_t *k, const int16_t *x, int32_t *acc, int
         if (wo & 1) { /* the last, odd output */
             pc_load2_at(xw, 0, &u, &v);
             s = pc_smlabb(v, b0, pc_smlad(u, a0, bias));
-            pc_load2_at(xw, PLANE_W / 2, &u, &v);
+            pc_load2_at(xw, pitch / 2, &u, &v);
             s = pc_smlabb(v, b1, pc_smlad(u, a1, s));
-            pc_load2_at(xw, PLANE_W, &u, &v);
+            pc_load2_at(xw, pitch, &u, &v);
             *acc++ = pc_smlabb(v, b2, pc_smlad(u, a2, s));
         }
     }
 }
 
-/* The image's rows and columns that the outputs read: [0, *h) x [0, *w). */
-static void plane_image(const pc_conv_params_t *p, int32_t *h, int32_t *w)
-{
-    const int32_t y1 = padded_h(p) - p->pad_top;
-    const int32_t x1 = plane_cols(p) - p->pad_left;
-    *h = p->input.h < y1 ? p->input.h : y1;
-    *w = p->input.w < x1 ? p->input.w : x1;
-}
+typedef void (*plane_rows_fn_t)(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                                int32_t rows);
 
-/* Input pixel x's channels c..c + 3 to column 0 of the four planes (plane i: channel c + i). */
-PC_INLINE void plane_pixel(int16_t *dst, const int8_t *x)
+#define PLANE_ROWS(pitch)                                                                      \
+    PC_NOINLINE void plane_rows_##pitch(const chan_t *k, const int16_t *x, int32_t *acc,      \
+                                        int32_t wo, int32_t rows)                             \
+    {                                                                                          \
+        plane_rows_at(k, x, acc, wo, rows, pitch);                                             \
+    }
+
+PLANE_ROWS(20)
+PLANE_ROWS(40)
+PLANE_ROWS(80)
+
+/* Input pixel x's channels c..c + 3 to column 0 of the four planes (plane i: channel c + i;
+ * `size`: values a plane). */
+PC_INLINE void plane_pixel(int16_t *dst, const int8_t *x, int32_t size)
 {
     const uint32_t v = pc_read_u32(x);
     const uint32_t e = pc_sxtb16(v);
     const uint32_t o = pc_sxtb16_ror8(v);
     dst[0] = (int16_t)pc_lo16(e);
-    dst[PLANE_SIZE] = (int16_t)pc_lo16(o);
-    dst[2 * PLANE_SIZE] = (int16_t)pc_hi16(e);
-    dst[3 * PLANE_SIZE] = (int16_t)pc_hi16(o);
+    dst[size] = (int16_t)pc_lo16(o);
+    dst[2 * size] = (int16_t)pc_hi16(e);
+    dst[3 * size] = (int16_t)pc_hi16(o);
 }
 
-/* Channels c..c + 3 of the image into the planes where the outputs read them, two pixels a
- * step (one word a plane: PKHBT / PKHTB of their SXTB16 pairs); the padding around them
- * holds the zero point (plane_fill). */
-static void plane_group(const pc_conv_params_t *p, const int8_t *input, int32_t c,
-                        int16_t *planes)
+/* Values [x0, x1) of a row of each of the four planes to pad. */
+static void plane_pad(int16_t *row, int32_t size, int32_t x0, int32_t x1, int16_t pad)
+{
+    for (int16_t *d = row + x0; d < row + x1; d++) {
+        d[0] = pad;
+        d[size] = pad;
+        d[2 * size] = pad;
+        d[3 * size] = pad;
+    }
+}
+
+/* Everything about the planes of a layer that does not change from group to group. */
+typedef struct {
+    int32_t pitch, size; /* values from row to row, values a plane */
+    int32_t band;        /* output rows a band */
+    int32_t cols;        /* plane columns the outputs read */
+    int32_t x0, w;       /* the image's columns [0, w) sit at plane columns [x0, x0 + w) */
+    int16_t pad;         /* the zero point */
+    int padded;          /* the rows outside the image are padded already */
+} planes_t;
+
+/* Input row iy of channels c..c + 3 into row `row` of the four planes: the image's columns
+ * two pixels a step (one word a plane: PKHBT / PKHTB of their SXTB16 pairs), or the zero
+ * point for a row above or below the image (unless g->padded: one band, whose rows outside
+ * the image were padded once for every group). */
+PC_INLINE void plane_row(const planes_t *g, const pc_conv_params_t *p, const int8_t *input,
+                         int32_t c, int32_t iy, int16_t *row)
 {
     const int32_t ch = p->input.c;
-    int32_t h, w;
-    plane_image(p, &h, &w);
-    for (int32_t y = 0; y < h; y++) {
-        const int8_t *src = input + y * p->input.w * ch + c;
-        int16_t *dst = planes + (y + p->pad_top) * PLANE_W + p->pad_left;
-        int16_t *const end = dst + w;
-        if (p->pad_left & 1 && dst != end) { /* from here on, word-aligned pairs */
-            plane_pixel(dst++, src);
-            src += ch;
+    const int32_t size = g->size;
+    const int8_t *src = input + iy * p->input.w * ch + c;
+    int16_t *dst = row + g->x0;
+    int16_t *const end = dst + g->w;
+    if (iy < 0 || iy >= p->input.h) {
+        if (!g->padded) {
+            plane_pad(row, size, g->x0, g->x0 + g->w, g->pad);
         }
-        for (; end - dst >= 2; dst += 2, src += 2 * ch) {
-            const uint32_t v0 = pc_read_u32(src);
-            const uint32_t v1 = pc_read_u32(src + ch);
-            const uint32_t e0 = pc_sxtb16(v0), e1 = pc_sxtb16(v1);
-            const uint32_t o0 = pc_sxtb16_ror8(v0), o1 = pc_sxtb16_ror8(v1);
-            uint32_t *d = (uint32_t *)(void *)dst;
-            d[0] = pc_pack16x2((int32_t)e0, (int32_t)e1);
-            d[PLANE_SIZE / 2] = pc_pack16x2((int32_t)o0, (int32_t)o1);
-            d[PLANE_SIZE] = pc_pack16x2_top(e0, e1);
-            d[3 * PLANE_SIZE / 2] = pc_pack16x2_top(o0, o1);
-        }
-        if (dst != end) {
-            plane_pixel(dst, src);
-        }
+        return;
     }
-}
-
-/* Columns [x0, x1) of row y of the four planes to the zero point (pad). */
-static void plane_pad(int16_t *planes, int32_t y, int32_t x0, int32_t x1, int16_t pad)
-{
-    for (int16_t *d = planes + y * PLANE_W + x0; d != planes + y * PLANE_W + x1; d++) {
-        d[0] = pad;
-        d[PLANE_SIZE] = pad;
-        d[2 * PLANE_SIZE] = pad;
-        d[3 * PLANE_SIZE] = pad;
+    if (g->x0 & 1 && dst != end) { /* from here on, word-aligned pairs */
+        plane_pixel(dst++, src, size);
+        src += ch;
     }
-}
-
-/* The padding of the four planes: the zero point wherever plane_group writes nothing. */
-static void plane_fill(const pc_conv_params_t *p, int16_t *planes)
-{
-    const int16_t pad = (int16_t)-p->input_offset;
-    const int32_t cols = plane_cols(p);
-    const int32_t y0 = p->pad_top, x0 = p->pad_left;
-    int32_t h, w;
-    plane_image(p, &h, &w);
-    for (int32_t y = 0; y < padded_h(p); y++) {
-        if (y < y0 || y >= y0 + h) {
-            plane_pad(planes, y, 0, cols, pad);
-        } else {
-            plane_pad(planes, y, 0, x0, pad);
-            plane_pad(planes, y, x0 + w, cols, pad);
-        }
+    for (; end - dst >= 2; dst += 2, src += 2 * ch) {
+        const uint32_t v0 = pc_read_u32(src);
+        const uint32_t v1 = pc_read_u32(src + ch);
+        const uint32_t e0 = pc_sxtb16(v0), e1 = pc_sxtb16(v1);
+        const uint32_t o0 = pc_sxtb16_ror8(v0), o1 = pc_sxtb16_ror8(v1);
+        uint32_t *d = (uint32_t *)(void *)dst;
+        d[0] = pc_pack16x2((int32_t)e0, (int32_t)e1);
+        d[size / 2] = pc_pack16x2((int32_t)o0, (int32_t)o1);
+        d[size] = pc_pack16x2_top(e0, e1);
+        d[3 * size / 2] = pc_pack16x2_top(o0, o1);
+    }
+    if (dst != end) {
+        plane_pixel(dst, src, size);
     }
 }
 
 /* Every group of four channels (the rest are left to the caller: returns the first); output
- * may be the input itself (a group's outputs overwrite only its own channels, all copied). */
+ * may be the input itself (see above). */
 PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                                   const int8_t *input, const int8_t *filter,
                                   const int32_t *bias, int8_t *output)
 {
     union {
-        int16_t v[4 * PLANE_SIZE];
+        int16_t v[PLANE_VALUES];
         uint32_t align; /* LDRD */
     } planes;
     int32_t acc[PLANE_CHUNK];
     chan_t k;
+    planes_t g;
     const int32_t ch = p->input.c;
     const int32_t ho = p->output.h;
     const int32_t wo = p->output.w;
     const int32_t out_w = pc_output_stride(p);
     const int32_t block = PLANE_CHUNK / wo; /* output rows a chunk */
+    const plane_rows_fn_t rows_fn = plane_pitch(p) == 20   ? plane_rows_20
+                                    : plane_pitch(p) == 40 ? plane_rows_40
+                                                           : plane_rows_80;
     int32_t c = 0;
-    plane_fill(p, planes.v);
+    g.pitch = plane_pitch(p);
+    g.size = PLANE_VALUES / 4;
+    g.band = g.size / g.pitch - 2;
+    g.cols = plane_cols(p);
+    g.x0 = p->pad_left;
+    g.w = p->input.w < g.cols - g.x0 ? p->input.w : g.cols - g.x0;
+    g.pad = (int16_t)-p->input_offset;
+    g.padded = ho <= g.band;
+    for (int32_t r = 0; r < g.band + 2 && r < ho + 2; r++) {
+        int16_t *row = planes.v + r * g.pitch;
+        const int32_t iy = r - p->pad_top;
+        plane_pad(row, g.size, 0, g.x0, g.pad); /* the columns beside the image */
+        plane_pad(row, g.size, g.x0 + g.w, g.cols, g.pad);
+        if (g.padded && (iy < 0 || iy >= p->input.h)) { /* one band: its rows outside */
+            plane_pad(row, g.size, g.x0, g.x0 + g.w, g.pad);
+        }
+    }
     for (; c + 4 <= ch; c += 4) {
-        plane_group(p, input, c, planes.v);
-        for (int32_t i = 0; i < 4; i++) {
-            const int16_t *plane = planes.v + i * PLANE_SIZE;
-            plane_prepare(&k, p, q, filter, bias, c + i);
-            for (int32_t oy = 0; oy < ho; oy += block) {
-                const int32_t rows = ho - oy < block ? ho - oy : block;
-                int8_t *out = output + oy * out_w * ch + c + i;
-                plane_rows(&k, plane + oy * PLANE_W, acc, wo, rows);
-                if (out_w == wo) { /* contiguous in the output */
-                    store_outputs(&k, acc, rows * wo, out, ch);
-                } else {
-                    for (int32_t r = 0; r < rows; r++) {
-                        store_outputs(&k, acc + r * wo, wo, out + r * out_w * ch, ch);
+        for (int32_t o0 = 0; o0 < ho; o0 += g.band) {
+            const int32_t rows = ho - o0 < g.band ? ho - o0 : g.band; /* output rows */
+            const int32_t iy0 = o0 - p->pad_top; /* the input row of plane row 0 */
+            int32_t r = 0;
+            if (o0 > 0) { /* the previous band's last two rows: now rows 0 and 1 */
+                for (int32_t i = 0; i < 4; i++) {
+                    int16_t *plane = planes.v + i * g.size;
+                    memcpy(plane, plane + g.band * g.pitch, 2 * sizeof(int16_t) * g.pitch);
+                }
+                r = 2;
+            }
+            for (; r < rows + 2; r++) {
+                plane_row(&g, p, input, c, iy0 + r, planes.v + r * g.pitch);
+            }
+            for (int32_t i = 0; i < 4; i++) {
+                const int16_t *plane = planes.v + i * g.size;
+                plane_prepare(&k, p, q, filter, bias, c + i);
+                for (int32_t oy = 0; oy < rows; oy += block) {
+                    const int32_t n = rows - oy < block ? rows - oy : block;
+                    int8_t *out = output + (o0 + oy) * out_w * ch + c + i;
+                    rows_fn(&k, plane + oy * g.pitch, acc, wo, n);
+                    if (out_w == wo) { /* contiguous in the output */
+                        store_outputs(&k, acc, n * wo, out, ch);
+                    } else {
+                        for (int32_t j = 0; j < n; j++) {
+                            store_outputs(&k, acc + j * wo, wo, out + j * out_w * ch, ch);
+                        }
                     }
                 }
             }

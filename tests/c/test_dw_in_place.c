@@ -2,7 +2,8 @@
  * tests/test_runtime_host.py on both code paths, built with AddressSanitizer + UBSan).
  *
  *   test_dw_in_place SEED
- *       for every geometry of a sweep (sizes 1..13 x 1..30, kernels 1x1 .. 7x7 and 3x5,
+ *       for every geometry of a sweep (sizes 1..13 x 1..30 and, one in three, 1..13 x 1..80
+ *       for the widest bands of the channel planes; kernels 1x1 .. 7x7 and 3x5,
  *       strides 1..3, every top / left pad below the kernel, bottom / right pads giving the
  *       "same" and the "valid" output, 1..9 channels and 16) and random data (a channel in 8
  *       with a positive shift, which takes the kernels' generic requantisation), runs the
@@ -181,7 +182,7 @@ int main(int argc, char **argv)
                     const int32_t pr = same ? kw - 1 - pl : 0;
                     for (int32_t n = 0; n < 6; n++) {
                         const int32_t h = 1 + (int32_t)(rnd() % 13);
-                        const int32_t w = 1 + (int32_t)(rnd() % 30);
+                        const int32_t w = 1 + (int32_t)(rnd() % (n % 3 == 2 ? 80 : 30));
                         const int32_t c = channels[rnd() % (sizeof(channels) / sizeof(channels[0]))];
                         const int r = check(h, w, c, kh, kw, s, s == 3 ? 1 : s, pt, pl, pb, pr);
                         checked += r > 0;
