@@ -10,8 +10,8 @@
  *   kernels taller or wider than a small map (covered_pays; described at covered_groups'
  *   section);
  * - four channels widened together into channel planes, then one channel at a time, two
- *   outputs a step: 3x3 stride 1 on maps and patch tiles up to 78 wide (planes_pay;
- *   described at planes_groups' section);
+ *   outputs a step: 3x3 and 5x5 stride 1 on maps and patch tiles up to 78 and 36 wide
+ *   (planes_pay; described at planes_groups' section);
  * - four channels at a time from a padded copy of their plane: the other 3x3 maps and
  *   patch tiles up to 18x18, and small maps whose border holds a third of the outputs
  *   (padded_pays; described at padded_groups' section);
@@ -1340,38 +1340,44 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
     }
 }
 
-/* ---- 3x3 stride 1 on maps up to 78 wide: channel planes, band by band -------------------
+/* ---- 3x3 and 5x5 stride 1 on maps up to 78 wide: channel planes, band by band ---------
  * The four-channel paths take one instruction a MAC (SMLABB / SMLATT: HWC keeps a channel's
  * neighbouring taps apart), and the widened rows widen one channel at a time (3.5
  * instructions a value). Here a group's four channels are widened together (2.5 a value)
  * into four int16 planes, the padding holding the zero point as in padded_groups; a plane
  * row's neighbouring taps are then one word, and each channel runs two outputs a step. Plane
  * rows are `pitch` values apart, a constant of each kernel (20, 40 or 80), so a kernel row's
- * words are one LDRD at an immediate offset. Per kernel row, with (x0, x1) and (x2, x3)
- * loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) . (w1, w2) (SMLADX
- * against (w2, w1)): one load and four MAC instructions for six taps; the loop takes 10.5
- * instructions an output. Outputs are requantised as the widened rows' (store_outputs).
+ * words are one LDRD at an immediate offset. Per kernel row of a 3x3, with (x0, x1) and
+ * (x2, x3) loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) . (w1, w2)
+ * (SMLADX against (w2, w1)): one load and four MAC instructions for six taps, 10.5
+ * instructions an output in all, the weights in registers. A 5x5 row takes (x4, x5) too, and
+ * six MAC instructions for ten taps; its weights are loaded per row (29.5 instructions an
+ * output, against 34 on the widened rows' four outputs a step). Outputs are requantised as
+ * the widened rows' (store_outputs).
  *
- * The planes hold PLANE_VALUES / 4 / pitch rows: the whole padded plane of maps up to 18x18,
- * else a band of output rows at a time, the next band keeping the last two input rows the
- * band read (copied to the top) and widening the rest. In place, a band's outputs go
- * straight to their place: output row o lands on input rows <= o (Wo <= W), so a band that
- * ends before output row o1 overwrites input rows < o1 only, and the later bands widen input
- * rows >= o1 + 2 - pad_top >= o1 (pad_top <= 2): none is overwritten before it is read.
+ * The planes hold PLANE_VALUES / 4 / pitch rows: the whole padded plane of maps up to 18x18
+ * (3x3) or 16x16 (5x5), else a band of output rows at a time, the next band keeping the last
+ * kh - 1 input rows the band read (copied to the top) and widening the rest. In place, a
+ * band's outputs go straight to their place: output row o lands on input rows <= o
+ * (Wo <= W), so a band that ends before output row o1 overwrites input rows < o1 only, and
+ * the later bands widen input rows >= o1 + kh - 1 - pad_top >= o1 (pad_top <= kh - 1): none
+ * is overwritten before it is read.
  *
- * Measured by `make bench` (mbv2-0.35-144): 72x72 -14 %, 36x36 -27 % against the widened
- * rows; 18x18 and 9x9 -17 % and -14 % against the four-channel padded path. Not taken:
- * stride 2, where each input value feeds 2.25 MACs and widening it does not pay (cache tiles
- * +12 %); and maps of fewer than PLANES_MIN_OUTPUTS outputs (vww's 4x4 cache tiles +9 %),
- * where each channel's set-up and calls are not repaid. */
+ * Measured by `make bench`: mbv2-0.35-144's 3x3 72x72 -14 % and 36x36 -27 % against the
+ * widened rows, 18x18 and 9x9 -17 % and -14 % against the four-channel padded path;
+ * mask_detect's 5x5 on 20x26 -11 %, vww's on 12x12 -22 %. Not taken: stride 2, where each
+ * input value feeds 2.25 MACs (3x3) and widening it does not pay (cache tiles +12 %); maps
+ * of fewer than PLANES_MIN_OUTPUTS outputs (mbv2-0.35-144's 5x5 +1 %, vww's 4x4 cache tiles
+ * +9 %), where each channel's set-up and calls are not repaid; and 5x5 bands of fewer than
+ * four rows (maps over 36 wide), which would carry more rows than they widen. */
 #define PLANE_VALUES 1600  /* the four planes on the stack: 3.2 kB */
 #define PLANE_CHUNK 96     /* accumulators a chunk of output rows: > 78 */
-#define PLANES_MIN_OUTPUTS 25
+#define PLANES_MIN_OUTPUTS 36
 
-/* Plane columns the outputs read: the last step of two reads four columns. */
+/* Plane columns the outputs read: the last step of two reads kw + 1 columns. */
 static int32_t plane_cols(const pc_conv_params_t *p)
 {
-    return ((p->output.w + 1) & ~1) + 2;
+    return ((p->output.w + 1) & ~1) + p->kernel_w - 1;
 }
 
 /* Values from one plane row to the next: 20, 40 or 80 (0: the map is too wide). */
@@ -1381,33 +1387,49 @@ static int32_t plane_pitch(const pc_conv_params_t *p)
     return cols <= 20 ? 20 : cols <= 40 ? 40 : cols <= 80 ? 80 : 0;
 }
 
+/* Output rows a band: the planes' rows less the kh - 1 that the next band carries. */
+static int32_t plane_band(const pc_conv_params_t *p)
+{
+    return PLANE_VALUES / 4 / plane_pitch(p) - (p->kernel_h - 1);
+}
+
 static int planes_pay(const pc_conv_params_t *p)
 {
-    return !PC_DW_PADDED_ALWAYS && p->kernel_h == 3 && p->kernel_w == 3 && p->input.c >= 4 &&
-           p->stride_h == 1 && p->stride_w == 1 && plane_pitch(p) > 0 &&
-           p->output.w <= p->input.w && p->pad_top <= 2 && /* in place: see above */
+    const int32_t k = p->kernel_w;
+    return !PC_DW_PADDED_ALWAYS && (k == 3 || k == 5) && p->kernel_h == k &&
+           p->input.c >= 4 && p->stride_h == 1 && p->stride_w == 1 && plane_pitch(p) > 0 &&
+           plane_band(p) >= k - 1 && /* the carried rows do not overlap their copy */
+           p->output.w <= p->input.w && p->pad_top <= k - 1 && /* in place: see above */
            p->output.h * p->output.w >= PLANES_MIN_OUTPUTS;
 }
 
 /* One channel's constants, as chan_prepare's for the widened rows but with each kernel row's
- * weights as (w0, w1) and (w2, w1) (row_3x3_s1's tap-2 words do not serve SMLADX). */
-static void plane_prepare(chan_t *k, const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
-                          const int8_t *filter, const int32_t *bias, int32_t c)
+ * weights (w0 .. w[kw - 1], kw = 2n + 1) as the n pairs (w[2j], w[2j + 1]) that output A
+ * takes, then the n crossed pairs (w[2j + 2], w[2j + 1]) against which SMLADX gives output B
+ * its taps 2j + 1 and 2j + 2 (and whose low lane is A's last tap). */
+PC_INLINE void plane_prepare_at(chan_t *k, const pc_conv_params_t *p,
+                                const pc_per_channel_quant_t *q, const int8_t *filter,
+                                const int32_t *bias, int32_t c, int32_t kw)
 {
     const int32_t ch = p->input.c;
+    const int32_t n = kw / 2;
     int32_t lsh;
     int32_t wsum = 0;
     k->fast = pc_rq_prepare(&k->rq, bias[c], q->multiplier[c], q->shift[c], p->output_offset,
-                            9) &&
+                            kw * kw) &&
               k->rq.lsh <= 7;
     lsh = k->fast ? k->rq.lsh : 0;
-    for (int32_t ky = 0; ky < 3; ky++) {
-        const int8_t *f = filter + 3 * ky * ch + c;
-        const int32_t w0 = f[0], w1 = f[ch], w2 = f[2 * ch];
-        const uint32_t hi = pc_lane16(w1 * (1 << lsh)) << 16;
-        wsum += w0 + w1 + w2;
-        k->w[2 * ky] = pc_lane16(w0 * (1 << lsh)) | hi;
-        k->w[2 * ky + 1] = pc_lane16(w2 * (1 << lsh)) | hi;
+    for (int32_t ky = 0; ky < kw; ky++) {
+        const int8_t *f = filter + kw * ky * ch + c;
+        uint32_t *w = k->w + 2 * n * ky;
+        for (int32_t j = 0; j < n; j++) {
+            const uint32_t hi = pc_lane16(f[(2 * j + 1) * ch] * (1 << lsh)) << 16;
+            w[j] = pc_lane16(f[2 * j * ch] * (1 << lsh)) | hi;
+            w[n + j] = pc_lane16(f[(2 * j + 2) * ch] * (1 << lsh)) | hi;
+        }
+        for (int32_t kx = 0; kx < kw; kx++) {
+            wsum += f[kx * ch];
+        }
     }
     /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
     k->bias = (int32_t)(((uint32_t)bias[c] + (uint32_t)(p->input_offset * wsum)) << lsh);
@@ -1416,6 +1438,17 @@ static void plane_prepare(chan_t *k, const pc_conv_params_t *p, const pc_per_cha
     k->out_off = p->output_offset;
     k->lo = p->act_min;
     k->hi = p->act_max;
+}
+
+/* plane_prepare_at with kw a constant (its loops unrolled: half the instructions). */
+static void plane_prepare(chan_t *k, const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                          const int8_t *filter, const int32_t *bias, int32_t c)
+{
+    if (p->kernel_w == 5) {
+        plane_prepare_at(k, p, q, filter, bias, c, 5);
+    } else {
+        plane_prepare_at(k, p, q, filter, bias, c, 3);
+    }
 }
 
 /* The accumulators of `rows` output rows of wo outputs; x: the first one's top-left tap in
@@ -1476,6 +1509,88 @@ typedef void (*plane_rows_fn_t)(const chan_t *k, const int16_t *x, int32_t *acc,
 PLANE_ROWS(20)
 PLANE_ROWS(40)
 PLANE_ROWS(80)
+
+/* Kernel row ky of a 5x5 for outputs A (s) and B (t): (x0, x1) . (w0, w1) + (x2, x3) .
+ * (w2, w3) + x4 * w4 and x1 * w0 + SMLADX of (x2, x3) and (x4, x5) against (w2, w1) and
+ * (w4, w3). A macro, so the offsets stay the constants that pc_load2_at's LDRD takes. */
+#define PLANE5_ROW(ky, pitch)                                                                  \
+    do {                                                                                       \
+        uint32_t u, v, z, w01, w23, x1, x2;                                                    \
+        pc_load2_at(xw, (ky) * (pitch) / 2, &u, &v);                                           \
+        z = xw[(ky) * (pitch) / 2 + 2];                                                        \
+        pc_load2_at(k->w, 4 * (ky), &w01, &w23);                                               \
+        pc_load2_at(k->w, 4 * (ky) + 2, &x1, &x2);                                             \
+        s = pc_smlad(u, w01, s);                                                               \
+        t = pc_smlatb(u, w01, t);                                                              \
+        s = pc_smlad(v, w23, s);                                                               \
+        t = pc_smladx(v, x1, t);                                                               \
+        s = pc_smlabb(z, x2, s);                                                               \
+        t = pc_smladx(z, x2, t);                                                               \
+    } while (0)
+
+/* Kernel row ky of a 5x5 for output A alone (a row's odd last output). */
+#define PLANE5_ROW_A(ky, pitch)                                                                \
+    do {                                                                                       \
+        uint32_t u, v, w01, w23;                                                               \
+        pc_load2_at(xw, (ky) * (pitch) / 2, &u, &v);                                           \
+        pc_load2_at(k->w, 4 * (ky), &w01, &w23);                                               \
+        s = pc_smlad(u, w01, s);                                                               \
+        s = pc_smlad(v, w23, s);                                                               \
+        s = pc_smlabb(xw[(ky) * (pitch) / 2 + 2], k->w[4 * (ky) + 3], s);                      \
+    } while (0)
+
+/* plane_rows_at for 5x5: the weights (20 words) are loaded per kernel row, two LDRD. */
+PC_INLINE void plane_rows5_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                              int32_t rows, int32_t pitch)
+{
+    for (; rows > 0; rows--, x += pitch) {
+        const uint32_t *xw = (const uint32_t *)(const void *)x;
+        int32_t *const end = acc + (wo & ~1);
+        int32_t s, t;
+        while (acc != end) {
+            s = k->bias;
+            t = s;
+            PLANE5_ROW(0, pitch);
+            PLANE5_ROW(1, pitch);
+            PLANE5_ROW(2, pitch);
+            PLANE5_ROW(3, pitch);
+            PLANE5_ROW(4, pitch);
+            acc[0] = s;
+            acc[1] = t;
+            acc += 2;
+            xw++;
+        }
+        if (wo & 1) { /* the last, odd output */
+            s = k->bias;
+            PLANE5_ROW_A(0, pitch);
+            PLANE5_ROW_A(1, pitch);
+            PLANE5_ROW_A(2, pitch);
+            PLANE5_ROW_A(3, pitch);
+            PLANE5_ROW_A(4, pitch);
+            *acc++ = s;
+        }
+    }
+}
+
+#define PLANE5_ROWS(pitch)                                                                     \
+    PC_NOINLINE void plane_rows5_##pitch(const chan_t *k, const int16_t *x, int32_t *acc,     \
+                                         int32_t wo, int32_t rows)                            \
+    {                                                                                          \
+        plane_rows5_at(k, x, acc, wo, rows, pitch);                                            \
+    }
+
+PLANE5_ROWS(20)
+PLANE5_ROWS(40)
+
+/* The kernel for the layer's kernel size and plane pitch (planes_pay has checked both). */
+static plane_rows_fn_t plane_rows_kernel(const pc_conv_params_t *p)
+{
+    const int32_t pitch = plane_pitch(p);
+    if (p->kernel_w == 5) {
+        return pitch == 20 ? plane_rows5_20 : plane_rows5_40;
+    }
+    return pitch == 20 ? plane_rows_20 : pitch == 40 ? plane_rows_40 : plane_rows_80;
+}
 
 /* Input pixel x's channels c..c + 3 to column 0 of the four planes (plane i: channel c + i;
  * `size`: values a plane). */
@@ -1567,19 +1682,18 @@ PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channe
     const int32_t wo = p->output.w;
     const int32_t out_w = pc_output_stride(p);
     const int32_t block = PLANE_CHUNK / wo; /* output rows a chunk */
-    const plane_rows_fn_t rows_fn = plane_pitch(p) == 20   ? plane_rows_20
-                                    : plane_pitch(p) == 40 ? plane_rows_40
-                                                           : plane_rows_80;
+    const int32_t carry = p->kernel_h - 1; /* input rows a band keeps for the next */
+    const plane_rows_fn_t rows_fn = plane_rows_kernel(p);
     int32_t c = 0;
     g.pitch = plane_pitch(p);
     g.size = PLANE_VALUES / 4;
-    g.band = g.size / g.pitch - 2;
+    g.band = plane_band(p);
     g.cols = plane_cols(p);
     g.x0 = p->pad_left;
     g.w = p->input.w < g.cols - g.x0 ? p->input.w : g.cols - g.x0;
     g.pad = (int16_t)-p->input_offset;
     g.padded = ho <= g.band;
-    for (int32_t r = 0; r < g.band + 2 && r < ho + 2; r++) {
+    for (int32_t r = 0; r < g.band + carry && r < ho + carry; r++) {
         int16_t *row = planes.v + r * g.pitch;
         const int32_t iy = r - p->pad_top;
         plane_pad(row, g.size, 0, g.x0, g.pad); /* the columns beside the image */
@@ -1593,14 +1707,14 @@ PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channe
             const int32_t rows = ho - o0 < g.band ? ho - o0 : g.band; /* output rows */
             const int32_t iy0 = o0 - p->pad_top; /* the input row of plane row 0 */
             int32_t r = 0;
-            if (o0 > 0) { /* the previous band's last two rows: now rows 0 and 1 */
+            if (o0 > 0) { /* the previous band's last kh - 1 rows: now the first */
                 for (int32_t i = 0; i < 4; i++) {
                     int16_t *plane = planes.v + i * g.size;
-                    memcpy(plane, plane + g.band * g.pitch, 2 * sizeof(int16_t) * g.pitch);
+                    memcpy(plane, plane + g.band * g.pitch, sizeof(int16_t) * carry * g.pitch);
                 }
-                r = 2;
+                r = carry;
             }
-            for (; r < rows + 2; r++) {
+            for (; r < rows + carry; r++) {
                 plane_row(&g, p, input, c, iy0 + r, planes.v + r * g.pitch);
             }
             for (int32_t i = 0; i < 4; i++) {
