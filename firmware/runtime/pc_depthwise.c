@@ -1350,10 +1350,10 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
  * words are one LDRD at an immediate offset. Per kernel row of a 3x3, with (x0, x1) and
  * (x2, x3) loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) . (w1, w2)
  * (SMLADX against (w2, w1)): one load and four MAC instructions for six taps, 10.5
- * instructions an output in all, the weights in registers. A 5x5 row takes (x4, x5) too, and
- * six MAC instructions for ten taps; its weights are loaded per row (29.5 instructions an
- * output, against 34 on the widened rows' four outputs a step). Outputs are requantised as
- * the widened rows' (store_outputs).
+ * instructions an output in all, the weights in registers. A 5x5 takes four outputs a step,
+ * 12 MAC instructions for a kernel row's 20 taps, its weights loaded per row (23.7
+ * instructions an output, against 34 on the widened rows). Outputs are requantised as the
+ * widened rows' (store_outputs).
  *
  * The planes hold PLANE_VALUES / 4 / pitch rows: the whole padded plane of maps up to 18x18
  * (3x3) or 16x16 (5x5), else a band of output rows at a time, the next band keeping the last
@@ -1365,7 +1365,7 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
  *
  * Measured by `make bench`: mbv2-0.35-144's 3x3 72x72 -14 % and 36x36 -27 % against the
  * widened rows, 18x18 and 9x9 -17 % and -14 % against the four-channel padded path;
- * mask_detect's 5x5 on 20x26 -11 %, vww's on 12x12 -22 %. Not taken: stride 2, where each
+ * mask_detect's 5x5 on 20x26 -24 %, vww's on 12x12 -34 %. Not taken: stride 2, where each
  * input value feeds 2.25 MACs (3x3) and widening it does not pay (cache tiles +12 %); maps
  * of fewer than PLANES_MIN_OUTPUTS outputs (mbv2-0.35-144's 5x5 +1 %, vww's 4x4 cache tiles
  * +9 %), where each channel's set-up and calls are not repaid; and 5x5 bands of fewer than
@@ -1539,7 +1539,32 @@ PLANE_ROWS(80)
         s = pc_smlabb(xw[(ky) * (pitch) / 2 + 2], k->w[4 * (ky) + 3], s);                      \
     } while (0)
 
-/* plane_rows_at for 5x5: the weights (20 words) are loaded per kernel row, two LDRD. */
+/* Kernel row ky of a 5x5 for four outputs A, B, C, D (a .. d): two LDRD of inputs (x0 .. x7)
+ * and two of weights, 12 MAC instructions for 20 taps. */
+#define PLANE5_ROW4(ky, pitch)                                                                 \
+    do {                                                                                       \
+        uint32_t p0, p1, p2, p3, w01, w23, x1, x2;                                             \
+        pc_load2_at(k->w, 4 * (ky), &w01, &w23);                                               \
+        pc_load2_at(xw, (ky) * (pitch) / 2, &p0, &p1);                                         \
+        a = pc_smlad(p0, w01, a);                                                              \
+        b = pc_smlatb(p0, w01, b);                                                             \
+        c = pc_smlad(p1, w01, c);                                                              \
+        d = pc_smlatb(p1, w01, d);                                                             \
+        a = pc_smlad(p1, w23, a);                                                              \
+        pc_load2_at(xw, (ky) * (pitch) / 2 + 2, &p2, &p3);                                     \
+        c = pc_smlad(p2, w23, c);                                                              \
+        pc_load2_at(k->w, 4 * (ky) + 2, &x1, &x2);                                             \
+        b = pc_smladx(p1, x1, b);                                                              \
+        d = pc_smladx(p2, x1, d);                                                              \
+        a = pc_smlabb(p2, x2, a);                                                              \
+        b = pc_smladx(p2, x2, b);                                                              \
+        c = pc_smlabb(p3, x2, c);                                                              \
+        d = pc_smladx(p3, x2, d);                                                              \
+    } while (0)
+
+/* plane_rows_at for 5x5, four outputs a step, then two, then one: the weights (20 words) are
+ * loaded per kernel row, two LDRD, and serve all outputs of the step (the same four-output
+ * step for 3x3, its weights in registers no more, measured no faster). */
 PC_INLINE void plane_rows5_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
                               int32_t rows, int32_t pitch)
 {
@@ -1547,7 +1572,19 @@ PC_INLINE void plane_rows5_at(const chan_t *k, const int16_t *x, int32_t *acc, i
         const uint32_t *xw = (const uint32_t *)(const void *)x;
         int32_t *const end = acc + (wo & ~1);
         int32_t s, t;
-        while (acc != end) {
+        for (; end - acc >= 4; acc += 4, xw += 2) {
+            int32_t a = k->bias, b = a, c = a, d = a;
+            PLANE5_ROW4(0, pitch);
+            PLANE5_ROW4(1, pitch);
+            PLANE5_ROW4(2, pitch);
+            PLANE5_ROW4(3, pitch);
+            PLANE5_ROW4(4, pitch);
+            acc[0] = a;
+            acc[1] = b;
+            acc[2] = c;
+            acc[3] = d;
+        }
+        if (acc != end) { /* two left */
             s = k->bias;
             t = s;
             PLANE5_ROW(0, pitch);
