@@ -9,9 +9,9 @@
  * - four channels at a time from a widened copy of their plane, each window clipped:
  *   kernels taller or wider than a small map (covered_pays; described at covered_groups'
  *   section);
- * - four channels widened together into channel planes, then one channel at a time, two
- *   outputs a step: 3x3 and 5x5 stride 1 on maps and patch tiles up to 78 and 36 wide
- *   (planes_pay; described at planes_groups' section);
+ * - four channels widened together into channel planes, then one channel at a time, two or
+ *   four outputs a step: 3x3 stride 1 and 5x5 stride 1 or 2 on maps and patch tiles up to
+ *   78 (3x3) or 52 (5x5) wide (planes_pay; described at planes_groups' section);
  * - four channels at a time from a padded copy of their plane: the other 3x3 maps and
  *   patch tiles up to 18x18, and small maps whose border holds a third of the outputs
  *   (padded_pays; described at padded_groups' section);
@@ -1340,66 +1340,77 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
     }
 }
 
-/* ---- 3x3 and 5x5 stride 1 on maps up to 78 wide: channel planes, band by band ---------
+/* ---- 3x3 stride 1 and 5x5 stride 1 or 2: channel planes, band by band ------------------
  * The four-channel paths take one instruction a MAC (SMLABB / SMLATT: HWC keeps a channel's
  * neighbouring taps apart), and the widened rows widen one channel at a time (3.5
  * instructions a value). Here a group's four channels are widened together (2.5 a value)
  * into four int16 planes, the padding holding the zero point as in padded_groups; a plane
- * row's neighbouring taps are then one word, and each channel runs two outputs a step. Plane
- * rows are `pitch` values apart, a constant of each kernel (20, 40 or 80), so a kernel row's
- * words are one LDRD at an immediate offset. Per kernel row of a 3x3, with (x0, x1) and
- * (x2, x3) loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) . (w1, w2)
- * (SMLADX against (w2, w1)): one load and four MAC instructions for six taps, 10.5
+ * row's neighbouring taps are then one word, and each channel runs two or four outputs a
+ * step. Plane rows are `pitch` values apart, a constant of each kernel (20, 40, 56 or 80), so
+ * a kernel row's words are LDRD at immediate offsets. Per kernel row of a 3x3, with (x0, x1)
+ * and (x2, x3) loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) .
+ * (w1, w2) (SMLADX against (w2, w1)): one load and four MAC instructions for six taps, 10.5
  * instructions an output in all, the weights in registers. A 5x5 takes four outputs a step,
  * 12 MAC instructions for a kernel row's 20 taps, its weights loaded per row (23.7
- * instructions an output, against 34 on the widened rows). Outputs are requantised as the
- * widened rows' (store_outputs).
+ * instructions an output, against 34 on the widened rows); at stride 2 the same, each output
+ * from its own pairs. Outputs are requantised as the widened rows' (store_outputs).
  *
- * The planes hold PLANE_VALUES / 4 / pitch rows: the whole padded plane of maps up to 18x18
- * (3x3) or 16x16 (5x5), else a band of output rows at a time, the next band keeping the last
- * kh - 1 input rows the band read (copied to the top) and widening the rest. In place, a
- * band's outputs go straight to their place: output row o lands on input rows <= o
- * (Wo <= W), so a band that ends before output row o1 overwrites input rows < o1 only, and
- * the later bands widen input rows >= o1 + kh - 1 - pad_top >= o1 (pad_top <= kh - 1): none
- * is overwritten before it is read.
+ * The planes hold PLANE_VALUES / 4 / pitch rows: the whole padded plane of small maps, else
+ * a band of output rows at a time, the next band keeping the last kh - stride input rows the
+ * band read (copied to the top) and widening the rest. In place, a band's outputs go
+ * straight to their place: output row o lands on input rows <= o (Wo <= W), so a band that
+ * ends before output row o1 overwrites input rows < o1 only, and the later bands widen input
+ * rows >= stride * o1 + kh - stride - pad_top >= o1 (pad_top <= kh - stride): none is
+ * overwritten before it is read.
  *
  * Measured by `make bench`: mbv2-0.35-144's 3x3 72x72 -14 % and 36x36 -27 % against the
  * widened rows, 18x18 and 9x9 -17 % and -14 % against the four-channel padded path;
- * mask_detect's 5x5 on 20x26 -24 %, vww's on 12x12 -34 %. Not taken: stride 2, where each
- * input value feeds 2.25 MACs (3x3) and widening it does not pay (cache tiles +12 %); maps
- * of fewer than PLANES_MIN_OUTPUTS outputs (mbv2-0.35-144's 5x5 +1 %, vww's 4x4 cache tiles
- * +9 %), where each channel's set-up and calls are not repaid; and 5x5 bands of fewer than
- * four rows (maps over 36 wide), which would carry more rows than they widen. */
+ * mask_detect's 5x5 on 20x26 -24 % and its 5x5 stride 2 -14 %, vww's 5x5 on 12x12 -34 %.
+ * Not taken: 3x3 stride 2, where each input value feeds 2.25 MACs and widening it does not
+ * pay (cache tiles +12 %); and maps of fewer than PLANES_MIN_OUTPUTS outputs (mbv2-0.35-144's
+ * 5x5 +1 %, vww's 4x4 cache tiles +9 %), where each channel's set-up and calls are not
+ * repaid. */
 #define PLANE_VALUES 1600  /* the four planes on the stack: 3.2 kB */
 #define PLANE_CHUNK 96     /* accumulators a chunk of output rows: > 78 */
 #define PLANES_MIN_OUTPUTS 36
 
-/* Plane columns the outputs read: the last step of two reads kw + 1 columns. */
+/* Plane columns the outputs read: stride 1, the last step of two reads kw + 1 columns;
+ * stride 2 (5x5), the last output reads six, from 2 (Wo - 1). */
 static int32_t plane_cols(const pc_conv_params_t *p)
 {
-    return ((p->output.w + 1) & ~1) + p->kernel_w - 1;
+    const int32_t wo = p->output.w;
+    return p->stride_w == 1 ? ((wo + 1) & ~1) + p->kernel_w - 1 : 2 * wo + 4;
 }
 
-/* Values from one plane row to the next: 20, 40 or 80 (0: the map is too wide). */
+/* Values from one plane row to the next (0: the map is too wide): 20, 40 or 80 for 3x3, 20,
+ * 40 or 56 for 5x5 (whose rows at 80 would leave a band of one row). */
 static int32_t plane_pitch(const pc_conv_params_t *p)
 {
     const int32_t cols = plane_cols(p);
-    return cols <= 20 ? 20 : cols <= 40 ? 40 : cols <= 80 ? 80 : 0;
+    const int32_t widest = p->kernel_w == 3 ? 80 : 56;
+    return cols <= 20 ? 20 : cols <= 40 ? 40 : cols <= widest ? widest : 0;
 }
 
-/* Output rows a band: the planes' rows less the kh - 1 that the next band carries. */
+/* Input rows a band keeps for the next: kh - stride. */
+static int32_t plane_carry(const pc_conv_params_t *p)
+{
+    return p->kernel_h - p->stride_h;
+}
+
+/* Output rows a band: its input rows, stride * band + carry, fill the planes. */
 static int32_t plane_band(const pc_conv_params_t *p)
 {
-    return PLANE_VALUES / 4 / plane_pitch(p) - (p->kernel_h - 1);
+    return (PLANE_VALUES / 4 / plane_pitch(p) - plane_carry(p)) / p->stride_h;
 }
 
 static int planes_pay(const pc_conv_params_t *p)
 {
     const int32_t k = p->kernel_w;
-    return !PC_DW_PADDED_ALWAYS && (k == 3 || k == 5) && p->kernel_h == k &&
-           p->input.c >= 4 && p->stride_h == 1 && p->stride_w == 1 && plane_pitch(p) > 0 &&
-           plane_band(p) >= k - 1 && /* the carried rows do not overlap their copy */
-           p->output.w <= p->input.w && p->pad_top <= k - 1 && /* in place: see above */
+    const int32_t s = p->stride_w;
+    return !PC_DW_PADDED_ALWAYS && ((k == 3 && s == 1) || (k == 5 && (s == 1 || s == 2))) &&
+           p->kernel_h == k && p->stride_h == s && p->input.c >= 4 && plane_pitch(p) > 0 &&
+           plane_band(p) >= 1 && p->output.w <= p->input.w &&
+           p->pad_top <= plane_carry(p) && /* in place: see above */
            p->output.h * p->output.w >= PLANES_MIN_OUTPUTS;
 }
 
@@ -1618,13 +1629,96 @@ PC_INLINE void plane_rows5_at(const chan_t *k, const int16_t *x, int32_t *acc, i
 
 PLANE5_ROWS(20)
 PLANE5_ROWS(40)
+PLANE5_ROWS(56)
+
+/* Kernel row ky of a 5x5, stride 2, for four outputs a .. d (A's taps from x0, B's from x2,
+ * ..): three LDRD of inputs (x0 .. x11), an LDRD and an LDR of weights, 12 MAC instructions
+ * for 20 taps: (x0, x1) . (w0, w1) + (x2, x3) . (w2, w3) + x4 * w4 for A, and so on. */
+#define PLANE5S2_ROW4(ky, pitch)                                                               \
+    do {                                                                                       \
+        uint32_t p0, p1, p2, p3, w01, w23;                                                     \
+        const uint32_t w4 = k->w[4 * (ky) + 3];                                                \
+        pc_load2_at(k->w, 4 * (ky), &w01, &w23);                                               \
+        pc_load2_at(xw, (ky) * (pitch) / 2, &p0, &p1);                                         \
+        a = pc_smlad(p0, w01, a);                                                              \
+        a = pc_smlad(p1, w23, a);                                                              \
+        b = pc_smlad(p1, w01, b);                                                              \
+        pc_load2_at(xw, (ky) * (pitch) / 2 + 2, &p2, &p3);                                     \
+        a = pc_smlabb(p2, w4, a);                                                              \
+        b = pc_smlad(p2, w23, b);                                                              \
+        b = pc_smlabb(p3, w4, b);                                                              \
+        c = pc_smlad(p2, w01, c);                                                              \
+        c = pc_smlad(p3, w23, c);                                                              \
+        d = pc_smlad(p3, w01, d);                                                              \
+        pc_load2_at(xw, (ky) * (pitch) / 2 + 4, &p0, &p1);                                     \
+        c = pc_smlabb(p0, w4, c);                                                              \
+        d = pc_smlad(p0, w23, d);                                                              \
+        d = pc_smlabb(p1, w4, d);                                                              \
+    } while (0)
+
+/* Kernel row ky of a 5x5, stride 2, for one output a. */
+#define PLANE5S2_ROW1(ky, pitch)                                                               \
+    do {                                                                                       \
+        uint32_t p0, p1, w01, w23;                                                             \
+        pc_load2_at(k->w, 4 * (ky), &w01, &w23);                                               \
+        pc_load2_at(xw, (ky) * (pitch) / 2, &p0, &p1);                                         \
+        a = pc_smlad(p0, w01, a);                                                              \
+        a = pc_smlad(p1, w23, a);                                                              \
+        a = pc_smlabb(xw[(ky) * (pitch) / 2 + 2], k->w[4 * (ky) + 3], a);                      \
+    } while (0)
+
+/* plane_rows5_at for stride 2: four outputs a step, then one at a time; x: the first
+ * output's top-left tap, output rows two plane rows apart. */
+PC_INLINE void plane_rows5s2_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                                int32_t rows, int32_t pitch)
+{
+    for (; rows > 0; rows--, x += 2 * pitch) {
+        const uint32_t *xw = (const uint32_t *)(const void *)x;
+        int32_t *const end = acc + wo;
+        for (; end - acc >= 4; acc += 4, xw += 4) {
+            int32_t a = k->bias, b = a, c = a, d = a;
+            PLANE5S2_ROW4(0, pitch);
+            PLANE5S2_ROW4(1, pitch);
+            PLANE5S2_ROW4(2, pitch);
+            PLANE5S2_ROW4(3, pitch);
+            PLANE5S2_ROW4(4, pitch);
+            acc[0] = a;
+            acc[1] = b;
+            acc[2] = c;
+            acc[3] = d;
+        }
+        for (; acc != end; acc++, xw++) {
+            int32_t a = k->bias;
+            PLANE5S2_ROW1(0, pitch);
+            PLANE5S2_ROW1(1, pitch);
+            PLANE5S2_ROW1(2, pitch);
+            PLANE5S2_ROW1(3, pitch);
+            PLANE5S2_ROW1(4, pitch);
+            *acc = a;
+        }
+    }
+}
+
+#define PLANE5S2_ROWS(pitch)                                                                   \
+    PC_NOINLINE void plane_rows5s2_##pitch(const chan_t *k, const int16_t *x, int32_t *acc,   \
+                                           int32_t wo, int32_t rows)                          \
+    {                                                                                          \
+        plane_rows5s2_at(k, x, acc, wo, rows, pitch);                                          \
+    }
+
+PLANE5S2_ROWS(20)
+PLANE5S2_ROWS(40)
+PLANE5S2_ROWS(56)
 
 /* The kernel for the layer's kernel size and plane pitch (planes_pay has checked both). */
 static plane_rows_fn_t plane_rows_kernel(const pc_conv_params_t *p)
 {
     const int32_t pitch = plane_pitch(p);
+    if (p->kernel_w == 5 && p->stride_w == 2) {
+        return pitch == 20 ? plane_rows5s2_20 : pitch == 40 ? plane_rows5s2_40 : plane_rows5s2_56;
+    }
     if (p->kernel_w == 5) {
-        return pitch == 20 ? plane_rows5_20 : plane_rows5_40;
+        return pitch == 20 ? plane_rows5_20 : pitch == 40 ? plane_rows5_40 : plane_rows5_56;
     }
     return pitch == 20 ? plane_rows_20 : pitch == 40 ? plane_rows_40 : plane_rows_80;
 }
@@ -1650,6 +1744,21 @@ static void plane_pad(int16_t *row, int32_t size, int32_t x0, int32_t x1, int16_
         d[size] = pad;
         d[2 * size] = pad;
         d[3 * size] = pad;
+    }
+}
+
+/* n values (a multiple of 4) from src to dst, below it: a word pair a step, forward, so the
+ * two may overlap (a 5x5 stride-2 band of two output rows carries three input rows); newlib's
+ * memmove took 60 % longer. */
+static void plane_rows_up(int16_t *dst, const int16_t *src, int32_t n)
+{
+    uint32_t *d = (uint32_t *)(void *)dst;
+    const uint32_t *s = (const uint32_t *)(const void *)src;
+    uint32_t *const end = d + n / 2;
+    while (d != end) {
+        uint32_t x, y;
+        pc_load2_inc(&s, &x, &y);
+        pc_store2_inc(&d, x, y);
     }
 }
 
@@ -1719,7 +1828,8 @@ PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channe
     const int32_t wo = p->output.w;
     const int32_t out_w = pc_output_stride(p);
     const int32_t block = PLANE_CHUNK / wo; /* output rows a chunk */
-    const int32_t carry = p->kernel_h - 1; /* input rows a band keeps for the next */
+    const int32_t sh = p->stride_h;
+    const int32_t carry = plane_carry(p);
     const plane_rows_fn_t rows_fn = plane_rows_kernel(p);
     int32_t c = 0;
     g.pitch = plane_pitch(p);
@@ -1730,7 +1840,7 @@ PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channe
     g.w = p->input.w < g.cols - g.x0 ? p->input.w : g.cols - g.x0;
     g.pad = (int16_t)-p->input_offset;
     g.padded = ho <= g.band;
-    for (int32_t r = 0; r < g.band + carry && r < ho + carry; r++) {
+    for (int32_t r = 0; r < sh * g.band + carry && r < sh * ho + carry; r++) {
         int16_t *row = planes.v + r * g.pitch;
         const int32_t iy = r - p->pad_top;
         plane_pad(row, g.size, 0, g.x0, g.pad); /* the columns beside the image */
@@ -1742,16 +1852,16 @@ PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channe
     for (; c + 4 <= ch; c += 4) {
         for (int32_t o0 = 0; o0 < ho; o0 += g.band) {
             const int32_t rows = ho - o0 < g.band ? ho - o0 : g.band; /* output rows */
-            const int32_t iy0 = o0 - p->pad_top; /* the input row of plane row 0 */
+            const int32_t iy0 = sh * o0 - p->pad_top; /* the input row of plane row 0 */
             int32_t r = 0;
-            if (o0 > 0) { /* the previous band's last kh - 1 rows: now the first */
+            if (o0 > 0) { /* the previous band's last `carry` rows: now the first */
                 for (int32_t i = 0; i < 4; i++) {
                     int16_t *plane = planes.v + i * g.size;
-                    memcpy(plane, plane + g.band * g.pitch, sizeof(int16_t) * carry * g.pitch);
+                    plane_rows_up(plane, plane + sh * g.band * g.pitch, carry * g.pitch);
                 }
                 r = carry;
             }
-            for (; r < rows + carry; r++) {
+            for (; r < sh * rows + carry; r++) {
                 plane_row(&g, p, input, c, iy0 + r, planes.v + r * g.pitch);
             }
             for (int32_t i = 0; i < 4; i++) {
@@ -1760,7 +1870,7 @@ PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channe
                 for (int32_t oy = 0; oy < rows; oy += block) {
                     const int32_t n = rows - oy < block ? rows - oy : block;
                     int8_t *out = output + (o0 + oy) * out_w * ch + c + i;
-                    rows_fn(&k, plane + oy * g.pitch, acc, wo, n);
+                    rows_fn(&k, plane + sh * oy * g.pitch, acc, wo, n);
                     if (out_w == wo) { /* contiguous in the output */
                         store_outputs(&k, acc, n * wo, out, ch);
                     } else {
