@@ -1510,16 +1510,17 @@ PC_INLINE void plane_rows_at(const chan_t *k, const int16_t *x, int32_t *acc, in
 typedef void (*plane_rows_fn_t)(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
                                 int32_t rows);
 
-#define PLANE_ROWS(pitch)                                                                      \
-    PC_NOINLINE void plane_rows_##pitch(const chan_t *k, const int16_t *x, int32_t *acc,      \
-                                        int32_t wo, int32_t rows)                             \
+/* Kernel `name`_`pitch`: the inline kernel `at` compiled for one pitch (its loads' offsets). */
+#define PLANE_KERNEL(name, at, pitch)                                                          \
+    PC_NOINLINE void name##_##pitch(const chan_t *k, const int16_t *x, int32_t *acc,          \
+                                    int32_t wo, int32_t rows)                                 \
     {                                                                                          \
-        plane_rows_at(k, x, acc, wo, rows, pitch);                                             \
+        at(k, x, acc, wo, rows, pitch);                                                        \
     }
 
-PLANE_ROWS(20)
-PLANE_ROWS(40)
-PLANE_ROWS(80)
+PLANE_KERNEL(plane_rows, plane_rows_at, 20)
+PLANE_KERNEL(plane_rows, plane_rows_at, 40)
+PLANE_KERNEL(plane_rows, plane_rows_at, 80)
 
 /* Kernel row ky of a 5x5 for outputs A (s) and B (t): (x0, x1) . (w0, w1) + (x2, x3) .
  * (w2, w3) + x4 * w4 and x1 * w0 + SMLADX of (x2, x3) and (x4, x5) against (w2, w1) and
@@ -1539,16 +1540,45 @@ PLANE_ROWS(80)
         t = pc_smladx(z, x2, t);                                                               \
     } while (0)
 
-/* Kernel row ky of a 5x5 for output A alone (a row's odd last output). */
-#define PLANE5_ROW_A(ky, pitch)                                                                \
+/* Four 5x5 outputs a .. d into acc[0 .. 3], ROW (PLANE5_ROW4 or PLANE5S2_ROW4) giving each
+ * kernel row's taps. */
+#define PLANE5_STEP4(ROW, pitch)                                                               \
+    do {                                                                                       \
+        int32_t a = k->bias, b = a, c = a, d = a;                                              \
+        ROW(0, pitch);                                                                         \
+        ROW(1, pitch);                                                                         \
+        ROW(2, pitch);                                                                         \
+        ROW(3, pitch);                                                                         \
+        ROW(4, pitch);                                                                         \
+        acc[0] = a;                                                                            \
+        acc[1] = b;                                                                            \
+        acc[2] = c;                                                                            \
+        acc[3] = d;                                                                            \
+    } while (0)
+
+/* Kernel row ky of a 5x5 for one output a: (x0, x1) . (w0, w1) + (x2, x3) . (w2, w3) + x4 * w4. */
+#define PLANE5_ROW1(ky, pitch)                                                                 \
     do {                                                                                       \
         uint32_t u, v, w01, w23;                                                               \
         pc_load2_at(xw, (ky) * (pitch) / 2, &u, &v);                                           \
         pc_load2_at(k->w, 4 * (ky), &w01, &w23);                                               \
-        s = pc_smlad(u, w01, s);                                                               \
-        s = pc_smlad(v, w23, s);                                                               \
-        s = pc_smlabb(xw[(ky) * (pitch) / 2 + 2], k->w[4 * (ky) + 3], s);                      \
+        a = pc_smlad(u, w01, a);                                                               \
+        a = pc_smlad(v, w23, a);                                                               \
+        a = pc_smlabb(xw[(ky) * (pitch) / 2 + 2], k->w[4 * (ky) + 3], a);                      \
     } while (0)
+
+/* One 5x5 output from its top-left tap xw: a row's odd last output at stride 1, and the
+ * outputs past the four-output steps at stride 2. */
+PC_INLINE int32_t plane5_one(const chan_t *k, const uint32_t *xw, int32_t pitch)
+{
+    int32_t a = k->bias;
+    PLANE5_ROW1(0, pitch);
+    PLANE5_ROW1(1, pitch);
+    PLANE5_ROW1(2, pitch);
+    PLANE5_ROW1(3, pitch);
+    PLANE5_ROW1(4, pitch);
+    return a;
+}
 
 /* Kernel row ky of a 5x5 for four outputs A, B, C, D (a .. d): two LDRD of inputs (x0 .. x7)
  * and two of weights, 12 MAC instructions for 20 taps. */
@@ -1574,8 +1604,8 @@ PLANE_ROWS(80)
     } while (0)
 
 /* plane_rows_at for 5x5, four outputs a step, then two, then one: the weights (20 words) are
- * loaded per kernel row, two LDRD, and serve all outputs of the step (the same four-output
- * step for 3x3, its weights in registers no more, measured no faster). */
+ * loaded per kernel row, two LDRD, and serve all outputs of the step. (A four-output step for
+ * 3x3, which would then load its weights per row too, measured no faster than two.) */
 PC_INLINE void plane_rows5_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
                               int32_t rows, int32_t pitch)
 {
@@ -1584,16 +1614,7 @@ PC_INLINE void plane_rows5_at(const chan_t *k, const int16_t *x, int32_t *acc, i
         int32_t *const end = acc + (wo & ~1);
         int32_t s, t;
         for (; end - acc >= 4; acc += 4, xw += 2) {
-            int32_t a = k->bias, b = a, c = a, d = a;
-            PLANE5_ROW4(0, pitch);
-            PLANE5_ROW4(1, pitch);
-            PLANE5_ROW4(2, pitch);
-            PLANE5_ROW4(3, pitch);
-            PLANE5_ROW4(4, pitch);
-            acc[0] = a;
-            acc[1] = b;
-            acc[2] = c;
-            acc[3] = d;
+            PLANE5_STEP4(PLANE5_ROW4, pitch);
         }
         if (acc != end) { /* two left */
             s = k->bias;
@@ -1609,27 +1630,14 @@ PC_INLINE void plane_rows5_at(const chan_t *k, const int16_t *x, int32_t *acc, i
             xw++;
         }
         if (wo & 1) { /* the last, odd output */
-            s = k->bias;
-            PLANE5_ROW_A(0, pitch);
-            PLANE5_ROW_A(1, pitch);
-            PLANE5_ROW_A(2, pitch);
-            PLANE5_ROW_A(3, pitch);
-            PLANE5_ROW_A(4, pitch);
-            *acc++ = s;
+            *acc++ = plane5_one(k, xw, pitch);
         }
     }
 }
 
-#define PLANE5_ROWS(pitch)                                                                     \
-    PC_NOINLINE void plane_rows5_##pitch(const chan_t *k, const int16_t *x, int32_t *acc,     \
-                                         int32_t wo, int32_t rows)                            \
-    {                                                                                          \
-        plane_rows5_at(k, x, acc, wo, rows, pitch);                                            \
-    }
-
-PLANE5_ROWS(20)
-PLANE5_ROWS(40)
-PLANE5_ROWS(56)
+PLANE_KERNEL(plane_rows5, plane_rows5_at, 20)
+PLANE_KERNEL(plane_rows5, plane_rows5_at, 40)
+PLANE_KERNEL(plane_rows5, plane_rows5_at, 56)
 
 /* Kernel row ky of a 5x5, stride 2, for four outputs a .. d (A's taps from x0, B's from x2,
  * ..): three LDRD of inputs (x0 .. x11), an LDRD and an LDR of weights, 12 MAC instructions
@@ -1656,17 +1664,6 @@ PLANE5_ROWS(56)
         d = pc_smlabb(p1, w4, d);                                                              \
     } while (0)
 
-/* Kernel row ky of a 5x5, stride 2, for one output a. */
-#define PLANE5S2_ROW1(ky, pitch)                                                               \
-    do {                                                                                       \
-        uint32_t p0, p1, w01, w23;                                                             \
-        pc_load2_at(k->w, 4 * (ky), &w01, &w23);                                               \
-        pc_load2_at(xw, (ky) * (pitch) / 2, &p0, &p1);                                         \
-        a = pc_smlad(p0, w01, a);                                                              \
-        a = pc_smlad(p1, w23, a);                                                              \
-        a = pc_smlabb(xw[(ky) * (pitch) / 2 + 2], k->w[4 * (ky) + 3], a);                      \
-    } while (0)
-
 /* plane_rows5_at for stride 2: four outputs a step, then one at a time; x: the first
  * output's top-left tap, output rows two plane rows apart. */
 PC_INLINE void plane_rows5s2_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
@@ -1676,39 +1673,17 @@ PC_INLINE void plane_rows5s2_at(const chan_t *k, const int16_t *x, int32_t *acc,
         const uint32_t *xw = (const uint32_t *)(const void *)x;
         int32_t *const end = acc + wo;
         for (; end - acc >= 4; acc += 4, xw += 4) {
-            int32_t a = k->bias, b = a, c = a, d = a;
-            PLANE5S2_ROW4(0, pitch);
-            PLANE5S2_ROW4(1, pitch);
-            PLANE5S2_ROW4(2, pitch);
-            PLANE5S2_ROW4(3, pitch);
-            PLANE5S2_ROW4(4, pitch);
-            acc[0] = a;
-            acc[1] = b;
-            acc[2] = c;
-            acc[3] = d;
+            PLANE5_STEP4(PLANE5S2_ROW4, pitch);
         }
         for (; acc != end; acc++, xw++) {
-            int32_t a = k->bias;
-            PLANE5S2_ROW1(0, pitch);
-            PLANE5S2_ROW1(1, pitch);
-            PLANE5S2_ROW1(2, pitch);
-            PLANE5S2_ROW1(3, pitch);
-            PLANE5S2_ROW1(4, pitch);
-            *acc = a;
+            *acc = plane5_one(k, xw, pitch);
         }
     }
 }
 
-#define PLANE5S2_ROWS(pitch)                                                                   \
-    PC_NOINLINE void plane_rows5s2_##pitch(const chan_t *k, const int16_t *x, int32_t *acc,   \
-                                           int32_t wo, int32_t rows)                          \
-    {                                                                                          \
-        plane_rows5s2_at(k, x, acc, wo, rows, pitch);                                          \
-    }
-
-PLANE5S2_ROWS(20)
-PLANE5S2_ROWS(40)
-PLANE5S2_ROWS(56)
+PLANE_KERNEL(plane_rows5s2, plane_rows5s2_at, 20)
+PLANE_KERNEL(plane_rows5s2, plane_rows5s2_at, 40)
+PLANE_KERNEL(plane_rows5s2, plane_rows5s2_at, 56)
 
 /* The kernel for the layer's kernel size and plane pitch (planes_pay has checked both). */
 static plane_rows_fn_t plane_rows_kernel(const pc_conv_params_t *p)
