@@ -926,6 +926,34 @@ typedef struct {
     int32_t kh, kw, sw;                   /* the kernel, the horizontal stride */
 } chan_t;
 
+/* Whether a channel takes the fast requantisation (its rq prepared for outputs of `taps`
+ * MACs); returns the left shift its widened weights take (rq.lsh, at most 7; 0 where it is
+ * not fast). chan_finish completes the channel once its weight sum is known. */
+PC_INLINE int32_t chan_quant(chan_t *k, const pc_conv_params_t *p,
+                             const pc_per_channel_quant_t *q, const int32_t *bias, int32_t c,
+                             int32_t taps)
+{
+    k->fast = pc_rq_prepare(&k->rq, bias[c], q->multiplier[c], q->shift[c], p->output_offset,
+                            taps) &&
+              k->rq.lsh <= 7;
+    return k->fast ? k->rq.lsh : 0;
+}
+
+/* The rest of a channel's constants: the accumulator's start, bias + input_offset * wsum
+ * shifted as the weights are, and the generic requantisation's. */
+PC_INLINE void chan_finish(chan_t *k, const pc_conv_params_t *p,
+                           const pc_per_channel_quant_t *q, const int32_t *bias, int32_t c,
+                           int32_t wsum, int32_t lsh)
+{
+    /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
+    k->bias = (int32_t)(((uint32_t)bias[c] + (uint32_t)(p->input_offset * wsum)) << lsh);
+    k->mult = q->multiplier[c];
+    k->shift = q->shift[c];
+    k->out_off = p->output_offset;
+    k->lo = p->act_min;
+    k->hi = p->act_max;
+}
+
 PC_NOINLINE void chan_prepare(chan_t *k, const pc_conv_params_t *p,
                               const pc_per_channel_quant_t *q, const int8_t *filter,
                               const int32_t *bias, int32_t c)
@@ -934,12 +962,8 @@ PC_NOINLINE void chan_prepare(chan_t *k, const pc_conv_params_t *p,
     const int32_t kh = p->kernel_h;
     const int32_t kw = p->kernel_w;
     const int32_t pairs = (kw + 1) / 2;
-    int32_t lsh;
+    const int32_t lsh = chan_quant(k, p, q, bias, c, kh * kw);
     int32_t wsum = 0;
-    k->fast = pc_rq_prepare(&k->rq, bias[c], q->multiplier[c], q->shift[c], p->output_offset,
-                            kh * kw) &&
-              k->rq.lsh <= 7;
-    lsh = k->fast ? k->rq.lsh : 0;
     for (int32_t ky = 0; ky < kh; ky++) {
         for (int32_t i = 0; i < pairs; i++) {
             const int32_t kx = 2 * i;
@@ -949,13 +973,7 @@ PC_NOINLINE void chan_prepare(chan_t *k, const pc_conv_params_t *p,
             k->w[ky * pairs + i] = pc_lane16(lo * (1 << lsh)) | (pc_lane16(hi * (1 << lsh)) << 16);
         }
     }
-    /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
-    k->bias = (int32_t)(((uint32_t)bias[c] + (uint32_t)(p->input_offset * wsum)) << lsh);
-    k->mult = q->multiplier[c];
-    k->shift = q->shift[c];
-    k->out_off = p->output_offset;
-    k->lo = p->act_min;
-    k->hi = p->act_max;
+    chan_finish(k, p, q, bias, c, wsum, lsh);
     k->kh = kh;
     k->kw = kw;
     k->sw = p->stride_w;
@@ -1424,12 +1442,8 @@ PC_INLINE void plane_prepare_at(chan_t *k, const pc_conv_params_t *p,
 {
     const int32_t ch = p->input.c;
     const int32_t n = kw / 2;
-    int32_t lsh;
+    const int32_t lsh = chan_quant(k, p, q, bias, c, kw * kw);
     int32_t wsum = 0;
-    k->fast = pc_rq_prepare(&k->rq, bias[c], q->multiplier[c], q->shift[c], p->output_offset,
-                            kw * kw) &&
-              k->rq.lsh <= 7;
-    lsh = k->fast ? k->rq.lsh : 0;
     for (int32_t ky = 0; ky < kw; ky++) {
         const int8_t *f = filter + kw * ky * ch + c;
         uint32_t *w = k->w + 2 * n * ky;
@@ -1442,13 +1456,7 @@ PC_INLINE void plane_prepare_at(chan_t *k, const pc_conv_params_t *p,
             wsum += f[kx * ch];
         }
     }
-    /* wraps like the accumulator would (the sum itself cannot overflow, see pc_kernels.h) */
-    k->bias = (int32_t)(((uint32_t)bias[c] + (uint32_t)(p->input_offset * wsum)) << lsh);
-    k->mult = q->multiplier[c];
-    k->shift = q->shift[c];
-    k->out_off = p->output_offset;
-    k->lo = p->act_min;
-    k->hi = p->act_max;
+    chan_finish(k, p, q, bias, c, wsum, lsh);
 }
 
 /* plane_prepare_at with kw a constant (its loops unrolled: half the instructions). */
