@@ -165,6 +165,30 @@ def test_pointwise_paths_are_bit_exact(tmp_path):
     assert not errors, "\n".join(errors)
 
 
+def test_rgb_stem_paths_are_bit_exact(tmp_path):
+    """The RGB stem (3x3 over 3 channels) widens its inside windows straight from the input
+    (widen_rgb4, pc_conv.c), reading across kernel rows; the border windows and stems with
+    too many channels for the stack's widened weights (19) take the gathered patches. Strides
+    1 and 2, "same" and "valid", widths with and without a remainder of four pixels, an odd
+    last channel, input zero points at both ends: all bit-exact."""
+    rng = np.random.default_rng(11)
+    graphs = []
+    for i, (h, w, stride, padding, cout, zp) in enumerate((
+            (7, 9, 1, "same", 8, -128), (12, 17, 2, "same", 13, -5), (16, 16, 2, "valid", 18, 127),
+            (9, 22, 1, "valid", 13, 60), (11, 10, 2, "same", 19, 0))):
+        b = GraphBuilder(f"stem{i}", (h, w, 3), 0.02, zp)
+        ws = rng.uniform(0.002, 0.02, cout)
+        y = b.conv2d(b.input, _w(rng, (cout, 3, 3, 3)), ws, rng.integers(-3000, 3000, cout),
+                     _scale(b, b.input, ws, 27), int(rng.integers(-20, 20)), stride=stride,
+                     padding=padding, activation="relu6")
+        graphs.append(b.finish(y))
+    for cfg in VARIANTS:
+        hostbuild.build_libs(cfg)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        errors = [e for errs in pool.map(lambda g: _check(g, tmp_path), graphs) for e in errs]
+    assert not errors, "\n".join(errors)
+
+
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs gcc-arm-none-eabi and qemu-system-arm")
 def test_pointwise_kernels_on_m7_match_reference(tmp_path):

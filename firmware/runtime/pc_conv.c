@@ -567,6 +567,58 @@ static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t cin, in
     }
 }
 
+/* Word g (a constant) of the 28 values of an RGB stem window (3x3 kernel, 3 channels: three
+ * kernel rows of 9 bytes, `row` bytes apart, then the pad) from the input at s. Four words
+ * are one load (values 0..3, 4..7, 12..15, 20..23); three straddle two kernel rows or the
+ * pad: 8..11 is row 1's bytes 0..3 shifted up under row 0's byte 8; 16..19, the low halves
+ * of row 1's 7..10 and row 2's 0..3 (PKHBT); 24..27, row 2's 5..8 shifted down, so value
+ * 27 is 0 (it meets the zero weight that read_tail gives the pad). Every byte read lies
+ * between s and row 2's byte 8, inside the image (windows4_inside). */
+PC_INLINE uint32_t rgb_word(const int8_t *s, int32_t row, int g)
+{
+    switch (g) {
+    case 0:
+        return pc_read_u32(s);
+    case 1:
+        return pc_read_u32(s + 4);
+    case 2:
+        return (pc_read_u32(s + row) << 8) | (uint8_t)s[8];
+    case 3:
+        return pc_read_u32(s + row + 3);
+    case 4:
+        return pc_pack16x2((int32_t)pc_read_u32(s + row + 7), (int32_t)pc_read_u32(s + 2 * row));
+    case 5:
+        return pc_read_u32(s + 2 * row + 2);
+    default:
+        return pc_read_u32(s + 2 * row + 5) >> 8;
+    }
+}
+
+/* widen_quad of four RGB stem windows straight from the input (window: the first one's
+ * top-left byte; the windows inside the image, windows4_inside), with no int8 patch copied:
+ * the 28-value patches' columns in widen_quad's layout. */
+PC_NOINLINE void widen_rgb4(const pc_conv_params_t *p, const int8_t *window, uint32_t *col)
+{
+    const uint32_t off2 = pc_dup16(p->input_offset);
+    const int32_t step = p->stride_w * 3;
+    const int32_t row = p->input.w * 3;
+    const int8_t *const a = window;
+    const int8_t *const b = a + step;
+    const int8_t *const c = b + step;
+    const int8_t *const d = c + step;
+    PC_UNROLL(7)
+    for (int g = 0; g < 7; g++) {
+        const uint32_t u = rgb_word(a, row, g);
+        const uint32_t v = rgb_word(b, row, g);
+        const uint32_t x = rgb_word(c, row, g);
+        const uint32_t y = rgb_word(d, row, g);
+        pc_store2_inc(&col, pc_sxtab16(off2, u), pc_sxtab16(off2, v));
+        pc_store2_inc(&col, pc_sxtab16_ror8(off2, u), pc_sxtab16_ror8(off2, v));
+        pc_store2_inc(&col, pc_sxtab16(off2, x), pc_sxtab16(off2, y));
+        pc_store2_inc(&col, pc_sxtab16_ror8(off2, x), pc_sxtab16_ror8(off2, y));
+    }
+}
+
 /* Four input channels (filter word wv) of the four pixels (widen_quad's group at *col);
  * advances the pointer. With the filter load: 15 instructions for 16 MACs (LDR, 2 SXTB16,
  * 4 LDRD, 8 SMLAD). */
@@ -1157,6 +1209,9 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
             uint32_t col4[2 * CONV_SMALL_K];
             uint32_t ww[CONV_WW_WORDS];
             const int wide = ch.fast && ch.n * kpad / 2 <= CONV_WW_WORDS;
+            /* the RGB stem: its inside windows widened straight from the input (widen_rgb4;
+             * widen_weights_x2 gives the pad a zero weight) */
+            const int rgb = wide && p->kernel_h == 3 && p->kernel_w == 3 && p->input.c == 3;
             for (int32_t j = k; j < kpad; j++) {
                 pa[j] = pb[j] = pc[j] = pd[j] = zp;
             }
@@ -1176,15 +1231,20 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                     if (windows4_inside(p, oy, ox)) {
                         const int32_t iy0 = oy * p->stride_h - p->pad_top;
                         const int32_t ix0 = ox * p->stride_w - p->pad_left;
-                        im2col_s8_inside4(p, input + (iy0 * p->input.w + ix0) * p->input.c,
-                                          pa, pb, pc, pd);
+                        const int8_t *window = input + (iy0 * p->input.w + ix0) * p->input.c;
+                        if (rgb) {
+                            widen_rgb4(p, window, col4);
+                        } else {
+                            im2col_s8_inside4(p, window, pa, pb, pc, pd);
+                            widen_quad(px, col4, kpad, p->input_offset);
+                        }
                     } else {
                         im2col_s8(p, input, oy, ox, pa);
                         im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
                         im2col_s8(p, input, (i + 2) / wo, (i + 2) % wo, pc);
                         im2col_s8(p, input, (i + 3) / wo, (i + 3) % wo, pd);
+                        widen_quad(px, col4, kpad, p->input_offset);
                     }
-                    widen_quad(px, col4, kpad, p->input_offset);
                     if (wide && kpad == 28) {
                         mat_mult_pw4x2_k28(&ch, ww, col4, out + i * cout, cout);
                     } else if (wide) {
