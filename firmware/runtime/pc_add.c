@@ -117,36 +117,69 @@ static void term_table(int32_t *table, const add_in_t *t, int32_t ls1, int32_t l
     }
 }
 
-/* add_fast with both terms looked up: two byte loads, two table loads, one ADD and the
- * requantisation per element. Tables: 2 kB on the stack, only during this call, filled once
- * for all rows. As in add_fast, a word's eight inputs are read before it is stored (in place
- * is fine). Returns the elements done in each row. */
-PC_NOINLINE int32_t add_table(const pc_add_params_t *p, const add_rows_t *rows,
-                              const add_in_t *t1, const add_in_t *t2, const pc_rq_t *r)
+/* Each row's first n elements (a multiple of 4) from the two term tables, clamped to act_min
+ * / act_max on the packed bytes where `clamp` (a constant: without it, the loop keeps both
+ * tables' addresses in registers). A word's eight inputs are read before it is stored, so
+ * output may be an input (in place). */
+PC_INLINE void add_table_rows(const pc_add_params_t *p, const add_rows_t *rows,
+                              const int32_t *tab1, const int32_t *tab2, const pc_rq_t *r,
+                              int32_t n, int clamp)
 {
-    int32_t tab1[256];
-    int32_t tab2[256];
     const int32_t mult = r->mult;
     const int32_t rnd = r->rnd;
     const int32_t rsh = r->rsh;
     const uint32_t lo4 = pc_dup8(p->act_min);
     const uint32_t hi4 = pc_dup8(p->act_max);
-    const int32_t n = p->size & ~3;
-    term_table(tab1, t1, p->left_shift + 1, r->lsh);
-    term_table(tab2, t2, p->left_shift + 1, r->lsh);
     for (int32_t j = 0; j < rows->rows; j++) {
         const uint8_t *in1 = (const uint8_t *)rows->in1 + j * rows->step1;
         const uint8_t *in2 = (const uint8_t *)rows->in2 + j * rows->step2;
         int8_t *out = rows->out + j * rows->step_out;
-        for (int32_t i = 0; i < n; i += 4) {
+        const uint8_t *const end = in1 + n;
+        for (; in1 != end; in1 += 4, in2 += 4, out += 4) {
             uint32_t w = pc_pack_s8x4(
-                pc_rq_shifted(tab1[in1[i]] + tab2[in2[i]], mult, rnd, rsh),
-                pc_rq_shifted(tab1[in1[i + 1]] + tab2[in2[i + 1]], mult, rnd, rsh),
-                pc_rq_shifted(tab1[in1[i + 2]] + tab2[in2[i + 2]], mult, rnd, rsh),
-                pc_rq_shifted(tab1[in1[i + 3]] + tab2[in2[i + 3]], mult, rnd, rsh));
-            w = pc_min_s8x4(pc_max_s8x4(w, lo4), hi4);
-            memcpy(out + i, &w, 4);
+                pc_rq_shifted(tab1[in1[0]] + tab2[in2[0]], mult, rnd, rsh),
+                pc_rq_shifted(tab1[in1[1]] + tab2[in2[1]], mult, rnd, rsh),
+                pc_rq_shifted(tab1[in1[2]] + tab2[in2[2]], mult, rnd, rsh),
+                pc_rq_shifted(tab1[in1[3]] + tab2[in2[3]], mult, rnd, rsh));
+            if (clamp) {
+                w = pc_min_s8x4(pc_max_s8x4(w, lo4), hi4);
+            }
+            memcpy(out, &w, 4);
         }
+    }
+}
+
+/* add_table_rows for each `clamp`; not inlined into add_table, whose tables then stay in
+ * registers instead of being recomputed from the stack pointer at each load. */
+PC_NOINLINE void add_table_clamped(const pc_add_params_t *p, const add_rows_t *rows,
+                                   const int32_t *tab1, const int32_t *tab2, const pc_rq_t *r,
+                                   int32_t n)
+{
+    add_table_rows(p, rows, tab1, tab2, r, n, 1);
+}
+
+PC_NOINLINE void add_table_plain(const pc_add_params_t *p, const add_rows_t *rows,
+                                 const int32_t *tab1, const int32_t *tab2, const pc_rq_t *r,
+                                 int32_t n)
+{
+    add_table_rows(p, rows, tab1, tab2, r, n, 0);
+}
+
+/* add_fast with both terms looked up: two byte loads, two table loads, one ADD and the
+ * requantisation per element. Tables: 2 kB on the stack, only during this call, filled once
+ * for all rows. Returns the elements done in each row. */
+PC_NOINLINE int32_t add_table(const pc_add_params_t *p, const add_rows_t *rows,
+                              const add_in_t *t1, const add_in_t *t2, const pc_rq_t *r)
+{
+    int32_t tab1[256];
+    int32_t tab2[256];
+    const int32_t n = p->size & ~3;
+    term_table(tab1, t1, p->left_shift + 1, r->lsh);
+    term_table(tab2, t2, p->left_shift + 1, r->lsh);
+    if (p->act_min > -128 || p->act_max < 127) {
+        add_table_clamped(p, rows, tab1, tab2, r, n);
+    } else { /* SSAT has clamped */
+        add_table_plain(p, rows, tab1, tab2, r, n);
     }
     return n;
 }

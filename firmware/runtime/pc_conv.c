@@ -1205,8 +1205,7 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
             const int8_t zp = (int8_t)(-p->input_offset);
             int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K], pc[CONV_SMALL_K], pd[CONV_SMALL_K];
             const int8_t *const px[4] = {pa, pb, pc, pd};
-            uint32_t colbuf[CONV_SMALL_K];
-            uint32_t col4[2 * CONV_SMALL_K];
+            uint32_t col4[2 * CONV_SMALL_K]; /* four pixels' columns, or two (widen_pair) */
             uint32_t ww[CONV_WW_WORDS];
             const int wide = ch.fast && ch.n * kpad / 2 <= CONV_WW_WORDS;
             /* the RGB stem: its inside windows widened straight from the input (widen_rgb4;
@@ -1256,13 +1255,13 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                 for (; i + 2 <= end; i += 2) {
                     im2col_s8(p, input, i / wo, i % wo, pa);
                     im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
-                    widen_pair(pa, pb, colbuf, kpad, p->input_offset);
-                    mat_mult_pw(&ch, w, k, colbuf, out + i * cout, out + (i + 1) * cout, 1);
+                    widen_pair(pa, pb, col4, kpad, p->input_offset);
+                    mat_mult_pw(&ch, w, k, col4, out + i * cout, out + (i + 1) * cout, 1);
                 }
                 if (i < end) {
                     im2col_s8(p, input, i / wo, i % wo, pa);
-                    widen_pair(pa, pa, colbuf, kpad, p->input_offset);
-                    mat_mult_pw(&ch, w, k, colbuf, out + i * cout, out + i * cout, 1);
+                    widen_pair(pa, pa, col4, kpad, p->input_offset);
+                    mat_mult_pw(&ch, w, k, col4, out + i * cout, out + i * cout, 1);
                 }
             }
             continue;

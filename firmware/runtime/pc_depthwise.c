@@ -1183,18 +1183,23 @@ PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *
     const int32_t vmin = k->lo;
     const int32_t vmax = k->hi;
     const int32_t step2 = 2 * step;
-    for (; n >= 4 && !lo && !hi; n -= 4) { /* SSAT has clamped: four at a time */
-        const int32_t a = acc[0];
-        const int32_t b = acc[1];
-        const int32_t c = acc[2];
-        const int32_t d = acc[3];
-        out[0] = (int8_t)pc_rq_shifted(a, mult, rnd, rsh);
-        out[step] = (int8_t)pc_rq_shifted(b, mult, rnd, rsh);
-        out += step2;
-        out[0] = (int8_t)pc_rq_shifted(c, mult, rnd, rsh);
-        out[step] = (int8_t)pc_rq_shifted(d, mult, rnd, rsh);
-        out += step2;
-        acc += 4;
+    if (!lo && !hi) { /* SSAT has clamped: four at a time, two output pointers */
+        const uint32_t *aw = (const uint32_t *)(const void *)acc;
+        const uint32_t *const end = aw + (n & ~3);
+        int8_t *odd = out + step;
+        while (aw != end) {
+            uint32_t a, b;
+            pc_load2_inc(&aw, &a, &b);
+            out[0] = (int8_t)pc_rq_shifted((int32_t)a, mult, rnd, rsh);
+            odd[0] = (int8_t)pc_rq_shifted((int32_t)b, mult, rnd, rsh);
+            pc_load2_inc(&aw, &a, &b);
+            out[step2] = (int8_t)pc_rq_shifted((int32_t)a, mult, rnd, rsh);
+            odd[step2] = (int8_t)pc_rq_shifted((int32_t)b, mult, rnd, rsh);
+            out += 2 * step2;
+            odd += 2 * step2;
+        }
+        acc += n & ~3;
+        n &= 3;
     }
     for (; n >= 2; n -= 2) {
         const int32_t a = acc[0];
