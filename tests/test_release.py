@@ -185,11 +185,15 @@ def test_building_one_app_replaces_only_its_images(monkeypatch, tmp_path):
 
 
 def test_a_tree_with_uncommitted_firmware_is_not_released(monkeypatch):
-    outs = {"rev-parse": "a" * 40, "status": " M firmware/runtime/pc_conv.c"}
+    outs = {"rev-parse": "a" * 40}
     monkeypatch.setattr(release, "_git", lambda *a: outs[a[0]])
-    with pytest.raises(release.ReleaseError, match="uncommitted changes under firmware/ or "
-                                                   r"apps/vww/ \(firmware/runtime/pc_conv.c"):
-        release.source_commit("vww")
+    # git's porcelain lines as _git returns them: stripped, so the first loses X's space
+    for status in ("M firmware/runtime/pc_conv.c\n M apps/vww/app.toml",
+                   "?? firmware/runtime/pc_conv.c", "MM firmware/runtime/pc_conv.c"):
+        outs["status"] = status
+        with pytest.raises(release.ReleaseError, match="uncommitted changes under firmware/ or "
+                                                       r"apps/vww/ \(firmware/runtime/pc_conv.c "):
+            release.source_commit("vww")
     outs["status"] = ""
     assert release.source_commit("vww") == "a" * 40
 

@@ -6,7 +6,7 @@
  * SMMLAR, ASR (the fast requantisation of pc_dsp.h with output offset 0), the sum is
  * requantised by pc_rq_fast, and act_min / act_max are applied four bytes at a time. A term
  * depends on its input byte alone, so large adds first tabulate both inputs' 256 terms and
- * then spend ~13 instructions an element (add_table).
+ * then spend ~11 instructions an element (add_table).
  */
 #include "pc_kernels.h"
 
@@ -96,8 +96,9 @@ PC_INLINE int32_t add_fast(const pc_add_params_t *p, const int8_t *in1, const in
 }
 
 /* Adds of at least this many elements take add_table: filling its two tables costs about
- * 7,000 instructions, and each element then 13 instead of add_fast's 26 (measured with
- * `make bench BENCH_ARGS=--per-op`; the break-even is near 550). */
+ * 7,000 instructions, and each element then 11 (where act_min / act_max clamp, 13) instead
+ * of add_fast's 26 (measured with `make bench BENCH_ARGS=--per-op`; the break-even is near
+ * 500). */
 #define ADD_TABLE_MIN 512
 
 /* One input's term (add_term) for each of the 256 int8 values, indexed by the byte read as

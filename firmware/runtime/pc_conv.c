@@ -1197,7 +1197,8 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
         const int8_t *w = filter + co0 * k;
         chunk_prepare(&ch, p, q, bias, co0, k);
         if (k <= CONV_SMALL_K) {
-            /* Small patches (the RGB first layer: 27): gathered as int8 on the stack, then
+            /* Small patches (the RGB first layer: 27): gathered as int8 on the stack (or, the
+             * RGB stem's inside windows, read straight from the input: widen_rgb4), then
              * widened and multiplied like a pointwise layer (interleaved columns, LDRD).
              * The patches are padded to a multiple of 4 with the zero point, so the columns
              * (on the stack: the padded size can exceed the scratch) end in a full group. */

@@ -263,7 +263,7 @@ def source_commit(app: str) -> str:
         raise ReleaseError("not a git checkout: the manifest names the source commit")
     dirty = _git("status", "--porcelain", "--", "firmware", f"apps/{app}")
     if dirty:
-        first = dirty.splitlines()[0][3:]
+        first = dirty.splitlines()[0].split(maxsplit=1)[-1]  # "XY path"; _git strips X's space
         raise ReleaseError(f"uncommitted changes under firmware/ or apps/{app}/ ({first} ...): "
                            "commit them, or build from a clean checkout, so the manifest's "
                            "source commit is what the images are built from")
