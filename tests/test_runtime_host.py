@@ -237,7 +237,8 @@ def test_depthwise_in_place_equals_depthwise(tmp_path):
     1..16 channels), both equal to plain reference loops, on both code paths, with the data
     buffer and the ring malloc'd at exactly their documented sizes under ASan; the ring rows
     equal the planner's. The DSP path runs three times: as shipped (the channel planes take
-    3x3 stride 1 and 5x5 stride 1 and 2, band by band where a map outgrows them), with every
+    3x3 and 5x5 at strides 1 and 2, 3x3 stride 2 on output rows of 16+, band by band where a
+    map outgrows them), with every
     layer whose rows fit on the widened-rows path (PC_DW_ROWS_ALWAYS=1), and with every layer
     whose padded plane fits on the padded four-channel path (PC_DW_PADDED_ALWAYS=1, the planes
     off), so all its algorithms are swept."""

@@ -10,15 +10,16 @@
  *   kernels taller or wider than a small map (covered_pays; described at covered_groups'
  *   section);
  * - four channels widened together into channel planes, then one channel at a time, two or
- *   four outputs a step: 3x3 stride 1 and 5x5 stride 1 or 2 on maps and patch tiles up to
- *   78 (3x3) or 52 (5x5) wide (planes_pay; described at planes_groups' section);
+ *   four outputs a step: 3x3 and 5x5, stride 1 or 2, on maps and patch tiles up to 78
+ *   (3x3) or 52 (5x5) wide, 3x3 with stride 2 on output rows of 16+ (planes_pay;
+ *   described at planes_groups' section);
  * - four channels at a time from a padded copy of their plane: the other 3x3 maps and
  *   patch tiles up to 18x18, and small maps whose border holds a third of the outputs
  *   (padded_pays; described at padded_groups' section);
  * - widened rows, one channel at a time: maps of 4+ rows and 64+ outputs a channel, but for
  *   3x3 with stride 2 (rows_fit; described at rows_layer's section);
- * - four channels at a time on the tensor itself: the rest (3x3 with stride 2 on larger
- *   maps, a patch stage's larger tiles and single rows).
+ * - four channels at a time on the tensor itself: the rest (3x3 with stride 2 on maps too
+ *   wide for the planes, a patch stage's larger tiles and single rows).
  *
  * Four channels at a time, in an outer loop, so everything that belongs to those
  * channels is done once per layer rather than once per pixel: their kh*kw filter words are
@@ -1363,7 +1364,7 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
     }
 }
 
-/* ---- 3x3 stride 1 and 5x5 stride 1 or 2: channel planes, band by band ------------------
+/* ---- 3x3 and 5x5, stride 1 or 2: channel planes, band by band -----------------------------
  * The four-channel paths take one instruction a MAC (SMLABB / SMLATT: HWC keeps a channel's
  * neighbouring taps apart), and the widened rows widen one channel at a time (3.5
  * instructions a value). Here a group's four channels are widened together (2.5 a value)
@@ -1376,7 +1377,9 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
  * instructions an output in all, the weights in registers. A 5x5 takes four outputs a step,
  * 12 MAC instructions for a kernel row's 20 taps, its weights loaded per row (23.7
  * instructions an output, against 34 on the widened rows); at stride 2 the same, each output
- * from its own pairs. Outputs are requantised as the widened rows' (store_outputs).
+ * from its own pairs; a 3x3 at stride 2 takes (x0, x1) . (w0, w1) + x2 * w2 for A and
+ * (x2, x3) . (w0, w1) + x4 * w2 for B, two loads and four MAC instructions a kernel row.
+ * Outputs are requantised as the widened rows' (store_outputs).
  *
  * The planes hold PLANE_VALUES / 4 / pitch rows: the whole padded plane of small maps, else
  * a band of output rows at a time, the next band keeping the last kh - stride input rows the
@@ -1389,20 +1392,23 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
  * Measured by `make bench`: mbv2-0.35-144's 3x3 72x72 -14 % and 36x36 -27 % against the
  * widened rows, 18x18 and 9x9 -17 % and -14 % against the four-channel padded path;
  * mask_detect's 5x5 on 20x26 -24 % and its 5x5 stride 2 -14 %, vww's 5x5 on 12x12 -34 %.
- * Not taken: 3x3 stride 2, where each input value feeds 2.25 MACs and widening it does not
- * pay (cache tiles +12 %); and maps of fewer than PLANES_MIN_OUTPUTS outputs (mbv2-0.35-144's
- * 5x5 +1 %, vww's 4x4 cache tiles +9 %), where each channel's set-up and calls are not
- * repaid. */
+ * 3x3 with stride 2, where each input value feeds only 2.25 MACs, on output rows of
+ * PLANES_S2_MIN_W or more: mbv2-0.35-144's 72x72 -8 % and 36x36 -14 %, vww's 48x48 -6 %
+ * against the four-channel path on the tensor; on the narrower patch tiles, which take the
+ * padded copy, +2 % (mbv2-0.35-144's cache tiles). Not taken: maps of fewer than
+ * PLANES_MIN_OUTPUTS outputs (mbv2-0.35-144's 5x5 +1 %, vww's 4x4 cache tiles +9 %), where
+ * each channel's set-up and calls are not repaid. */
 #define PLANE_VALUES 1600  /* the four planes on the stack: 3.2 kB */
 #define PLANE_CHUNK 96     /* accumulators a chunk of output rows: > 78 */
 #define PLANES_MIN_OUTPUTS 36
+#define PLANES_S2_MIN_W 16 /* 3x3 stride 2: output rows at least this long */
 
 /* Plane columns the outputs read: stride 1, the last step of two reads kw + 1 columns;
- * stride 2 (5x5), the last output reads six, from 2 (Wo - 1). */
+ * stride 2, the last output reads kw + 1, from 2 (Wo - 1). */
 static int32_t plane_cols(const pc_conv_params_t *p)
 {
     const int32_t wo = p->output.w;
-    return p->stride_w == 1 ? ((wo + 1) & ~1) + p->kernel_w - 1 : 2 * wo + 4;
+    return p->stride_w == 1 ? ((wo + 1) & ~1) + p->kernel_w - 1 : 2 * wo + p->kernel_w - 1;
 }
 
 /* Values from one plane row to the next (0: the map is too wide): 20, 40 or 80 for 3x3, 20,
@@ -1430,7 +1436,8 @@ static int planes_pay(const pc_conv_params_t *p)
 {
     const int32_t k = p->kernel_w;
     const int32_t s = p->stride_w;
-    return !PC_DW_PADDED_ALWAYS && ((k == 3 && s == 1) || (k == 5 && (s == 1 || s == 2))) &&
+    return !PC_DW_PADDED_ALWAYS && (k == 3 || k == 5) && (s == 1 || s == 2) &&
+           (k == 5 || s == 1 || p->output.w >= PLANES_S2_MIN_W) &&
            p->kernel_h == k && p->stride_h == s && p->input.c >= 4 && plane_pitch(p) > 0 &&
            plane_band(p) >= 1 && p->output.w <= p->input.w &&
            p->pad_top <= plane_carry(p) && /* in place: see above */
@@ -1542,6 +1549,50 @@ typedef void (*plane_rows_fn_t)(const chan_t *k, const int16_t *x, int32_t *acc,
 PLANE_KERNEL(plane_rows, plane_rows_at, 20)
 PLANE_KERNEL(plane_rows, plane_rows_at, 40)
 PLANE_KERNEL(plane_rows, plane_rows_at, 80)
+
+/* plane_rows_at for stride 2: per kernel row, with (x0, x1), (x2, x3) and (x4, x5) loaded,
+ * A = (x0, x1) . (w0, w1) + x2 * w2 and B = (x2, x3) . (w0, w1) + x4 * w2 (the low lane of
+ * the crossed pair (w2, w1)): two loads and four MAC instructions for six taps. */
+PC_INLINE void plane_rows3s2_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                                int32_t rows, int32_t pitch)
+{
+    const uint32_t a0 = k->w[0], b0 = k->w[1], a1 = k->w[2], b1 = k->w[3];
+    const uint32_t a2 = k->w[4], b2 = k->w[5];
+    const int32_t bias = k->bias;
+    for (; rows > 0; rows--, x += 2 * pitch) {
+        const uint32_t *xw = (const uint32_t *)(const void *)x;
+        int32_t *const end = acc + (wo & ~1);
+        uint32_t u, v;
+        int32_t s, t;
+        while (acc != end) {
+            pc_load2_at(xw, 0, &u, &v);
+            s = pc_smlabb(v, b0, pc_smlad(u, a0, bias));
+            t = pc_smlabb(xw[2], b0, pc_smlad(v, a0, bias));
+            pc_load2_at(xw, pitch / 2, &u, &v);
+            s = pc_smlabb(v, b1, pc_smlad(u, a1, s));
+            t = pc_smlabb(xw[pitch / 2 + 2], b1, pc_smlad(v, a1, t));
+            pc_load2_at(xw, pitch, &u, &v);
+            s = pc_smlabb(v, b2, pc_smlad(u, a2, s));
+            t = pc_smlabb(xw[pitch + 2], b2, pc_smlad(v, a2, t));
+            acc[0] = s;
+            acc[1] = t;
+            acc += 2;
+            xw += 2;
+        }
+        if (wo & 1) { /* the last, odd output */
+            pc_load2_at(xw, 0, &u, &v);
+            s = pc_smlabb(v, b0, pc_smlad(u, a0, bias));
+            pc_load2_at(xw, pitch / 2, &u, &v);
+            s = pc_smlabb(v, b1, pc_smlad(u, a1, s));
+            pc_load2_at(xw, pitch, &u, &v);
+            *acc++ = pc_smlabb(v, b2, pc_smlad(u, a2, s));
+        }
+    }
+}
+
+PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 20)
+PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 40)
+PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 80)
 
 /* Kernel row ky of a 5x5 for outputs A (s) and B (t): (x0, x1) . (w0, w1) + (x2, x3) .
  * (w2, w3) + x4 * w4 and x1 * w0 + SMLADX of (x2, x3) and (x4, x5) against (w2, w1) and
@@ -1715,6 +1766,9 @@ static plane_rows_fn_t plane_rows_kernel(const pc_conv_params_t *p)
     }
     if (p->kernel_w == 5) {
         return pitch == 20 ? plane_rows5_20 : pitch == 40 ? plane_rows5_40 : plane_rows5_56;
+    }
+    if (p->stride_w == 2) {
+        return pitch == 20 ? plane_rows3s2_20 : pitch == 40 ? plane_rows3s2_40 : plane_rows3s2_80;
     }
     return pitch == 20 ? plane_rows_20 : pitch == 40 ? plane_rows_40 : plane_rows_80;
 }
