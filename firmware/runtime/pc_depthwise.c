@@ -1490,39 +1490,55 @@ PC_NOINLINE void plane_prepare(chan_t *k, const pc_conv_params_t *p,
     }
 }
 
-/* The accumulators of `rows` output rows of wo outputs; x: the first one's top-left tap in
- * a plane whose rows are `pitch` values apart (a constant). */
-PC_INLINE void plane_rows_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
-                             int32_t rows, int32_t pitch)
+/* The accumulators of `rows` output rows of wo outputs of a 3x3 at stride 1 or 2 (s2); x:
+ * the first one's top-left tap in a plane whose rows are `pitch` values apart (a constant).
+ * Stride 1, per kernel row, see above. Stride 2, with (x0, x1), (x2, x3) and (x4, x5)
+ * loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = (x2, x3) . (w0, w1) + x4 * w2 (the low
+ * lane of the crossed pair (w2, w1)), two loads and four MAC instructions for six taps. */
+PC_INLINE void plane_rows3_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                              int32_t rows, int32_t pitch, int s2)
 {
     const uint32_t a0 = k->w[0], b0 = k->w[1], a1 = k->w[2], b1 = k->w[3];
     const uint32_t a2 = k->w[4], b2 = k->w[5];
     const int32_t bias = k->bias;
-    for (; rows > 0; rows--, x += pitch) {
+    for (; rows > 0; rows--, x += (s2 ? 2 : 1) * pitch) {
         const uint32_t *xw = (const uint32_t *)(const void *)x;
         int32_t *const end = acc + (wo & ~1);
         uint32_t u, v;
         int32_t s, t;
         while (acc != end) {
-            pc_load2_at(xw, 0, &u, &v);
-            s = pc_smlad(u, a0, bias);
-            t = pc_smlatb(u, a0, bias);
-            s = pc_smlabb(v, b0, s);
-            t = pc_smladx(v, b0, t);
-            pc_load2_at(xw, pitch / 2, &u, &v);
-            s = pc_smlad(u, a1, s);
-            t = pc_smlatb(u, a1, t);
-            s = pc_smlabb(v, b1, s);
-            t = pc_smladx(v, b1, t);
-            pc_load2_at(xw, pitch, &u, &v);
-            s = pc_smlad(u, a2, s);
-            t = pc_smlatb(u, a2, t);
-            s = pc_smlabb(v, b2, s);
-            t = pc_smladx(v, b2, t);
+            if (s2) {
+                pc_load2_at(xw, 0, &u, &v);
+                s = pc_smlabb(v, b0, pc_smlad(u, a0, bias));
+                t = pc_smlabb(xw[2], b0, pc_smlad(v, a0, bias));
+                pc_load2_at(xw, pitch / 2, &u, &v);
+                s = pc_smlabb(v, b1, pc_smlad(u, a1, s));
+                t = pc_smlabb(xw[pitch / 2 + 2], b1, pc_smlad(v, a1, t));
+                pc_load2_at(xw, pitch, &u, &v);
+                s = pc_smlabb(v, b2, pc_smlad(u, a2, s));
+                t = pc_smlabb(xw[pitch + 2], b2, pc_smlad(v, a2, t));
+                xw += 2;
+            } else {
+                pc_load2_at(xw, 0, &u, &v);
+                s = pc_smlad(u, a0, bias);
+                t = pc_smlatb(u, a0, bias);
+                s = pc_smlabb(v, b0, s);
+                t = pc_smladx(v, b0, t);
+                pc_load2_at(xw, pitch / 2, &u, &v);
+                s = pc_smlad(u, a1, s);
+                t = pc_smlatb(u, a1, t);
+                s = pc_smlabb(v, b1, s);
+                t = pc_smladx(v, b1, t);
+                pc_load2_at(xw, pitch, &u, &v);
+                s = pc_smlad(u, a2, s);
+                t = pc_smlatb(u, a2, t);
+                s = pc_smlabb(v, b2, s);
+                t = pc_smladx(v, b2, t);
+                xw++;
+            }
             acc[0] = s;
             acc[1] = t;
             acc += 2;
-            xw++;
         }
         if (wo & 1) { /* the last, odd output */
             pc_load2_at(xw, 0, &u, &v);
@@ -1533,6 +1549,18 @@ PC_INLINE void plane_rows_at(const chan_t *k, const int16_t *x, int32_t *acc, in
             *acc++ = pc_smlabb(v, b2, pc_smlad(u, a2, s));
         }
     }
+}
+
+PC_INLINE void plane_rows_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                             int32_t rows, int32_t pitch)
+{
+    plane_rows3_at(k, x, acc, wo, rows, pitch, 0);
+}
+
+PC_INLINE void plane_rows3s2_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
+                                int32_t rows, int32_t pitch)
+{
+    plane_rows3_at(k, x, acc, wo, rows, pitch, 1);
 }
 
 typedef void (*plane_rows_fn_t)(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
@@ -1549,46 +1577,6 @@ typedef void (*plane_rows_fn_t)(const chan_t *k, const int16_t *x, int32_t *acc,
 PLANE_KERNEL(plane_rows, plane_rows_at, 20)
 PLANE_KERNEL(plane_rows, plane_rows_at, 40)
 PLANE_KERNEL(plane_rows, plane_rows_at, 80)
-
-/* plane_rows_at for stride 2: per kernel row, with (x0, x1), (x2, x3) and (x4, x5) loaded,
- * A = (x0, x1) . (w0, w1) + x2 * w2 and B = (x2, x3) . (w0, w1) + x4 * w2 (the low lane of
- * the crossed pair (w2, w1)): two loads and four MAC instructions for six taps. */
-PC_INLINE void plane_rows3s2_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
-                                int32_t rows, int32_t pitch)
-{
-    const uint32_t a0 = k->w[0], b0 = k->w[1], a1 = k->w[2], b1 = k->w[3];
-    const uint32_t a2 = k->w[4], b2 = k->w[5];
-    const int32_t bias = k->bias;
-    for (; rows > 0; rows--, x += 2 * pitch) {
-        const uint32_t *xw = (const uint32_t *)(const void *)x;
-        int32_t *const end = acc + (wo & ~1);
-        uint32_t u, v;
-        int32_t s, t;
-        while (acc != end) {
-            pc_load2_at(xw, 0, &u, &v);
-            s = pc_smlabb(v, b0, pc_smlad(u, a0, bias));
-            t = pc_smlabb(xw[2], b0, pc_smlad(v, a0, bias));
-            pc_load2_at(xw, pitch / 2, &u, &v);
-            s = pc_smlabb(v, b1, pc_smlad(u, a1, s));
-            t = pc_smlabb(xw[pitch / 2 + 2], b1, pc_smlad(v, a1, t));
-            pc_load2_at(xw, pitch, &u, &v);
-            s = pc_smlabb(v, b2, pc_smlad(u, a2, s));
-            t = pc_smlabb(xw[pitch + 2], b2, pc_smlad(v, a2, t));
-            acc[0] = s;
-            acc[1] = t;
-            acc += 2;
-            xw += 2;
-        }
-        if (wo & 1) { /* the last, odd output */
-            pc_load2_at(xw, 0, &u, &v);
-            s = pc_smlabb(v, b0, pc_smlad(u, a0, bias));
-            pc_load2_at(xw, pitch / 2, &u, &v);
-            s = pc_smlabb(v, b1, pc_smlad(u, a1, s));
-            pc_load2_at(xw, pitch, &u, &v);
-            *acc++ = pc_smlabb(v, b2, pc_smlad(u, a2, s));
-        }
-    }
-}
 
 PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 20)
 PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 40)
