@@ -1490,11 +1490,10 @@ PC_NOINLINE void plane_prepare(chan_t *k, const pc_conv_params_t *p,
     }
 }
 
-/* The accumulators of `rows` output rows of wo outputs of a 3x3 at stride 1 or 2 (s2); x:
- * the first one's top-left tap in a plane whose rows are `pitch` values apart (a constant).
- * Stride 1, per kernel row, see above. Stride 2, with (x0, x1), (x2, x3) and (x4, x5)
- * loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = (x2, x3) . (w0, w1) + x4 * w2 (the low
- * lane of the crossed pair (w2, w1)), two loads and four MAC instructions for six taps. */
+/* The accumulators of `rows` output rows of wo outputs of a 3x3 at stride 1 or 2 (s2), two
+ * a step (the section's comment gives each stride's taps); x: the first one's top-left tap
+ * in a plane whose rows are `pitch` values apart (a constant). At stride 2, B's last tap is
+ * the low lane of the crossed pair (w2, w1). */
 PC_INLINE void plane_rows3_at(const chan_t *k, const int16_t *x, int32_t *acc, int32_t wo,
                               int32_t rows, int32_t pitch, int s2)
 {
