@@ -146,9 +146,10 @@ def test_pointwise_paths_are_bit_exact(tmp_path):
     8 up to PW8_MAX_CIN; 24 where too few pixels for the narrow one) or past it (200), on a
     4x4 map (16 pixels: below the narrow kernels), 5x5 (the fewest pixels that take them, one
     past the quads and octets) and 6x7 (two past), into 18 channels (an odd part is left).
-    K = 8 into a multiple of four channels takes the one-pixel kernel (pointwise_k8): below
-    its 8 pixels (2x3), one chunk (20), two chunks (68: 64 + 4), and a stride-2 1x1 layer,
-    whose pixels are not contiguous (a run a row)."""
+    K = 16 and 96 into 13 and 23 channels (two parts, the last of them odd) leave an odd
+    last channel. K = 8 into a multiple of four channels takes the one-pixel kernel
+    (pointwise_k8): below its 8 pixels (2x3), one chunk (20), two chunks (68: 64 + 4), and a
+    stride-2 1x1 layer, whose pixels are not contiguous (a run a row)."""
     ks = narrow_ks()
     assert {8, 56, 96} <= set(ks)
     rng = np.random.default_rng(7)
@@ -161,6 +162,12 @@ def test_pointwise_paths_are_bit_exact(tmp_path):
             y = b.conv2d(b.input, _w(rng, (18, 1, 1, k)), ws, rng.integers(-3000, 3000, 18),
                          _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
             graphs.append(b.finish(y))
+    for k, cout in ((16, 13), (96, 23)):  # narrow K into an odd number of channels
+        b = GraphBuilder(f"pw{k}_odd{cout}", (6, 7, k), 0.02, 9)
+        ws = rng.uniform(0.002, 0.02, cout)
+        y = b.conv2d(b.input, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
+                     _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
+        graphs.append(b.finish(y))
     for h, w, stride, cout in ((2, 3, 1, 20), (4, 4, 1, 20), (6, 7, 1, 68), (9, 11, 2, 24)):
         b = GraphBuilder(f"pwk8_{h}x{w}s{stride}_{cout}", (h, w, 8), 0.02, 5)
         ws = rng.uniform(0.002, 0.02, cout)
@@ -203,14 +210,15 @@ def test_rgb_stem_paths_are_bit_exact(tmp_path):
                     reason="needs gcc-arm-none-eabi and qemu-system-arm")
 def test_pointwise_kernels_on_m7_match_reference(tmp_path):
     """The same kernels as built for the Cortex-M7 (the eight-pixel one's loop is assembly
-    there): a chain of pointwise layers with K = 144, 192, 72 (eight pixels), 96, 56 (narrow),
-    200 (quads) and 8 (one pixel, into 20 channels) on a 6x7 map, run under QEMU."""
+    there): a chain of pointwise layers with K = 144, 192, 72 (eight pixels), 96, 56 (narrow:
+    two channels of four pixels), 200 (quads), 8 (one pixel, into 20 channels), 20 and 16
+    (narrow, into 13 channels: an odd last one) on a 6x7 map, run under QEMU."""
     from patchcam.targets import armbuild, qemu
 
     rng = np.random.default_rng(11)
     b = GraphBuilder("pwchain", (6, 7, 144), 0.02, -3)
     x = b.input
-    for cout in (192, 72, 96, 56, 200, 8, 20, 18):
+    for cout in (192, 72, 96, 56, 200, 8, 20, 16, 13):
         k = b.tensors[x].shape[2]
         ws = rng.uniform(0.002, 0.02, cout)
         x = b.conv2d(x, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),

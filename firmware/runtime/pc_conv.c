@@ -596,7 +596,7 @@ PC_INLINE uint32_t rgb_word(const int8_t *s, int32_t row, int g)
 
 /* widen_quad of four RGB stem windows straight from the input (window: the first one's
  * top-left byte; the windows inside the image, windows4_inside), with no int8 patch copied:
- * the 28-value patches' columns in widen_quad's layout. */
+ * the 28-value patches' columns in widen_quad_halves' layout. */
 PC_NOINLINE void widen_rgb4(const pc_conv_params_t *p, const int8_t *window, uint32_t *col)
 {
     const uint32_t off2 = pc_dup16(p->input_offset);
@@ -606,6 +606,7 @@ PC_NOINLINE void widen_rgb4(const pc_conv_params_t *p, const int8_t *window, uin
     const int8_t *const b = a + step;
     const int8_t *const c = b + step;
     const int8_t *const d = c + step;
+    uint32_t *col2 = col + 28;
     PC_UNROLL(7)
     for (int g = 0; g < 7; g++) {
         const uint32_t u = rgb_word(a, row, g);
@@ -614,8 +615,8 @@ PC_NOINLINE void widen_rgb4(const pc_conv_params_t *p, const int8_t *window, uin
         const uint32_t y = rgb_word(d, row, g);
         pc_store2_inc(&col, pc_sxtab16(off2, u), pc_sxtab16(off2, v));
         pc_store2_inc(&col, pc_sxtab16_ror8(off2, u), pc_sxtab16_ror8(off2, v));
-        pc_store2_inc(&col, pc_sxtab16(off2, x), pc_sxtab16(off2, y));
-        pc_store2_inc(&col, pc_sxtab16_ror8(off2, x), pc_sxtab16_ror8(off2, y));
+        pc_store2_inc(&col2, pc_sxtab16(off2, x), pc_sxtab16(off2, y));
+        pc_store2_inc(&col2, pc_sxtab16_ror8(off2, x), pc_sxtab16_ror8(off2, y));
     }
 }
 
@@ -987,16 +988,19 @@ PC_NOINLINE void mat_mult_pw4_ww(const chunk_t *ch, const uint32_t *ww, int32_t 
 }
 
 /* ---- two channels at a time ----------------------------------------------------------------
- * With the chunk's weights widened once, each LDRD of two pixels' columns serves two
- * channels and each LDRD of two channels' weights two pixels: a group of four K for two
- * pixels of two channels takes 2 column loads, 2 weight loads and 8 SMLAD for 16 MACs (one
- * channel of four pixels: 13). K is a constant, so every load has an immediate offset. The
- * four pixels of widen_quad's columns are taken as two halves of 4 accumulators each (all
- * four at once, 8 accumulators spill: +12 %). */
+ * With the weights widened once, two channels of two pixels share every load: a group of four
+ * K takes one LDM of the pair's four weight words, one LDM of the two pixels' four column
+ * words and 8 SMLAD for 16 MACs. Each pair of channels is a record (pw2x2_records): the four
+ * accumulators' start (2 * bias), the widened weights, and both channels' requantisation
+ * constants, so one pointer streams through all of it; the four pixels' columns are two
+ * halves (widen_quad_halves: pixels a, b, then c, d), each a stream of its own. The loop
+ * takes all fourteen registers, the LDMs' named in order, so it is assembly, one function a
+ * K (pw2x2_run_k*: K a constant, the groups unrolled); gcc's loop with LDRD took 12
+ * instructions a group and reloaded the constants for each pixel pair. */
 
 /* widen_weights for channel pairs: per pair and group of four k, (even of the first, even of
- * the second, odd of the first, odd of the second), each as pw4_group_wide takes it; an odd
- * last channel as widen_weights lays it out. */
+ * the second, odd of the first, odd of the second); an odd last channel as widen_weights lays
+ * it out. */
 static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k)
 {
     int32_t co = 0;
@@ -1015,146 +1019,191 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
     }
 }
 
-/* Group g of two of the four pixels' columns (widen_quad: pixels a, b even, a, b odd, c, d
- * even, c, d odd; half h = 0: a, b, 1: c, d) times the pair's even and odd weight words. */
-#define PW2X2_GROUP(ww, col, g, h)                                                             \
-    do {                                                                                       \
-        uint32_t w0, w1, x, y;                                                                 \
-        pc_load2_at(ww, 4 * (g), &w0, &w1);                                                    \
-        pc_load2_at(col, 8 * (g) + 4 * (h), &x, &y);                                           \
-        a0 = pc_smlad(w0, x, a0);                                                              \
-        b0 = pc_smlad(w0, y, b0);                                                              \
-        a1 = pc_smlad(w1, x, a1);                                                              \
-        b1 = pc_smlad(w1, y, b1);                                                              \
-        pc_load2_at(ww, 4 * (g) + 2, &w0, &w1);                                                \
-        pc_load2_at(col, 8 * (g) + 4 * (h) + 2, &x, &y);                                       \
-        a0 = pc_smlad(w0, x, a0);                                                              \
-        b0 = pc_smlad(w0, y, b0);                                                              \
-        a1 = pc_smlad(w1, x, a1);                                                              \
-        b1 = pc_smlad(w1, y, b1);                                                              \
-    } while (0)
-
-/* All groups of a constant k, a multiple of 4 up to 96 (narrow pointwise: 8 to 64 by 8, 96;
- * the RGB first conv: 28, its 3x3x3 padded). A loop over larger K (four groups a step) is
- * slower where few pixels share the widened weights (6x6x96: +5 %) and gains 5 % on 18x18:
- * not kept. */
-#define PW2X2_IF(k, g, h)                                                                      \
-    if ((k) > 4 * (g)) {                                                                       \
-        PW2X2_GROUP(ww, col, g, h);                                                            \
-    }
-
-#define PW2X2_GROUPS(k, h)                                                                     \
-    do {                                                                                       \
-        PW2X2_IF(k, 0, h)                                                                      \
-        PW2X2_IF(k, 1, h)                                                                      \
-        PW2X2_IF(k, 2, h)                                                                      \
-        PW2X2_IF(k, 3, h)                                                                      \
-        PW2X2_IF(k, 4, h)                                                                      \
-        PW2X2_IF(k, 5, h)                                                                      \
-        PW2X2_IF(k, 6, h)                                                                      \
-        PW2X2_IF(k, 7, h)                                                                      \
-        PW2X2_IF(k, 8, h)                                                                      \
-        PW2X2_IF(k, 9, h)                                                                      \
-        PW2X2_IF(k, 10, h)                                                                     \
-        PW2X2_IF(k, 11, h)                                                                     \
-        PW2X2_IF(k, 12, h)                                                                     \
-        PW2X2_IF(k, 13, h)                                                                     \
-        PW2X2_IF(k, 14, h)                                                                     \
-        PW2X2_IF(k, 15, h)                                                                     \
-        PW2X2_IF(k, 16, h)                                                                     \
-        PW2X2_IF(k, 17, h)                                                                     \
-        PW2X2_IF(k, 18, h)                                                                     \
-        PW2X2_IF(k, 19, h)                                                                     \
-        PW2X2_IF(k, 20, h)                                                                     \
-        PW2X2_IF(k, 21, h)                                                                     \
-        PW2X2_IF(k, 22, h)                                                                     \
-        PW2X2_IF(k, 23, h)                                                                     \
-    } while (0)
-
-/* Two pixels (half h of col) of channels r, r + 1, stored at out, out + cout (channel r) and
- * out + 1, out + 1 + cout; clamped to act_min / act_max when clamp. */
-PC_INLINE void pw2x2(const chunk_t *ch, const pc_rq_t *r, const uint32_t *ww, int32_t k,
-                     const uint32_t *col, int h, int8_t *out, int32_t cout, int clamp)
+/* widen_quad's values in two halves: pixels a, b from col (per group of four channels: a
+ * even, b even, a odd, b odd), pixels c, d from col + cin, as pw2x2_run reads them.
+ * cin % 4 == 0. */
+static void widen_quad_halves(const int8_t *const px[4], uint32_t *col, int32_t cin,
+                              int32_t offset)
 {
-    int32_t a0 = r[0].bias2; /* doubled, as the weights */
-    int32_t a1 = r[1].bias2;
-    int32_t b0 = a0;
-    int32_t b1 = a1;
-    if (h == 0) {
-        PW2X2_GROUPS(k, 0);
-    } else {
-        PW2X2_GROUPS(k, 1);
+    const uint32_t off2 = pc_dup16(offset);
+    uint32_t *col2 = col + cin;
+    for (int32_t i = 0; i < cin; i += 4) {
+        const uint32_t a = pc_read_u32(px[0] + i), b = pc_read_u32(px[1] + i);
+        const uint32_t c = pc_read_u32(px[2] + i), d = pc_read_u32(px[3] + i);
+        pc_store2_inc(&col, pc_sxtab16(off2, a), pc_sxtab16(off2, b));
+        pc_store2_inc(&col, pc_sxtab16_ror8(off2, a), pc_sxtab16_ror8(off2, b));
+        pc_store2_inc(&col2, pc_sxtab16(off2, c), pc_sxtab16(off2, d));
+        pc_store2_inc(&col2, pc_sxtab16_ror8(off2, c), pc_sxtab16_ror8(off2, d));
     }
-    /* each channel stored as soon as requantised: fewer live registers (measured) */
-    a0 = pc_rq_fast_x2(a0, r);
-    b0 = pc_rq_fast_x2(b0, r);
-    if (clamp) {
-        a0 = clamp_to(ch, a0);
-        b0 = clamp_to(ch, b0);
-    }
-    pc_store2_s8_inc(&out, cout, a0, b0);
-    a1 = pc_rq_fast_x2(a1, r + 1);
-    b1 = pc_rq_fast_x2(b1, r + 1);
-    if (clamp) {
-        a1 = clamp_to(ch, a1);
-        b1 = clamp_to(ch, b1);
-    }
-    pc_store2_s8_inc(&out, cout, a1, b1);
 }
 
-/* Channels [c0, c0 + n) of the chunk (all fast) for four pixels (widen_quad's col), ww from
- * widen_weights_x2 of those channels, k a constant (PW2X2_GROUPS); out: channel c0 of the
- * first pixel, the rest as mat_mult_pw4's. Each pair of channels takes pixels a, b then c,
- * d: 4 accumulators, so nothing spills (with all four pixels at once the 8 accumulators do,
- * +12 %). */
-PC_INLINE void mat_mult_pw4x2(const chunk_t *ch, int32_t c0, int32_t n, const uint32_t *ww,
-                              int32_t k, const uint32_t *col, int8_t *out, int32_t cout,
-                              int clamp)
+/* Words a pair's record takes: 4 accumulator starts, kpad widened weights, 6 constants. */
+#define PW2X2_RECORD(kpad) ((kpad) + 10)
+
+/* The records of the chunk's channel pairs [c0, c0 + 2 * pairs) (all fast), filter rows of k
+ * values from w (channel c0's), kpad = k rounded up to 4. */
+static void pw2x2_records(uint32_t *rec, const chunk_t *ch, int32_t c0, int32_t pairs,
+                          const int8_t *w, int32_t k)
 {
-    const pc_rq_t *r = ch->rq + c0;
-    const pc_rq_t *r_end = r + (n & ~1);
-    for (; r != r_end; r += 2, ww += k, out += 2) {
-        pw2x2(ch, r, ww, k, col, 0, out, cout, clamp);
-        PC_BARRIER(); /* two passes of 4 accumulators, not one of 8 */
-        pw2x2(ch, r, ww, k, col, 1, out + 2 * cout, cout, clamp);
+    const int32_t kpad = (k + 3) & ~3;
+    for (int32_t i = 0; i < pairs; i++, rec += PW2X2_RECORD(kpad), w += 2 * k) {
+        const pc_rq_t *r = ch->rq + c0 + 2 * i;
+        uint32_t *rq = rec + 4 + kpad;
+        rec[0] = rec[1] = (uint32_t)r[0].bias2;
+        rec[2] = rec[3] = (uint32_t)r[1].bias2;
+        widen_weights_x2(rec + 4, w, 2, k);
+        rq[0] = (uint32_t)r[0].mult;
+        rq[1] = (uint32_t)r[0].rnd;
+        rq[2] = (uint32_t)r[0].rsh;
+        rq[3] = (uint32_t)r[1].mult;
+        rq[4] = (uint32_t)r[1].rnd;
+        rq[5] = (uint32_t)r[1].rsh;
     }
-    if (n & 1) { /* the last channel, laid out alone */
-        const uint32_t *c4 = col;
-        int8_t *out2 = out + 2 * cout;
-        int32_t a = r->bias2;
-        int32_t b = a;
-        int32_t c = a;
-        int32_t d = a;
-        for (int32_t g = 0; g < k / 4; g++, ww += 2) {
-            pw4_group_wide(&a, &b, &c, &d, ww[0], ww[1], &c4);
+}
+
+/* Four pixels of the pairs' channels, for pw2x2_run; the assembly reads the fields at these
+ * offsets. */
+typedef struct {
+    const uint32_t *rec, *end;   /*  0, 4: the pairs' records */
+    const uint32_t *col0, *col1; /*  8, 12: widen_quad_halves' two halves */
+    int8_t *out;                 /* 16: pixel a's output of the first pair's first channel */
+    int32_t cout;                /* 20: bytes from one pixel's outputs to the next's */
+} pw2x2_run_t;
+
+/* Four pixels of each pair's two channels, as the assembly computes them; clamped to
+ * act_min / act_max when clamp (which the assembly never is). */
+PC_INLINE void pw2x2_run_c(const chunk_t *ch, const pw2x2_run_t *a, int32_t kpad, int clamp)
+{
+    int8_t *out = a->out;
+    for (const uint32_t *rec = a->rec; rec != a->end; rec += PW2X2_RECORD(kpad), out += 2) {
+        const uint32_t *rq = rec + 4 + kpad;
+        for (int h = 0; h < 2; h++) {
+            const uint32_t *x = h == 0 ? a->col0 : a->col1;
+            const uint32_t *w = rec + 4;
+            int32_t acc[4] = {(int32_t)rec[0], (int32_t)rec[1], (int32_t)rec[2], (int32_t)rec[3]};
+            int8_t *o = out + 2 * h * a->cout;
+            for (int32_t g = 0; g < kpad / 4; g++, w += 4, x += 4) {
+                acc[0] = pc_smlad(w[2], x[2], pc_smlad(w[0], x[0], acc[0]));
+                acc[1] = pc_smlad(w[2], x[3], pc_smlad(w[0], x[1], acc[1]));
+                acc[2] = pc_smlad(w[3], x[2], pc_smlad(w[1], x[0], acc[2]));
+                acc[3] = pc_smlad(w[3], x[3], pc_smlad(w[1], x[1], acc[3]));
+            }
+            for (int i = 0; i < 4; i++) {
+                const uint32_t *c = rq + 3 * (i / 2); /* accumulators 0, 1: the first channel */
+                acc[i] = pc_rq_shifted(acc[i], (int32_t)c[0], (int32_t)c[1], (int32_t)c[2]);
+                acc[i] = clamp ? clamp_to(ch, acc[i]) : acc[i];
+            }
+            o[0] = (int8_t)acc[0];
+            o[1] = (int8_t)acc[2];
+            o[a->cout] = (int8_t)acc[1];
+            o[a->cout + 1] = (int8_t)acc[3];
         }
-        pw4_store(ch, pc_rq_fast_x2(a, r), pc_rq_fast_x2(b, r), pc_rq_fast_x2(c, r),
-                  pc_rq_fast_x2(d, r), &out, &out2, cout, clamp);
     }
 }
 
-#define MAT_MULT_PW4X2_K(k)                                                                    \
-    PC_NOINLINE void mat_mult_pw4x2_k##k(const chunk_t *ch, int32_t c0, int32_t n,             \
-                                         const uint32_t *ww, const uint32_t *col, int8_t *out, \
-                                         int32_t cout)                                         \
+#if defined(PC_DSP_EMULATE)
+#define PW2X2_RUN_K(k)                                                                         \
+    PC_NOINLINE void pw2x2_run_k##k(const pw2x2_run_t *a)                                      \
     {                                                                                          \
-        mat_mult_pw4x2(ch, c0, n, ww, k, col, out, cout, 0);                                   \
+        pw2x2_run_c(NULL, a, PW2X2_KPAD_##k, 0);                                               \
     }
+#else
+/* ip: the record; lr: the half's columns; r0 - r3: the four accumulators (pixels a, b of the
+ * first channel, then of the second); r4 - r11: the LDMs' words. */
+#define PW2X2_GROUP                                                                            \
+    "ldm ip!, {r4, r5, r6, r7}\n\t"                                                            \
+    "ldm lr!, {r8, r9, r10, r11}\n\t"                                                          \
+    "smlad r0, r4, r8, r0\n\t"                                                                 \
+    "smlad r1, r4, r9, r1\n\t"                                                                 \
+    "smlad r2, r5, r8, r2\n\t"                                                                 \
+    "smlad r3, r5, r9, r3\n\t"                                                                 \
+    "smlad r0, r6, r10, r0\n\t"                                                                \
+    "smlad r1, r6, r11, r1\n\t"                                                                \
+    "smlad r2, r7, r10, r2\n\t"                                                                \
+    "smlad r3, r7, r11, r3\n\t"
+#define PW2X2_G2 PW2X2_GROUP PW2X2_GROUP
+#define PW2X2_G4 PW2X2_G2 PW2X2_G2
+#define PW2X2_G8 PW2X2_G4 PW2X2_G4
+#define PW2X2_GROUPS_8 PW2X2_G2
+#define PW2X2_GROUPS_16 PW2X2_G4
+#define PW2X2_GROUPS_24 PW2X2_G4 PW2X2_G2
+#define PW2X2_GROUPS_28 PW2X2_G4 PW2X2_G2 PW2X2_GROUP
+#define PW2X2_GROUPS_32 PW2X2_G8
+#define PW2X2_GROUPS_40 PW2X2_G8 PW2X2_G2
+#define PW2X2_GROUPS_48 PW2X2_G8 PW2X2_G4
+#define PW2X2_GROUPS_56 PW2X2_G8 PW2X2_G4 PW2X2_G2
+#define PW2X2_GROUPS_64 PW2X2_G8 PW2X2_G8
+#define PW2X2_GROUPS_96 PW2X2_G8 PW2X2_G8 PW2X2_G8
+/* The pair's six constants, then each accumulator requantised (pc_rq_shifted). */
+#define PW2X2_RQ1(acc, mult, rnd, rsh)                                                         \
+    "add r10, " rnd ", " acc ", asr #31\n\t"                                                   \
+    "smmlar " acc ", " acc ", " mult ", r10\n\t"                                               \
+    "asr " acc ", " acc ", " rsh "\n\t"                                                        \
+    "ssat " acc ", #8, " acc "\n\t"
+#define PW2X2_RQ                                                                               \
+    "ldm ip!, {r4, r5, r6, r7, r8, r9}\n\t"                                                    \
+    PW2X2_RQ1("r0", "r4", "r5", "r6") PW2X2_RQ1("r1", "r4", "r5", "r6")                        \
+    PW2X2_RQ1("r2", "r7", "r8", "r9") PW2X2_RQ1("r3", "r7", "r8", "r9")
+/* r10: the half's first pixel's output; r11: cout. */
+#define PW2X2_STORE                                                                            \
+    "strb r0, [r10]\n\t"                                                                       \
+    "strb r2, [r10, #1]\n\t"                                                                   \
+    "add r10, r10, r11\n\t"                                                                    \
+    "strb r1, [r10]\n\t"                                                                       \
+    "strb r3, [r10, #1]\n\t"
+#define PW2X2_RUN_K(k)                                                                         \
+    __attribute__((naked, noinline)) static void pw2x2_run_k##k(                               \
+        __attribute__((unused)) const pw2x2_run_t *a)                                          \
+    {                                                                                          \
+        __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                               \
+                "sub sp, sp, #24\n\t"                                                          \
+                "ldm r0, {r0, r1, r2, r3, r4, r5}\n\t" /* *a onto the stack */                 \
+                "stm sp, {r0, r1, r2, r3, r4, r5}\n\t"                                         \
+                "mov ip, r0\n"                                                                 \
+                "1:\n\t" /* a pair: pixels a, b */                                             \
+                "ldr lr, [sp, #8]\n\t"                                                         \
+                "ldm ip!, {r0, r1, r2, r3}\n\t" PW2X2_GROUPS_##k PW2X2_RQ                      \
+                "ldrd r10, r11, [sp, #16]\n\t" PW2X2_STORE                                     \
+                "subw ip, ip, #(4 * (" #k " + 10))\n\t" /* the record again: pixels c, d */   \
+                "ldr lr, [sp, #12]\n\t"                                                        \
+                "ldm ip!, {r0, r1, r2, r3}\n\t" PW2X2_GROUPS_##k PW2X2_RQ                      \
+                "ldrd r10, r11, [sp, #16]\n\t"                                                 \
+                "add r4, r10, #2\n\t" /* the next pair's outputs */                            \
+                "str r4, [sp, #16]\n\t"                                                        \
+                "add r10, r10, r11, lsl #1\n\t" PW2X2_STORE                                    \
+                "ldr r0, [sp, #4]\n\t"                                                         \
+                "cmp ip, r0\n\t"                                                               \
+                "bne 1b\n\t"                                                                   \
+                "add sp, sp, #24\n\t"                                                          \
+                "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
+    }
+PC_STATIC_ASSERT(sizeof(pw2x2_run_t) == 24, pw2x2_layout);
+#endif
 
-/* The narrow K values (pointwise_narrow), each with a kernel of its own: the one list. */
+/* The K values with a kernel of their own (pointwise_narrow; 28: the RGB stem, 27 padded). */
 #define PW_NARROW_KS(X) X(8) X(16) X(24) X(32) X(40) X(48) X(56) X(64) X(96)
+#define PW2X2_KPAD_8 8
+#define PW2X2_KPAD_16 16
+#define PW2X2_KPAD_24 24
+#define PW2X2_KPAD_28 28
+#define PW2X2_KPAD_32 32
+#define PW2X2_KPAD_40 40
+#define PW2X2_KPAD_48 48
+#define PW2X2_KPAD_56 56
+#define PW2X2_KPAD_64 64
+#define PW2X2_KPAD_96 96
 
-PW_NARROW_KS(MAT_MULT_PW4X2_K)
+PW_NARROW_KS(PW2X2_RUN_K)
+PW2X2_RUN_K(28)
 
-typedef void (*pw4x2_fn_t)(const chunk_t *ch, int32_t c0, int32_t n, const uint32_t *ww,
-                           const uint32_t *col, int8_t *out, int32_t cout);
+typedef void (*pw2x2_fn_t)(const pw2x2_run_t *a);
 
-/* The two-channel kernel for K = cin, or NULL when cin is not a narrow K. */
-static pw4x2_fn_t pw_narrow_kernel(int32_t cin)
+/* The kernel for K = cin, or NULL when cin is not a narrow K. */
+static pw2x2_fn_t pw_narrow_kernel(int32_t cin)
 {
 #define PW_NARROW_CASE(k)                                                                      \
     case k:                                                                                    \
-        return mat_mult_pw4x2_k##k;
+        return pw2x2_run_k##k;
     switch (cin) {
         PW_NARROW_KS(PW_NARROW_CASE)
     default:
@@ -1163,22 +1212,144 @@ static pw4x2_fn_t pw_narrow_kernel(int32_t cin)
 #undef PW_NARROW_CASE
 }
 
-PC_NOINLINE void mat_mult_pw4x2_k28(const chunk_t *ch, const uint32_t *ww,
-                                    const uint32_t *col, int8_t *out, int32_t cout)
+/* The last channel of an odd part, alone (ww: its widen_weights words) for the same four
+ * pixels (widen_quad_halves' col, kpad values). */
+static void pw4_last_channel(const chunk_t *ch, const pc_rq_t *r, const uint32_t *ww,
+                             int32_t kpad, const uint32_t *col, int8_t *out, int32_t cout,
+                             int clamp)
 {
-    if (ch->clamp) {
-        mat_mult_pw4x2(ch, 0, ch->n, ww, 28, col, out, cout, 1);
-    } else {
-        mat_mult_pw4x2(ch, 0, ch->n, ww, 28, col, out, cout, 0);
+    const uint32_t *x = col;
+    const uint32_t *y = col + kpad;
+    int32_t a = r->bias2, b = a, c = a, d = a;
+    for (int32_t g = 0; g < kpad / 4; g++, ww += 2, x += 4, y += 4) {
+        a = pc_smlad(ww[1], x[2], pc_smlad(ww[0], x[0], a));
+        b = pc_smlad(ww[1], x[3], pc_smlad(ww[0], x[1], b));
+        c = pc_smlad(ww[1], y[2], pc_smlad(ww[0], y[0], c));
+        d = pc_smlad(ww[1], y[3], pc_smlad(ww[0], y[1], d));
     }
+    int8_t *out2 = out + 2 * cout;
+    pw4_store(ch, pc_rq_fast_x2(a, r), pc_rq_fast_x2(b, r), pc_rq_fast_x2(c, r),
+              pc_rq_fast_x2(d, r), &out, &out2, cout, clamp);
 }
 
-/* The small-patch conv's widened weights on the stack: chunks of up to this many words
- * (1 kB: the RGB first layer, 28 values, up to 18 channels); wider chunks widen as they go. */
-#define CONV_WW_WORDS 256
+/* The small-patch conv's widened weights on the stack: up to this many words (1.5 kB: the
+ * RGB first layer's records, 28 values, up to 20 channels); wider chunks widen as they go. */
+#define CONV_WW_WORDS 384
 
 /* Patches up to this many values take the int8-gather + pointwise route (stack: 2 x this). */
 #define CONV_SMALL_K 64
+
+/* Words of the widened weights of n channels of kpad values: the RGB stem's pair records
+ * (pw2x2_records, an odd last channel as widen_weights), or widen_weights'. */
+static int32_t conv_ww_words(int32_t n, int32_t kpad)
+{
+    return kpad == 28 ? n / 2 * PW2X2_RECORD(28) + n % 2 * kpad / 2 : n * kpad / 2;
+}
+
+/* The RGB stem's four pixels (widen_quad_halves' col) of all the chunk's channels: the pairs
+ * (ww: their records), then an odd last channel (its widen_weights words after them). */
+static void conv_pw4x2_k28(const chunk_t *ch, const uint32_t *ww, const uint32_t *col,
+                           int8_t *out, int32_t cout)
+{
+    const int32_t pairs = ch->n / 2;
+    const pw2x2_run_t a = {ww, ww + pairs * PW2X2_RECORD(28), col, col + 28, out, cout};
+    if (ch->clamp) {
+        pw2x2_run_c(ch, &a, 28, 1);
+    } else if (pairs > 0) {
+        pw2x2_run_k28(&a);
+    }
+    if (ch->n % 2) {
+        pw4_last_channel(ch, ch->rq + ch->n - 1, a.end, 28, col, out + ch->n - 1, cout,
+                         ch->clamp);
+    }
+}
+
+/* One chunk of a conv with patches of up to CONV_SMALL_K values (the RGB first layer: 27):
+ * gathered as int8 on the stack (or, the RGB stem's inside windows, read straight from the
+ * input: widen_rgb4), then widened and multiplied like a pointwise layer. The patches are
+ * padded to a multiple of 4 with the zero point, so the columns (on the stack: the padded
+ * size can exceed the scratch) end in a full group. A function of its own, so its stack
+ * buffers and the caller's chunk are two frames under 4 kB. */
+PC_NOINLINE void conv_small(const pc_conv_params_t *p, const chunk_t *ch, const int8_t *w,
+                            const int8_t *input, int8_t *output, const pw_runs_t *runs)
+{
+    const int32_t k = p->kernel_h * p->kernel_w * p->input.c;
+    const int32_t kpad = (k + 3) & ~3;
+    const int32_t wo = p->output.w;
+    const int32_t cout = p->output.c;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K], pc[CONV_SMALL_K], pd[CONV_SMALL_K];
+    const int8_t *const px[4] = {pa, pb, pc, pd};
+    uint32_t col4[2 * CONV_SMALL_K]; /* four pixels' columns, or two (widen_pair) */
+    uint32_t ww[CONV_WW_WORDS];
+    const int wide = ch->fast && conv_ww_words(ch->n, kpad) <= CONV_WW_WORDS;
+    const int pairs = wide && kpad == 28; /* the RGB first conv: two channels at a time */
+    /* the RGB stem: its inside windows widened straight from the input (widen_rgb4;
+     * widen_weights_x2 gives the pad a zero weight) */
+    const int rgb = pairs && p->kernel_h == 3 && p->kernel_w == 3 && p->input.c == 3;
+    for (int32_t j = k; j < kpad; j++) {
+        pa[j] = pb[j] = pc[j] = pd[j] = zp;
+    }
+    if (pairs) {
+        pw2x2_records(ww, ch, 0, ch->n / 2, w, k);
+        if (ch->n % 2) {
+            widen_weights(ww + ch->n / 2 * PW2X2_RECORD(28), w + (ch->n - 1) * k, 1, k);
+        }
+    } else if (wide) {
+        widen_weights(ww, w, ch->n, k);
+    }
+    for (int32_t r = 0; r < runs->rows; r++) {
+        const int32_t end = (r + 1) * runs->n;
+        int32_t i = r * runs->n;
+        /* output pixel i of this run at out + i * cout */
+        int8_t *out = output + r * (runs->out_row - runs->n * cout);
+        for (; ch->fast && i + 4 <= end; i += 4) { /* as pointwise (mat_mult_pw4) */
+            const int32_t oy = i / wo;
+            const int32_t ox = i % wo;
+            int widened = 0; /* col4 holds the four columns already */
+            if (windows4_inside(p, oy, ox)) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                const int8_t *window = input + (iy0 * p->input.w + ix0) * p->input.c;
+                if (rgb) {
+                    widen_rgb4(p, window, col4);
+                    widened = 1;
+                } else {
+                    im2col_s8_inside4(p, window, pa, pb, pc, pd);
+                }
+            } else {
+                im2col_s8(p, input, oy, ox, pa);
+                im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
+                im2col_s8(p, input, (i + 2) / wo, (i + 2) % wo, pc);
+                im2col_s8(p, input, (i + 3) / wo, (i + 3) % wo, pd);
+            }
+            if (pairs) {
+                if (!widened) {
+                    widen_quad_halves(px, col4, kpad, p->input_offset);
+                }
+                conv_pw4x2_k28(ch, ww, col4, out + i * cout, cout);
+            } else {
+                widen_quad(px, col4, kpad, p->input_offset);
+                if (wide) {
+                    mat_mult_pw4_ww(ch, ww, kpad, col4, out + i * cout, cout);
+                } else {
+                    mat_mult_pw4_padded(ch, w, k, col4, out + i * cout, cout);
+                }
+            }
+        }
+        for (; i + 2 <= end; i += 2) {
+            im2col_s8(p, input, i / wo, i % wo, pa);
+            im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
+            widen_pair(pa, pb, col4, kpad, p->input_offset);
+            mat_mult_pw(ch, w, k, col4, out + i * cout, out + (i + 1) * cout, 1);
+        }
+        if (i < end) {
+            im2col_s8(p, input, i / wo, i % wo, pa);
+            widen_pair(pa, pa, col4, kpad, p->input_offset);
+            mat_mult_pw(ch, w, k, col4, out + i * cout, out + i * cout, 1);
+        }
+    }
+}
 
 void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
                   const int8_t *input, const int8_t *filter, const int32_t *bias,
@@ -1197,74 +1368,7 @@ void pc_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
         const int8_t *w = filter + co0 * k;
         chunk_prepare(&ch, p, q, bias, co0, k);
         if (k <= CONV_SMALL_K) {
-            /* Small patches (the RGB first layer: 27): gathered as int8 on the stack (or, the
-             * RGB stem's inside windows, read straight from the input: widen_rgb4), then
-             * widened and multiplied like a pointwise layer (interleaved columns, LDRD).
-             * The patches are padded to a multiple of 4 with the zero point, so the columns
-             * (on the stack: the padded size can exceed the scratch) end in a full group. */
-            const int32_t kpad = (k + 3) & ~3;
-            const int8_t zp = (int8_t)(-p->input_offset);
-            int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K], pc[CONV_SMALL_K], pd[CONV_SMALL_K];
-            const int8_t *const px[4] = {pa, pb, pc, pd};
-            uint32_t col4[2 * CONV_SMALL_K]; /* four pixels' columns, or two (widen_pair) */
-            uint32_t ww[CONV_WW_WORDS];
-            const int wide = ch.fast && ch.n * kpad / 2 <= CONV_WW_WORDS;
-            /* the RGB stem: its inside windows widened straight from the input (widen_rgb4;
-             * widen_weights_x2 gives the pad a zero weight) */
-            const int rgb = wide && p->kernel_h == 3 && p->kernel_w == 3 && p->input.c == 3;
-            for (int32_t j = k; j < kpad; j++) {
-                pa[j] = pb[j] = pc[j] = pd[j] = zp;
-            }
-            if (wide && kpad == 28) { /* the RGB first conv: two channels at a time */
-                widen_weights_x2(ww, w, ch.n, k);
-            } else if (wide) {
-                widen_weights(ww, w, ch.n, k);
-            }
-            for (int32_t r = 0; r < runs.rows; r++) {
-                const int32_t end = (r + 1) * runs.n;
-                int32_t i = r * runs.n;
-                /* output pixel i of this run at out + i * cout */
-                int8_t *out = output + r * (runs.out_row - runs.n * cout) + co0;
-                for (; ch.fast && i + 4 <= end; i += 4) { /* as pointwise (mat_mult_pw4) */
-                    const int32_t oy = i / wo;
-                    const int32_t ox = i % wo;
-                    if (windows4_inside(p, oy, ox)) {
-                        const int32_t iy0 = oy * p->stride_h - p->pad_top;
-                        const int32_t ix0 = ox * p->stride_w - p->pad_left;
-                        const int8_t *window = input + (iy0 * p->input.w + ix0) * p->input.c;
-                        if (rgb) {
-                            widen_rgb4(p, window, col4);
-                        } else {
-                            im2col_s8_inside4(p, window, pa, pb, pc, pd);
-                            widen_quad(px, col4, kpad, p->input_offset);
-                        }
-                    } else {
-                        im2col_s8(p, input, oy, ox, pa);
-                        im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
-                        im2col_s8(p, input, (i + 2) / wo, (i + 2) % wo, pc);
-                        im2col_s8(p, input, (i + 3) / wo, (i + 3) % wo, pd);
-                        widen_quad(px, col4, kpad, p->input_offset);
-                    }
-                    if (wide && kpad == 28) {
-                        mat_mult_pw4x2_k28(&ch, ww, col4, out + i * cout, cout);
-                    } else if (wide) {
-                        mat_mult_pw4_ww(&ch, ww, kpad, col4, out + i * cout, cout);
-                    } else {
-                        mat_mult_pw4_padded(&ch, w, k, col4, out + i * cout, cout);
-                    }
-                }
-                for (; i + 2 <= end; i += 2) {
-                    im2col_s8(p, input, i / wo, i % wo, pa);
-                    im2col_s8(p, input, (i + 1) / wo, (i + 1) % wo, pb);
-                    widen_pair(pa, pb, col4, kpad, p->input_offset);
-                    mat_mult_pw(&ch, w, k, col4, out + i * cout, out + (i + 1) * cout, 1);
-                }
-                if (i < end) {
-                    im2col_s8(p, input, i / wo, i % wo, pa);
-                    widen_pair(pa, pa, col4, kpad, p->input_offset);
-                    mat_mult_pw(&ch, w, k, col4, out + i * cout, out + i * cout, 1);
-                }
-            }
+            conv_small(p, &ch, w, input, output + co0, &runs);
             continue;
         }
         for (int32_t r = 0; r < runs.rows; r++) {
@@ -1364,21 +1468,27 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
 
 /* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp). */
 PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
-                                     pw4x2_fn_t kernel, const int8_t *w, const int8_t *input,
+                                     pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
                                      int8_t *output, const pw_runs_t *runs)
 {
-    uint32_t ww[PW_NARROW_WW];
+    uint32_t ww[PW_NARROW_WW]; /* a part's pair records, then an odd last channel's weights */
     uint32_t col4[2 * PW_NARROW_K];
     const int32_t cin = p->input.c;
     const int32_t cout = p->output.c;
-    const int32_t part = (2 * PW_NARROW_WW / cin) & ~1; /* channels widened at a time */
+    const int32_t rec = PW2X2_RECORD(cin);
+    /* channels a part: as many pairs as fit beside an odd channel's cin / 2 words */
+    const int32_t part = 2 * ((PW_NARROW_WW - cin / 2) / rec);
     const int dense = pw_dense(p);
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
     int32_t i = 0;
     for (int32_t c0 = 0; c0 < ch->n; c0 += part) {
         const int32_t m = ch->n - c0 < part ? ch->n - c0 : part;
-        widen_weights_x2(ww, w + c0 * cin, m, cin);
+        pw2x2_run_t a = {ww, ww + m / 2 * rec, col4, col4 + cin, NULL, cout};
+        pw2x2_records(ww, ch, c0, m / 2, w + c0 * cin, cin);
+        if (m % 2) {
+            widen_weights((uint32_t *)a.end, w + (c0 + m - 1) * cin, 1, cin);
+        }
         for (int32_t r = 0; r < rows; r++) {
             const int32_t base = r * n;
             int8_t *out = output + r * runs->out_row + c0;
@@ -1388,8 +1498,15 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
                     px[j] = dense ? input + (base + i + j) * cin
                                   : pw_pixel(p, input, base + i + j);
                 }
-                widen_quad(px, col4, cin, p->input_offset);
-                kernel(ch, c0, m, ww, col4, out + i * cout, cout);
+                widen_quad_halves(px, col4, cin, p->input_offset);
+                a.out = out + i * cout;
+                if (m >= 2) {
+                    kernel(&a);
+                }
+                if (m % 2) {
+                    pw4_last_channel(ch, ch->rq + c0 + m - 1, a.end, cin, col4, a.out + m - 1,
+                                     cout, 0);
+                }
             }
         }
     }
@@ -1536,7 +1653,7 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const int32_t pixels = p->output.h * wo;
     const pw_runs_t runs = output_runs(p);
     const int dense = pw_dense(p);
-    const pw4x2_fn_t narrow = pw_narrow_kernel(cin);
+    const pw2x2_fn_t narrow = pw_narrow_kernel(cin);
     uint32_t *col = (uint32_t *)scratch;
     chunk_t ch;
     for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
