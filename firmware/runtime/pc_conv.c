@@ -1019,17 +1019,16 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
     }
 }
 
-/* widen_quad's values in two halves: pixels a, b from col (per group of four channels: a
+/* widen_quad's values (off2: the input offset in both halves) in two halves: pixels a, b from col (per group of four channels: a
  * even, b even, a odd, b odd), pixels c, d from col + cin, as pw2x2_run reads them.
  * cin % 4 == 0. */
-static void widen_quad_halves(const int8_t *const px[4], uint32_t *col, int32_t cin,
-                              int32_t offset)
+PC_INLINE void widen_quad_halves(const int8_t *pa, const int8_t *pb, const int8_t *pc,
+                                 const int8_t *pd, uint32_t *col, int32_t cin, uint32_t off2)
 {
-    const uint32_t off2 = pc_dup16(offset);
     uint32_t *col2 = col + cin;
     for (int32_t i = 0; i < cin; i += 4) {
-        const uint32_t a = pc_read_u32(px[0] + i), b = pc_read_u32(px[1] + i);
-        const uint32_t c = pc_read_u32(px[2] + i), d = pc_read_u32(px[3] + i);
+        const uint32_t a = pc_read_u32(pa + i), b = pc_read_u32(pb + i);
+        const uint32_t c = pc_read_u32(pc + i), d = pc_read_u32(pd + i);
         pc_store2_inc(&col, pc_sxtab16(off2, a), pc_sxtab16(off2, b));
         pc_store2_inc(&col, pc_sxtab16_ror8(off2, a), pc_sxtab16_ror8(off2, b));
         pc_store2_inc(&col2, pc_sxtab16(off2, c), pc_sxtab16(off2, d));
@@ -1325,7 +1324,7 @@ PC_NOINLINE void conv_small(const pc_conv_params_t *p, const chunk_t *ch, const 
             }
             if (pairs) {
                 if (!widened) {
-                    widen_quad_halves(px, col4, kpad, p->input_offset);
+                    widen_quad_halves(pa, pb, pc, pd, col4, kpad, pc_dup16(p->input_offset));
                 }
                 conv_pw4x2_k28(ch, ww, col4, out + i * cout, cout);
             } else {
@@ -1450,35 +1449,34 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * Layers with few input channels (a block's expansion, a projection's input) have so few
  * MACs per output that each SXTB16 of a filter word shows: their weights are widened (and
  * doubled, with the bias, so each accumulator comes out as the 2 * acc the requantisation
- * starts from: pc_rq_fast_x2) once for all pixels, and taken two channels of two pixels at
- * a time (mat_mult_pw4x2). On mbv2-0.35-144, instructions per MAC: K = 8 2.35 -> 1.90,
- * K = 16 2.08 -> 1.34, K = 24 1.74 -> 1.31, K = 32 1.53 -> 1.17, K = 48 1.55 -> 1.18,
- * K = 56 (5x5) 1.35 -> 1.20, K = 96 (18x18) 1.22 -> 0.93. Larger K did not pay where measured
- * (K = 112 on a 5x5 map: +0.5 %): each part of the channels widens the four pixels again
- * (about 1 / part instructions a MAC), and past K = 128 the unrolled columns' offsets
- * outgrow LDRD's 1020 bytes.
- * Stack: 3 kB of widened weights (the chunk's channels in parts of as many as fit: 16 at
- * K = 96) and the four pixels' columns, under the 4 kB a kernel's frame may take. */
+ * starts from: pc_rq_fast_x2) once for all pixels into pair records (pw2x2_records), and
+ * taken two channels of four pixels at a time (pw2x2_run_k*). The stack holds a part of the
+ * channels' records, and each part widens the four pixels again: past K = 96 the parts are
+ * so small that the eight-pixel kernel (mat_mult_pw8) stays ahead (measured with a loop over
+ * any K, records in 2.25 kB: K = 112 +3.9 %, 128 +6 %, 144 -1.8 to +2.8 %, 160 +10 %).
+ * Stack: 3 kB of records and the four pixels' columns, under the 4 kB a kernel's frame may
+ * take. */
 #define PW_NARROW_K 96
 #define PW_NARROW_WW 768
-/* Widening the weights costs about 1.25 * cin instructions per output channel and saves
+/* Widening the weights costs about 1.75 * cin instructions per output channel and saves
  * about one per output channel and pixel: calls with fewer pixels than a 5x5 map (a patch
  * stage's pieces) keep mat_mult_pw4_k8 / _k16, which widen as they go. */
 #define PW_NARROW_MIN_PIXELS 25
 
-/* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp). */
-PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
-                                     pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
-                                     int8_t *output, const pw_runs_t *runs)
+/* pointwise_quads for K = cin with its kernel (ch all fast, no clamp), the records in ww
+ * (ww_words) and the columns in col4 (2 * cin words). */
+PC_INLINE int32_t pointwise_pairs(const pc_conv_params_t *p, const chunk_t *ch,
+                                  pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
+                                  int8_t *output, const pw_runs_t *runs, uint32_t *ww,
+                                  int32_t ww_words, uint32_t *col4)
 {
-    uint32_t ww[PW_NARROW_WW]; /* a part's pair records, then an odd last channel's weights */
-    uint32_t col4[2 * PW_NARROW_K];
     const int32_t cin = p->input.c;
     const int32_t cout = p->output.c;
     const int32_t rec = PW2X2_RECORD(cin);
     /* channels a part: as many pairs as fit beside an odd channel's cin / 2 words */
-    const int32_t part = 2 * ((PW_NARROW_WW - cin / 2) / rec);
+    const int32_t part = 2 * ((ww_words - cin / 2) / rec);
     const int dense = pw_dense(p);
+    const uint32_t off2 = pc_dup16(p->input_offset);
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
     int32_t i = 0;
@@ -1493,12 +1491,15 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
             const int32_t base = r * n;
             int8_t *out = output + r * runs->out_row + c0;
             for (i = 0; i + 4 <= n; i += 4) {
-                const int8_t *px[4];
-                for (int32_t j = 0; j < 4; j++) {
-                    px[j] = dense ? input + (base + i + j) * cin
-                                  : pw_pixel(p, input, base + i + j);
+                if (dense) { /* four pixels one after the other */
+                    const int8_t *px = input + (base + i) * cin;
+                    widen_quad_halves(px, px + cin, px + 2 * cin, px + 3 * cin, col4, cin, off2);
+                } else {
+                    widen_quad_halves(pw_pixel(p, input, base + i),
+                                      pw_pixel(p, input, base + i + 1),
+                                      pw_pixel(p, input, base + i + 2),
+                                      pw_pixel(p, input, base + i + 3), col4, cin, off2);
                 }
-                widen_quad_halves(px, col4, cin, p->input_offset);
                 a.out = out + i * cout;
                 if (m >= 2) {
                     kernel(&a);
@@ -1511,6 +1512,16 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
         }
     }
     return i;
+}
+
+/* pointwise_pairs with its stack. */
+PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
+                                     pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
+                                     int8_t *output, const pw_runs_t *runs)
+{
+    uint32_t ww[PW_NARROW_WW]; /* a part's pair records, then an odd last channel's weights */
+    uint32_t col4[2 * PW_NARROW_K];
+    return pointwise_pairs(p, ch, kernel, w, input, output, runs, ww, PW_NARROW_WW, col4);
 }
 
 /* ---- pointwise K = 8: one pixel in four registers --------------------------------------------
@@ -1665,6 +1676,7 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
             done = runs.n;
         } else if (ch.fast && !ch.clamp && narrow != NULL && pixels >= PW_NARROW_MIN_PIXELS) {
             done = pointwise_narrow(p, &ch, narrow, w, input, output + co0, &runs);
+
         } else if (ch.fast && cin <= PW4_MAX_CIN) {
             done = pointwise_quads(p, &ch, w, input, output + co0, &runs);
         }
