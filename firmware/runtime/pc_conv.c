@@ -1528,18 +1528,18 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
  * A pixel's eight input values, widened (and offset) into four registers, serve every output
  * channel: per channel one LDM brings its requantisation constants and its four doubled,
  * widened weight words (pw_k8_chan_t, prepared once a call), four SMLAD make 2 * acc, and
- * the requantisation and the store follow, ten instructions an output; with the loop, 10.75
- * (four channels a step) and about 18 a pixel. Two channels of two pixels (mat_mult_pw4x2_k8)
- * take 13.9 an output: at eight MACs an output, the loads of weights, columns and constants
- * find no register block to hide in. The loop takes all fourteen registers, the LDM's eight
- * named in the order of the struct, so it is a function of its own in assembly (pw_k8_run),
- * whose pixel loop keeps its state on the stack. */
+ * the requantisation and the store follow, ten instructions an output; with the loop, 10.4
+ * (eight channels a step, or four: pw_k8_run8, pw_k8_run4) and about 18 a pixel. Two
+ * channels of two pixels took 13.9 an output: at eight MACs an output, the loads of
+ * weights, columns and constants find no register block to hide in. The loop takes all
+ * fourteen registers, the LDM's eight named in the order of the struct, so it is a function
+ * of its own in assembly (pw_k8_run*), whose pixel loop keeps its state on the stack. */
 typedef struct {
     int32_t bias2, mult, rnd, rsh; /* the channel's pc_rq_t: 2 * bias and the fast constants */
     uint32_t w[4];                 /* doubled weights: (w0, w2), (w1, w3), (w4, w6), (w5, w7) */
 } pw_k8_chan_t;
 
-/* One run of pixels for pw_k8_run; the assembly reads the fields at these offsets. */
+/* One run of pixels for pw_k8_run*; the assembly reads the fields at these offsets. */
 typedef struct {
     const int8_t *px;               /*  0: the first pixel's eight input values */
     int32_t step;                   /*  4: bytes from one pixel to the next */
@@ -1555,7 +1555,7 @@ typedef struct {
 #define PW_K8_MIN_PIXELS 8
 
 #if defined(PC_DSP_EMULATE)
-PC_NOINLINE void pw_k8_run(pw_k8_run_t *a)
+PC_NOINLINE void pw_k8_run4(pw_k8_run_t *a)
 {
     for (; a->count > 0; a->count--, a->px += a->step, a->out += a->cout) {
         const uint32_t lo = pc_read_u32(a->px);
@@ -1572,6 +1572,11 @@ PC_NOINLINE void pw_k8_run(pw_k8_run_t *a)
         }
     }
 }
+/* the same: the unrolling is the assembly's */
+PC_NOINLINE void pw_k8_run8(pw_k8_run_t *a)
+{
+    pw_k8_run4(a);
+}
 #else
 /* r8 - r11: the pixel's columns; ip: the channel; lr: the output; r0 - r7: the LDM. */
 #define PW_K8_CHANNEL                                                                          \
@@ -1585,39 +1590,45 @@ PC_NOINLINE void pw_k8_run(pw_k8_run_t *a)
     "asr r0, r0, r3\n\t"                                                                       \
     "ssat r0, #8, r0\n\t"                                                                      \
     "strb r0, [lr], #1\n\t"
-__attribute__((naked, noinline)) static void pw_k8_run(__attribute__((unused)) pw_k8_run_t *a)
-{
-    __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
-            "sub sp, sp, #32\n\t"
-            "ldm r0, {r0, r1, r2, r3, r4, r5, r6, r7}\n\t" /* *a onto the stack */
-            "stm sp, {r0, r1, r2, r3, r4, r5, r6, r7}\n"
-            "1:\n\t" /* a pixel */
-            "ldrd r0, r1, [sp, #0]\n\t"
-            "ldr r2, [r0]\n\t"
-            "ldr r3, [r0, #4]\n\t"
-            "add r0, r0, r1\n\t"
-            "str r0, [sp, #0]\n\t"
-            "ldr r4, [sp, #24]\n\t"
-            "sxtab16 r8, r4, r2\n\t"
-            "sxtab16 r9, r4, r2, ror #8\n\t"
-            "sxtab16 r10, r4, r3\n\t"
-            "sxtab16 r11, r4, r3, ror #8\n\t"
-            "ldr ip, [sp, #8]\n\t"
-            "ldrd lr, r1, [sp, #16]\n\t"
-            "add r1, lr, r1\n\t"
-            "str r1, [sp, #16]\n"
-            "2:\n\t" /* four channels */
-            PW_K8_CHANNEL PW_K8_CHANNEL PW_K8_CHANNEL PW_K8_CHANNEL
-            "ldr r0, [sp, #12]\n\t"
-            "cmp ip, r0\n\t"
-            "bne 2b\n\t"
-            "ldr r0, [sp, #28]\n\t"
-            "subs r0, r0, #1\n\t"
-            "str r0, [sp, #28]\n\t"
-            "bne 1b\n\t"
-            "add sp, sp, #32\n\t"
-            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");
-}
+#define PW_K8_CHANNELS4 PW_K8_CHANNEL PW_K8_CHANNEL PW_K8_CHANNEL PW_K8_CHANNEL
+/* pw_k8_run with `channels` (a multiple of n a step) unrolled. */
+#define PW_K8_RUN(name, channels)                                                              \
+    __attribute__((naked, noinline)) static void name(__attribute__((unused)) pw_k8_run_t *a) \
+    {                                                                                          \
+        __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                               \
+                "sub sp, sp, #32\n\t"                                                          \
+                "ldm r0, {r0, r1, r2, r3, r4, r5, r6, r7}\n\t" /* *a onto the stack */         \
+                "stm sp, {r0, r1, r2, r3, r4, r5, r6, r7}\n"                                   \
+                "1:\n\t" /* a pixel */                                                         \
+                "ldrd r0, r1, [sp, #0]\n\t"                                                    \
+                "ldr r2, [r0]\n\t"                                                             \
+                "ldr r3, [r0, #4]\n\t"                                                         \
+                "add r0, r0, r1\n\t"                                                           \
+                "str r0, [sp, #0]\n\t"                                                         \
+                "ldr r4, [sp, #24]\n\t"                                                        \
+                "sxtab16 r8, r4, r2\n\t"                                                       \
+                "sxtab16 r9, r4, r2, ror #8\n\t"                                               \
+                "sxtab16 r10, r4, r3\n\t"                                                      \
+                "sxtab16 r11, r4, r3, ror #8\n\t"                                              \
+                "ldr ip, [sp, #8]\n\t"                                                         \
+                "ldrd lr, r1, [sp, #16]\n\t"                                                   \
+                "add r1, lr, r1\n\t"                                                           \
+                "str r1, [sp, #16]\n"                                                          \
+                "2:\n\t" channels                                                              \
+                "ldr r0, [sp, #12]\n\t"                                                        \
+                "cmp ip, r0\n\t"                                                               \
+                "bne 2b\n\t"                                                                   \
+                "ldr r0, [sp, #28]\n\t"                                                        \
+                "subs r0, r0, #1\n\t"                                                          \
+                "str r0, [sp, #28]\n\t"                                                        \
+                "bne 1b\n\t"                                                                   \
+                "add sp, sp, #32\n\t"                                                          \
+                "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
+    }
+PW_K8_RUN(pw_k8_run4, PW_K8_CHANNELS4)
+PW_K8_RUN(pw_k8_run8, PW_K8_CHANNELS4 PW_K8_CHANNELS4)
+#undef PW_K8_RUN
+#undef PW_K8_CHANNELS4
 #undef PW_K8_CHANNEL
 PC_STATIC_ASSERT(sizeof(pw_k8_chan_t) == 32 && sizeof(pw_k8_run_t) == 32, pw_k8_layout);
 #endif
@@ -1631,6 +1642,7 @@ PC_NOINLINE void pointwise_k8(const pc_conv_params_t *p, const chunk_t *ch, cons
     const int32_t wo = p->output.w;
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
+    void (*const run)(pw_k8_run_t *a) = ch->n % 8 == 0 ? pw_k8_run8 : pw_k8_run4;
     for (int32_t c = 0; c < ch->n; c++, w += 8) {
         const uint32_t lo = pc_read_u32(w);
         const uint32_t hi = pc_read_u32(w + 4);
@@ -1642,14 +1654,14 @@ PC_NOINLINE void pointwise_k8(const pc_conv_params_t *p, const chunk_t *ch, cons
         if (pw_dense(p)) { /* the run's pixels follow one another in the input */
             pw_k8_run_t a = {input + r * n * 8, 8, chans, chans + ch->n,
                              output + r * runs->out_row, cout, pc_dup16(p->input_offset), n};
-            pw_k8_run(&a);
+            run(&a);
             continue;
         }
         for (int32_t i = 0; i < n; i += wo) { /* an output row at a time: a constant step */
             pw_k8_run_t a = {pw_pixel(p, input, r * n + i), 8 * p->stride_w, chans,
                              chans + ch->n, output + r * runs->out_row + i * cout, cout,
                              pc_dup16(p->input_offset), n - i < wo ? n - i : wo};
-            pw_k8_run(&a);
+            run(&a);
         }
     }
 }
