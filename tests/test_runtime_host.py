@@ -142,10 +142,10 @@ def narrow_ks() -> list[int]:
 
 
 def test_pointwise_paths_are_bit_exact(tmp_path):
-    """Every K with an unrolled narrow kernel, and K for the eight-pixel kernel (a multiple of
-    8 up to PW8_MAX_CIN; 24 where too few pixels for the narrow one) or past it (200), on a
-    4x4 map (16 pixels: below the narrow kernels), 5x5 (the fewest pixels that take them, one
-    past the quads and octets) and 6x7 (two past), into 18 channels (an odd part is left).
+    """Every K with an unrolled narrow kernel, and K for the six-pixel kernel (a multiple of
+    8 up to PW6_MAX_CIN, of 16 or not; 24 where too few pixels for the narrow one) or past it
+    (200), on a 4x4 map (16 pixels: below the narrow kernels), 5x5 (the fewest pixels that
+    take them; one past four sixes) and 6x7 (two past 40), into 18 channels.
     K = 16 and 96 into 13 and 23 channels (two parts, the last of them odd) leave an odd
     last channel. K = 8 into a multiple of four channels takes the one-pixel kernel
     (pointwise_k8): below its 8 pixels (2x3), one chunk (20), two chunks (68: 64 + 4), and a
@@ -209,8 +209,8 @@ def test_rgb_stem_paths_are_bit_exact(tmp_path):
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs gcc-arm-none-eabi and qemu-system-arm")
 def test_pointwise_kernels_on_m7_match_reference(tmp_path):
-    """The same kernels as built for the Cortex-M7 (the eight-pixel one's loop is assembly
-    there): a chain of pointwise layers with K = 144, 192, 72 (eight pixels), 96, 56 (narrow:
+    """The same kernels as built for the Cortex-M7 (their hot loops are assembly there): a
+    chain of pointwise layers with K = 144, 192, 72 (six pixels), 96, 56 (narrow:
     two channels of four pixels), 200 (quads), 8 (one pixel, into 24 channels: eight a step),
     24 (narrow), 8 (into 20: four a step), 20 (quads) and 16 (narrow, into 13 channels: an
     odd last one) on a 6x7 map, run under QEMU."""

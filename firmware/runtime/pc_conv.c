@@ -6,9 +6,12 @@
  * input channels is: 2 filter loads, 4 SXTB16, 4 column loads, 8 SMLAD for 16 MACs
  * (2 output channels x 2 pixels). Convs with patches of <= 64 values (such as the RGB first
  * layer) keep the two pixels' columns interleaved so one LDRD fetches both (see widen_pair).
- * Pointwise convs with up to 256 input channels take four pixels at a time, one output
- * channel after the other (see mat_mult_pw4); wider ones, and the last pixels % 4, the 2x2
- * blocks. The pointwise inner loops take eight input channels per pass.
+ * Pointwise convs by their input channels K: K = 8 one pixel against every output channel
+ * (pointwise_k8); 16 to 64 by 8, and 96, two channels of four pixels from weights widened
+ * once (pointwise_narrow); other multiples of 8 up to 192, six pixels of one channel
+ * (pw6_run); the rest up to 384 four pixels of one channel (mat_mult_pw4); wider ones, and
+ * the last pixels of a run, the 2x2 blocks. The hottest loops are assembly functions, each
+ * taking all fourteen registers with LDM loads of four words and more.
  * When the activation range is all of int8 (no ReLU clamp narrower than SSAT's, the usual
  * case), the packed act_min / act_max clamp is left out (a compile-time variant). The
  * portable path is direct loops.
@@ -754,22 +757,23 @@ PC_NOINLINE void mat_mult_pw4_padded(const chunk_t *ch, const int8_t *filter, in
     }
 }
 
-/* ---- pointwise: eight pixels at a time -------------------------------------------------------
- * For K a multiple of 8 up to PW8_MAX_CIN: one output channel of eight pixels per pass, so
- * each filter word's two SXTB16 serve 16 MACs instead of 8: per four input channels LDR,
- * 2 SXTB16, 8 LDRD and 16 SMLAD (27 instructions for 32 MACs, against mat_mult_pw4's 15 for
- * 16). That takes all 14 registers of a Cortex-M loop (8 accumulators, the two weight
- * halves, two column words and two pointers), more than gcc allocates without spilling, so
- * the loop is written in assembly (pw8_run); its end is read from the stack. */
-#define PW8_MAX_CIN 192 /* the eight widened pixels on the stack: 16 * cin bytes (3 kB) */
+/* ---- pointwise: six pixels at a time -------------------------------------------------------
+ * For K a multiple of 8 up to PW6_MAX_CIN: one output channel of six pixels per pass, so each
+ * filter word's two SXTB16 serve 24 MACs, and the columns come four words a load: per four
+ * input channels LDR, 2 SXTB16, 3 LDM and 12 SMLAD (18 instructions for 24 MACs). Eight
+ * pixels a pass (LDR, 2 SXTB16, 8 LDRD, 16 SMLAD: 27 for 32) took 12-14 % more: its eight
+ * accumulators left no four registers for an LDM. Six accumulators, the two weight halves,
+ * four column words and two pointers take all fourteen registers, the LDM's named in order,
+ * so the kernel is assembly (pw6_run4: four groups a step, K % 16 == 0; pw6_run2: two). */
+#define PW6_MAX_CIN 192 /* the six widened pixels on the stack: 12 * cin bytes (2.25 kB) */
 
-/* widen_quad for eight pixels: per group of four channels, pixels (0, 1), (2, 3), (4, 5),
- * (6, 7) each as widen_quad lays out a pair (even words, then odd). cin % 4 == 0. */
-static void widen_oct(const int8_t *const px[8], uint32_t *col, int32_t cin, int32_t offset)
+/* Six pixels widened with the input offset: per group of four channels, pixels (0, 1), (2, 3),
+ * (4, 5) each as widen_quad lays out a pair (even words, then odd). cin % 4 == 0. */
+static void widen_hex(const int8_t *const px[6], uint32_t *col, int32_t cin, int32_t offset)
 {
     const uint32_t off2 = pc_dup16(offset);
     for (int32_t i = 0; i < cin; i += 4) {
-        for (int32_t j = 0; j < 8; j += 2) {
+        for (int32_t j = 0; j < 6; j += 2) {
             const uint32_t x = pc_read_u32(px[j] + i);
             const uint32_t y = pc_read_u32(px[j + 1] + i);
             pc_store2_inc(&col, pc_sxtab16(off2, x), pc_sxtab16(off2, y));
@@ -778,82 +782,121 @@ static void widen_oct(const int8_t *const px[8], uint32_t *col, int32_t cin, int
     }
 }
 
-/* The eight accumulators of one output channel over k (a multiple of 8) input channels: w,
- * the channel's filter row; col, widen_oct's columns. */
-PC_INLINE void pw8_run(int32_t a[8], const int8_t *w, const uint32_t *col, int32_t k)
-{
-#if defined(PC_DSP_EMULATE)
-    for (int32_t g = 0; g < k / 4; g++) {
-        const uint32_t wv = pc_read_u32(w + 4 * g);
-        const uint32_t we = pc_sxtb16(wv);
-        const uint32_t wo = pc_sxtb16_ror8(wv);
-        for (int32_t j = 0; j < 8; j += 2) {
-            a[j] = pc_smlad(we, col[0], a[j]);
-            a[j + 1] = pc_smlad(we, col[1], a[j + 1]);
-            a[j] = pc_smlad(wo, col[2], a[j]);
-            a[j + 1] = pc_smlad(wo, col[3], a[j + 1]);
-            col += 4;
-        }
-    }
-#else
-#define PW8_PAIR(p, q)                                                                         \
-    "ldrd %[x], %[y], [%[cp]], #8\n\t"                                                         \
-    "smlad %[" #p "], %[we], %[x], %[" #p "]\n\t"                                              \
-    "smlad %[" #q "], %[we], %[y], %[" #q "]\n\t"                                              \
-    "ldrd %[x], %[y], [%[cp]], #8\n\t"                                                         \
-    "smlad %[" #p "], %[wo], %[x], %[" #p "]\n\t"                                              \
-    "smlad %[" #q "], %[wo], %[y], %[" #q "]\n\t"
-#define PW8_GROUP                                                                              \
-    "ldr %[wo], [%[wp]], #4\n\t"                                                               \
-    "sxtb16 %[we], %[wo]\n\t"                                                                  \
-    "sxtb16 %[wo], %[wo], ror #8\n\t" PW8_PAIR(a0, a1) PW8_PAIR(a2, a3) PW8_PAIR(a4, a5)        \
-        PW8_PAIR(a6, a7)
-    const uint32_t *end = col + 4 * k; /* in memory: no register is left for it */
-    uint32_t we, wo, x, y;
-    __asm__("1:\n\t" PW8_GROUP PW8_GROUP
-            "ldr %[x], %[end]\n\t"
-            "cmp %[cp], %[x]\n\t"
-            "bne 1b"
-            : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [a3] "+r"(a[3]),
-              [a4] "+r"(a[4]), [a5] "+r"(a[5]), [a6] "+r"(a[6]), [a7] "+r"(a[7]),
-              [wp] "+r"(w), [cp] "+r"(col), [we] "=&r"(we), [wo] "=&r"(wo), [x] "=&r"(x),
-              [y] "=&r"(y)
-            : [end] "m"(end)
-            : "cc", "memory");
-#undef PW8_GROUP
-#undef PW8_PAIR
-#endif
-}
+/* The chunk's channels (all fast, no clamp) of six pixels, for pw6_run; the assembly reads
+ * the fields at these offsets. */
+typedef struct {
+    const int8_t *w;            /*  0: the first channel's filter row (k values a row) */
+    const pc_rq_t *rq, *rq_end; /*  4, 8: the channels' constants */
+    const uint32_t *col;        /* 12: widen_hex's columns */
+    const uint32_t *col_end;    /* 16: col + 3 * k */
+    int8_t *out;                /* 20: the first pixel's first output */
+    int32_t cout;               /* 24: bytes from one pixel's outputs to the next's */
+} pw6_run_t;
 
-/* All the chunk's channels (all fast, no clamp) for eight pixels (widen_oct's col) whose
- * outputs start at out, out + cout, ..., out + 7 cout. */
-PC_NOINLINE void mat_mult_pw8(const chunk_t *ch, const int8_t *filter, int32_t k,
-                              const uint32_t *col, int8_t *out, int32_t cout)
+#if defined(PC_DSP_EMULATE)
+PC_NOINLINE void pw6_run4(pw6_run_t *a)
 {
-    const pc_rq_t *r = ch->rq;
-    const pc_rq_t *r_end = r + ch->n;
-    int8_t *out4 = out + 4 * cout;
-    for (; r != r_end; r++, filter += k) {
-        const int32_t mult = r->mult;
-        const int32_t rnd = r->rnd;
-        const int32_t rsh = r->rsh;
-        int32_t a[8];
-        PC_UNROLL(8)
-        for (int32_t j = 0; j < 8; j++) {
-            a[j] = r->bias;
+    const int8_t *w = a->w;
+    for (const pc_rq_t *r = a->rq; r != a->rq_end; r++, a->out++) {
+        int32_t acc[6] = {r->bias, r->bias, r->bias, r->bias, r->bias, r->bias};
+        for (const uint32_t *x = a->col; x != a->col_end; w += 4) {
+            const uint32_t wv = pc_read_u32(w);
+            const uint32_t we = pc_sxtb16(wv), wo = pc_sxtb16_ror8(wv);
+            for (int j = 0; j < 6; j += 2, x += 4) {
+                acc[j] = pc_smlad(wo, x[2], pc_smlad(we, x[0], acc[j]));
+                acc[j + 1] = pc_smlad(wo, x[3], pc_smlad(we, x[1], acc[j + 1]));
+            }
         }
-        pw8_run(a, filter, col, k);
-        /* fast: lsh is 1 (pc_dsp.h) */
-        pc_store2_s8_inc(&out, 2 * cout, pc_rq_shifted(a[0] * 2, mult, rnd, rsh),
-                         pc_rq_shifted(a[2] * 2, mult, rnd, rsh));
-        out[cout - 1] = (int8_t)pc_rq_shifted(a[1] * 2, mult, rnd, rsh);
-        out[3 * cout - 1] = (int8_t)pc_rq_shifted(a[3] * 2, mult, rnd, rsh);
-        pc_store2_s8_inc(&out4, 2 * cout, pc_rq_shifted(a[4] * 2, mult, rnd, rsh),
-                         pc_rq_shifted(a[6] * 2, mult, rnd, rsh));
-        out4[cout - 1] = (int8_t)pc_rq_shifted(a[5] * 2, mult, rnd, rsh);
-        out4[3 * cout - 1] = (int8_t)pc_rq_shifted(a[7] * 2, mult, rnd, rsh);
+        for (int j = 0; j < 6; j++) { /* fast: lsh is 1 (pc_dsp.h) */
+            a->out[j * a->cout] = (int8_t)pc_rq_shifted(acc[j] * 2, r->mult, r->rnd, r->rsh);
+        }
     }
 }
+/* the same: the unrolling is the assembly's */
+PC_NOINLINE void pw6_run2(pw6_run_t *a)
+{
+    pw6_run4(a);
+}
+#else
+/* r0 - r5: the six accumulators; r6, r7: the weight halves; r8 - r11: the LDM's column
+ * words; ip: the filter; lr: the columns. */
+#define PW6_GROUP                                                                              \
+    "ldr r7, [ip], #4\n\t"                                                                     \
+    "sxtb16 r6, r7\n\t"                                                                        \
+    "sxtb16 r7, r7, ror #8\n\t"                                                                \
+    "ldm lr!, {r8, r9, r10, r11}\n\t"                                                          \
+    "smlad r0, r6, r8, r0\n\t"                                                                 \
+    "smlad r1, r6, r9, r1\n\t"                                                                 \
+    "smlad r0, r7, r10, r0\n\t"                                                                \
+    "smlad r1, r7, r11, r1\n\t"                                                                \
+    "ldm lr!, {r8, r9, r10, r11}\n\t"                                                          \
+    "smlad r2, r6, r8, r2\n\t"                                                                 \
+    "smlad r3, r6, r9, r3\n\t"                                                                 \
+    "smlad r2, r7, r10, r2\n\t"                                                                \
+    "smlad r3, r7, r11, r3\n\t"                                                                \
+    "ldm lr!, {r8, r9, r10, r11}\n\t"                                                          \
+    "smlad r4, r6, r8, r4\n\t"                                                                 \
+    "smlad r5, r6, r9, r5\n\t"                                                                 \
+    "smlad r4, r7, r10, r4\n\t"                                                                \
+    "smlad r5, r7, r11, r5\n\t"
+/* accumulator acc requantised (pc_rq_shifted of 2 * acc; r8 rnd, r9 mult, r10 rsh) */
+#define PW6_RQ(acc)                                                                            \
+    "lsl " acc ", " acc ", #1\n\t"                                                             \
+    "add r11, r8, " acc ", asr #31\n\t"                                                        \
+    "smmlar " acc ", " acc ", r9, r11\n\t"                                                     \
+    "asr " acc ", " acc ", r10\n\t"                                                            \
+    "ssat " acc ", #8, " acc "\n\t"
+/* pw6_run with `groups` (some PW6_GROUP, a multiple of their count a step) unrolled. */
+#define PW6_RUN(name, groups)                                                                  \
+    __attribute__((naked, noinline)) static void name(__attribute__((unused)) pw6_run_t *a)    \
+    {                                                                                          \
+        __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                              \
+                "sub sp, sp, #28\n\t"                                                          \
+                "ldm r0, {r0, r1, r2, r3, r4, r5, r6}\n\t" /* *a onto the stack */             \
+                "stm sp, {r0, r1, r2, r3, r4, r5, r6}\n\t"                                     \
+                "mov ip, r0\n"                                                                 \
+                "1:\n\t" /* a channel */                                                       \
+                "ldr r6, [sp, #4]\n\t"                                                         \
+                "ldr lr, [sp, #12]\n\t"                                                        \
+                "ldr r0, [r6, #16]\n\t" /* pc_rq_t.bias */                                     \
+                "mov r1, r0\n\t"                                                               \
+                "mov r2, r0\n\t"                                                               \
+                "mov r3, r0\n\t"                                                               \
+                "mov r4, r0\n\t"                                                               \
+                "mov r5, r0\n"                                                                 \
+                "2:\n\t" groups                                                                \
+                "ldr r6, [sp, #16]\n\t"                                                        \
+                "cmp lr, r6\n\t"                                                               \
+                "bne 2b\n\t"                                                                   \
+                "ldr r6, [sp, #4]\n\t"                                                         \
+                "ldm r6, {r7, r8, r9, r10}\n\t" /* lsh (1), rnd, mult, rsh */                  \
+                "add r6, r6, #28\n\t"           /* the next channel's */                       \
+                "str r6, [sp, #4]\n\t" PW6_RQ("r0") PW6_RQ("r1") PW6_RQ("r2") PW6_RQ("r3")     \
+                PW6_RQ("r4") PW6_RQ("r5")                                                      \
+                "ldrd r10, r11, [sp, #20]\n\t"                                                 \
+                "add r6, r10, #1\n\t"                                                          \
+                "str r6, [sp, #20]\n\t"                                                        \
+                "strb r0, [r10]\n\t"                                                           \
+                "strb r1, [r10, r11]\n\t"                                                      \
+                "add r10, r10, r11, lsl #1\n\t"                                                \
+                "strb r2, [r10]\n\t"                                                           \
+                "strb r3, [r10, r11]\n\t"                                                      \
+                "add r10, r10, r11, lsl #1\n\t"                                                \
+                "strb r4, [r10]\n\t"                                                           \
+                "strb r5, [r10, r11]\n\t"                                                      \
+                "ldrd r6, r7, [sp, #4]\n\t"                                                    \
+                "cmp r6, r7\n\t"                                                               \
+                "bne 1b\n\t"                                                                   \
+                "add sp, sp, #28\n\t"                                                          \
+                "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
+    }
+PW6_RUN(pw6_run4, PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP) /* K % 16 == 0 */
+PW6_RUN(pw6_run2, PW6_GROUP PW6_GROUP)                     /* K % 8 == 0 */
+#undef PW6_RUN
+#undef PW6_GROUP
+#undef PW6_RQ
+PC_STATIC_ASSERT(sizeof(pw6_run_t) == 28, pw6_layout);
+#endif
 
 /* ---- pointwise: the last pixel of a run, two output channels at a time ----
  * A run of 4n + 1 pixels (5x5 and 9x9 maps) leaves one pixel after the quads; as half of a
@@ -1414,18 +1457,20 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
     int32_t i = 0;
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
-    const int oct = cin % 8 == 0 && cin > 16 && cin <= PW8_MAX_CIN && !ch->clamp;
+    const int hex = cin % 8 == 0 && cin > 16 && cin <= PW6_MAX_CIN && !ch->clamp;
+    void (*const run6)(pw6_run_t *a) = cin % 16 == 0 ? pw6_run4 : pw6_run2;
     for (int32_t r = 0; r < rows; r++) {
         const int32_t base = r * n;
         int8_t *out = output + r * runs->out_row;
         i = 0;
-        for (; oct && i + 8 <= n; i += 8) {
-            const int8_t *px[8];
-            for (int32_t j = 0; j < 8; j++) {
+        for (; hex && i + 6 <= n; i += 6) {
+            const int8_t *px[6];
+            for (int32_t j = 0; j < 6; j++) {
                 px[j] = dense ? input + (base + i + j) * cin : pw_pixel(p, input, base + i + j);
             }
-            widen_oct(px, col4, cin, p->input_offset);
-            mat_mult_pw8(ch, w, cin, col4, out + i * cout, cout);
+            widen_hex(px, col4, cin, p->input_offset);
+            pw6_run_t a = {w, ch->rq, ch->rq + ch->n, col4, col4 + 3 * cin, out + i * cout, cout};
+            run6(&a);
         }
         for (; i + 4 <= n; i += 4) {
             const int8_t *px[4];
@@ -1452,7 +1497,7 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * starts from: pc_rq_fast_x2) once for all pixels into pair records (pw2x2_records), and
  * taken two channels of four pixels at a time (pw2x2_run_k*). The stack holds a part of the
  * channels' records, and each part widens the four pixels again: past K = 96 the parts are
- * so small that the eight-pixel kernel (mat_mult_pw8) stays ahead (measured with a loop over
+ * so small that the six-pixel kernel (pw6_run) stays ahead (measured with a loop over
  * any K, records in 2.25 kB: K = 112 +3.9 %, 128 +6 %, 144 -1.8 to +2.8 %, 160 +10 %).
  * Stack: 3 kB of records and the four pixels' columns, under the 4 kB a kernel's frame may
  * take. */
