@@ -10,8 +10,9 @@
  * (pointwise_k8); 16 to 64 by 8, and 96, two channels of four pixels from weights widened
  * once (pointwise_narrow); other multiples of 8 up to 192, six pixels of one channel
  * (pw6_run); the rest up to 384 four pixels of one channel (pw4_run where K % 8 == 0, else
- * mat_mult_pw4); wider ones, and the last pixels of a run, the 2x2 blocks. The hottest loops are assembly functions, each
- * taking all fourteen registers with LDM loads of four words and more.
+ * mat_mult_pw4); wider ones, and the last pixels of a run, the 2x2 blocks. The hottest
+ * loops are assembly functions, each taking all fourteen registers with LDM loads of four
+ * words and more.
  * When the activation range is all of int8 (no ReLU clamp narrower than SSAT's, the usual
  * case), the packed act_min / act_max clamp is left out (a compile-time variant). The
  * portable path is direct loops.
@@ -782,19 +783,20 @@ static void widen_hex(const int8_t *const px[6], uint32_t *col, int32_t cin, int
     }
 }
 
-/* The chunk's channels (all fast, no clamp) of six pixels, for pw6_run; the assembly reads
- * the fields at these offsets. */
+/* The chunk's channels (all fast, no clamp) of six pixels (pw6_run*: widen_hex's columns)
+ * or four (pw4_run*: widen_quad's); the assembly reads the fields at these offsets. */
 typedef struct {
     const int8_t *w;            /*  0: the first channel's filter row (k values a row) */
     const pc_rq_t *rq, *rq_end; /*  4, 8: the channels' constants */
     const uint32_t *col;        /* 12: widen_hex's columns */
-    const uint32_t *col_end;    /* 16: col + 3 * k */
+    const uint32_t *col_end;    /* 16: col + 3 * k (six pixels), col + 2 * k (four) */
     int8_t *out;                /* 20: the first pixel's first output */
     int32_t cout;               /* 24: bytes from one pixel's outputs to the next's */
-} pw6_run_t;
+} pw_pixels_run_t;
 
 #if defined(PC_DSP_EMULATE)
-PC_NOINLINE void pw6_run4(pw6_run_t *a)
+/* One output channel of npx (4 or 6) pixels at a time, as the assembly computes it. */
+PC_INLINE void pw_pixels_run(pw_pixels_run_t *a, int npx)
 {
     const int8_t *w = a->w;
     for (const pc_rq_t *r = a->rq; r != a->rq_end; r++, a->out++) {
@@ -802,45 +804,36 @@ PC_NOINLINE void pw6_run4(pw6_run_t *a)
         for (const uint32_t *x = a->col; x != a->col_end; w += 4) {
             const uint32_t wv = pc_read_u32(w);
             const uint32_t we = pc_sxtb16(wv), wo = pc_sxtb16_ror8(wv);
-            for (int j = 0; j < 6; j += 2, x += 4) {
+            for (int j = 0; j < npx; j += 2, x += 4) {
                 acc[j] = pc_smlad(wo, x[2], pc_smlad(we, x[0], acc[j]));
                 acc[j + 1] = pc_smlad(wo, x[3], pc_smlad(we, x[1], acc[j + 1]));
             }
         }
-        for (int j = 0; j < 6; j++) { /* fast: lsh is 1 (pc_dsp.h) */
-            a->out[j * a->cout] = (int8_t)pc_rq_shifted(acc[j] * 2, r->mult, r->rnd, r->rsh);
-        }
-    }
-}
-/* the same: the unrolling is the assembly's */
-PC_NOINLINE void pw6_run2(pw6_run_t *a)
-{
-    pw6_run4(a);
-}
-
-/* pw6_run4 for four pixels (widen_quad's columns: col_end = col + 2 * k) */
-PC_NOINLINE void pw4_run4(pw6_run_t *a)
-{
-    const int8_t *w = a->w;
-    for (const pc_rq_t *r = a->rq; r != a->rq_end; r++, a->out++) {
-        int32_t acc[4] = {r->bias, r->bias, r->bias, r->bias};
-        for (const uint32_t *x = a->col; x != a->col_end; w += 4) {
-            const uint32_t wv = pc_read_u32(w);
-            const uint32_t we = pc_sxtb16(wv), wo = pc_sxtb16_ror8(wv);
-            for (int j = 0; j < 4; j += 2, x += 4) {
-                acc[j] = pc_smlad(wo, x[2], pc_smlad(we, x[0], acc[j]));
-                acc[j + 1] = pc_smlad(wo, x[3], pc_smlad(we, x[1], acc[j + 1]));
-            }
-        }
-        for (int j = 0; j < 4; j++) { /* fast: lsh is 1 (pc_dsp.h) */
+        for (int j = 0; j < npx; j++) { /* fast: lsh is 1 (pc_dsp.h) */
             a->out[j * a->cout] = (int8_t)pc_rq_shifted(acc[j] * 2, r->mult, r->rnd, r->rsh);
         }
     }
 }
 
-PC_NOINLINE void pw4_run2(pw6_run_t *a)
+/* the unrolling (four groups a step or two) is the assembly's */
+PC_NOINLINE void pw6_run4(pw_pixels_run_t *a)
 {
-    pw4_run4(a);
+    pw_pixels_run(a, 6);
+}
+
+PC_NOINLINE void pw6_run2(pw_pixels_run_t *a)
+{
+    pw_pixels_run(a, 6);
+}
+
+PC_NOINLINE void pw4_run4(pw_pixels_run_t *a)
+{
+    pw_pixels_run(a, 4);
+}
+
+PC_NOINLINE void pw4_run2(pw_pixels_run_t *a)
+{
+    pw_pixels_run(a, 4);
 }
 #else
 /* r0 - r5: the six accumulators; r6, r7: the weight halves; r8 - r11: the LDM's column
@@ -864,64 +857,61 @@ PC_NOINLINE void pw4_run2(pw6_run_t *a)
     "smlad r5, r6, r9, r5\n\t"                                                                 \
     "smlad r4, r7, r10, r4\n\t"                                                                \
     "smlad r5, r7, r11, r5\n\t"
-/* accumulator acc requantised (pc_rq_shifted of 2 * acc; r8 rnd, r9 mult, r10 rsh) */
-#define PW6_RQ(acc)                                                                            \
-    "lsl " acc ", " acc ", #1\n\t"                                                             \
-    "add r11, r8, " acc ", asr #31\n\t"                                                        \
-    "smmlar " acc ", " acc ", r9, r11\n\t"                                                     \
-    "asr " acc ", " acc ", r10\n\t"                                                            \
-    "ssat " acc ", #8, " acc "\n\t"
-/* pw6_run with `groups` (some PW6_GROUP, a multiple of their count a step) unrolled. */
-#define PW6_RUN(name, groups)                                                                  \
-    __attribute__((naked, noinline)) static void name(__attribute__((unused)) pw6_run_t *a)    \
+/* accumulator acc requantised: pc_rq_shifted of 2 * acc (r8 rnd, r9 mult, r10 rsh) */
+#define PW6_RQ(acc) "lsl " acc ", " acc ", #1\n\t" PC_ASM_RQ(acc, "r9", "r8", "r10", "r11")
+/* One output channel of several pixels a pass, the channels one after the other: *a onto
+ * the stack, then per channel the accumulators from the bias (`init`), the input channels
+ * (`groups` a step until `done` sets the flags), and `finish` (requantise, store). */
+#define PW_PIXELS_RUN(name, enter, init, groups, done, finish)                                 \
+    __attribute__((naked, noinline)) static void name(                                         \
+        __attribute__((unused)) pw_pixels_run_t *a)                                            \
     {                                                                                          \
         __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                              \
                 "sub sp, sp, #28\n\t"                                                          \
-                "ldm r0, {r0, r1, r2, r3, r4, r5, r6}\n\t" /* *a onto the stack */             \
+                "ldm r0, {r0, r1, r2, r3, r4, r5, r6}\n\t"                                     \
                 "stm sp, {r0, r1, r2, r3, r4, r5, r6}\n\t"                                     \
-                "mov ip, r0\n"                                                                 \
+                "mov ip, r0\n\t" enter                                                         \
                 "1:\n\t" /* a channel */                                                       \
                 "ldr r6, [sp, #4]\n\t"                                                         \
                 "ldr lr, [sp, #12]\n\t"                                                        \
                 "ldr r0, [r6, #16]\n\t" /* pc_rq_t.bias */                                     \
-                "mov r1, r0\n\t"                                                               \
-                "mov r2, r0\n\t"                                                               \
-                "mov r3, r0\n\t"                                                               \
-                "mov r4, r0\n\t"                                                               \
-                "mov r5, r0\n"                                                                 \
-                "2:\n\t" groups                                                                \
-                "ldr r6, [sp, #16]\n\t"                                                        \
-                "cmp lr, r6\n\t"                                                               \
-                "bne 2b\n\t"                                                                   \
-                "ldr r6, [sp, #4]\n\t"                                                         \
-                "ldm r6, {r7, r8, r9, r10}\n\t" /* lsh (1), rnd, mult, rsh */                  \
-                "add r6, r6, #28\n\t"           /* the next channel's */                       \
-                "str r6, [sp, #4]\n\t" PW6_RQ("r0") PW6_RQ("r1") PW6_RQ("r2") PW6_RQ("r3")     \
-                PW6_RQ("r4") PW6_RQ("r5")                                                      \
-                "ldrd r10, r11, [sp, #20]\n\t"                                                 \
-                "add r6, r10, #1\n\t"                                                          \
-                "str r6, [sp, #20]\n\t"                                                        \
-                "strb r0, [r10]\n\t"                                                           \
-                "strb r1, [r10, r11]\n\t"                                                      \
-                "add r10, r10, r11, lsl #1\n\t"                                                \
-                "strb r2, [r10]\n\t"                                                           \
-                "strb r3, [r10, r11]\n\t"                                                      \
-                "add r10, r10, r11, lsl #1\n\t"                                                \
-                "strb r4, [r10]\n\t"                                                           \
-                "strb r5, [r10, r11]\n\t"                                                      \
-                "ldrd r6, r7, [sp, #4]\n\t"                                                    \
+                init "2:\n\t" groups done "bne 2b\n\t" finish                                  \
+                "ldrd r6, r7, [sp, #4]\n\t" /* the next channel, if any */                     \
                 "cmp r6, r7\n\t"                                                               \
                 "bne 1b\n\t"                                                                   \
                 "add sp, sp, #28\n\t"                                                          \
                 "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
     }
-PW6_RUN(pw6_run4, PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP) /* K % 16 == 0 */
-PW6_RUN(pw6_run2, PW6_GROUP PW6_GROUP)                     /* K % 8 == 0 */
-#undef PW6_RUN
 
-/* The same for four pixels (widen_quad's columns: two LDM a group, 13 instructions for 16
- * MACs against mat_mult_pw4's 15 with LDRD; K = 336 -12.5 %), r0 - r3 accumulating, r4, r5
- * the weight halves, r6 - r9 the column words, r10 the columns' end. */
+/* Four accumulators from the bias in r0; six. */
+#define PW4_INIT "mov r1, r0\n\t" "mov r2, r0\n\t" "mov r3, r0\n\t"
+/* Six pixels: the columns' end read from the stack; the constants into r7 - r10. */
+#define PW6_INIT PW4_INIT "mov r4, r0\n\t" "mov r5, r0\n\t"
+#define PW6_DONE "ldr r6, [sp, #16]\n\t" "cmp lr, r6\n\t"
+#define PW6_FINISH                                                                             \
+    "ldr r6, [sp, #4]\n\t"                                                                     \
+    "ldm r6, {r7, r8, r9, r10}\n\t" /* lsh (1), rnd, mult, rsh */                              \
+    "add r6, r6, #28\n\t"           /* the next channel's */                                   \
+    "str r6, [sp, #4]\n\t" PW6_RQ("r0") PW6_RQ("r1") PW6_RQ("r2") PW6_RQ("r3") PW6_RQ("r4")    \
+    PW6_RQ("r5")                                                                               \
+    "ldrd r10, r11, [sp, #20]\n\t"                                                             \
+    "add r6, r10, #1\n\t"                                                                      \
+    "str r6, [sp, #20]\n\t"                                                                    \
+    "strb r0, [r10]\n\t"                                                                       \
+    "strb r1, [r10, r11]\n\t"                                                                  \
+    "add r10, r10, r11, lsl #1\n\t"                                                            \
+    "strb r2, [r10]\n\t"                                                                       \
+    "strb r3, [r10, r11]\n\t"                                                                  \
+    "add r10, r10, r11, lsl #1\n\t"                                                            \
+    "strb r4, [r10]\n\t"                                                                       \
+    "strb r5, [r10, r11]\n\t"
+PW_PIXELS_RUN(pw6_run4, "", PW6_INIT, PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP, PW6_DONE,
+              PW6_FINISH) /* K % 16 == 0 */
+PW_PIXELS_RUN(pw6_run2, "", PW6_INIT, PW6_GROUP PW6_GROUP, PW6_DONE, PW6_FINISH) /* K % 8 */
+
+/* Four pixels (widen_quad's columns: two LDM a group, 13 instructions for 16 MACs against
+ * mat_mult_pw4's 15 with LDRD; K = 336 -12.5 %): r0 - r3 accumulating, r4, r5 the weight
+ * halves, r6 - r9 the column words, r10 the columns' end. */
 #define PW4_GROUP                                                                              \
     "ldr r5, [ip], #4\n\t"                                                                     \
     "sxtb16 r4, r5\n\t"                                                                        \
@@ -937,58 +927,36 @@ PW6_RUN(pw6_run2, PW6_GROUP PW6_GROUP)                     /* K % 8 == 0 */
     "smlad r2, r5, r8, r2\n\t"                                                                 \
     "smlad r3, r5, r9, r3\n\t"
 /* r7 rnd, r8 mult, r9 rsh; r11 the temporary */
-#define PW4_RQ(acc)                                                                            \
-    "lsl " acc ", " acc ", #1\n\t"                                                             \
-    "add r11, r7, " acc ", asr #31\n\t"                                                        \
-    "smmlar " acc ", " acc ", r8, r11\n\t"                                                     \
-    "asr " acc ", " acc ", r9\n\t"                                                             \
-    "ssat " acc ", #8, " acc "\n\t"
-#define PW4_RUN(name, groups)                                                                  \
-    __attribute__((naked, noinline)) static void name(__attribute__((unused)) pw6_run_t *a)    \
-    {                                                                                          \
-        __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                              \
-                "sub sp, sp, #28\n\t"                                                         \
-                "ldm r0, {r0, r1, r2, r3, r4, r5, r6}\n\t" /* *a onto the stack */            \
-                "stm sp, {r0, r1, r2, r3, r4, r5, r6}\n\t"                                    \
-                "mov ip, r0\n\t"                                                              \
-                "mov r10, r4\n"                                                                \
-                "1:\n\t" /* a channel */                                                      \
-                "ldr r6, [sp, #4]\n\t"                                                        \
-                "ldr lr, [sp, #12]\n\t"                                                       \
-                "ldr r0, [r6, #16]\n\t" /* pc_rq_t.bias */                                    \
-                "mov r1, r0\n\t"                                                              \
-                "mov r2, r0\n\t"                                                              \
-                "mov r3, r0\n"                                                                 \
-                "2:\n\t" groups                                                               \
-                "cmp lr, r10\n\t"                                                             \
-                "bne 2b\n\t"                                                                  \
-                "ldr r6, [sp, #4]\n\t"                                                        \
-                "add r11, r6, #28\n\t" /* the next channel's */                               \
-                "str r11, [sp, #4]\n\t"                                                       \
-                "ldm r6, {r6, r7, r8, r9}\n\t" /* lsh (1), rnd, mult, rsh */                  \
-                PW4_RQ("r0") PW4_RQ("r1") PW4_RQ("r2") PW4_RQ("r3")                            \
-                "ldrd r4, r5, [sp, #20]\n\t"                                                  \
-                "add r6, r4, #1\n\t"                                                          \
-                "str r6, [sp, #20]\n\t"                                                       \
-                "strb r0, [r4]\n\t"                                                           \
-                "strb r1, [r4, r5]\n\t"                                                       \
-                "add r4, r4, r5, lsl #1\n\t"                                                  \
-                "strb r2, [r4]\n\t"                                                           \
-                "strb r3, [r4, r5]\n\t"                                                       \
-                "ldrd r6, r7, [sp, #4]\n\t"                                                   \
-                "cmp r6, r7\n\t"                                                              \
-                "bne 1b\n\t"                                                                  \
-                "add sp, sp, #28\n\t"                                                         \
-                "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                  \
-    }
-PW4_RUN(pw4_run4, PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP) /* K % 16 == 0 */
-PW4_RUN(pw4_run2, PW4_GROUP PW4_GROUP)                     /* K % 8 == 0 */
-#undef PW4_RUN
+#define PW4_RQ(acc) "lsl " acc ", " acc ", #1\n\t" PC_ASM_RQ(acc, "r8", "r7", "r9", "r11")
+#define PW4_FINISH                                                                             \
+    "ldr r6, [sp, #4]\n\t"                                                                     \
+    "add r11, r6, #28\n\t" /* the next channel's */                                            \
+    "str r11, [sp, #4]\n\t"                                                                    \
+    "ldm r6, {r6, r7, r8, r9}\n\t" /* lsh (1), rnd, mult, rsh */                               \
+    PW4_RQ("r0") PW4_RQ("r1") PW4_RQ("r2") PW4_RQ("r3")                                        \
+    "ldrd r4, r5, [sp, #20]\n\t"                                                               \
+    "add r6, r4, #1\n\t"                                                                       \
+    "str r6, [sp, #20]\n\t"                                                                    \
+    "strb r0, [r4]\n\t"                                                                        \
+    "strb r1, [r4, r5]\n\t"                                                                    \
+    "add r4, r4, r5, lsl #1\n\t"                                                               \
+    "strb r2, [r4]\n\t"                                                                        \
+    "strb r3, [r4, r5]\n\t"
+PW_PIXELS_RUN(pw4_run4, "mov r10, r4\n\t", PW4_INIT, PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP,
+              "cmp lr, r10\n\t", PW4_FINISH) /* K % 16 == 0 */
+PW_PIXELS_RUN(pw4_run2, "mov r10, r4\n\t", PW4_INIT, PW4_GROUP PW4_GROUP, "cmp lr, r10\n\t",
+              PW4_FINISH) /* K % 8 == 0 */
+#undef PW_PIXELS_RUN
 #undef PW4_GROUP
 #undef PW4_RQ
+#undef PW4_INIT
+#undef PW4_FINISH
 #undef PW6_GROUP
 #undef PW6_RQ
-PC_STATIC_ASSERT(sizeof(pw6_run_t) == 28, pw6_layout);
+#undef PW6_INIT
+#undef PW6_DONE
+#undef PW6_FINISH
+PC_STATIC_ASSERT(sizeof(pw_pixels_run_t) == 28, pw_pixels_layout);
 #endif
 
 /* ---- pointwise: the last pixel of a run, two output channels at a time ----
@@ -1155,8 +1123,9 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
     }
 }
 
-/* widen_quad's values (off2: the input offset in both halves) in two halves: pixels a, b from col (per group of four channels: a
- * even, b even, a odd, b odd), pixels c, d from col + cin, as pw2x2_run reads them.
+/* widen_quad's values (off2: the input offset in both halves) in two halves: pixels a, b
+ * from col (per group of four channels: a even, b even, a odd, b odd), pixels c, d from
+ * col + cin, as pw2x2_run reads them.
  * cin % 4 == 0. */
 PC_INLINE void widen_quad_halves(const int8_t *pa, const int8_t *pb, const int8_t *pc,
                                  const int8_t *pd, uint32_t *col, int32_t cin, uint32_t off2)
@@ -1270,15 +1239,10 @@ PC_INLINE void pw2x2_run_c(const chunk_t *ch, const pw2x2_run_t *a, int32_t kpad
 #define PW2X2_GROUPS_64 PW2X2_G8 PW2X2_G8
 #define PW2X2_GROUPS_96 PW2X2_G8 PW2X2_G8 PW2X2_G8
 /* The pair's six constants, then each accumulator requantised (pc_rq_shifted). */
-#define PW2X2_RQ1(acc, mult, rnd, rsh)                                                         \
-    "add r10, " rnd ", " acc ", asr #31\n\t"                                                   \
-    "smmlar " acc ", " acc ", " mult ", r10\n\t"                                               \
-    "asr " acc ", " acc ", " rsh "\n\t"                                                        \
-    "ssat " acc ", #8, " acc "\n\t"
 #define PW2X2_RQ                                                                               \
     "ldm ip!, {r4, r5, r6, r7, r8, r9}\n\t"                                                    \
-    PW2X2_RQ1("r0", "r4", "r5", "r6") PW2X2_RQ1("r1", "r4", "r5", "r6")                        \
-    PW2X2_RQ1("r2", "r7", "r8", "r9") PW2X2_RQ1("r3", "r7", "r8", "r9")
+    PC_ASM_RQ("r0", "r4", "r5", "r6", "r10") PC_ASM_RQ("r1", "r4", "r5", "r6", "r10")          \
+    PC_ASM_RQ("r2", "r7", "r8", "r9", "r10") PC_ASM_RQ("r3", "r7", "r8", "r9", "r10")
 /* r10: the half's first pixel's output; r11: cout. */
 #define PW2X2_STORE                                                                            \
     "strb r0, [r10]\n\t"                                                                       \
@@ -1551,8 +1515,8 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
     const int hex = cin % 8 == 0 && cin > 16 && cin <= PW6_MAX_CIN && !ch->clamp;
-    void (*const run6)(pw6_run_t *a) = cin % 16 == 0 ? pw6_run4 : pw6_run2;
-    void (*const run4)(pw6_run_t *a) = cin % 16 == 0 ? pw4_run4 : pw4_run2;
+    void (*const run6)(pw_pixels_run_t *a) = cin % 16 == 0 ? pw6_run4 : pw6_run2;
+    void (*const run4)(pw_pixels_run_t *a) = cin % 16 == 0 ? pw4_run4 : pw4_run2;
     for (int32_t r = 0; r < rows; r++) {
         const int32_t base = r * n;
         int8_t *out = output + r * runs->out_row;
@@ -1563,7 +1527,8 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
                 px[j] = dense ? input + (base + i + j) * cin : pw_pixel(p, input, base + i + j);
             }
             widen_hex(px, col4, cin, p->input_offset);
-            pw6_run_t a = {w, ch->rq, ch->rq + ch->n, col4, col4 + 3 * cin, out + i * cout, cout};
+            pw_pixels_run_t a = {w,    ch->rq, ch->rq + ch->n, col4, col4 + 3 * cin,
+                                 out + i * cout, cout};
             run6(&a);
         }
         for (; i + 4 <= n; i += 4) {
@@ -1577,8 +1542,8 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
             } else if (cin == 16 && !ch->clamp) {
                 mat_mult_pw4_k16(ch, w, col4, out + i * cout, cout);
             } else if (cin % 8 == 0 && !ch->clamp) {
-                pw6_run_t a = {w, ch->rq, ch->rq + ch->n, col4, col4 + 2 * cin, out + i * cout,
-                               cout};
+                pw_pixels_run_t a = {w,    ch->rq, ch->rq + ch->n, col4, col4 + 2 * cin,
+                                     out + i * cout, cout};
                 run4(&a);
             } else {
                 mat_mult_pw4_any(ch, w, cin, col4, out + i * cout, cout);
@@ -1728,10 +1693,7 @@ PC_NOINLINE void pw_k8_run8(pw_k8_run_t *a)
     "smlad r0, r5, r9, r0\n\t"                                                                 \
     "smlad r0, r6, r10, r0\n\t"                                                                \
     "smlad r0, r7, r11, r0\n\t"                                                                \
-    "add r2, r2, r0, asr #31\n\t"                                                              \
-    "smmlar r0, r0, r1, r2\n\t"                                                                \
-    "asr r0, r0, r3\n\t"                                                                       \
-    "ssat r0, #8, r0\n\t"                                                                      \
+    PC_ASM_RQ("r0", "r1", "r2", "r3", "r2")                                                  \
     "strb r0, [lr], #1\n\t"
 #define PW_K8_CHANNELS4 PW_K8_CHANNEL PW_K8_CHANNEL PW_K8_CHANNEL PW_K8_CHANNEL
 /* pw_k8_run with `channels` (a multiple of n a step) unrolled. */

@@ -434,6 +434,17 @@ PC_INLINE int32_t pc_rq_shifted(int32_t x2, int32_t mult, int32_t rnd, int32_t r
     return pc_ssat8(pc_smmlar(x2, mult, rnd + (x2 >> 31)) >> rsh);
 }
 
+#if !defined(PC_DSP_EMULATE)
+/* pc_rq_shifted as assembly text, for the kernels written in assembly: the register x2 (the
+ * doubled accumulator) requantised in place; tmp may be rnd's register where rnd is not
+ * needed again. */
+#define PC_ASM_RQ(x2, mult, rnd, rsh, tmp)                                                     \
+    "add " tmp ", " rnd ", " x2 ", asr #31\n\t"                                                 \
+    "smmlar " x2 ", " x2 ", " mult ", " tmp "\n\t"                                              \
+    "asr " x2 ", " x2 ", " rsh "\n\t"                                                          \
+    "ssat " x2 ", #8, " x2 "\n\t"
+#endif
+
 /* acc -> requantised value + output offset, saturated to int8 (before act_min / act_max). */
 PC_INLINE int32_t pc_rq_fast(int32_t acc, const pc_rq_t *r)
 {
