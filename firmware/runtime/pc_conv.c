@@ -552,18 +552,27 @@ static void mat_mult_pw(const chunk_t *ch, const int8_t *filter, int32_t k,
 /* Pixels a, b, c, d widened with the input offset, per group of four channels x0..x3:
  * [a x0 x2 | b x0 x2 | a x1 x3 | b x1 x3 | c x0 x2 | d x0 x2 | c x1 x3 | d x1 x3] (int16x2
  * words, SXTB16's order), then the cin % 4 tail as (a, b), (c, d) int16 pairs. */
-static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t cin, int32_t offset)
+/* The first cin4 values (a multiple of 4) of npx pixels (even) widened with the input
+ * offset: per group of four channels, pixels (0, 1), (2, 3), ... each as even words, then
+ * odd. Returns the columns' end. */
+PC_INLINE uint32_t *widen_pairs(const int8_t *const *px, int npx, uint32_t *col, int32_t cin4,
+                                uint32_t off2)
 {
-    const uint32_t off2 = pc_dup16(offset);
-    int32_t i = 0;
-    for (; i + 4 <= cin; i += 4) {
-        for (int32_t j = 0; j < 4; j += 2) {
+    for (int32_t i = 0; i < cin4; i += 4) {
+        for (int j = 0; j < npx; j += 2) {
             const uint32_t x = pc_read_u32(px[j] + i);
             const uint32_t y = pc_read_u32(px[j + 1] + i);
             pc_store2_inc(&col, pc_sxtab16(off2, x), pc_sxtab16(off2, y));
             pc_store2_inc(&col, pc_sxtab16_ror8(off2, x), pc_sxtab16_ror8(off2, y));
         }
     }
+    return col;
+}
+
+static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t cin, int32_t offset)
+{
+    int32_t i = cin & ~3;
+    col = widen_pairs(px, 4, col, i, pc_dup16(offset));
     for (; i < cin; i++) {
         col[0] = pc_lane16(px[0][i] + offset) | (pc_lane16(px[1][i] + offset) << 16);
         col[1] = pc_lane16(px[2][i] + offset) | (pc_lane16(px[3][i] + offset) << 16);
@@ -768,27 +777,13 @@ PC_NOINLINE void mat_mult_pw4_padded(const chunk_t *ch, const int8_t *filter, in
  * so the kernel is assembly (pw6_run4: four groups a step, K % 16 == 0; pw6_run2: two). */
 #define PW6_MAX_CIN 192 /* the six widened pixels on the stack: 12 * cin bytes (2.25 kB) */
 
-/* Six pixels widened with the input offset: per group of four channels, pixels (0, 1), (2, 3),
- * (4, 5) each as widen_quad lays out a pair (even words, then odd). cin % 4 == 0. */
-static void widen_hex(const int8_t *const px[6], uint32_t *col, int32_t cin, int32_t offset)
-{
-    const uint32_t off2 = pc_dup16(offset);
-    for (int32_t i = 0; i < cin; i += 4) {
-        for (int32_t j = 0; j < 6; j += 2) {
-            const uint32_t x = pc_read_u32(px[j] + i);
-            const uint32_t y = pc_read_u32(px[j + 1] + i);
-            pc_store2_inc(&col, pc_sxtab16(off2, x), pc_sxtab16(off2, y));
-            pc_store2_inc(&col, pc_sxtab16_ror8(off2, x), pc_sxtab16_ror8(off2, y));
-        }
-    }
-}
 
-/* The chunk's channels (all fast, no clamp) of six pixels (pw6_run*: widen_hex's columns)
+/* The chunk's channels (all fast, no clamp) of six pixels (pw6_run*: widen_pairs' columns)
  * or four (pw4_run*: widen_quad's); the assembly reads the fields at these offsets. */
 typedef struct {
     const int8_t *w;            /*  0: the first channel's filter row (k values a row) */
     const pc_rq_t *rq, *rq_end; /*  4, 8: the channels' constants */
-    const uint32_t *col;        /* 12: widen_hex's columns */
+    const uint32_t *col;        /* 12: widen_pairs' columns */
     const uint32_t *col_end;    /* 16: col + 3 * k (six pixels), col + 2 * k (four) */
     int8_t *out;                /* 20: the first pixel's first output */
     int32_t cout;               /* 24: bytes from one pixel's outputs to the next's */
@@ -1039,20 +1034,27 @@ PC_NOINLINE void mat_mult_pw1(const chunk_t *ch, const int8_t *filter, int32_t k
 
 /* The first n filter rows of k int8 values (a row's k % 4 tail zero-padded to a group of
  * four) as kpad / 4 groups of two doubled int16x2 words each, pw4_group's order. */
+/* widen_weights of one filter row; returns the words' end. */
+PC_INLINE uint32_t *widen_row(uint32_t *ww, const int8_t *w, int32_t k)
+{
+    int32_t j = 0;
+    for (; j + 4 <= k; j += 4) {
+        const uint32_t wv = pc_read_u32(w + j);
+        *ww++ = pc_double16(pc_sxtb16(wv));
+        *ww++ = pc_double16(pc_sxtb16_ror8(wv));
+    }
+    if (j < k) {
+        const uint32_t wv = read_tail(w + j, k - j);
+        *ww++ = pc_double16(pc_sxtb16(wv));
+        *ww++ = pc_double16(pc_sxtb16_ror8(wv));
+    }
+    return ww;
+}
+
 static void widen_weights(uint32_t *ww, const int8_t *w, int32_t n, int32_t k)
 {
     for (int32_t co = 0; co < n; co++, w += k) {
-        int32_t j = 0;
-        for (; j + 4 <= k; j += 4) {
-            const uint32_t wv = pc_read_u32(w + j);
-            *ww++ = pc_double16(pc_sxtb16(wv));
-            *ww++ = pc_double16(pc_sxtb16_ror8(wv));
-        }
-        if (j < k) {
-            const uint32_t wv = read_tail(w + j, k - j);
-            *ww++ = pc_double16(pc_sxtb16(wv));
-            *ww++ = pc_double16(pc_sxtb16_ror8(wv));
-        }
+        ww = widen_row(ww, w, k);
     }
 }
 
@@ -1209,7 +1211,7 @@ PC_INLINE void pw2x2_run_c(const chunk_t *ch, const pw2x2_run_t *a, int32_t kpad
 #define PW2X2_RUN_K(k)                                                                         \
     PC_NOINLINE void pw2x2_run_k##k(const pw2x2_run_t *a)                                      \
     {                                                                                          \
-        pw2x2_run_c(NULL, a, PW2X2_KPAD_##k, 0);                                               \
+        pw2x2_run_c(NULL, a, k, 0);                                                            \
     }
 #else
 /* ip: the record; lr: the half's columns; r0 - r3: the four accumulators (pixels a, b of the
@@ -1281,16 +1283,6 @@ PC_STATIC_ASSERT(sizeof(pw2x2_run_t) == 24, pw2x2_layout);
 
 /* The K values with a kernel of their own (pointwise_narrow; 28: the RGB stem, 27 padded). */
 #define PW_NARROW_KS(X) X(8) X(16) X(24) X(32) X(40) X(48) X(56) X(64) X(96)
-#define PW2X2_KPAD_8 8
-#define PW2X2_KPAD_16 16
-#define PW2X2_KPAD_24 24
-#define PW2X2_KPAD_28 28
-#define PW2X2_KPAD_32 32
-#define PW2X2_KPAD_40 40
-#define PW2X2_KPAD_48 48
-#define PW2X2_KPAD_56 56
-#define PW2X2_KPAD_64 64
-#define PW2X2_KPAD_96 96
 
 PW_NARROW_KS(PW2X2_RUN_K)
 PW2X2_RUN_K(28)
@@ -1377,6 +1369,7 @@ PC_NOINLINE void conv_small(const pc_conv_params_t *p, const chunk_t *ch, const 
     const int32_t wo = p->output.w;
     const int32_t cout = p->output.c;
     const int8_t zp = (int8_t)(-p->input_offset);
+    const uint32_t off2 = pc_dup16(p->input_offset);
     int8_t pa[CONV_SMALL_K], pb[CONV_SMALL_K], pc[CONV_SMALL_K], pd[CONV_SMALL_K];
     const int8_t *const px[4] = {pa, pb, pc, pd};
     uint32_t col4[2 * CONV_SMALL_K]; /* four pixels' columns, or two (widen_pair) */
@@ -1424,7 +1417,7 @@ PC_NOINLINE void conv_small(const pc_conv_params_t *p, const chunk_t *ch, const 
             }
             if (pairs) {
                 if (!widened) {
-                    widen_quad_halves(pa, pb, pc, pd, col4, kpad, pc_dup16(p->input_offset));
+                    widen_quad_halves(pa, pb, pc, pd, col4, kpad, off2);
                 }
                 conv_pw4x2_k28(ch, ww, col4, out + i * cout, cout);
             } else {
@@ -1515,6 +1508,7 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
     const int hex = cin % 8 == 0 && cin > 16 && cin <= PW6_MAX_CIN && !ch->clamp;
+    const uint32_t off2 = pc_dup16(p->input_offset);
     void (*const run6)(pw_pixels_run_t *a) = cin % 16 == 0 ? pw6_run4 : pw6_run2;
     void (*const run4)(pw_pixels_run_t *a) = cin % 16 == 0 ? pw4_run4 : pw4_run2;
     for (int32_t r = 0; r < rows; r++) {
@@ -1526,7 +1520,7 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
             for (int32_t j = 0; j < 6; j++) {
                 px[j] = dense ? input + (base + i + j) * cin : pw_pixel(p, input, base + i + j);
             }
-            widen_hex(px, col4, cin, p->input_offset);
+            widen_pairs(px, 6, col4, cin, off2);
             pw_pixels_run_t a = {w,    ch->rq, ch->rq + ch->n, col4, col4 + 3 * cin,
                                  out + i * cout, cout};
             run6(&a);
@@ -1571,18 +1565,18 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * stage's pieces) keep mat_mult_pw4_k8 / _k16, which widen as they go. */
 #define PW_NARROW_MIN_PIXELS 25
 
-/* pointwise_quads for K = cin with its kernel (ch all fast, no clamp), the records in ww
- * (ww_words) and the columns in col4 (2 * cin words). */
-PC_INLINE int32_t pointwise_pairs(const pc_conv_params_t *p, const chunk_t *ch,
-                                  pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
-                                  int8_t *output, const pw_runs_t *runs, uint32_t *ww,
-                                  int32_t ww_words, uint32_t *col4)
+/* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp). */
+PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
+                                     pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
+                                     int8_t *output, const pw_runs_t *runs)
 {
+    uint32_t ww[PW_NARROW_WW]; /* a part's pair records, then an odd last channel's weights */
+    uint32_t col4[2 * PW_NARROW_K];
     const int32_t cin = p->input.c;
     const int32_t cout = p->output.c;
     const int32_t rec = PW2X2_RECORD(cin);
     /* channels a part: as many pairs as fit beside an odd channel's cin / 2 words */
-    const int32_t part = 2 * ((ww_words - cin / 2) / rec);
+    const int32_t part = 2 * ((PW_NARROW_WW - cin / 2) / rec);
     const int dense = pw_dense(p);
     const uint32_t off2 = pc_dup16(p->input_offset);
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
@@ -1622,16 +1616,6 @@ PC_INLINE int32_t pointwise_pairs(const pc_conv_params_t *p, const chunk_t *ch,
     return i;
 }
 
-/* pointwise_pairs with its stack. */
-PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
-                                     pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
-                                     int8_t *output, const pw_runs_t *runs)
-{
-    uint32_t ww[PW_NARROW_WW]; /* a part's pair records, then an odd last channel's weights */
-    uint32_t col4[2 * PW_NARROW_K];
-    return pointwise_pairs(p, ch, kernel, w, input, output, runs, ww, PW_NARROW_WW, col4);
-}
-
 /* ---- pointwise K = 8: one pixel in four registers --------------------------------------------
  * A pixel's eight input values, widened (and offset) into four registers, serve every output
  * channel: per channel one LDM brings its requantisation constants and its four doubled,
@@ -1644,7 +1628,7 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
  * of its own in assembly (pw_k8_run*), whose pixel loop keeps its state on the stack. */
 typedef struct {
     int32_t bias2, mult, rnd, rsh; /* the channel's pc_rq_t: 2 * bias and the fast constants */
-    uint32_t w[4];                 /* doubled weights: (w0, w2), (w1, w3), (w4, w6), (w5, w7) */
+    uint32_t w[4];                 /* widen_row's: (w0, w2), (w1, w3), (w4, w6), (w5, w7) */
 } pw_k8_chan_t;
 
 /* One run of pixels for pw_k8_run*; the assembly reads the fields at these offsets. */
@@ -1749,11 +1733,12 @@ PC_NOINLINE void pointwise_k8(const pc_conv_params_t *p, const chunk_t *ch, cons
     const int32_t rows = runs->rows;
     void (*const run)(pw_k8_run_t *a) = ch->n % 8 == 0 ? pw_k8_run8 : pw_k8_run4;
     for (int32_t c = 0; c < ch->n; c++, w += 8) {
-        const uint32_t lo = pc_read_u32(w);
-        const uint32_t hi = pc_read_u32(w + 4);
-        chans[c] = (pw_k8_chan_t){ch->rq[c].bias2, ch->rq[c].mult, ch->rq[c].rnd, ch->rq[c].rsh,
-                                  {pc_double16(pc_sxtb16(lo)), pc_double16(pc_sxtb16_ror8(lo)),
-                                   pc_double16(pc_sxtb16(hi)), pc_double16(pc_sxtb16_ror8(hi))}};
+        const pc_rq_t *r = ch->rq + c;
+        chans[c].bias2 = r->bias2;
+        chans[c].mult = r->mult;
+        chans[c].rnd = r->rnd;
+        chans[c].rsh = r->rsh;
+        widen_row(chans[c].w, w, 8);
     }
     for (int32_t r = 0; r < rows; r++) {
         if (pw_dense(p)) { /* the run's pixels follow one another in the input */
