@@ -101,20 +101,36 @@ PC_INLINE int32_t add_fast(const pc_add_params_t *p, const int8_t *in1, const in
  * 500). */
 #define ADD_TABLE_MIN 512
 
+/* A run of 128 table entries from x2 = (x << ls1) + c of its first x on: x2 grows by d =
+ * 2^ls1 from one x to the next, so an entry is ADD, SMMLAR, ASR, LSL and STR (add_term
+ * recomputed from x took 14 instructions an entry, measured). The last step's x2, of x = 128,
+ * is below (128 + 255) << 22 < 2^31: no overflow. */
+PC_INLINE void term_run(int32_t *dst, int32_t x2, int32_t d, const add_in_t *t, int32_t lsh,
+                        int rounds)
+{
+    const int32_t m = t->m, rnd = t->rnd, e = t->e; /* locals: the stores may alias *t */
+    PC_UNROLL(4)
+    for (int32_t i = 0; i < 128; i++, x2 += d) {
+        const int32_t h = pc_smmlar(x2, m, rounds ? rnd + (x2 >> 31) : 0) >> e;
+        dst[i] = (int32_t)((uint32_t)h << lsh);
+    }
+}
+
 /* One input's term (add_term) for each of the 256 int8 values, indexed by the byte read as
  * unsigned and shifted left by the output requantisation's r->lsh, so the sum of two entries
  * is pc_rq_fast's x2 of the sum of the two terms. No overflow: each |term| is below
  * pc_add_s8's bound, and pc_rq_prepare checked bound << lsh < 2^31. */
 static void term_table(int32_t *table, const add_in_t *t, int32_t ls1, int32_t lsh)
 {
+    const int32_t d = (int32_t)1 << ls1;
+    const int32_t x2_0 = t->c;                                  /* x = 0 at [0] */
+    const int32_t x2_neg = (int32_t)((uint32_t)-128 << ls1) + t->c; /* x = -128 at [128] */
     if (t->e > 0) { /* add_term's rounding as a constant: one loop per case */
-        for (int32_t u = 0; u < 256; u++) {
-            table[u] = (int32_t)((uint32_t)add_term((int8_t)u, t, ls1, 1) << lsh);
-        }
+        term_run(table, x2_0, d, t, lsh, 1);
+        term_run(table + 128, x2_neg, d, t, lsh, 1);
     } else {
-        for (int32_t u = 0; u < 256; u++) {
-            table[u] = (int32_t)((uint32_t)add_term((int8_t)u, t, ls1, 0) << lsh);
-        }
+        term_run(table, x2_0, d, t, lsh, 0);
+        term_run(table + 128, x2_neg, d, t, lsh, 0);
     }
 }
 

@@ -35,6 +35,8 @@
  */
 #include "pc_kernels.h"
 
+#include <stddef.h>
+
 #include "pc_dsp.h"
 #include "pc_requant.h"
 
@@ -925,6 +927,8 @@ typedef struct {
     int32_t fast;
     int32_t mult, shift, out_off, lo, hi; /* the generic route (not fast) */
     int32_t kh, kw, sw;                   /* the kernel, the horizontal stride */
+    int32_t plain; /* fast, and act_min / act_max the whole int8 range: store_run */
+    int32_t step;  /* bytes from one output pixel to the next (the channels) */
 } chan_t;
 
 /* Whether a channel takes the fast requantisation (its rq prepared for outputs of `taps`
@@ -953,6 +957,8 @@ PC_INLINE void chan_finish(chan_t *k, const pc_conv_params_t *p,
     k->out_off = p->output_offset;
     k->lo = p->act_min;
     k->hi = p->act_max;
+    k->plain = k->fast && p->act_min == -128 && p->act_max == 127;
+    k->step = p->input.c;
 }
 
 PC_NOINLINE void chan_prepare(chan_t *k, const pc_conv_params_t *p,
@@ -1173,8 +1179,9 @@ static row_fn_t pick_row(const pc_conv_params_t *p)
     return row_any;
 }
 
-/* n accumulators of a fast channel (already << lsh) to outputs out[0], out[step], ...;
- * lo / hi: whether act_min / act_max are narrower than int8 (SSAT has done the rest). */
+/* n accumulators of a fast channel (already << lsh) to outputs out[0], out[step], ...,
+ * clamped where lo / hi: where act_min / act_max are narrower than int8 (SSAT has done the
+ * rest). */
 PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *out,
                         int32_t step, int lo, int hi)
 {
@@ -1184,24 +1191,6 @@ PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *
     const int32_t vmin = k->lo;
     const int32_t vmax = k->hi;
     const int32_t step2 = 2 * step;
-    if (!lo && !hi) { /* SSAT has clamped: four at a time, two output pointers */
-        const uint32_t *aw = (const uint32_t *)(const void *)acc;
-        const uint32_t *const end = aw + (n & ~3);
-        int8_t *odd = out + step;
-        while (aw != end) {
-            uint32_t a, b;
-            pc_load2_inc(&aw, &a, &b);
-            out[0] = (int8_t)pc_rq_shifted((int32_t)a, mult, rnd, rsh);
-            odd[0] = (int8_t)pc_rq_shifted((int32_t)b, mult, rnd, rsh);
-            pc_load2_inc(&aw, &a, &b);
-            out[step2] = (int8_t)pc_rq_shifted((int32_t)a, mult, rnd, rsh);
-            odd[step2] = (int8_t)pc_rq_shifted((int32_t)b, mult, rnd, rsh);
-            out += 2 * step2;
-            odd += 2 * step2;
-        }
-        acc += n & ~3;
-        n &= 3;
-    }
     for (; n >= 2; n -= 2) {
         const int32_t a = acc[0];
         const int32_t b = acc[1];
@@ -1229,11 +1218,71 @@ PC_INLINE void store_at(const chan_t *k, const int32_t *acc, int32_t n, int8_t *
     }
 }
 
-PC_NOINLINE void store_outputs(const chan_t *k, const int32_t *acc, int32_t n, int8_t *out,
-                               int32_t step)
+/* The outputs of a plain channel (chan_t.plain), six a step: one LDM, six requantisations
+ * and six STRB (two a pointer step) and the loop, 36 instructions for six outputs where the C
+ * loop took 26 for four; then one at a time. About 10 instructions a call, against ~60 for
+ * store_outputs' dispatch and set-up in C (measured). */
+#if defined(PC_DSP_EMULATE)
+PC_NOINLINE void store_run(const int32_t *acc, int32_t n, int8_t *out, const chan_t *k)
+{
+    for (int32_t j = 0; j < n; j++) {
+        out[j * k->step] = (int8_t)pc_rq_shifted(acc[j], k->rq.mult, k->rq.rnd, k->rq.rsh);
+    }
+}
+#else
+/* r0 the accumulators, r1 how many are left, r2 the output, r3 the step; r5 rnd, r6 mult,
+ * r7 rsh; r4, r8 - ip the values, lr the temporary. */
+#define STORE_RQ(x) PC_ASM_RQ(x, "r6", "r5", "r7", "lr")
+__attribute__((naked, noinline)) static void store_run(
+    __attribute__((unused)) const int32_t *acc, __attribute__((unused)) int32_t n,
+    __attribute__((unused)) int8_t *out, __attribute__((unused)) const chan_t *k)
+{
+    __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+            "add lr, r3, #132\n\t"         /* &k->rq */
+            "ldm lr, {r4, r5, r6, r7}\n\t" /* lsh (unused), rnd, mult, rsh */
+            "ldr r3, [r3, #200]\n\t"       /* k->step */
+            "subs r1, r1, #6\n\t"
+            "blo 3f\n"
+            "1:\n\t" /* six */
+            "ldm r0!, {r4, r8, r9, r10, r11, ip}\n\t"
+            STORE_RQ("r4") STORE_RQ("r8") STORE_RQ("r9") STORE_RQ("r10") STORE_RQ("r11")
+            STORE_RQ("ip")
+            "strb r4, [r2]\n\t"
+            "strb r8, [r2, r3]\n\t"
+            "add r2, r2, r3, lsl #1\n\t"
+            "strb r9, [r2]\n\t"
+            "strb r10, [r2, r3]\n\t"
+            "add r2, r2, r3, lsl #1\n\t"
+            "strb r11, [r2]\n\t"
+            "strb ip, [r2, r3]\n\t"
+            "add r2, r2, r3, lsl #1\n\t"
+            "subs r1, r1, #6\n\t"
+            "bhs 1b\n"
+            "3:\n\t"
+            "adds r1, r1, #6\n\t"
+            "beq 5f\n"
+            "4:\n\t" /* the rest, one at a time */
+            "ldr r4, [r0], #4\n\t" STORE_RQ("r4")
+            "strb r4, [r2]\n\t"
+            "add r2, r2, r3\n\t"
+            "subs r1, r1, #1\n\t"
+            "bne 4b\n"
+            "5:\n\t"
+            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");
+}
+#undef STORE_RQ
+PC_STATIC_ASSERT(offsetof(chan_t, rq) == 132 && offsetof(pc_rq_t, rnd) == 4 &&
+                     offsetof(pc_rq_t, mult) == 8 && offsetof(pc_rq_t, rsh) == 12 &&
+                     offsetof(chan_t, step) == 200,
+                 store_run_layout);
+#endif
+
+/* The other channels: clamped, or the generic requantisation. */
+PC_NOINLINE void store_clamped(const chan_t *k, const int32_t *acc, int32_t n, int8_t *out)
 {
     const int lo = k->lo > -128;
     const int hi = k->hi < 127;
+    const int32_t step = k->step;
     if (!k->fast) {
         for (int32_t j = 0; j < n; j++) {
             out[j * step] = PC_REQUANTIZE_S8(acc[j], k->mult, k->shift, k->out_off, k->lo,
@@ -1243,10 +1292,18 @@ PC_NOINLINE void store_outputs(const chan_t *k, const int32_t *acc, int32_t n, i
         store_at(k, acc, n, out, step, 1, 1);
     } else if (hi) {
         store_at(k, acc, n, out, step, 0, 1);
-    } else if (lo) {
-        store_at(k, acc, n, out, step, 1, 0);
     } else {
-        store_at(k, acc, n, out, step, 0, 0);
+        store_at(k, acc, n, out, step, 1, 0);
+    }
+}
+
+/* n accumulators of channel k to out[0], out[k->step], ... */
+PC_INLINE void store_outputs(const chan_t *k, const int32_t *acc, int32_t n, int8_t *out)
+{
+    if (k->plain) {
+        store_run(acc, n, out, k);
+    } else {
+        store_clamped(k, acc, n, out);
     }
 }
 
@@ -1344,10 +1401,10 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
                     row(&k, r, i * sh * slot, acc + i * wo, wo);
                 }
                 if (out_w == wo) { /* contiguous in the output */
-                    store_outputs(&k, acc, rows * wo, out, ch);
+                    store_outputs(&k, acc, rows * wo, out);
                 } else {
                     for (int32_t i = 0; i < rows; i++) {
-                        store_outputs(&k, acc + i * wo, wo, out + i * out_w * ch, ch);
+                        store_outputs(&k, acc + i * wo, wo, out + i * out_w * ch);
                     }
                 }
                 continue;
@@ -1355,7 +1412,7 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
             for (int32_t ox = 0; ox < wo; ox += DW_CHUNK) {
                 const int32_t n = wo - ox < DW_CHUNK ? wo - ox : DW_CHUNK;
                 row(&k, r, 0, acc, n);
-                store_outputs(&k, acc, n, out + ox * ch, ch);
+                store_outputs(&k, acc, n, out + ox * ch);
                 for (int32_t ky = 0; ky < kh; ky++) {
                     r[ky] += DW_CHUNK * p->stride_w;
                 }
@@ -1573,6 +1630,7 @@ typedef void (*plane_rows_fn_t)(const chan_t *k, const int16_t *x, int32_t *acc,
         at(k, x, acc, wo, rows, pitch);                                                        \
     }
 
+#if defined(PC_DSP_EMULATE)
 PLANE_KERNEL(plane_rows, plane_rows_at, 20)
 PLANE_KERNEL(plane_rows, plane_rows_at, 40)
 PLANE_KERNEL(plane_rows, plane_rows_at, 80)
@@ -1580,6 +1638,113 @@ PLANE_KERNEL(plane_rows, plane_rows_at, 80)
 PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 20)
 PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 40)
 PLANE_KERNEL(plane_rows3s2, plane_rows3s2_at, 80)
+#else
+/* The 3x3 kernels in assembly: the loop of plane_rows3_at needs fourteen registers (six
+ * weight words, the bias, the taps' pointer, the accumulators and their end, two input
+ * words, two sums), one more than gcc finds, and the first load's post-increment steps the
+ * taps' pointer. Two output pairs a pass: 8.5 instructions an output at stride 1 (C: 10),
+ * 10 at stride 2. Registers: r4 - r9 the weights (a0, b0, a1, b1, a2, b2), r10 the bias, r1
+ * the taps, r2 the accumulators, r3 the pairs' end; r0, ip the input words; r11, lr the sums
+ * s and t. The row's first tap and wo on the stack, rows above them (the fifth argument). */
+#define PLANE3_PAIR_S1(pitch)                                                                  \
+    "ldrd r0, ip, [r1], #4\n\t"                                                                \
+    "smlad r11, r0, r4, r10\n\t"                                                               \
+    "smlatb lr, r0, r4, r10\n\t"                                                               \
+    "smlabb r11, ip, r5, r11\n\t"                                                              \
+    "smladx lr, ip, r5, lr\n\t"                                                                \
+    "ldrd r0, ip, [r1, #(2 * " #pitch " - 4)]\n\t"                                             \
+    "smlad r11, r0, r6, r11\n\t"                                                               \
+    "smlatb lr, r0, r6, lr\n\t"                                                                \
+    "smlabb r11, ip, r7, r11\n\t"                                                              \
+    "smladx lr, ip, r7, lr\n\t"                                                                \
+    "ldrd r0, ip, [r1, #(4 * " #pitch " - 4)]\n\t"                                             \
+    "smlad r11, r0, r8, r11\n\t"                                                               \
+    "smlatb lr, r0, r8, lr\n\t"                                                                \
+    "smlabb r11, ip, r9, r11\n\t"                                                              \
+    "smladx lr, ip, r9, lr\n\t"                                                                \
+    "strd r11, lr, [r2], #8\n\t"
+/* Stride 2: A from (x0, x1) . (w0, w1) + x2 * w2, B from (x2, x3) . (w0, w1) + x4 * w2. */
+#define PLANE3_PAIR_S2(pitch)                                                                  \
+    "ldrd r0, ip, [r1], #8\n\t"                                                                \
+    "smlad r11, r0, r4, r10\n\t"                                                               \
+    "smlad lr, ip, r4, r10\n\t"                                                                \
+    "smlabb r11, ip, r5, r11\n\t"                                                              \
+    "ldr r0, [r1]\n\t"                                                                         \
+    "smlabb lr, r0, r5, lr\n\t"                                                                \
+    "ldrd r0, ip, [r1, #(2 * " #pitch " - 8)]\n\t"                                             \
+    "smlad r11, r0, r6, r11\n\t"                                                               \
+    "smlad lr, ip, r6, lr\n\t"                                                                 \
+    "smlabb r11, ip, r7, r11\n\t"                                                              \
+    "ldr r0, [r1, #(2 * " #pitch ")]\n\t"                                                      \
+    "smlabb lr, r0, r7, lr\n\t"                                                                \
+    "ldrd r0, ip, [r1, #(4 * " #pitch " - 8)]\n\t"                                             \
+    "smlad r11, r0, r8, r11\n\t"                                                               \
+    "smlad lr, ip, r8, lr\n\t"                                                                 \
+    "smlabb r11, ip, r9, r11\n\t"                                                              \
+    "ldr r0, [r1, #(4 * " #pitch ")]\n\t"                                                      \
+    "smlabb lr, r0, r9, lr\n\t"                                                                \
+    "strd r11, lr, [r2], #8\n\t"
+/* A row's odd last output (either stride): A alone. */
+#define PLANE3_ODD(pitch)                                                                      \
+    "ldrd r0, ip, [r1]\n\t"                                                                    \
+    "smlad r11, r0, r4, r10\n\t"                                                               \
+    "smlabb r11, ip, r5, r11\n\t"                                                              \
+    "ldrd r0, ip, [r1, #(2 * " #pitch ")]\n\t"                                                 \
+    "smlad r11, r0, r6, r11\n\t"                                                               \
+    "smlabb r11, ip, r7, r11\n\t"                                                              \
+    "ldrd r0, ip, [r1, #(4 * " #pitch ")]\n\t"                                                 \
+    "smlad r11, r0, r8, r11\n\t"                                                               \
+    "smlabb r11, ip, r9, r11\n\t"                                                              \
+    "str r11, [r2], #4\n\t"
+/* name(k, x, acc, wo, rows): `pair` two outputs, `row_bytes` from one output row's taps to
+ * the next's. An odd number of pairs enters the two-pair loop at its second half. */
+#define PLANE3_RUN(name, pair, pitch, row_bytes)                                               \
+    __attribute__((naked, noinline)) static void name(                                         \
+        __attribute__((unused)) const chan_t *k, __attribute__((unused)) const int16_t *x,     \
+        __attribute__((unused)) int32_t *acc, __attribute__((unused)) int32_t wo,              \
+        __attribute__((unused)) int32_t rows)                                                  \
+    {                                                                                          \
+        __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                              \
+                "sub sp, sp, #8\n\t"                                                          \
+                "ldr r10, [r0, #128]\n\t" /* offsetof(chan_t, bias) */                         \
+                "ldm r0, {r4, r5, r6, r7, r8, r9}\n\t"                                        \
+                "str r3, [sp, #4]\n"                                                          \
+                "1:\n\t" /* a row */                                                         \
+                "str r1, [sp]\n\t"                                                            \
+                "ldr r0, [sp, #4]\n\t"                                                        \
+                "lsrs ip, r0, #1\n\t"                                                         \
+                "add r3, r2, ip, lsl #3\n\t"                                                  \
+                "beq 4f\n\t"                                                                  \
+                "tst ip, #1\n\t"                                                              \
+                "bne 3f\n"                                                                    \
+                "2:\n\t" pair(pitch) "3:\n\t" pair(pitch)                                      \
+                "cmp r2, r3\n\t"                                                              \
+                "bne 2b\n"                                                                    \
+                "4:\n\t"                                                                      \
+                "ldr r0, [sp, #4]\n\t"                                                        \
+                "tst r0, #1\n\t"                                                              \
+                "beq 5f\n\t" PLANE3_ODD(pitch) "5:\n\t"                                        \
+                "ldr r1, [sp]\n\t"                                                            \
+                "add r1, r1, #" #row_bytes "\n\t"                                             \
+                "ldr r0, [sp, #44]\n\t"                                                       \
+                "subs r0, r0, #1\n\t"                                                         \
+                "str r0, [sp, #44]\n\t"                                                       \
+                "bne 1b\n\t"                                                                  \
+                "add sp, sp, #8\n\t"                                                          \
+                "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
+    }
+PC_STATIC_ASSERT(offsetof(chan_t, bias) == 128, plane3_bias_offset);
+PLANE3_RUN(plane_rows_20, PLANE3_PAIR_S1, 20, 40)
+PLANE3_RUN(plane_rows_40, PLANE3_PAIR_S1, 40, 80)
+PLANE3_RUN(plane_rows_80, PLANE3_PAIR_S1, 80, 160)
+PLANE3_RUN(plane_rows3s2_20, PLANE3_PAIR_S2, 20, 80)
+PLANE3_RUN(plane_rows3s2_40, PLANE3_PAIR_S2, 40, 160)
+PLANE3_RUN(plane_rows3s2_80, PLANE3_PAIR_S2, 80, 320)
+#undef PLANE3_RUN
+#undef PLANE3_ODD
+#undef PLANE3_PAIR_S2
+#undef PLANE3_PAIR_S1
+#endif
 
 /* Kernel row ky of a 5x5 for outputs A (s) and B (t): (x0, x1) . (w0, w1) + (x2, x3) .
  * (w2, w3) + x4 * w4 and x1 * w0 + SMLADX of (x2, x3) and (x4, x5) against (w2, w1) and
@@ -1909,10 +2074,10 @@ PC_NOINLINE int32_t planes_groups(const pc_conv_params_t *p, const pc_per_channe
                     int8_t *out = output + (o0 + oy) * out_w * ch + c + i;
                     rows_fn(&k, plane + sh * oy * g.pitch, acc, wo, n);
                     if (out_w == wo) { /* contiguous in the output */
-                        store_outputs(&k, acc, n * wo, out, ch);
+                        store_outputs(&k, acc, n * wo, out);
                     } else {
                         for (int32_t j = 0; j < n; j++) {
-                            store_outputs(&k, acc + j * wo, wo, out + j * out_w * ch, ch);
+                            store_outputs(&k, acc + j * wo, wo, out + j * out_w * ch);
                         }
                     }
                 }
