@@ -234,6 +234,43 @@ def test_pointwise_kernels_on_m7_match_reference(tmp_path):
     assert out == reference.run(g, inp).tobytes()
 
 
+@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+                    reason="needs gcc-arm-none-eabi and qemu-system-arm")
+def test_depthwise_planes_on_m7_match_reference(tmp_path):
+    """The channel planes as built for the Cortex-M7 (plane rows, the band carry and the
+    stores are assembly there), under QEMU: 3x3 at stride 1 on plane pitches 80 (bands of
+    three output rows; 35 pairs a row, an odd count), 40 (odd rows of 35) and 20, at stride 2
+    on pitches 80 (odd rows, bands of two), 20; 5x5 at stride 2 (a carry of 120 values: eight
+    words a step and a tail); channels stored unclamped (six a step, and a rest) and clamped
+    (ReLU6 inside int8); and an add past 256 elements (the term tables)."""
+    from patchcam.targets import armbuild, qemu
+
+    rng = np.random.default_rng(12)
+    b = GraphBuilder("dwchain", (37, 70, 8), 0.02, -3)
+    x = b.input
+
+    def dw(x, k, stride, activation):
+        ws = rng.uniform(0.002, 0.02, 8)
+        return b.depthwise_conv2d(x, _w(rng, (k, k, 8)), ws, rng.integers(-3000, 3000, 8),
+                                  _scale(b, x, ws, k * k), int(rng.integers(-20, 20)),
+                                  stride=stride, activation=activation)
+
+    x = dw(x, 3, 1, "none")     # 37x70, pitch 80
+    x = dw(x, 3, 2, "relu6")    # 19x35, pitch 80, clamped
+    y = dw(x, 3, 1, "none")     # 19x35, pitch 40
+    x = b.add(x, y, 1.5 * max(b.tensors[x].scale, b.tensors[y].scale), -10)
+    x = dw(x, 5, 2, "none")     # 10x18, pitch 40
+    x = dw(x, 3, 1, "none")     # 10x18, pitch 20
+    x = dw(x, 3, 2, "none")     # 5x9, pitch 20
+    g = b.finish(x)
+    codegen.generate(g, tmp_path / "model")
+    inp = random_input(g, 1)
+    build = armbuild.build(tmp_path / "model", tmp_path / "build")
+    out, status, _ = qemu.run_qemu(build.elf, inp.tobytes(), timeout_s=120)
+    assert status == 0
+    assert out == reference.run(g, inp).tobytes()
+
+
 def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):
     """Shrink one op's output region in the fence table: ASan must stop the run."""
     g = random_graph(3)
@@ -257,7 +294,7 @@ def test_depthwise_in_place_equals_depthwise(tmp_path):
     1..16 channels), both equal to plain reference loops, on both code paths, with the data
     buffer and the ring malloc'd at exactly their documented sizes under ASan; the ring rows
     equal the planner's. The DSP path runs three times: as shipped (the channel planes take
-    3x3 and 5x5 at strides 1 and 2, 3x3 stride 2 on output rows of 16+, band by band where a
+    3x3 and 5x5 at strides 1 and 2, 3x3 stride 2 on output rows of 8+, band by band where a
     map outgrows them), with every
     layer whose rows fit on the widened-rows path (PC_DW_ROWS_ALWAYS=1), and with every layer
     whose padded plane fits on the padded four-channel path (PC_DW_PADDED_ALWAYS=1, the planes

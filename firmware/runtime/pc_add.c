@@ -96,10 +96,10 @@ PC_INLINE int32_t add_fast(const pc_add_params_t *p, const int8_t *in1, const in
 }
 
 /* Adds of at least this many elements take add_table: filling its two tables costs about
- * 7,000 instructions, and each element then 11 (where act_min / act_max clamp, 13) instead
+ * 3,400 instructions, and each element then 11 (where act_min / act_max clamp, 13) instead
  * of add_fast's 26 (measured with `make bench BENCH_ARGS=--per-op`; the break-even is near
- * 500). */
-#define ADD_TABLE_MIN 512
+ * 230; 128 measured slower on vww's cache tiles). */
+#define ADD_TABLE_MIN 256
 
 /* A run of 128 table entries from x2 = (x << ls1) + c of its first x on: x2 grows by d =
  * 2^ls1 from one x to the next, so an entry is ADD, SMMLAR, ASR, LSL and STR (add_term

@@ -11,7 +11,7 @@
  *   section);
  * - four channels widened together into channel planes, then one channel at a time, two or
  *   four outputs a step: 3x3 and 5x5, stride 1 or 2, on maps and patch tiles up to 78
- *   (3x3) or 52 (5x5) wide, 3x3 with stride 2 on output rows of 16+ (planes_pay;
+ *   (3x3) or 52 (5x5) wide, 3x3 with stride 2 on output rows of 8+ (planes_pay;
  *   described at planes_groups' section);
  * - four channels at a time from a padded copy of their plane: the other 3x3 maps and
  *   patch tiles up to 18x18, and small maps whose border holds a third of the outputs
@@ -1430,8 +1430,8 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
  * step. Plane rows are `pitch` values apart, a constant of each kernel (20, 40, 56 or 80), so
  * a kernel row's words are LDRD at immediate offsets. Per kernel row of a 3x3, with (x0, x1)
  * and (x2, x3) loaded: A = (x0, x1) . (w0, w1) + x2 * w2 and B = x1 * w0 + (x2, x3) .
- * (w1, w2) (SMLADX against (w2, w1)): one load and four MAC instructions for six taps, 10.5
- * instructions an output in all, the weights in registers. A 5x5 takes four outputs a step,
+ * (w1, w2) (SMLADX against (w2, w1)): one load and four MAC instructions for six taps, 8.5
+ * instructions an output in all, the weights in registers (plane_rows_*, in assembly). A 5x5 takes four outputs a step,
  * 12 MAC instructions for a kernel row's 20 taps, its weights loaded per row (23.7
  * instructions an output, against 34 on the widened rows); at stride 2 the same, each output
  * from its own pairs; a 3x3 at stride 2 takes (x0, x1) . (w0, w1) + x2 * w2 for A and
@@ -1451,14 +1451,17 @@ PC_NOINLINE void rows_layer(const pc_conv_params_t *p, const pc_per_channel_quan
  * mask_detect's 5x5 on 20x26 -24 % and its 5x5 stride 2 -14 %, vww's 5x5 on 12x12 -34 %.
  * 3x3 with stride 2, where each input value feeds only 2.25 MACs, on output rows of
  * PLANES_S2_MIN_W or more: mbv2-0.35-144's 72x72 -8 % and 36x36 -14 %, vww's 48x48 -6 %
- * against the four-channel path on the tensor; on the narrower patch tiles, which take the
- * padded copy, +2 % (mbv2-0.35-144's cache tiles). Not taken: maps of fewer than
- * PLANES_MIN_OUTPUTS outputs (mbv2-0.35-144's 5x5 +1 %, vww's 4x4 cache tiles +9 %), where
- * each channel's set-up and calls are not repaid. */
+ * against the four-channel path on the tensor (with plane rows in C); with the assembly's,
+ * also rows of 8 to 15: mbv2-0.35-144's 18x18 -13 % and the cache tiles of its 72x72 -4.5 %
+ * against the padded copy (at 16+ they had measured +2 %). Not taken: maps of fewer than
+ * PLANES_MIN_OUTPUTS outputs, where each channel's set-up and calls are not repaid (taking
+ * every map of 4+ outputs: vww cache-fused +0.9 %); 16 and over pay since the assembly's
+ * plane rows and stores: mbv2-0.35-144's 5x5 -11 %, vww's cache tiles of its 24x24 3x3 -2 %
+ * and of its 5x5 stride 2 -1 % (with C plane rows the 5x5 had measured +1 %). */
 #define PLANE_VALUES 1600  /* the four planes on the stack: 3.2 kB */
 #define PLANE_CHUNK 96     /* accumulators a chunk of output rows: > 78 */
-#define PLANES_MIN_OUTPUTS 36
-#define PLANES_S2_MIN_W 16 /* 3x3 stride 2: output rows at least this long */
+#define PLANES_MIN_OUTPUTS 16
+#define PLANES_S2_MIN_W 8 /* 3x3 stride 2: output rows at least this long */
 
 /* Plane columns the outputs read: stride 1, the last step of two reads kw + 1 columns;
  * stride 2, the last output reads kw + 1, from 2 (Wo - 1). */
@@ -1949,9 +1952,11 @@ static void plane_pad(int16_t *row, int32_t size, int32_t x0, int32_t x1, int16_
     }
 }
 
-/* n values (a multiple of 4) from src to dst, below it: a word pair a step, forward, so the
- * two may overlap (a 5x5 stride-2 band of two output rows carries three input rows); newlib's
- * memmove took 60 % longer. */
+/* n values (a multiple of 4) from src to dst, below it, forward, so the two may overlap (a
+ * 5x5 stride-2 band of two output rows carries three input rows): in assembly, eight words
+ * a step with LDM / STM (each block read whole before it is written), then word pairs;
+ * newlib's memmove took 60 % longer than a C loop of word pairs, which took ~4 times this. */
+#if defined(PC_DSP_EMULATE)
 static void plane_rows_up(int16_t *dst, const int16_t *src, int32_t n)
 {
     uint32_t *d = (uint32_t *)(void *)dst;
@@ -1963,6 +1968,32 @@ static void plane_rows_up(int16_t *dst, const int16_t *src, int32_t n)
         pc_store2_inc(&d, x, y);
     }
 }
+#else
+__attribute__((naked, noinline)) static void plane_rows_up(
+    __attribute__((unused)) int16_t *dst, __attribute__((unused)) const int16_t *src,
+    __attribute__((unused)) int32_t n)
+{
+    __asm__("push {r4, r5, r6, r7, r8, r9}\n\t"
+            "subs r2, r2, #16\n\t"
+            "blo 2f\n"
+            "1:\n\t"
+            "ldm r1!, {r3, r4, r5, r6, r7, r8, r9, ip}\n\t"
+            "stm r0!, {r3, r4, r5, r6, r7, r8, r9, ip}\n\t"
+            "subs r2, r2, #16\n\t"
+            "bhs 1b\n"
+            "2:\n\t"
+            "adds r2, r2, #16\n\t"
+            "beq 4f\n"
+            "3:\n\t"
+            "ldrd r3, r4, [r1], #8\n\t"
+            "strd r3, r4, [r0], #8\n\t"
+            "subs r2, r2, #4\n\t"
+            "bne 3b\n"
+            "4:\n\t"
+            "pop {r4, r5, r6, r7, r8, r9}\n\t"
+            "bx lr");
+}
+#endif
 
 /* Everything about the planes of a layer that does not change from group to group. */
 typedef struct {
