@@ -1787,7 +1787,8 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
             int8_t *out = output + r * runs.out_row + co0;
             int32_t i = done;
             for (; i + 2 <= runs.n; i += 2) {
-                const int8_t *px_a = dense ? input + (base + i) * cin : pw_pixel(p, input, base + i);
+                const int8_t *px_a =
+                    dense ? input + (base + i) * cin : pw_pixel(p, input, base + i);
                 const int8_t *px_b = dense ? px_a + cin : pw_pixel(p, input, base + i + 1);
                 widen_pair(px_a, px_b, col, cin, p->input_offset);
                 mat_mult_pw(&ch, w, cin, col, out + i * cout, out + (i + 1) * cout, 0);
