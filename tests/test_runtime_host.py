@@ -237,12 +237,14 @@ def test_pointwise_kernels_on_m7_match_reference(tmp_path):
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs gcc-arm-none-eabi and qemu-system-arm")
 def test_depthwise_planes_on_m7_match_reference(tmp_path):
-    """The channel planes as built for the Cortex-M7 (plane rows, the band carry and the
-    stores are assembly there), under QEMU: 3x3 at stride 1 on plane pitches 80 (bands of
-    three output rows; 35 pairs a row, an odd count), 40 (odd rows of 35) and 20, at stride 2
-    on pitches 80 (odd rows, bands of two), 20; 5x5 at stride 2 (a carry of 120 values: eight
-    words a step and a tail); channels stored unclamped (six a step, and a rest) and clamped
-    (ReLU6 inside int8); and an add past 256 elements (the term tables)."""
+    """The channel planes as built for the Cortex-M7 (the widening four pixels a step, plane
+    rows, the band carry and the stores are assembly there), under QEMU: input rows of 70
+    pixels (after an odd first one: 17 runs of four and one), 35, 18 and 9; 3x3 at stride 1
+    on plane pitches 80 (bands of three output rows; 35 pairs a row, an odd count), 40 (odd
+    rows of 35) and 20, at stride 2 on pitches 80 (odd rows, bands of two), 20; 5x5 at stride
+    2 (a carry of 120 values: eight words a step and a tail); channels stored unclamped (six a
+    step, and a rest) and clamped (ReLU6 inside int8); and an add past 256 elements (the term
+    tables)."""
     from patchcam.targets import armbuild, qemu
 
     rng = np.random.default_rng(12)
