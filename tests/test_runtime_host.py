@@ -206,6 +206,18 @@ def test_rgb_stem_paths_are_bit_exact(tmp_path):
     assert not errors, "\n".join(errors)
 
 
+def _assert_m7_matches_reference(g, tmp_path):
+    """g generated, built for the Cortex-M7 and run under QEMU: its output is the reference's."""
+    from patchcam.targets import armbuild, qemu
+
+    codegen.generate(g, tmp_path / "model")
+    inp = random_input(g, 1)
+    build = armbuild.build(tmp_path / "model", tmp_path / "build")
+    out, status, _ = qemu.run_qemu(build.elf, inp.tobytes(), timeout_s=120)
+    assert status == 0
+    assert out == reference.run(g, inp).tobytes()
+
+
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs gcc-arm-none-eabi and qemu-system-arm")
 def test_pointwise_kernels_on_m7_match_reference(tmp_path):
@@ -215,8 +227,6 @@ def test_pointwise_kernels_on_m7_match_reference(tmp_path):
     a step, and four), 8 (one pixel, into 24 channels: eight a step), 24 (narrow), 8 (into
     20: four a step), 20 (quads in C) and 16 (narrow, into 13 channels: an odd last one) on a
     6x7 map, run under QEMU."""
-    from patchcam.targets import armbuild, qemu
-
     rng = np.random.default_rng(11)
     b = GraphBuilder("pwchain", (6, 7, 144), 0.02, -3)
     x = b.input
@@ -225,13 +235,7 @@ def test_pointwise_kernels_on_m7_match_reference(tmp_path):
         ws = rng.uniform(0.002, 0.02, cout)
         x = b.conv2d(x, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
                      _scale(b, x, ws, k), int(rng.integers(-20, 20)))
-    g = b.finish(x)
-    codegen.generate(g, tmp_path / "model")
-    inp = random_input(g, 1)
-    build = armbuild.build(tmp_path / "model", tmp_path / "build")
-    out, status, _ = qemu.run_qemu(build.elf, inp.tobytes(), timeout_s=120)
-    assert status == 0
-    assert out == reference.run(g, inp).tobytes()
+    _assert_m7_matches_reference(b.finish(x), tmp_path)
 
 
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
@@ -245,8 +249,6 @@ def test_depthwise_planes_on_m7_match_reference(tmp_path):
     2 (a carry of 120 values: eight words a step and a tail); channels stored unclamped (six a
     step, and a rest) and clamped (ReLU6 inside int8); and an add past 256 elements (the term
     tables)."""
-    from patchcam.targets import armbuild, qemu
-
     rng = np.random.default_rng(12)
     b = GraphBuilder("dwchain", (37, 70, 8), 0.02, -3)
     x = b.input
@@ -264,13 +266,7 @@ def test_depthwise_planes_on_m7_match_reference(tmp_path):
     x = dw(x, 5, 2, "none")     # 10x18, pitch 40
     x = dw(x, 3, 1, "none")     # 10x18, pitch 20
     x = dw(x, 3, 2, "none")     # 5x9, pitch 20
-    g = b.finish(x)
-    codegen.generate(g, tmp_path / "model")
-    inp = random_input(g, 1)
-    build = armbuild.build(tmp_path / "model", tmp_path / "build")
-    out, status, _ = qemu.run_qemu(build.elf, inp.tobytes(), timeout_s=120)
-    assert status == 0
-    assert out == reference.run(g, inp).tobytes()
+    _assert_m7_matches_reference(b.finish(x), tmp_path)
 
 
 def test_arena_fence_catches_a_kernel_writing_outside_its_buffers(tmp_path):
