@@ -549,9 +549,6 @@ static void mat_mult_pw(const chunk_t *ch, const int8_t *filter, int32_t k,
  * input channels (the MAC code is then unrolled, no loop). */
 #define PW4_MAX_CIN 384 /* the four widened pixels live on the stack: 8 * cin bytes (3 kB) */
 
-/* Pixels a, b, c, d widened with the input offset, per group of four channels x0..x3:
- * [a x0 x2 | b x0 x2 | a x1 x3 | b x1 x3 | c x0 x2 | d x0 x2 | c x1 x3 | d x1 x3] (int16x2
- * words, SXTB16's order), then the cin % 4 tail as (a, b), (c, d) int16 pairs. */
 /* The first cin4 values (a multiple of 4) of npx pixels (even) widened with the input
  * offset: per group of four channels, pixels (0, 1), (2, 3), ... each as even words, then
  * odd. Returns the columns' end. */
@@ -569,6 +566,9 @@ PC_INLINE uint32_t *widen_pairs(const int8_t *const *px, int npx, uint32_t *col,
     return col;
 }
 
+/* Pixels a, b, c, d widened with the input offset, per group of four channels x0..x3:
+ * [a x0 x2 | b x0 x2 | a x1 x3 | b x1 x3 | c x0 x2 | d x0 x2 | c x1 x3 | d x1 x3] (int16x2
+ * words, SXTB16's order), then the cin % 4 tail as (a, b), (c, d) int16 pairs. */
 static void widen_quad(const int8_t *const px[4], uint32_t *col, int32_t cin, int32_t offset)
 {
     int32_t i = cin & ~3;
@@ -1032,8 +1032,6 @@ PC_NOINLINE void mat_mult_pw1(const chunk_t *ch, const int8_t *filter, int32_t k
  * the bias with them, so each accumulator comes out as the 2 * acc the requantisation starts
  * from: pc_rq_fast_x2) saves each group's SXTB16 pair and each output's shift. */
 
-/* The first n filter rows of k int8 values (a row's k % 4 tail zero-padded to a group of
- * four) as kpad / 4 groups of two doubled int16x2 words each, pw4_group's order. */
 /* widen_weights of one filter row; returns the words' end. */
 PC_INLINE uint32_t *widen_row(uint32_t *ww, const int8_t *w, int32_t k)
 {
@@ -1051,6 +1049,8 @@ PC_INLINE uint32_t *widen_row(uint32_t *ww, const int8_t *w, int32_t k)
     return ww;
 }
 
+/* The first n filter rows of k int8 values (a row's k % 4 tail zero-padded to a group of
+ * four) as kpad / 4 groups of two doubled int16x2 words each, pw4_group's order. */
 static void widen_weights(uint32_t *ww, const int8_t *w, int32_t n, int32_t k)
 {
     for (int32_t co = 0; co < n; co++, w += k) {

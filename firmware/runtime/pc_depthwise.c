@@ -2050,9 +2050,20 @@ PC_NOINLINE void plane_quads(int16_t *dst, const int8_t *x, int32_t quads, int32
     }
 }
 #else
+/* Pixels x, y (registers holding four channels each) into their plane words: o the (x, y)
+ * pair of plane 0, t of plane 1, u of plane 2, y of plane 3 (x is clobbered). */
+#define PLANE_PAIR_ASM(x, y, t, u, o)                                                          \
+    "sxtb16 " t ", " x "\n\t"          /* x0, x2 */                                            \
+    "sxtb16 " x ", " x ", ror #8\n\t"  /* x1, x3 */                                            \
+    "sxtb16 " u ", " y "\n\t"                                                                   \
+    "sxtb16 " y ", " y ", ror #8\n\t"                                                           \
+    "pkhbt " o ", " t ", " u ", lsl #16\n\t" /* x0, y0 */                                       \
+    "pkhtb " u ", " u ", " t ", asr #16\n\t" /* x2, y2 */                                       \
+    "pkhbt " t ", " x ", " y ", lsl #16\n\t" /* x1, y1 */                                       \
+    "pkhtb " y ", " y ", " x ", asr #16\n\t" /* x3, y3 */
 /* r0 planes 0 and 1, r9 planes 2 and 3 (their words at +0 and +800 bytes); r1 the pixels, r3
- * ch, r2 the runs left; r4 - r8, r10, r11, ip, lr: the pixels, their SXTB16 pairs and the
- * packed words. */
+ * ch, r2 the runs left; r4 - r7 pixels a - d, then with r8, r10, r11, ip, lr the packed
+ * words. */
 __attribute__((naked, noinline)) static void plane_quads(
     __attribute__((unused)) int16_t *dst, __attribute__((unused)) const int8_t *x,
     __attribute__((unused)) int32_t quads, __attribute__((unused)) int32_t ch)
@@ -2066,22 +2077,8 @@ __attribute__((naked, noinline)) static void plane_quads(
             "ldr r6, [r1]\n\t"
             "ldr r7, [r1, r3]\n\t"
             "add r1, r1, r3, lsl #1\n\t"
-            "sxtb16 r8, r4\n\t"         /* a0, a2 */
-            "sxtb16 r4, r4, ror #8\n\t" /* a1, a3 */
-            "sxtb16 r10, r5\n\t"
-            "sxtb16 r5, r5, ror #8\n\t"
-            "pkhbt r11, r8, r10, lsl #16\n\t" /* a0, b0 */
-            "pkhtb r10, r10, r8, asr #16\n\t" /* a2, b2 */
-            "pkhbt r8, r4, r5, lsl #16\n\t"   /* a1, b1 */
-            "pkhtb r5, r5, r4, asr #16\n\t"   /* a3, b3 */
-            "sxtb16 r4, r6\n\t"
-            "sxtb16 r6, r6, ror #8\n\t"
-            "sxtb16 ip, r7\n\t"
-            "sxtb16 r7, r7, ror #8\n\t"
-            "pkhbt lr, r4, ip, lsl #16\n\t" /* c0, d0 */
-            "pkhtb ip, ip, r4, asr #16\n\t" /* c2, d2 */
-            "pkhbt r4, r6, r7, lsl #16\n\t" /* c1, d1 */
-            "pkhtb r7, r7, r6, asr #16\n\t" /* c3, d3 */
+            PLANE_PAIR_ASM("r4", "r5", "r8", "r10", "r11")
+            PLANE_PAIR_ASM("r6", "r7", "r4", "ip", "lr")
             "strd r8, r4, [r0, #800]\n\t"
             "strd r11, lr, [r0], #8\n\t"
             "strd r5, r7, [r9, #800]\n\t"
@@ -2090,6 +2087,7 @@ __attribute__((naked, noinline)) static void plane_quads(
             "bne 1b\n\t"
             "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");
 }
+#undef PLANE_PAIR_ASM
 PC_STATIC_ASSERT(PLANE_VALUES == 1600, plane_quads_offsets);
 #endif
 
