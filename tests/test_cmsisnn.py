@@ -39,7 +39,7 @@ def _invoke_body(text: str) -> str:
 
 
 def test_rewrite_sends_every_kernel_call_to_the_adapter(graph, tmp_path):
-    g = cmsisnn.without_in_place_depthwise(graph)
+    g = cmsisnn.cmsis_nn_graph(graph)
     text = _generate(g, tmp_path, patchplan.layer_schedule(g))
     new = cmsisnn.rewrite_model_c(text)
     body = _invoke_body(new)
@@ -60,7 +60,7 @@ def test_in_place_depthwise_is_refused_and_planned_apart_for_cmsis_nn(graph, tmp
     assert "pc_depthwise_conv2d_s8_in_place(" in text
     with pytest.raises(cmsisnn.CmsisNnError, match="in-place depthwise"):
         cmsisnn.rewrite_model_c(text)
-    apart = patchplan.layer_schedule(cmsisnn.without_in_place_depthwise(graph))
+    apart = patchplan.layer_schedule(cmsisnn.cmsis_nn_graph(graph))
     assert apart.arena_bytes > ours.arena_bytes  # the price of a separate output buffer
     assert memplan.DW_IN_PLACE_KEY not in graph.meta  # the caller's graph is untouched
 
@@ -140,7 +140,7 @@ def test_same_layers_on_cmsis_nn(graph, tmp_path):
     bench.attach_cmsis_nn(records)  # measure refused any output != the reference
     ours, theirs = records
     assert theirs.kernels == "cmsis-nn" and theirs.cmsis_nn_commit == lib.commit
-    apart = patchplan.layer_schedule(cmsisnn.without_in_place_depthwise(g)).arena_bytes
+    apart = patchplan.layer_schedule(cmsisnn.cmsis_nn_graph(g)).arena_bytes
     assert theirs.macs == ours.macs and theirs.arena_bytes == apart > ours.arena_bytes
     fns = {f for st in theirs.per_op for f in st["functions"]}
     assert {"arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8"} <= fns

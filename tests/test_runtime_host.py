@@ -3,6 +3,7 @@ on both code paths (portable C and the Cortex-M DSP algorithms, emulated), with 
 the arena fenced off from the others; plus the generated C's hygiene on gcc and
 arm-none-eabi-gcc."""
 
+import dataclasses
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcam.compiler import codegen, memplan, reference
+from patchcam.compiler import codegen, memplan, records, reference
 from patchcam.compiler.builder import GraphBuilder
 from patchcam.compiler.ir import Graph, Op
 from patchcam.compiler.randgraph import random_graph, random_input
@@ -142,19 +143,22 @@ def narrow_ks() -> list[int]:
 
 
 def test_pointwise_paths_are_bit_exact(tmp_path):
-    """Every K with an unrolled narrow kernel, and K for the six-pixel kernel (a multiple of
-    8 up to PW6_MAX_CIN, of 16 or not; 24 where too few pixels for the narrow one) or past it
-    (200), on a 4x4 map (16 pixels: below the narrow kernels), 5x5 (the fewest pixels that
-    take them; one past four sixes) and 6x7 (two past 40), into 18 channels.
+    """Every K with an unrolled narrow kernel, and K past them, whose 18 channels the
+    compiler writes as pair records (104, 120, 144, 192, 200: each K / 8 % 4, so every
+    number of groups ahead of the records loop), on a 4x4 map (16 pixels: below the narrow
+    kernels), 5x5 (the fewest pixels that take them; one pixel after the quads) and 6x7 (two
+    after them); 24 where too few pixels for the narrow kernel and 72 take the six-pixel one.
     K = 16 and 96 into 13 and 23 channels (two parts, the last of them odd) leave an odd
-    last channel. K = 8 into a multiple of four channels takes the one-pixel kernel
+    last channel; so do 144 and 200 into 19, which keep their int8 filter and take the six-
+    and four-pixel kernels. K = 8 into a multiple of four channels takes the one-pixel kernel
     (pointwise_k8): below its 8 pixels (2x3), one chunk (20), two chunks (68: 64 + 4), and a
-    stride-2 1x1 layer, whose pixels are not contiguous (a run a row)."""
+    stride-2 1x1 layer, whose pixels are not contiguous (a run a row); so does K = 104 into
+    records."""
     ks = narrow_ks()
     assert {8, 56, 96} <= set(ks)
     rng = np.random.default_rng(7)
     graphs = []
-    for k in [*ks, 24, 72, 144, 192, 200]:
+    for k in [*ks, 24, 72, 104, 120, 144, 192, 200]:
         for h, w in ((4, 4), (5, 5), (6, 7)) if k in (8, 16, 24, 72, 144, 192, 200) else \
                 ((5, 5), (6, 7)):
             b = GraphBuilder(f"pw{k}_{h}x{w}", (h, w, k), 0.02, -3)
@@ -162,17 +166,18 @@ def test_pointwise_paths_are_bit_exact(tmp_path):
             y = b.conv2d(b.input, _w(rng, (18, 1, 1, k)), ws, rng.integers(-3000, 3000, 18),
                          _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
             graphs.append(b.finish(y))
-    for k, cout in ((16, 13), (96, 23)):  # narrow K into an odd number of channels
+    for k, cout in ((16, 13), (96, 23), (144, 19), (200, 19)):  # an odd last channel
         b = GraphBuilder(f"pw{k}_odd{cout}", (6, 7, k), 0.02, 9)
         ws = rng.uniform(0.002, 0.02, cout)
         y = b.conv2d(b.input, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
                      _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
         graphs.append(b.finish(y))
-    for h, w, stride, cout in ((2, 3, 1, 20), (4, 4, 1, 20), (6, 7, 1, 68), (9, 11, 2, 24)):
-        b = GraphBuilder(f"pwk8_{h}x{w}s{stride}_{cout}", (h, w, 8), 0.02, 5)
+    for k, (h, w, stride, cout) in ((8, (2, 3, 1, 20)), (8, (4, 4, 1, 20)), (8, (6, 7, 1, 68)),
+                                    (8, (9, 11, 2, 24)), (104, (9, 11, 2, 24))):
+        b = GraphBuilder(f"pwk{k}_{h}x{w}s{stride}_{cout}", (h, w, k), 0.02, 5)
         ws = rng.uniform(0.002, 0.02, cout)
-        y = b.conv2d(b.input, _w(rng, (cout, 1, 1, 8)), ws, rng.integers(-3000, 3000, cout),
-                     _scale(b, b.input, ws, 8), int(rng.integers(-20, 20)), stride=stride,
+        y = b.conv2d(b.input, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
+                     _scale(b, b.input, ws, k), int(rng.integers(-20, 20)), stride=stride,
                      padding="valid")
         graphs.append(b.finish(y))
     for cfg in VARIANTS:  # compile each runtime once, before the threads
@@ -222,20 +227,36 @@ def _assert_m7_matches_reference(g, tmp_path):
                     reason="needs gcc-arm-none-eabi and qemu-system-arm")
 def test_pointwise_kernels_on_m7_match_reference(tmp_path):
     """The same kernels as built for the Cortex-M7 (their hot loops are assembly there): a
-    chain of pointwise layers with K = 144, 192, 72 (six pixels: four groups a step, and
-    two), 96, 56 (narrow: two channels of four pixels), 200 and 256 (four pixels: two groups
-    a step, and four), 8 (one pixel, into 24 channels: eight a step), 24 (narrow), 8 (into
-    20: four a step), 20 (quads in C) and 16 (narrow, into 13 channels: an odd last one) on a
-    6x7 map, run under QEMU."""
+    chain of pointwise layers on a 6x7 map (ten quads and two pixels) with K = 144, 192, 200,
+    256 and 120 (pair records: 4, 0, 2, 0 and 6 groups ahead of the loop), 72 (six pixels:
+    two groups a step), 96, 56 (narrow: two channels of four pixels), 8 (one pixel, into 24
+    channels: eight a step), 24 (narrow), 8 (into 20: four a step), 20 (quads in C), 16
+    (narrow, into 13 channels: an odd last one), run under QEMU. Again with `"pair_records":
+    false`, where K = 144, 192 and 120 take the six-pixel kernel (four groups a step, four,
+    two) and 200 and 256 the four-pixel one (two, four). And a stride-2 layer of K = 104 (pair
+    records, pixels apart; 30 of them, so seven quads and two)."""
     rng = np.random.default_rng(11)
-    b = GraphBuilder("pwchain", (6, 7, 144), 0.02, -3)
-    x = b.input
-    for cout in (192, 72, 96, 56, 200, 256, 8, 24, 8, 20, 16, 13):
-        k = b.tensors[x].shape[2]
-        ws = rng.uniform(0.002, 0.02, cout)
-        x = b.conv2d(x, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
-                     _scale(b, x, ws, k), int(rng.integers(-20, 20)))
-    _assert_m7_matches_reference(b.finish(x), tmp_path)
+
+    def chain(shape, couts, stride=1):
+        b = GraphBuilder("pwchain", shape, 0.02, -3)
+        x = b.input
+        for cout in couts:
+            k = b.tensors[x].shape[2]
+            ws = rng.uniform(0.002, 0.02, cout)
+            x = b.conv2d(x, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
+                         _scale(b, x, ws, k), int(rng.integers(-20, 20)), stride=stride,
+                         padding="valid")
+        return b.finish(x)
+
+    g = chain((6, 7, 144), (192, 72, 96, 56, 200, 256, 120, 8, 24, 8, 20, 16, 13))
+    assert records.chosen(g) == {0, 1, 5, 6, 7}
+    _assert_m7_matches_reference(g, tmp_path / "records")
+    int8 = dataclasses.replace(g, meta={**g.meta, records.KEY: False})
+    assert records.chosen(int8) == set()
+    _assert_m7_matches_reference(int8, tmp_path / "int8")
+    strided = chain((9, 11, 104), (112,), stride=2)
+    assert records.chosen(strided) == {0}
+    _assert_m7_matches_reference(strided, tmp_path / "strided")
 
 
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),

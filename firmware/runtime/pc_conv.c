@@ -8,7 +8,8 @@
  * layer) keep the two pixels' columns interleaved so one LDRD fetches both (see widen_pair).
  * Pointwise convs by their input channels K: K = 8 one pixel against every output channel
  * (pointwise_k8); 16 to 64 by 8, and 96, two channels of four pixels from weights widened
- * once (pointwise_narrow); other multiples of 8 up to 192, six pixels of one channel
+ * once (pointwise_narrow); past 96, the same from the compiler's pair records where it wrote
+ * them (pointwise_records); other multiples of 8 up to 192, six pixels of one channel
  * (pw6_run); the rest up to 384 four pixels of one channel (pw4_run where K % 8 == 0, else
  * mat_mult_pw4); wider ones, and the last pixels of a run, the 2x2 blocks. The hottest
  * loops are assembly functions, each taking all fourteen registers with LDM loads of four
@@ -41,6 +42,51 @@ int32_t pc_conv2d_s8_get_buffer_size(const pc_conv_params_t *p)
 int32_t pc_pointwise_conv2d_s8_get_buffer_size(const pc_conv_params_t *p)
 {
     return PC_POINTWISE_CONV2D_S8_BUFFER_SIZE(p->input.c);
+}
+
+/* ---- pair records --------------------------------------------------------------------------
+ * A pointwise layer's weights may come widened by the compiler (pc_conv_params_t.pair_records;
+ * patchcam/compiler/records.py): per pair of output channels, a record of the four
+ * accumulators' start (2 * bias: c0, c0, c1, c1), then per group of four input channels the
+ * doubled int16 pairs (c0's k0, k2), (c1's k0, k2), (c0's k1, k3), (c1's k1, k3), then each
+ * channel's requantisation constants (pc_rq_t's mult, rnd, rsh: c0's, then c1's). The DSP
+ * kernels build the same records on the stack where K is small (pw2x2_records). */
+#define PW2X2_RECORD(kpad) ((kpad) + 10) /* words a record takes */
+
+/* Weight k of output channel co from the pair records of a layer of cin input channels. */
+static int32_t record_weight(const uint32_t *records, int32_t cin, int32_t co, int32_t k)
+{
+    const int32_t kpad = (cin + 3) & ~3;
+    const uint32_t word =
+        records[co / 2 * PW2X2_RECORD(kpad) + 4 + k / 4 * 4 + 2 * (k % 2) + co % 2];
+    return (int16_t)(k % 4 < 2 ? word : word >> 16) / 2; /* the low lane holds k0 and k1 */
+}
+
+/* The pointwise conv one output at a time, its weights from the filter or the pair records:
+ * the portable build's, and the DSP build's for records its kernels do not take. */
+static void pointwise_direct(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                             const int8_t *input, const int8_t *filter, const int32_t *bias,
+                             int8_t *output)
+{
+    const int32_t cin = p->input.c;
+    const int32_t off = p->input_offset;
+    const int32_t skip = (pc_output_stride(p) - p->output.w) * p->output.c; /* row's end */
+    for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
+        for (int32_t ox = 0; ox < p->output.w; ox++) {
+            const int8_t *x = input + (oy * p->stride_h * p->input.w + ox * p->stride_w) * cin;
+            for (int32_t co = 0; co < p->output.c; co++) {
+                int32_t acc = bias[co];
+                for (int32_t c = 0; c < cin; c++) {
+                    const int32_t w = p->pair_records != NULL
+                                          ? record_weight(p->pair_records, cin, co, c)
+                                          : filter[co * cin + c];
+                    acc += (x[c] + off) * w;
+                }
+                *output++ = PC_REQUANTIZE_S8(acc, q->multiplier[co], q->shift[co],
+                                             p->output_offset, p->act_min, p->act_max);
+            }
+        }
+    }
 }
 
 #if PC_USE_DSP
@@ -1143,9 +1189,6 @@ PC_INLINE void widen_quad_halves(const int8_t *pa, const int8_t *pb, const int8_
     }
 }
 
-/* Words a pair's record takes: 4 accumulator starts, kpad widened weights, 6 constants. */
-#define PW2X2_RECORD(kpad) ((kpad) + 10)
-
 /* The records of the chunk's channel pairs [c0, c0 + 2 * pairs) (all fast), filter rows of k
  * values from w (channel c0's), kpad = k rounded up to 4. */
 static void pw2x2_records(uint32_t *rec, const chunk_t *ch, int32_t c0, int32_t pairs,
@@ -1286,6 +1329,144 @@ PC_STATIC_ASSERT(sizeof(pw2x2_run_t) == 24, pw2x2_layout);
 
 PW_NARROW_KS(PW2X2_RUN_K)
 PW2X2_RUN_K(28)
+
+/* ---- pointwise from the compiler's pair records ----------------------------------------------
+ * Past K = 96 the pair records of a part of the channels no longer fit the stack
+ * (pointwise_narrow), so the compiler builds all of them into flash (pair_records, above),
+ * where they take the int8 filter's place: 2 bytes a weight and 40 a pair of channels,
+ * against 1 a weight. Four pixels are widened once for all the output channels, and each
+ * pair takes the two-channel kernel's groups (10 instructions for 16 MACs, where the
+ * six-pixel kernel takes 18 for 24 and widens the weights again for each six pixels). K
+ * varies, so the groups loop, eight (32 K) a step, after K / 4 % 8 of them ahead of the loop
+ * (pw_records_*); the loop's end is on the stack (three instructions a step). A pixel left
+ * over (a run of 4n + 1) takes records_one. */
+typedef struct {
+    pw2x2_run_t run;         /*  0: as pw2x2_run_k* */
+    const uint32_t *col_end; /* 24: the second half's columns' end: run.col1 + K */
+    const uint32_t *pair;    /* 28: the assembly's: the pair's record, for the second half */
+} pw_records_run_t;
+
+typedef void (*pw_records_fn_t)(pw_records_run_t *a);
+
+#if defined(PC_DSP_EMULATE)
+PC_NOINLINE void pw_records_run(pw_records_run_t *a)
+{
+    pw2x2_run_c(NULL, &a->run, (int32_t)(a->col_end - a->run.col1), 0);
+}
+#define pw_records_0 pw_records_run
+#define pw_records_2 pw_records_run
+#define pw_records_4 pw_records_run
+#define pw_records_6 pw_records_run
+#else
+/* pw2x2_run_k's loop with `ahead` groups, then eight a step until the half's columns end. */
+#define PW_RECORDS_RUN(name, ahead)                                                            \
+    __attribute__((naked, noinline)) static void name(                                         \
+        __attribute__((unused)) pw_records_run_t *a)                                           \
+    {                                                                                          \
+        __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                               \
+                "sub sp, sp, #32\n\t"                                                          \
+                "ldm r0, {r0, r1, r2, r3, r4, r5, r6}\n\t" /* *a onto the stack */             \
+                "stm sp, {r0, r1, r2, r3, r4, r5, r6}\n\t"                                     \
+                "mov ip, r0\n"                                                                 \
+                "1:\n\t" /* a pair: pixels a, b */                                             \
+                "str ip, [sp, #28]\n\t"                                                        \
+                "ldr lr, [sp, #8]\n\t"                                                         \
+                "ldm ip!, {r0, r1, r2, r3}\n\t" ahead                                          \
+                "2:\n\t" PW2X2_G8                                                              \
+                "ldr r4, [sp, #12]\n\t"                                                        \
+                "cmp lr, r4\n\t"                                                               \
+                "bne 2b\n\t" PW2X2_RQ                                                          \
+                "ldrd r10, r11, [sp, #16]\n\t" PW2X2_STORE                                     \
+                "ldr ip, [sp, #28]\n\t" /* the record again: pixels c, d */                    \
+                "ldr lr, [sp, #12]\n\t"                                                        \
+                "ldm ip!, {r0, r1, r2, r3}\n\t" ahead                                          \
+                "3:\n\t" PW2X2_G8                                                              \
+                "ldr r4, [sp, #24]\n\t"                                                        \
+                "cmp lr, r4\n\t"                                                               \
+                "bne 3b\n\t" PW2X2_RQ                                                          \
+                "ldrd r10, r11, [sp, #16]\n\t"                                                 \
+                "add r4, r10, #2\n\t" /* the next pair's outputs */                            \
+                "str r4, [sp, #16]\n\t"                                                        \
+                "add r10, r10, r11, lsl #1\n\t" PW2X2_STORE                                    \
+                "ldr r0, [sp, #4]\n\t"                                                         \
+                "cmp ip, r0\n\t"                                                               \
+                "bne 1b\n\t"                                                                   \
+                "add sp, sp, #32\n\t"                                                          \
+                "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
+    }
+PW_RECORDS_RUN(pw_records_0, "")
+PW_RECORDS_RUN(pw_records_2, PW2X2_G2)
+PW_RECORDS_RUN(pw_records_4, PW2X2_G4)
+PW_RECORDS_RUN(pw_records_6, PW2X2_G4 PW2X2_G2)
+#undef PW_RECORDS_RUN
+PC_STATIC_ASSERT(sizeof(pw_records_run_t) == 32, pw_records_layout);
+#endif
+
+/* One pixel (widen_one's columns, run.col0 to col_end) of every pair of the records: per two
+ * groups two LDM of weights, one of columns and 8 SMLAD for 16 MACs. */
+#if defined(PC_DSP_EMULATE)
+PC_NOINLINE void records_one(const pw_records_run_t *a)
+{
+    const int32_t kpad = 2 * (int32_t)(a->col_end - a->run.col0);
+    int8_t *out = a->run.out;
+    for (const uint32_t *rec = a->run.rec; rec != a->run.end; rec += PW2X2_RECORD(kpad)) {
+        const uint32_t *w = rec + 4;
+        const uint32_t *rq = w + kpad;
+        const uint32_t *x = a->run.col0;
+        int32_t s = (int32_t)rec[0], t = (int32_t)rec[2];
+        for (int32_t g = 0; g < kpad / 4; g++, w += 4, x += 2) {
+            s = pc_smlad(w[2], x[1], pc_smlad(w[0], x[0], s));
+            t = pc_smlad(w[3], x[1], pc_smlad(w[1], x[0], t));
+        }
+        *out++ = (int8_t)pc_rq_shifted(s, (int32_t)rq[0], (int32_t)rq[1], (int32_t)rq[2]);
+        *out++ = (int8_t)pc_rq_shifted(t, (int32_t)rq[3], (int32_t)rq[4], (int32_t)rq[5]);
+    }
+}
+#else
+/* r0, r1: the pair's accumulators; ip: the record; lr: the columns, r3 their start, r2 their
+ * end; r4 - r11: the LDMs' words; the outputs and the records' end on the stack. */
+__attribute__((naked, noinline)) static void records_one(
+    __attribute__((unused)) const pw_records_run_t *a)
+{
+    __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+            "sub sp, sp, #8\n\t"
+            "ldr r4, [r0, #16]\n\t" /* run.out */
+            "ldr r5, [r0, #4]\n\t"  /* run.end */
+            "strd r4, r5, [sp]\n\t"
+            "ldr ip, [r0]\n\t"      /* run.rec */
+            "ldr r3, [r0, #8]\n\t"  /* run.col0 */
+            "ldr r2, [r0, #24]\n"   /* col_end */
+            "1:\n\t"                /* a pair */
+            "ldm ip!, {r0, r1, r4, r5}\n\t"
+            "mov r1, r4\n\t"
+            "mov lr, r3\n"
+            "2:\n\t" /* two groups */
+            "ldm ip!, {r4, r5, r6, r7}\n\t"
+            "ldm lr!, {r8, r9, r10, r11}\n\t"
+            "smlad r0, r4, r8, r0\n\t"
+            "smlad r1, r5, r8, r1\n\t"
+            "smlad r0, r6, r9, r0\n\t"
+            "smlad r1, r7, r9, r1\n\t"
+            "ldm ip!, {r4, r5, r6, r7}\n\t"
+            "smlad r0, r4, r10, r0\n\t"
+            "smlad r1, r5, r10, r1\n\t"
+            "smlad r0, r6, r11, r0\n\t"
+            "smlad r1, r7, r11, r1\n\t"
+            "cmp lr, r2\n\t"
+            "bne 2b\n\t"
+            "ldm ip!, {r4, r5, r6, r7, r8, r9}\n\t"
+            PC_ASM_RQ("r0", "r4", "r5", "r6", "r10") PC_ASM_RQ("r1", "r7", "r8", "r9", "r10")
+            "ldr r10, [sp]\n\t"
+            "strb r0, [r10], #1\n\t"
+            "strb r1, [r10], #1\n\t"
+            "str r10, [sp]\n\t"
+            "ldr r10, [sp, #4]\n\t"
+            "cmp ip, r10\n\t"
+            "bne 1b\n\t"
+            "add sp, sp, #8\n\t"
+            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");
+}
+#endif
 
 typedef void (*pw2x2_fn_t)(const pw2x2_run_t *a);
 
@@ -1616,6 +1797,58 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
     return i;
 }
 
+/* Whether the DSP kernels take p's pair records: K a multiple of 8 past 96 (their groups
+ * are unrolled by two, their loop by eight) whose four pixels' columns fit the stack, and
+ * whole pairs. The compiler builds records only for such layers. */
+static int records_fit(const pc_conv_params_t *p)
+{
+    const int32_t cin = p->input.c;
+    return cin > PW_NARROW_K && cin <= PW4_MAX_CIN && cin % 8 == 0 && p->output.c % 2 == 0;
+}
+
+/* The pointwise conv from p's pair records (records_fit): every run four pixels at a time,
+ * then its last pixels one at a time. */
+PC_NOINLINE void pointwise_records(const pc_conv_params_t *p, const int8_t *input,
+                                   int8_t *output)
+{
+    static const pw_records_fn_t kernels[4] = {pw_records_0, pw_records_2, pw_records_4,
+                                               pw_records_6}; /* by K / 8 % 4 */
+    uint32_t col4[2 * PW4_MAX_CIN];
+    const int32_t cin = p->input.c;
+    const int32_t cout = p->output.c;
+    const pw_runs_t runs = output_runs(p);
+    const int dense = pw_dense(p);
+    const uint32_t off2 = pc_dup16(p->input_offset);
+    const uint32_t *rec = p->pair_records;
+    const pw_records_fn_t kernel = kernels[cin / 8 % 4];
+    pw_records_run_t a = {{rec, rec + cout / 2 * PW2X2_RECORD(cin), col4, col4 + cin, NULL, cout},
+                          col4 + 2 * cin, NULL};
+    for (int32_t r = 0; r < runs.rows; r++) {
+        const int32_t base = r * runs.n;
+        int8_t *out = output + r * runs.out_row;
+        int32_t i = 0;
+        for (; i + 4 <= runs.n; i += 4) {
+            if (dense) { /* four pixels one after the other */
+                const int8_t *px = input + (base + i) * cin;
+                widen_quad_halves(px, px + cin, px + 2 * cin, px + 3 * cin, col4, cin, off2);
+            } else {
+                widen_quad_halves(pw_pixel(p, input, base + i), pw_pixel(p, input, base + i + 1),
+                                  pw_pixel(p, input, base + i + 2),
+                                  pw_pixel(p, input, base + i + 3), col4, cin, off2);
+            }
+            a.run.out = out + i * cout;
+            kernel(&a);
+        }
+        for (; i < runs.n; i++) {
+            pw_records_run_t one = a;
+            widen_one(pw_pixel(p, input, base + i), col4, cin, p->input_offset);
+            one.run.out = out + i * cout;
+            one.col_end = col4 + cin / 2;
+            records_one(&one);
+        }
+    }
+}
+
 /* ---- pointwise K = 8: one pixel in four registers --------------------------------------------
  * A pixel's eight input values, widened (and offset) into four registers, serve every output
  * channel: per channel one LDM brings its requantisation constants and its four doubled,
@@ -1769,6 +2002,14 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
     const pw2x2_fn_t narrow = pw_narrow_kernel(cin);
     uint32_t *col = (uint32_t *)scratch;
     chunk_t ch;
+    if (p->pair_records != NULL) {
+        if (records_fit(p)) {
+            pointwise_records(p, input, output);
+        } else {
+            pointwise_direct(p, q, input, filter, bias, output);
+        }
+        return;
+    }
     for (int32_t co0 = 0; co0 < cout; co0 += PC_RQ_CHUNK) {
         const int8_t *w = filter + co0 * cin;
         int32_t done = 0;
@@ -1847,25 +2088,8 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
                             const int8_t *input, const int8_t *filter, const int32_t *bias,
                             int8_t *output, void *scratch)
 {
-    const int32_t cin = p->input.c;
-    const int32_t off = p->input_offset;
-    const int32_t skip = (pc_output_stride(p) - p->output.w) * p->output.c; /* row's end */
     (void)scratch;
-    for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
-        for (int32_t ox = 0; ox < p->output.w; ox++) {
-            const int8_t *x = input + (oy * p->stride_h * p->input.w + ox * p->stride_w) * cin;
-            const int8_t *w = filter;
-            for (int32_t co = 0; co < p->output.c; co++) {
-                int32_t acc = bias[co];
-                for (int32_t c = 0; c < cin; c++) {
-                    acc += (x[c] + off) * w[c];
-                }
-                w += cin;
-                *output++ = PC_REQUANTIZE_S8(acc, q->multiplier[co], q->shift[co],
-                                             p->output_offset, p->act_min, p->act_max);
-            }
-        }
-    }
+    pointwise_direct(p, q, input, filter, bias, output);
 }
 
 #endif /* PC_USE_DSP */

@@ -93,6 +93,10 @@ typedef struct {
      * output; wider when the output is a window of a larger buffer (a patch schedule's tile).
      * conv2d, pointwise and depthwise honour it; the in-place depthwise kernel needs 0. */
     int32_t output_stride;
+    /* Pointwise only: NULL, or the filter as the compiler's pair records (widened weights with
+     * their requantisation constants; pc_conv.c's "pair records"), and then the filter
+     * argument may be NULL. */
+    const uint32_t *pair_records;
 } pc_conv_params_t;
 
 /* Pixels from one output row to the next (see output_stride). */

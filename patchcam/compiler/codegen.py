@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from patchcam.compiler import ctext, memplan, patchplan
+from patchcam.compiler import ctext, memplan, patchplan, records
 from patchcam.compiler.ir import Graph, Op
 from patchcam.compiler.placement import Buffer, BufferKey, CheckPoint, Placement, Region, fence_rows
 from patchcam.compiler.qparams import AddParams, MacParams, MeanParams, PoolParams, op_params
@@ -75,7 +75,8 @@ class _Array:
 
     @property
     def lines(self) -> list[str]:
-        flat = [_c_int(v) for v in self.values.reshape(-1).tolist()]
+        fmt = (lambda v: f"0x{v:08x}") if self.ctype == "uint32_t" else _c_int
+        flat = [fmt(v) for v in self.values.reshape(-1).tolist()]
         width = max(len(v) for v in flat)
         rows = [flat[i:i + self.per_line] for i in range(0, len(flat), self.per_line)]
         return [", ".join(v.rjust(width) for v in row) + "," for row in rows]
@@ -123,7 +124,8 @@ def render(g: Graph, plan: memplan.MemoryPlan | None = None,
             raise CodegenError("pass either a layer-by-layer plan or a patch schedule, not both")
         plan = _schedule_plan(g, schedule)
     plan = plan or memplan.plan_layers(g)
-    ops = [_op_view(g, plan, i, op) for i, op in enumerate(g.ops)]
+    widened = records.chosen(g)
+    ops = [_op_view(g, plan, i, op, i in widened) for i, op in enumerate(g.ops)]
     for v in ops:
         v.check = CheckPoint.op(v.index).row(len(g.ops))
     if schedule is not None and schedule.mode != "layer":
@@ -348,8 +350,8 @@ def _stage_view(g: Graph, s: patchplan.Schedule, views: list[_OpView]) -> _Stage
         tile = f"&tile[{i}]"
         if op.kind in ("conv2d", "depthwise_conv2d"):
             fn = "pc_patch_" + v.fn.removeprefix("pc_")
-            args = [f"&{v.cname}_params", tile, f"&{v.cname}_quant", ins[0],
-                    f"{v.cname}_filter", f"{v.cname}_bias", out]
+            args = [f"&{v.cname}_params", tile, f"&{v.cname}_quant", ins[0], v.args[3],
+                    f"{v.cname}_bias", out]
             if op.kind == "conv2d":
                 assert scr_at is not None
                 args.append(arena(scr_at))
@@ -446,7 +448,8 @@ def _halo_windows(g: Graph, s: patchplan.Schedule, i: int, a: int, b: int) -> st
 
 
 # ---- per-op preparation --------------------------------------------------------------------
-def _op_view(g: Graph, plan: memplan.MemoryPlan, i: int, op: Op) -> _OpView:
+def _op_view(g: Graph, plan: memplan.MemoryPlan, i: int, op: Op, widened: bool) -> _OpView:
+    """widened: op's weights go to flash as pair records (records.chosen)."""
     prefix = f"op{i}_"  # a letter first: the name's own characters follow, 40 at most
     cname = ctext.c_identifier(prefix + op.name)[:len(prefix) + 40]
     x = g.tensors[op.inputs[0]]
@@ -477,6 +480,10 @@ def _op_view(g: Graph, plan: memplan.MemoryPlan, i: int, op: Op) -> _OpView:
         v.arrays = _mac_arrays(cname, op, p)
         v.args = [f"&{cname}_params", f"&{cname}_quant", arena[0], f"{cname}_filter",
                   f"{cname}_bias", out_arg]
+        if widened:  # the weights in flash as pair records instead of the int8 filter
+            v.arrays[0] = _Array("uint32_t", f"{cname}_records", records.pair_records(op, p), 8)
+            v.fields.append(("pair_records", f"{cname}_records"))
+            v.args[3] = "NULL"
         if in_place:  # the output over the input, a ring of output rows as scratch
             if plan.offset(op.inputs[0]) != plan.offset(op.output):
                 raise CodegenError(f"{g.name}: op {i} ({op.name}) runs in place but its input "

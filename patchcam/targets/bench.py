@@ -174,8 +174,8 @@ def measure(g: Graph, s: patchplan.Schedule, schedule: str, x: np.ndarray, want:
             if cmsis is None or s.mode != "layer":
                 raise ValueError("CMSIS-NN runs need a checkout (--cmsis-nn) and the layer "
                                  "schedule")
-            # CMSIS-NN's depthwise kernel cannot write over its input: its own layer plan
-            g_cnn = cmsisnn.without_in_place_depthwise(g)
+            # CMSIS-NN's own layer plan (no in-place depthwise) and int8 filters
+            g_cnn = cmsisnn.cmsis_nn_graph(g)
             cnn_dir, s_cnn = where / "cmsis-nn-model", patchplan.layer_schedule(g_cnn)
             codegen.generate(g_cnn, cnn_dir, schedule=s_cnn)
             kernels_arena = s_cnn.arena_bytes

@@ -20,7 +20,8 @@ model.c the bench measures) is copied with every runtime call in model_invoke re
 cnn_... (firmware/tools/cmsis_nn/cnn_adapter.c: the same arguments carried to CMSIS-NN's
 wrappers), so the weights, the requantisation constants and the driver are ours and only the
 kernels differ; the arena is planned with every depthwise output in its own buffer, since
-CMSIS-NN's depthwise kernel cannot write over its input (ours can). Its output must equal the
+CMSIS-NN's depthwise kernel cannot write over its input (ours can), and every filter stays
+int8 (no pair records: `cmsis_nn_graph`). Its output must equal the
 numpy reference like ours (CMSIS-NN is bit-exact with TFLite's reference kernels, and so are
 we), so a comparison is of the same arithmetic. The per-op profile (opprofile) works on it
 unchanged.
@@ -36,7 +37,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from patchcam.compiler import memplan
+from patchcam.compiler import memplan, records
 from patchcam.compiler.ir import Graph
 from patchcam.paths import REPO
 from patchcam.targets import armbuild
@@ -129,11 +130,12 @@ def library(path: str | Path, out_root: Path | None = None) -> Library:
     return found
 
 
-def without_in_place_depthwise(g: Graph) -> Graph:
-    """A copy of g planned with every depthwise output in its own buffer: CMSIS-NN's
-    depthwise kernel (like TFLite Micro's) cannot write over its input, so the layers it runs
-    need that plan (a larger arena; the same ops, weights and outputs)."""
-    return dataclasses.replace(g, meta={**g.meta, memplan.DW_IN_PLACE_KEY: False})
+def cmsis_nn_graph(g: Graph) -> Graph:
+    """A copy of g as CMSIS-NN must run it: every depthwise output in its own buffer (its
+    depthwise kernel, like TFLite Micro's, cannot write over its input: a larger arena) and
+    every filter int8 (no pair records, compiler/records.py); the same ops and outputs."""
+    return dataclasses.replace(g, meta={**g.meta, memplan.DW_IN_PLACE_KEY: False,
+                                        records.KEY: False})
 
 
 def rewrite_model_c(text: str) -> str:
@@ -142,9 +144,12 @@ def rewrite_model_c(text: str) -> str:
     pc_patch_... calls have no CMSIS-NN counterpart)."""
     if "pc_patch_" in text:
         raise CmsisNnError("a patch-based model.c: CMSIS-NN runs layer by layer only")
+    if "pair_records" in text:
+        raise CmsisNnError("a model.c with pair records, which CMSIS-NN cannot read: generate "
+                           "it from cmsis_nn_graph(graph)")
     if "pc_depthwise_conv2d_s8_in_place(" in text:
         raise CmsisNnError("a model.c with in-place depthwise convs, which CMSIS-NN cannot run: "
-                           "generate it from without_in_place_depthwise(graph)")
+                           "generate it from cmsis_nn_graph(graph)")
     m = re.search(r"^void model_invoke\(void\)\n\{\n", text, re.M)
     if m is None:
         raise CmsisNnError("no `void model_invoke(void)` in the generated model.c")

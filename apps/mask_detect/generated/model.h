@@ -32,7 +32,7 @@
 #define MODEL_OUTPUT_SCALE 5.951278e-02f
 #define MODEL_OUTPUT_ZERO_POINT -44
 #define MODEL_MACS 60798400UL
-#define MODEL_PARAM_BYTES 123712UL /* weights, biases, multipliers, shifts (flash) */
+#define MODEL_PARAM_BYTES 152704UL /* weights, biases, multipliers, shifts (flash) */
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,7 +9,7 @@
 #define PC_APP_TASK 1 /* detect: PC_TASK_DETECT of pc_proto.h */
 #define PC_APP_NUM_CLASSES 1
 #define PC_APP_CLASS_NAMES { "person" }
-#define PC_APP_MODEL_HASH 0x50c248b9u /* SHA-256 of model.h + model.c, first 4 bytes LE */
+#define PC_APP_MODEL_HASH 0x01891742u /* SHA-256 of model.h + model.c, first 4 bytes LE */
 
 /* Detection decode (patchcam.app.detect.DecodeParams): score threshold 0.4,
  * NMS IoU 0.45. */

@@ -32,7 +32,7 @@
 #define MODEL_OUTPUT_SCALE 5.7230018e-02f
 #define MODEL_OUTPUT_ZERO_POINT -48
 #define MODEL_MACS 37393920UL
-#define MODEL_PARAM_BYTES 123636UL /* weights, biases, multipliers, shifts (flash) */
+#define MODEL_PARAM_BYTES 152628UL /* weights, biases, multipliers, shifts (flash) */
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,6 +9,6 @@
 #define PC_APP_TASK 0 /* classify: PC_TASK_CLASSIFY of pc_proto.h */
 #define PC_APP_NUM_CLASSES 2
 #define PC_APP_CLASS_NAMES { "no_person", "person" }
-#define PC_APP_MODEL_HASH 0x7f6f8628u /* SHA-256 of model.h + model.c, first 4 bytes LE */
+#define PC_APP_MODEL_HASH 0xca500a8fu /* SHA-256 of model.h + model.c, first 4 bytes LE */
 
 #endif /* PATCHCAM_APP_CONFIG_H */

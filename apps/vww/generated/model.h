@@ -32,7 +32,7 @@
 #define MODEL_OUTPUT_SCALE 2.0276265e-02f
 #define MODEL_OUTPUT_ZERO_POINT -22
 #define MODEL_MACS 4510696UL
-#define MODEL_PARAM_BYTES 127424UL /* weights, biases, multipliers, shifts (flash) */
+#define MODEL_PARAM_BYTES 159040UL /* weights, biases, multipliers, shifts (flash) */
 
 #ifdef __cplusplus
 extern "C" {
