@@ -53,34 +53,46 @@ int32_t pc_pointwise_conv2d_s8_get_buffer_size(const pc_conv_params_t *p)
  * kernels build the same records on the stack where K is small (pw2x2_records). */
 #define PW2X2_RECORD(kpad) ((kpad) + 10) /* words a record takes */
 
+/* The weight in a record word's low (hi = 0) or high lane: halved, as the records double it. */
+static int32_t record_lane(uint32_t word, int hi)
+{
+    return (int16_t)(hi ? word >> 16 : word) / 2;
+}
+
 /* Weight k of output channel co from the pair records of a layer of cin input channels. */
 static int32_t record_weight(const uint32_t *records, int32_t cin, int32_t co, int32_t k)
 {
     const int32_t kpad = (cin + 3) & ~3;
     const uint32_t word =
         records[co / 2 * PW2X2_RECORD(kpad) + 4 + k / 4 * 4 + 2 * (k % 2) + co % 2];
-    return (int16_t)(k % 4 < 2 ? word : word >> 16) / 2; /* the low lane holds k0 and k1 */
+    return record_lane(word, k % 4 >= 2); /* the low lanes hold k0 and k1 */
 }
 
-/* The pointwise conv one output at a time, its weights from the filter or the pair records:
- * the portable build's, and the DSP build's for records its kernels do not take. */
-static void pointwise_direct(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
-                             const int8_t *input, const int8_t *filter, const int32_t *bias,
-                             int8_t *output)
+/* The pointwise conv from pair records, one output at a time: the portable build's, and the
+ * DSP build's for records its kernels do not take. */
+static void pointwise_from_records(const pc_conv_params_t *p, const pc_per_channel_quant_t *q,
+                                   const int8_t *input, const int32_t *bias, int8_t *output)
 {
     const int32_t cin = p->input.c;
+    const int32_t kpad = (cin + 3) & ~3;
     const int32_t off = p->input_offset;
     const int32_t skip = (pc_output_stride(p) - p->output.w) * p->output.c; /* row's end */
     for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
         for (int32_t ox = 0; ox < p->output.w; ox++) {
             const int8_t *x = input + (oy * p->stride_h * p->input.w + ox * p->stride_w) * cin;
             for (int32_t co = 0; co < p->output.c; co++) {
+                /* the channel's words of k0, k2 in each group; those of k1, k3 two after */
+                const uint32_t *w = p->pair_records + co / 2 * PW2X2_RECORD(kpad) + 4 + co % 2;
                 int32_t acc = bias[co];
-                for (int32_t c = 0; c < cin; c++) {
-                    const int32_t w = p->pair_records != NULL
-                                          ? record_weight(p->pair_records, cin, co, c)
-                                          : filter[co * cin + c];
-                    acc += (x[c] + off) * w;
+                int32_t c = 0;
+                for (; c + 4 <= cin; c += 4, w += 4) {
+                    acc += (x[c] + off) * record_lane(w[0], 0) +
+                           (x[c + 1] + off) * record_lane(w[2], 0) +
+                           (x[c + 2] + off) * record_lane(w[0], 1) +
+                           (x[c + 3] + off) * record_lane(w[2], 1);
+                }
+                for (; c < cin; c++) {
+                    acc += (x[c] + off) * record_weight(p->pair_records, cin, co, c);
                 }
                 *output++ = PC_REQUANTIZE_S8(acc, q->multiplier[co], q->shift[co],
                                              p->output_offset, p->act_min, p->act_max);
@@ -2006,7 +2018,7 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
         if (records_fit(p)) {
             pointwise_records(p, input, output);
         } else {
-            pointwise_direct(p, q, input, filter, bias, output);
+            pointwise_from_records(p, q, input, bias, output);
         }
         return;
     }
@@ -2088,8 +2100,29 @@ void pc_pointwise_conv2d_s8(const pc_conv_params_t *p, const pc_per_channel_quan
                             const int8_t *input, const int8_t *filter, const int32_t *bias,
                             int8_t *output, void *scratch)
 {
+    const int32_t cin = p->input.c;
+    const int32_t off = p->input_offset;
+    const int32_t skip = (pc_output_stride(p) - p->output.w) * p->output.c; /* row's end */
     (void)scratch;
-    pointwise_direct(p, q, input, filter, bias, output);
+    if (p->pair_records != NULL) {
+        pointwise_from_records(p, q, input, bias, output);
+        return;
+    }
+    for (int32_t oy = 0; oy < p->output.h; oy++, output += skip) {
+        for (int32_t ox = 0; ox < p->output.w; ox++) {
+            const int8_t *x = input + (oy * p->stride_h * p->input.w + ox * p->stride_w) * cin;
+            const int8_t *w = filter;
+            for (int32_t co = 0; co < p->output.c; co++) {
+                int32_t acc = bias[co];
+                for (int32_t c = 0; c < cin; c++) {
+                    acc += (x[c] + off) * w[c];
+                }
+                w += cin;
+                *output++ = PC_REQUANTIZE_S8(acc, q->multiplier[co], q->shift[co],
+                                             p->output_offset, p->act_min, p->act_max);
+            }
+        }
+    }
 }
 
 #endif /* PC_USE_DSP */
