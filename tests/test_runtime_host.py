@@ -149,11 +149,12 @@ def test_pointwise_paths_are_bit_exact(tmp_path):
     kernels), 5x5 (the fewest pixels that take them; one pixel after the quads) and 6x7 (two
     after them); 24 where too few pixels for the narrow kernel and 72 take the six-pixel one.
     K = 16 and 96 into 13 and 23 channels (two parts, the last of them odd) leave an odd
-    last channel; so do 144 and 200 into 19, which keep their int8 filter and take the six-
-    and four-pixel kernels. K = 8 into a multiple of four channels takes the one-pixel kernel
-    (pointwise_k8): below its 8 pixels (2x3), one chunk (20), two chunks (68: 64 + 4), and a
-    stride-2 1x1 layer, whose pixels are not contiguous (a run a row); so does K = 104 into
-    records."""
+    last channel, on 6x7 and (16 and 56 into 7) on 5x5, whose one pixel after the quads the
+    narrow kernels take themselves; so do 144 and 200 into 19, which keep their int8 filter
+    and take the six- and four-pixel kernels. K = 8 into a multiple of four channels takes
+    the one-pixel kernel (pointwise_k8): below its 8 pixels (2x3), one chunk (20), two chunks
+    (68: 64 + 4), and a stride-2 1x1 layer, whose pixels are not contiguous (a run a row);
+    so does K = 104 into records."""
     ks = narrow_ks()
     assert {8, 56, 96} <= set(ks)
     rng = np.random.default_rng(7)
@@ -166,8 +167,9 @@ def test_pointwise_paths_are_bit_exact(tmp_path):
             y = b.conv2d(b.input, _w(rng, (18, 1, 1, k)), ws, rng.integers(-3000, 3000, 18),
                          _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
             graphs.append(b.finish(y))
-    for k, cout in ((16, 13), (96, 23), (144, 19), (200, 19)):  # an odd last channel
-        b = GraphBuilder(f"pw{k}_odd{cout}", (6, 7, k), 0.02, 9)
+    for k, cout, (h, w) in ((16, 13, (6, 7)), (96, 23, (6, 7)), (144, 19, (6, 7)),
+                            (200, 19, (6, 7)), (16, 13, (5, 5)), (56, 7, (5, 5))):
+        b = GraphBuilder(f"pw{k}_odd{cout}_{h}x{w}", (h, w, k), 0.02, 9)
         ws = rng.uniform(0.002, 0.02, cout)
         y = b.conv2d(b.input, _w(rng, (cout, 1, 1, k)), ws, rng.integers(-3000, 3000, cout),
                      _scale(b, b.input, ws, k), int(rng.integers(-20, 20)))
@@ -234,7 +236,8 @@ def test_pointwise_kernels_on_m7_match_reference(tmp_path):
     (narrow, into 13 channels: an odd last one), run under QEMU. Again with `"pair_records":
     false`, where K = 144, 192 and 120 take the six-pixel kernel (four groups a step, four,
     two) and 200 and 256 the four-pixel one (two, four). And a stride-2 layer of K = 104 (pair
-    records, pixels apart; 30 of them, so seven quads and two)."""
+    records, pixels apart; 30 of them, so seven quads and two), and narrow layers on a 5x5
+    map (the one pixel after six quads)."""
     rng = np.random.default_rng(11)
 
     def chain(shape, couts, stride=1):
@@ -257,6 +260,9 @@ def test_pointwise_kernels_on_m7_match_reference(tmp_path):
     strided = chain((9, 11, 104), (112,), stride=2)
     assert records.chosen(strided) == {0}
     _assert_m7_matches_reference(strided, tmp_path / "strided")
+    # narrow kernels on 5x5: one pixel after the quads (records_one on the stack's records),
+    # with an odd last channel, K = 8 (one step of the loop), 16 and 56
+    _assert_m7_matches_reference(chain((5, 5, 8), (14, 16, 56, 13)), tmp_path / "narrow")
 
 
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),

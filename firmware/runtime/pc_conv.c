@@ -1758,7 +1758,20 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * stage's pieces) keep mat_mult_pw4_k8 / _k16, which widen as they go. */
 #define PW_NARROW_MIN_PIXELS 25
 
-/* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp). */
+/* One pixel (widen_one's col) of a channel alone (ww: its widen_weights words), K = cin. */
+static int8_t last_channel_one(const pc_rq_t *r, const uint32_t *ww, int32_t cin,
+                               const uint32_t *col)
+{
+    int32_t acc = r->bias2;
+    for (int32_t g = 0; g < cin / 4; g++, ww += 2, col += 2) {
+        acc = pc_smlad(ww[1], col[1], pc_smlad(ww[0], col[0], acc));
+    }
+    return (int8_t)pc_rq_fast_x2(acc, r);
+}
+
+/* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp), and
+ * a run's one pixel after the quads (records_one); two or three are left to the caller's 2x2
+ * blocks (cheaper there than one at a time). Returns the pixels done in each run. */
 PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *ch,
                                      pw2x2_fn_t kernel, const int8_t *w, const int8_t *input,
                                      int8_t *output, const pw_runs_t *runs)
@@ -1803,6 +1816,18 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
                     pw4_last_channel(ch, ch->rq + c0 + m - 1, a.end, cin, col4, a.out + m - 1,
                                      cout, 0);
                 }
+            }
+            if (i + 1 == n) { /* one pixel left (a run of 4n + 1) */
+                pw_records_run_t one = {a, col4 + cin / 2, NULL};
+                widen_one(pw_pixel(p, input, base + i), col4, cin, p->input_offset);
+                one.run.out = out + i * cout;
+                if (m >= 2) {
+                    records_one(&one);
+                }
+                if (m % 2) {
+                    one.run.out[m - 1] = last_channel_one(ch->rq + c0 + m - 1, a.end, cin, col4);
+                }
+                i = n;
             }
         }
     }
