@@ -228,7 +228,8 @@ def _assert_m7_matches_reference(g, tmp_path):
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs gcc-arm-none-eabi and qemu-system-arm")
 def test_pointwise_kernels_on_m7_match_reference(tmp_path):
-    """The same kernels as built for the Cortex-M7 (their hot loops are assembly there): a
+    """The same kernels as built for the Cortex-M7 (their hot loops, and the widening of four
+    pixels of 16 or more channels, are assembly there): a
     chain of pointwise layers on a 6x7 map (ten quads and two pixels) with K = 144, 192, 200,
     256 and 120 (pair records: 4, 0, 2, 0 and 6 groups ahead of the loop), 72 (six pixels:
     two groups a step), 96, 56 (narrow: two channels of four pixels), 8 (one pixel, into 24

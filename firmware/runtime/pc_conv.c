@@ -1162,6 +1162,13 @@ PC_NOINLINE void mat_mult_pw4_ww(const chunk_t *ch, const uint32_t *ww, int32_t 
  * K (pw2x2_run_k*: K a constant, the groups unrolled); gcc's loop with LDRD took 12
  * instructions a group and reloaded the constants for each pixel pair. */
 
+/* One group of four k of two channels (v0, v1: their int8 words), widened and doubled. */
+PC_INLINE void widen_group_x2(uint32_t **ww, uint32_t v0, uint32_t v1)
+{
+    pc_store2_inc(ww, pc_double16(pc_sxtb16(v0)), pc_double16(pc_sxtb16(v1)));
+    pc_store2_inc(ww, pc_double16(pc_sxtb16_ror8(v0)), pc_double16(pc_sxtb16_ror8(v1)));
+}
+
 /* widen_weights for channel pairs: per pair and group of four k, (even of the first, even of
  * the second, odd of the first, odd of the second); an odd last channel as widen_weights lays
  * it out. */
@@ -1169,19 +1176,59 @@ static void widen_weights_x2(uint32_t *ww, const int8_t *w, int32_t n, int32_t k
 {
     int32_t co = 0;
     for (; co + 2 <= n; co += 2, w += 2 * k) {
-        for (int32_t j = 0; j < k; j += 4) {
-            const uint32_t v0 = j + 4 <= k ? pc_read_u32(w + j) : read_tail(w + j, k - j);
-            const uint32_t v1 = j + 4 <= k ? pc_read_u32(w + k + j) : read_tail(w + k + j, k - j);
-            *ww++ = pc_double16(pc_sxtb16(v0));
-            *ww++ = pc_double16(pc_sxtb16(v1));
-            *ww++ = pc_double16(pc_sxtb16_ror8(v0));
-            *ww++ = pc_double16(pc_sxtb16_ror8(v1));
+        const int8_t *w1 = w + k;
+        int32_t j = 0;
+        for (; j + 4 <= k; j += 4) { /* whole groups: the tail's test left out of the loop */
+            widen_group_x2(&ww, pc_read_u32(w + j), pc_read_u32(w1 + j));
+        }
+        if (j < k) {
+            widen_group_x2(&ww, read_tail(w + j, k - j), read_tail(w1 + j, k - j));
         }
     }
     if (co < n) {
         widen_weights(ww, w, 1, k);
     }
 }
+
+/* widen_quad_halves' loop for cin a multiple of 8, two groups of four channels a step; the
+ * assembly reads the fields at these offsets. */
+typedef struct {
+    const int8_t *pa, *pb, *pc, *pd; /*  0 - 12: the four pixels */
+    uint32_t *col, *col2;            /* 16, 20: the two halves */
+    uint32_t off2;                   /* 24 */
+    int32_t steps;                   /* 28: cin / 8 */
+} widen_quad_t;
+
+#if !defined(PC_DSP_EMULATE)
+/* Two pixels' group of four channels, each word loaded once and widened twice into one STM:
+ * r8, r9 the words, r10, r11, ip, lr the widened values, r6 off2. */
+#define WIDEN_PAIR_ASM(x, y, dst)                                                              \
+    "ldr r8, [" x "], #4\n\t"                                                                  \
+    "ldr r9, [" y "], #4\n\t"                                                                  \
+    "sxtab16 r10, r6, r8\n\t"                                                                 \
+    "sxtab16 r11, r6, r9\n\t"                                                                 \
+    "sxtab16 ip, r6, r8, ror #8\n\t"                                                          \
+    "sxtab16 lr, r6, r9, ror #8\n\t"                                                          \
+    "stm " dst "!, {r10, r11, ip, lr}\n\t"
+/* 15 instructions a group, where gcc's loop takes 18 (one LDR and two SXTAB16 a word, STRD). */
+__attribute__((naked, noinline)) static void widen_quad8(
+    __attribute__((unused)) const widen_quad_t *a)
+{
+    __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+            "ldm r0, {r0, r1, r2, r3, r4, r5, r6, r7}\n"
+            "1:\n\t" WIDEN_PAIR_ASM("r0", "r1", "r4") WIDEN_PAIR_ASM("r2", "r3", "r5")
+            WIDEN_PAIR_ASM("r0", "r1", "r4") WIDEN_PAIR_ASM("r2", "r3", "r5")
+            "subs r7, r7, #1\n\t"
+            "bne 1b\n\t"
+            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");
+}
+#undef WIDEN_PAIR_ASM
+PC_STATIC_ASSERT(sizeof(widen_quad_t) == 32, widen_quad_layout);
+#endif
+
+/* Channels from which widen_quad8's call pays for itself: already at 16 (mbv2-0.35-144's
+ * 72x72x16 -> 8 -0.6 %, against 32 as the threshold, measured); K = 8 is pointwise_k8's. */
+#define WIDEN_QUAD8_MIN_CIN 16
 
 /* widen_quad's values (off2: the input offset in both halves) in two halves: pixels a, b
  * from col (per group of four channels: a even, b even, a odd, b odd), pixels c, d from
@@ -1191,6 +1238,13 @@ PC_INLINE void widen_quad_halves(const int8_t *pa, const int8_t *pb, const int8_
                                  const int8_t *pd, uint32_t *col, int32_t cin, uint32_t off2)
 {
     uint32_t *col2 = col + cin;
+#if !defined(PC_DSP_EMULATE)
+    if (cin % 8 == 0 && cin >= WIDEN_QUAD8_MIN_CIN) {
+        const widen_quad_t a = {pa, pb, pc, pd, col, col2, off2, cin / 8};
+        widen_quad8(&a);
+        return;
+    }
+#endif
     for (int32_t i = 0; i < cin; i += 4) {
         const uint32_t a = pc_read_u32(pa + i), b = pc_read_u32(pb + i);
         const uint32_t c = pc_read_u32(pc + i), d = pc_read_u32(pd + i);
@@ -1747,12 +1801,14 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * starts from: pc_rq_fast_x2) once for all pixels into pair records (pw2x2_records), and
  * taken two channels of four pixels at a time (pw2x2_run_k*). The stack holds a part of the
  * channels' records, and each part widens the four pixels again: past K = 96 the parts are
- * so small that the six-pixel kernel (pw6_run) stays ahead (measured with a loop over
- * any K, records in 2.25 kB: K = 112 +3.9 %, 128 +6 %, 144 -1.8 to +2.8 %, 160 +10 %).
- * Stack: 3 kB of records and the four pixels' columns, under the 4 kB a kernel's frame may
- * take. */
+ * so small that those layers take the compiler's records from flash (pointwise_records), or
+ * without them the six-pixel kernel (pw6_run), which stayed ahead of the parts (measured
+ * with a loop over any K, records in 2.25 kB: K = 112 +3.9 %, 128 +6 %, 144 -1.8 to +2.8 %,
+ * 160 +10 %). Stack: 3 kB of records and the four pixels' columns, under the 4 kB a
+ * kernel's frame may take (760 words of records, not 768: the parts come out the same but
+ * K = 16's, 56 channels instead of 58). */
 #define PW_NARROW_K 96
-#define PW_NARROW_WW 768
+#define PW_NARROW_WW 760
 /* Widening the weights costs about 1.75 * cin instructions per output channel and saves
  * about one per output channel and pixel: calls with fewer pixels than a 5x5 map (a patch
  * stage's pieces) keep mat_mult_pw4_k8 / _k16, which widen as they go. */
@@ -1767,6 +1823,23 @@ static int8_t last_channel_one(const pc_rq_t *r, const uint32_t *ww, int32_t cin
         acc = pc_smlad(ww[1], col[1], pc_smlad(ww[0], col[0], acc));
     }
     return (int8_t)pc_rq_fast_x2(acc, r);
+}
+
+/* One pixel px of a part's m channels (a: their records, an odd last channel's widen_weights
+ * words at a->end; rq: their constants) into a->out; col: room for its widened values. A
+ * function of its own, so pointwise_narrow's frame stays under 4 kB. */
+PC_NOINLINE void narrow_one(const pc_conv_params_t *p, const pc_rq_t *rq, const pw2x2_run_t *a,
+                            int32_t m, const int8_t *px, uint32_t *col)
+{
+    const int32_t cin = p->input.c;
+    const pw_records_run_t one = {*a, col + cin / 2, NULL};
+    widen_one(px, col, cin, p->input_offset);
+    if (m >= 2) {
+        records_one(&one);
+    }
+    if (m % 2) {
+        a->out[m - 1] = last_channel_one(rq + m - 1, a->end, cin, col);
+    }
 }
 
 /* pointwise_quads for K = cin with its kernel (pw_narrow_kernel; ch all fast, no clamp), and
@@ -1818,15 +1891,8 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
                 }
             }
             if (i + 1 == n) { /* one pixel left (a run of 4n + 1) */
-                pw_records_run_t one = {a, col4 + cin / 2, NULL};
-                widen_one(pw_pixel(p, input, base + i), col4, cin, p->input_offset);
-                one.run.out = out + i * cout;
-                if (m >= 2) {
-                    records_one(&one);
-                }
-                if (m % 2) {
-                    one.run.out[m - 1] = last_channel_one(ch->rq + c0 + m - 1, a.end, cin, col4);
-                }
+                a.out = out + i * cout;
+                narrow_one(p, ch->rq + c0, &a, m, pw_pixel(p, input, base + i), col4);
                 i = n;
             }
         }
@@ -1890,12 +1956,13 @@ PC_NOINLINE void pointwise_records(const pc_conv_params_t *p, const int8_t *inpu
  * A pixel's eight input values, widened (and offset) into four registers, serve every output
  * channel: per channel one LDM brings its requantisation constants and its four doubled,
  * widened weight words (pw_k8_chan_t, prepared once a call), four SMLAD make 2 * acc, and
- * the requantisation and the store follow, ten instructions an output; with the loop, 10.4
- * (eight channels a step, or four: pw_k8_run8, pw_k8_run4) and about 18 a pixel. Two
- * channels of two pixels took 13.9 an output: at eight MACs an output, the loads of
- * weights, columns and constants find no register block to hide in. The loop takes all
- * fourteen registers, the LDM's eight named in the order of the struct, so it is a function
- * of its own in assembly (pw_k8_run*), whose pixel loop keeps its state on the stack. */
+ * the requantisation and the store follow, ten instructions an output; with the loop, 10.2
+ * (sixteen channels a step: pw_k8_run16; eight or four, 10.4 and 10.8: _run8, _run4) and
+ * about 18 a pixel. Two channels of two pixels took 13.9 an output: at eight MACs an
+ * output, the loads of weights, columns and constants find no register block to hide in.
+ * The loop takes all fourteen registers, the LDM's eight named in the order of the struct,
+ * so it is a function of its own in assembly (pw_k8_run*), whose pixel loop keeps its state
+ * on the stack. */
 typedef struct {
     int32_t bias2, mult, rnd, rsh; /* the channel's pc_rq_t: 2 * bias and the fast constants */
     uint32_t w[4];                 /* widen_row's: (w0, w2), (w1, w3), (w4, w6), (w5, w7) */
@@ -1936,6 +2003,11 @@ PC_NOINLINE void pw_k8_run4(pw_k8_run_t *a)
 }
 /* the same: the unrolling is the assembly's */
 PC_NOINLINE void pw_k8_run8(pw_k8_run_t *a)
+{
+    pw_k8_run4(a);
+}
+
+PC_NOINLINE void pw_k8_run16(pw_k8_run_t *a)
 {
     pw_k8_run4(a);
 }
@@ -1986,6 +2058,7 @@ PC_NOINLINE void pw_k8_run8(pw_k8_run_t *a)
     }
 PW_K8_RUN(pw_k8_run4, PW_K8_CHANNELS4)
 PW_K8_RUN(pw_k8_run8, PW_K8_CHANNELS4 PW_K8_CHANNELS4)
+PW_K8_RUN(pw_k8_run16, PW_K8_CHANNELS4 PW_K8_CHANNELS4 PW_K8_CHANNELS4 PW_K8_CHANNELS4)
 #undef PW_K8_RUN
 #undef PW_K8_CHANNELS4
 #undef PW_K8_CHANNEL
@@ -2001,7 +2074,9 @@ PC_NOINLINE void pointwise_k8(const pc_conv_params_t *p, const chunk_t *ch, cons
     const int32_t wo = p->output.w;
     const int32_t n = runs->n; /* locals: the int8 stores below may alias *runs */
     const int32_t rows = runs->rows;
-    void (*const run)(pw_k8_run_t *a) = ch->n % 8 == 0 ? pw_k8_run8 : pw_k8_run4;
+    void (*const run)(pw_k8_run_t *a) = ch->n % 16 == 0 ? pw_k8_run16
+                                        : ch->n % 8 == 0  ? pw_k8_run8
+                                                          : pw_k8_run4;
     for (int32_t c = 0; c < ch->n; c++, w += 8) {
         const pc_rq_t *r = ch->rq + c;
         chans[c].bias2 = r->bias2;
