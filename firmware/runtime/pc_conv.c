@@ -1361,6 +1361,16 @@ PC_INLINE void pw2x2_run_c(const chunk_t *ch, const pw2x2_run_t *a, int32_t kpad
     "add r10, r10, r11\n\t"                                                                    \
     "strb r1, [r10]\n\t"                                                                       \
     "strb r3, [r10, #1]\n\t"
+/* After a pair's second half: its stores (pixels c, d), the next pair's outputs, and the
+ * loop over the pairs (their end on the stack at 4). */
+#define PW2X2_PAIR_END                                                                         \
+    "ldrd r10, r11, [sp, #16]\n\t"                                                             \
+    "add r4, r10, #2\n\t" /* the next pair's outputs */                                        \
+    "str r4, [sp, #16]\n\t"                                                                    \
+    "add r10, r10, r11, lsl #1\n\t" PW2X2_STORE                                                \
+    "ldr r0, [sp, #4]\n\t"                                                                     \
+    "cmp ip, r0\n\t"                                                                           \
+    "bne 1b\n\t"
 #define PW2X2_RUN_K(k)                                                                         \
     __attribute__((naked, noinline)) static void pw2x2_run_k##k(                               \
         __attribute__((unused)) const pw2x2_run_t *a)                                          \
@@ -1377,13 +1387,7 @@ PC_INLINE void pw2x2_run_c(const chunk_t *ch, const pw2x2_run_t *a, int32_t kpad
                 "subw ip, ip, #(4 * (" #k " + 10))\n\t" /* the record again: pixels c, d */   \
                 "ldr lr, [sp, #12]\n\t"                                                        \
                 "ldm ip!, {r0, r1, r2, r3}\n\t" PW2X2_GROUPS_##k PW2X2_RQ                      \
-                "ldrd r10, r11, [sp, #16]\n\t"                                                 \
-                "add r4, r10, #2\n\t" /* the next pair's outputs */                            \
-                "str r4, [sp, #16]\n\t"                                                        \
-                "add r10, r10, r11, lsl #1\n\t" PW2X2_STORE                                    \
-                "ldr r0, [sp, #4]\n\t"                                                         \
-                "cmp ip, r0\n\t"                                                               \
-                "bne 1b\n\t"                                                                   \
+                PW2X2_PAIR_END                                                                 \
                 "add sp, sp, #24\n\t"                                                          \
                 "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
     }
@@ -1450,13 +1454,7 @@ PC_NOINLINE void pw_records_run(pw_records_run_t *a)
                 "ldr r4, [sp, #24]\n\t"                                                        \
                 "cmp lr, r4\n\t"                                                               \
                 "bne 3b\n\t" PW2X2_RQ                                                          \
-                "ldrd r10, r11, [sp, #16]\n\t"                                                 \
-                "add r4, r10, #2\n\t" /* the next pair's outputs */                            \
-                "str r4, [sp, #16]\n\t"                                                        \
-                "add r10, r10, r11, lsl #1\n\t" PW2X2_STORE                                    \
-                "ldr r0, [sp, #4]\n\t"                                                         \
-                "cmp ip, r0\n\t"                                                               \
-                "bne 1b\n\t"                                                                   \
+                PW2X2_PAIR_END                                                                 \
                 "add sp, sp, #32\n\t"                                                          \
                 "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");                                 \
     }
