@@ -1738,6 +1738,20 @@ static int pw_dense(const pc_conv_params_t *p)
     return p->stride_h == 1 && p->stride_w == 1 && p->input.w == p->output.w;
 }
 
+/* Input pixels i .. i + 3 widened into col4's two halves (widen_quad_halves); dense: pw_dense. */
+PC_INLINE void widen_quad_at(const pc_conv_params_t *p, const int8_t *input, int dense,
+                             int32_t i, uint32_t *col4, uint32_t off2)
+{
+    const int32_t cin = p->input.c;
+    if (dense) { /* four pixels one after the other */
+        const int8_t *px = input + i * cin;
+        widen_quad_halves(px, px + cin, px + 2 * cin, px + 3 * cin, col4, cin, off2);
+    } else {
+        widen_quad_halves(pw_pixel(p, input, i), pw_pixel(p, input, i + 1),
+                          pw_pixel(p, input, i + 2), pw_pixel(p, input, i + 3), col4, cin, off2);
+    }
+}
+
 /* The chunk's outputs of pixels [0, n - n % 4) of every run, four pixels at a time (ch all
  * fast, cin <= PW4_MAX_CIN). Returns the pixels done in each run. A function of its own,
  * like pointwise_narrow, so their stack buffers are never live together. */
@@ -1803,10 +1817,9 @@ PC_NOINLINE int32_t pointwise_quads(const pc_conv_params_t *p, const chunk_t *ch
  * without them the six-pixel kernel (pw6_run), which stayed ahead of the parts (measured
  * with a loop over any K, records in 2.25 kB: K = 112 +3.9 %, 128 +6 %, 144 -1.8 to +2.8 %,
  * 160 +10 %). Stack: 3 kB of records and the four pixels' columns, under the 4 kB a
- * kernel's frame may take (760 words of records, not 768: the parts come out the same but
- * K = 16's, 56 channels instead of 58). */
+ * kernel's frame may take. */
 #define PW_NARROW_K 96
-#define PW_NARROW_WW 760
+#define PW_NARROW_WW 768
 /* Widening the weights costs about 1.75 * cin instructions per output channel and saves
  * about one per output channel and pixel: calls with fewer pixels than a 5x5 map (a patch
  * stage's pieces) keep mat_mult_pw4_k8 / _k16, which widen as they go. */
@@ -1823,11 +1836,12 @@ static int8_t last_channel_one(const pc_rq_t *r, const uint32_t *ww, int32_t cin
     return (int8_t)pc_rq_fast_x2(acc, r);
 }
 
-/* One pixel px of a part's m channels (a: their records, an odd last channel's widen_weights
- * words at a->end; rq: their constants) into a->out; col: room for its widened values. A
- * function of its own, so pointwise_narrow's frame stays under 4 kB. */
-PC_NOINLINE void narrow_one(const pc_conv_params_t *p, const pc_rq_t *rq, const pw2x2_run_t *a,
-                            int32_t m, const int8_t *px, uint32_t *col)
+/* One pixel px of m channels into a->out: their pairs from a's records (records_one), an
+ * odd last channel from its widen_weights words at a->end and its constants rq[m - 1]; col:
+ * room for the pixel's widened values. A function of its own, so pointwise_narrow's frame
+ * stays under 4 kB. */
+PC_NOINLINE void records_pixel(const pc_conv_params_t *p, const pc_rq_t *rq,
+                               const pw2x2_run_t *a, int32_t m, const int8_t *px, uint32_t *col)
 {
     const int32_t cin = p->input.c;
     const pw_records_run_t one = {*a, col + cin / 2, NULL};
@@ -1870,15 +1884,7 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
             const int32_t base = r * n;
             int8_t *out = output + r * runs->out_row + c0;
             for (i = 0; i + 4 <= n; i += 4) {
-                if (dense) { /* four pixels one after the other */
-                    const int8_t *px = input + (base + i) * cin;
-                    widen_quad_halves(px, px + cin, px + 2 * cin, px + 3 * cin, col4, cin, off2);
-                } else {
-                    widen_quad_halves(pw_pixel(p, input, base + i),
-                                      pw_pixel(p, input, base + i + 1),
-                                      pw_pixel(p, input, base + i + 2),
-                                      pw_pixel(p, input, base + i + 3), col4, cin, off2);
-                }
+                widen_quad_at(p, input, dense, base + i, col4, off2);
                 a.out = out + i * cout;
                 if (m >= 2) {
                     kernel(&a);
@@ -1890,7 +1896,7 @@ PC_NOINLINE int32_t pointwise_narrow(const pc_conv_params_t *p, const chunk_t *c
             }
             if (i + 1 == n) { /* one pixel left (a run of 4n + 1) */
                 a.out = out + i * cout;
-                narrow_one(p, ch->rq + c0, &a, m, pw_pixel(p, input, base + i), col4);
+                records_pixel(p, ch->rq + c0, &a, m, pw_pixel(p, input, base + i), col4);
                 i = n;
             }
         }
@@ -1929,23 +1935,13 @@ PC_NOINLINE void pointwise_records(const pc_conv_params_t *p, const int8_t *inpu
         int8_t *out = output + r * runs.out_row;
         int32_t i = 0;
         for (; i + 4 <= runs.n; i += 4) {
-            if (dense) { /* four pixels one after the other */
-                const int8_t *px = input + (base + i) * cin;
-                widen_quad_halves(px, px + cin, px + 2 * cin, px + 3 * cin, col4, cin, off2);
-            } else {
-                widen_quad_halves(pw_pixel(p, input, base + i), pw_pixel(p, input, base + i + 1),
-                                  pw_pixel(p, input, base + i + 2),
-                                  pw_pixel(p, input, base + i + 3), col4, cin, off2);
-            }
+            widen_quad_at(p, input, dense, base + i, col4, off2);
             a.run.out = out + i * cout;
             kernel(&a);
         }
         for (; i < runs.n; i++) {
-            pw_records_run_t one = a;
-            widen_one(pw_pixel(p, input, base + i), col4, cin, p->input_offset);
-            one.run.out = out + i * cout;
-            one.col_end = col4 + cin / 2;
-            records_one(&one);
+            a.run.out = out + i * cout;
+            records_pixel(p, NULL, &a.run, cout, pw_pixel(p, input, base + i), col4);
         }
     }
 }
