@@ -144,7 +144,7 @@ def rewrite_model_c(text: str) -> str:
     pc_patch_... calls have no CMSIS-NN counterpart)."""
     if "pc_patch_" in text:
         raise CmsisNnError("a patch-based model.c: CMSIS-NN runs layer by layer only")
-    if "pair_records" in text:
+    if ".pair_records = " in text:  # the field, not an op that happens to be named so
         raise CmsisNnError("a model.c with pair records, which CMSIS-NN cannot read: generate "
                            "it from cmsis_nn_graph(graph)")
     if "pc_depthwise_conv2d_s8_in_place(" in text:
